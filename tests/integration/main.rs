@@ -1,0 +1,3 @@
+//! Integration tests written only against the public `plenum` facade, as a service would use it.
+
+mod vocabulary;

@@ -1,0 +1,3 @@
+//! Integration tests live in `integration/`; this library is empty.
+
+#![forbid(unsafe_code)]
