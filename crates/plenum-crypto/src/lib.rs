@@ -1,6 +1,27 @@
-//! PII field encryption: the `Pii<T>` wrapper, the v1 envelope, the key hierarchy and blind
-//! indexes.
-//!
-//! Not built yet. This is the only crate in the workspace that will name `aes-gcm`.
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+mod backend;
+mod blind;
+mod cache;
+mod envelope;
+mod error;
+mod format;
+mod keyring;
+mod keys;
+mod pii;
+mod primitives;
+mod provider;
+mod store;
+
+pub use crate::backend::Backend;
+pub use crate::blind::{BLIND_INDEX_LEN, BlindIndex, BlindIndexer, Normaliser};
+pub use crate::envelope::{Envelope, FieldKey, FieldLocator, Owner};
+pub use crate::error::{Error, ErrorKind, Malformed};
+pub use crate::format::ENVELOPE_OVERHEAD;
+pub use crate::keyring::{Keyring, KeyringConfig};
+pub use crate::keys::{KeyMaterial, KeyRef, KeyScope, KeyScopeKind, KeyState, StoredKey, WrappedKey};
+pub use crate::pii::{Pii, PiiValue, SerializablePii, serialize_exposed};
+pub use crate::provider::{BoxFuture, KeyProvider, LocalKeyProvider};
+pub use crate::store::{KeyStore, MemoryKeyStore};
+pub use secrecy;

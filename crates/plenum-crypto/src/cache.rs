@@ -1,0 +1,79 @@
+//! A small bounded map with time-to-live, first-in-first-out eviction, and values dropped (and so
+//! zeroized, for key material) on eviction.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+pub(crate) struct Bounded<K, V> {
+    map: HashMap<K, (Instant, V)>,
+    order: VecDeque<K>,
+    capacity: usize,
+    ttl: Duration,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
+    pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
+        Self { map: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1), ttl }
+    }
+
+    /// A fresh value, or `None` (an expired one is removed).
+    pub(crate) fn get(&mut self, key: &K) -> Option<V> {
+        let (at, value) = self.map.get(key)?;
+        if at.elapsed() <= self.ttl {
+            return Some(value.clone());
+        }
+        self.map.remove(key);
+        None
+    }
+
+    pub(crate) fn insert(&mut self, key: K, value: V) {
+        if self.map.insert(key.clone(), (Instant::now(), value)).is_none() {
+            self.order.push_back(key);
+        }
+        // FIFO order may hold keys already removed (expired or invalidated); skip those.
+        while self.map.len() > self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+        if self.order.len() > self.capacity.saturating_mul(2) {
+            let map = &self.map;
+            self.order.retain(|k| map.contains_key(k));
+        }
+    }
+
+    pub(crate) fn remove_where(&mut self, mut pred: impl FnMut(&K) -> bool) {
+        self.map.retain(|k, _| !pred(k));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_and_expiring() {
+        let mut c = Bounded::new(2, Duration::from_secs(60));
+        c.insert(1, "a");
+        c.insert(2, "b");
+        c.insert(3, "c");
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.get(&1), None);
+        assert_eq!(c.get(&3), Some("c"));
+        let mut e = Bounded::new(2, Duration::ZERO);
+        e.insert(1, "a");
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(e.get(&1), None);
+        c.remove_where(|k| *k == 3);
+        assert_eq!(c.get(&3), None);
+    }
+}

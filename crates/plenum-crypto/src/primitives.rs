@@ -1,0 +1,96 @@
+//! Key derivation and key wrapping, built from the backend primitives and `format` layouts.
+
+use rand::RngCore as _;
+use secrecy::{ExposeSecret as _, SecretBox};
+use zeroize::Zeroize as _;
+
+use crate::backend::{Backend, KEY_LEN, NONCE_LEN, PreparedAead, TAG_LEN};
+use crate::error::Error;
+use crate::format::{
+    HKDF_SALT, SUITE_AES256GCM_HKDF, WRAP_HEADER_LEN, WRAP_V1, WRAPPED_LEN, key_wrap_aad,
+    parse_wrapped,
+};
+use crate::keys::{KeyMaterial, WrappedKey};
+
+/// HKDF-SHA256(salt = "plenum/v1", ikm, info) -> 32 bytes.
+pub(crate) fn derive(ikm: &KeyMaterial, info: &[u8]) -> Result<KeyMaterial, Error> {
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(HKDF_SALT), ikm.expose_secret());
+    let mut out = SecretBox::new(Box::new([0u8; KEY_LEN]));
+    // 32 bytes is far below HKDF-SHA256's 8160-byte output limit, so this cannot fail; an error
+    // is still an error rather than a silently zero key.
+    hk.expand(info, secrecy::ExposeSecretMut::expose_secret_mut(&mut out))
+        .map_err(|_| Error::ApiMisuse("HKDF output length"))?;
+    Ok(out)
+}
+
+/// A fresh random 256-bit key from the thread-local CSPRNG (ChaCha, seeded and periodically
+/// reseeded from the OS).
+pub(crate) fn random_key() -> KeyMaterial {
+    let mut key = SecretBox::new(Box::new([0u8; KEY_LEN]));
+    rand::thread_rng().fill_bytes(secrecy::ExposeSecretMut::expose_secret_mut(&mut key));
+    key
+}
+
+pub(crate) fn prepare(backend: Backend, key: &KeyMaterial) -> Result<PreparedAead, Error> {
+    PreparedAead::new(backend, key.expose_secret())
+        .map_err(|_| Error::ApiMisuse("backend rejected a 32-byte key"))
+}
+
+/// Wraps `key` under `wrapping` (version `wrapping_version`), bound to `context`.
+pub(crate) fn wrap_key(
+    wrapping: &PreparedAead,
+    wrapping_version: u32,
+    key: &KeyMaterial,
+    context: &[u8],
+) -> Result<WrappedKey, Error> {
+    let v = wrapping_version.to_be_bytes();
+    let header: [u8; WRAP_HEADER_LEN] = [WRAP_V1, SUITE_AES256GCM_HKDF, v[0], v[1], v[2], v[3]];
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let aad = key_wrap_aad(&header, context);
+    let mut out = Vec::with_capacity(WRAPPED_LEN);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(key.expose_secret());
+    let body = WRAP_HEADER_LEN + NONCE_LEN;
+    let tag = match wrapping.seal_in_place(&nonce, &aad, &mut out[body..]) {
+        Ok(tag) => tag,
+        Err(_) => {
+            out.zeroize();
+            return Err(Error::ApiMisuse("key wrapping failed"));
+        }
+    };
+    out.extend_from_slice(&tag);
+    Ok(WrappedKey::from_bytes(out))
+}
+
+/// The wrapping key version named by a wrapped key's header.
+pub(crate) fn wrapping_version(wrapped: &WrappedKey) -> Result<u32, Error> {
+    parse_wrapped(wrapped.as_bytes())
+}
+
+/// Unwraps a key wrapped by [`wrap_key`] with the same `context`.
+pub(crate) fn unwrap_key(
+    wrapping: &PreparedAead,
+    wrapped: &WrappedKey,
+    context: &[u8],
+) -> Result<KeyMaterial, Error> {
+    let bytes = wrapped.as_bytes();
+    parse_wrapped(bytes)?;
+    let mut header = [0u8; WRAP_HEADER_LEN];
+    header.copy_from_slice(&bytes[..WRAP_HEADER_LEN]);
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&bytes[WRAP_HEADER_LEN..WRAP_HEADER_LEN + NONCE_LEN]);
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&bytes[WRAPPED_LEN - TAG_LEN..]);
+    let aad = key_wrap_aad(&header, context);
+    let mut key = SecretBox::new(Box::new([0u8; KEY_LEN]));
+    let buf = secrecy::ExposeSecretMut::expose_secret_mut(&mut key);
+    buf.copy_from_slice(&bytes[WRAP_HEADER_LEN + NONCE_LEN..WRAPPED_LEN - TAG_LEN]);
+    if wrapping.open_in_place(&nonce, &aad, buf, &tag).is_err() {
+        // `key` holds ciphertext only (open failed before writing plaintext); dropping it
+        // zeroizes it all the same.
+        return Err(Error::DecryptionFailed);
+    }
+    Ok(key)
+}

@@ -1,0 +1,93 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use plenum_core::TenantId;
+
+use crate::error::Error;
+use crate::keys::{KeyScope, StoredKey};
+use crate::provider::BoxFuture;
+
+/// Where wrapped keys live: an in-memory map here, library tables under RLS in `plenum-store`.
+///
+/// Keys are few per scope (one per version), so the store hands back all versions of a scope at
+/// once and the [`Keyring`](crate::Keyring) looks versions up in memory, in O(1), from then on.
+pub trait KeyStore: Send + Sync {
+    /// Every stored version of `scope` in `tenant`, in any order.
+    fn load<'a>(
+        &'a self,
+        tenant: TenantId,
+        scope: KeyScope,
+    ) -> BoxFuture<'a, Result<Vec<StoredKey>, Error>>;
+
+    /// Stores a new key version unless that `(tenant, scope, version)` exists already, and
+    /// returns what is stored afterwards: the new key, or the one another writer stored first.
+    /// This is how two processes creating a tenant's first key agree on one.
+    fn insert<'a>(&'a self, key: StoredKey) -> BoxFuture<'a, Result<StoredKey, Error>>;
+
+    /// Replaces the state and wrapped material of an existing key version.
+    fn update<'a>(&'a self, key: StoredKey) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+/// A [`KeyStore`] in process memory, for tests and for the embedded quickstart.
+#[derive(Debug, Default)]
+pub struct MemoryKeyStore {
+    keys: Mutex<HashMap<(TenantId, KeyScope), Vec<StoredKey>>>,
+}
+
+impl MemoryKeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<(TenantId, KeyScope), Vec<StoredKey>>) -> R) -> R {
+        // A panic while holding the lock cannot leave a half-written entry (every mutation is a
+        // single push or assignment), so a poisoned map is still consistent.
+        let mut guard = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+impl KeyStore for MemoryKeyStore {
+    fn load<'a>(
+        &'a self,
+        tenant: TenantId,
+        scope: KeyScope,
+    ) -> BoxFuture<'a, Result<Vec<StoredKey>, Error>> {
+        let found = self.with(|m| m.get(&(tenant, scope)).cloned().unwrap_or_default());
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn insert<'a>(&'a self, key: StoredKey) -> BoxFuture<'a, Result<StoredKey, Error>> {
+        let stored = self.with(|m| {
+            let versions = m.entry((key.key_ref.tenant, key.key_ref.scope)).or_default();
+            match versions.iter().find(|k| k.key_ref.version == key.key_ref.version) {
+                Some(existing) => existing.clone(),
+                None => {
+                    versions.push(key.clone());
+                    key
+                }
+            }
+        });
+        Box::pin(async move { Ok(stored) })
+    }
+
+    fn update<'a>(&'a self, key: StoredKey) -> BoxFuture<'a, Result<(), Error>> {
+        let result = self.with(|m| {
+            let slot = m
+                .get_mut(&(key.key_ref.tenant, key.key_ref.scope))
+                .and_then(|vs| vs.iter_mut().find(|k| k.key_ref.version == key.key_ref.version));
+            match slot {
+                Some(slot) => {
+                    *slot = key;
+                    Ok(())
+                }
+                None => Err(Error::KeyNotFound {
+                    scope: key.key_ref.scope.kind(),
+                    version: key.key_ref.version,
+                }),
+            }
+        });
+        Box::pin(async move { result })
+    }
+}
