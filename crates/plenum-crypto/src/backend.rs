@@ -54,11 +54,9 @@ impl PreparedAead {
                 .map(|c| Self::RustCrypto(Box::new(c)))
                 .map_err(|_| AeadFailure),
             #[cfg(feature = "aws-lc")]
-            Backend::AwsLc => {
-                aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, key)
-                    .map(|k| Self::AwsLc(aws_lc_rs::aead::LessSafeKey::new(k)))
-                    .map_err(|_| AeadFailure)
-            }
+            Backend::AwsLc => aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, key)
+                .map(|k| Self::AwsLc(aws_lc_rs::aead::LessSafeKey::new(k)))
+                .map_err(|_| AeadFailure),
         }
     }
 

@@ -43,7 +43,9 @@ impl Normaliser {
 
     /// Looks a normaliser up by id.
     pub fn from_id(id: &str) -> Option<Self> {
-        [Self::Email, Self::PhoneE164, Self::Text].into_iter().find(|n| n.id() == id)
+        [Self::Email, Self::PhoneE164, Self::Text]
+            .into_iter()
+            .find(|n| n.id() == id)
     }
 
     /// Normalises `value`. The result is wiped on drop.
@@ -169,10 +171,20 @@ impl fmt::Debug for BlindIndexer {
 }
 
 impl BlindIndexer {
-    pub(crate) fn new(key: KeyRef, normaliser: Normaliser, mac: PreparedMac) -> Result<Self, Error> {
-        let version = u8::try_from(key.version)
-            .map_err(|_| Error::ApiMisuse("blind index key versions above 255 cannot be encoded"))?;
-        Ok(Self { key, version, normaliser, mac: Arc::new(mac) })
+    pub(crate) fn new(
+        key: KeyRef,
+        normaliser: Normaliser,
+        mac: PreparedMac,
+    ) -> Result<Self, Error> {
+        let version = u8::try_from(key.version).map_err(|_| {
+            Error::ApiMisuse("blind index key versions above 255 cannot be encoded")
+        })?;
+        Ok(Self {
+            key,
+            version,
+            normaliser,
+            mac: Arc::new(mac),
+        })
     }
 
     /// The index key version.
@@ -212,14 +224,22 @@ mod tests {
     #[test]
     fn email_normalisation() {
         let n = Normaliser::Email;
-        assert_eq!(*n.normalise("  Jane.Doe@Example.COM \n").unwrap(), "jane.doe@example.com");
+        assert_eq!(
+            *n.normalise("  Jane.Doe@Example.COM \n").unwrap(),
+            "jane.doe@example.com"
+        );
         assert!(n.normalise("   ").is_err());
     }
 
     #[test]
     fn phone_normalisation() {
         let n = Normaliser::PhoneE164;
-        for input in ["(555) 010-7391", "555.010.7391", "1-555-010-7391", "+1 555 010 7391"] {
+        for input in [
+            "(555) 010-7391",
+            "555.010.7391",
+            "1-555-010-7391",
+            "+1 555 010 7391",
+        ] {
             assert_eq!(*n.normalise(input).unwrap(), "+15550107391", "{input}");
         }
         assert_eq!(*n.normalise("+44 20 7946 0958").unwrap(), "+442079460958");
@@ -241,7 +261,10 @@ mod tests {
     fn ids_round_trip() {
         for n in [Normaliser::Email, Normaliser::PhoneE164, Normaliser::Text] {
             assert_eq!(Normaliser::from_id(n.id()), Some(n));
-            assert_eq!(serde_json::to_string(&n).unwrap(), format!("\"{}\"", n.id()));
+            assert_eq!(
+                serde_json::to_string(&n).unwrap(),
+                format!("\"{}\"", n.id())
+            );
         }
     }
 

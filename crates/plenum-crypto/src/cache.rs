@@ -14,7 +14,12 @@ pub(crate) struct Bounded<K, V> {
 
 impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
-        Self { map: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1), ttl }
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+            ttl,
+        }
     }
 
     /// A fresh value, or `None` (an expired one is removed).
@@ -28,7 +33,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     }
 
     pub(crate) fn insert(&mut self, key: K, value: V) {
-        if self.map.insert(key.clone(), (Instant::now(), value)).is_none() {
+        if self
+            .map
+            .insert(key.clone(), (Instant::now(), value))
+            .is_none()
+        {
             self.order.push_back(key);
         }
         // FIFO order may hold keys already removed (expired or invalidated); skip those.

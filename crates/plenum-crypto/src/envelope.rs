@@ -108,14 +108,37 @@ impl FieldKey {
         aead: PreparedAead,
         usage: Arc<AtomicU64>,
     ) -> Self {
-        let header = Header { scope: key.scope.kind(), key_version: key.version }.encode();
+        let header = Header {
+            scope: key.scope.kind(),
+            key_version: key.version,
+        }
+        .encode();
         let subject = match locator.owner {
             Owner::Tenant => None,
             Owner::Subject(s) => Some(s),
         };
-        let aad_prefix =
-            aad_prefix(&header, locator.tenant, &locator.record_type, &locator.field, subject);
-        Self { inner: Arc::new(FieldKeyInner { key, header, aad_prefix, aead, usage }) }
+        let aad_prefix = aad_prefix(
+            &header,
+            locator.tenant,
+            &locator.record_type,
+            &locator.field,
+            subject,
+        );
+        Self {
+            inner: Arc::new(FieldKeyInner {
+                key,
+                header,
+                aad_prefix,
+                aead,
+                usage,
+            }),
+        }
+    }
+
+    /// The associated data for `record`, as specified (for vectors).
+    pub(crate) fn aad_for(&self, record: RecordId) -> Vec<u8> {
+        let mut buf = [0u8; MAX_AAD_PREFIX + AAD_RECORD_LEN];
+        full_aad(&mut buf, &self.inner.aad_prefix, record).to_vec()
     }
 
     /// The key version this field key belongs to.
@@ -129,19 +152,30 @@ impl FieldKey {
     ///
     /// Only if the backend fails, which it does not for valid keys and lengths below 64 GiB.
     pub fn seal_bytes(&self, record: RecordId, plaintext: &[u8]) -> Result<Envelope, Error> {
-        let inner = &*self.inner;
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
+        self.seal_with_nonce(record, plaintext, &nonce)
+    }
+
+    /// Sealing with a caller-chosen nonce: only for known-answer vectors (a repeated nonce under
+    /// one key breaks AES-GCM), hence crate-private and reached through `internal`.
+    pub(crate) fn seal_with_nonce(
+        &self,
+        record: RecordId,
+        plaintext: &[u8],
+        nonce: &[u8; NONCE_LEN],
+    ) -> Result<Envelope, Error> {
+        let inner = &*self.inner;
         let mut aad_buf = [0u8; MAX_AAD_PREFIX + AAD_RECORD_LEN];
         let aad = full_aad(&mut aad_buf, &inner.aad_prefix, record);
         let body = HEADER_LEN + NONCE_LEN;
         let mut out = Vec::with_capacity(body + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&inner.header);
-        out.extend_from_slice(&nonce);
+        out.extend_from_slice(nonce);
         out.extend_from_slice(plaintext);
         let tag = inner
             .aead
-            .seal_in_place(&nonce, aad, &mut out[body..])
+            .seal_in_place(nonce, aad, &mut out[body..])
             .map_err(|_| Error::ApiMisuse("plaintext too long for AES-GCM"))?;
         out.extend_from_slice(&tag);
         inner.usage.fetch_add(1, Ordering::Relaxed);
@@ -175,7 +209,9 @@ impl FieldKey {
             return Err(Error::Malformed(Malformed::ScopeMismatch));
         }
         if header.key_version != inner.key.version {
-            return Err(Error::ApiMisuse("envelope names another key version than this key"));
+            return Err(Error::ApiMisuse(
+                "envelope names another key version than this key",
+            ));
         }
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&envelope[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
@@ -186,7 +222,10 @@ impl FieldKey {
         let aad = full_aad(&mut aad_buf, &inner.aad_prefix, record);
         let mut out = Pii::new(envelope[HEADER_LEN + NONCE_LEN..tag_at].to_vec());
         let buf = pii_bytes_mut(&mut out);
-        inner.aead.open_in_place(&nonce, aad, buf, &tag).map_err(|_| Error::DecryptionFailed)?;
+        inner
+            .aead
+            .open_in_place(&nonce, aad, buf, &tag)
+            .map_err(|_| Error::DecryptionFailed)?;
         Ok(out)
     }
 
@@ -200,7 +239,9 @@ impl FieldKey {
         let bytes = self.open_bytes(record, envelope)?;
         T::decode(bytes.expose())
             .map(Pii::new)
-            .ok_or(Error::PlaintextType { type_name: T::TYPE_NAME })
+            .ok_or(Error::PlaintextType {
+                type_name: T::TYPE_NAME,
+            })
     }
 }
 

@@ -64,7 +64,15 @@ pub(crate) struct Header {
 impl Header {
     pub(crate) fn encode(&self) -> [u8; HEADER_LEN] {
         let v = self.key_version.to_be_bytes();
-        [FORMAT_V1, SUITE_AES256GCM_HKDF, self.scope.code(), v[0], v[1], v[2], v[3]]
+        [
+            FORMAT_V1,
+            SUITE_AES256GCM_HKDF,
+            self.scope.code(),
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+        ]
     }
 
     /// Parses and checks the header of an envelope; checks only structure, never keys.
@@ -129,11 +137,7 @@ pub(crate) fn full_aad<'a>(
 }
 
 /// HKDF info for a field encryption key.
-pub(crate) fn field_key_info(
-    key: &KeyRef,
-    record_type: &RecordType,
-    field: &FieldName,
-) -> Vec<u8> {
+pub(crate) fn field_key_info(key: &KeyRef, record_type: &RecordType, field: &FieldName) -> Vec<u8> {
     let mut out = Vec::with_capacity(192);
     put_lp(&mut out, LABEL_FIELD_KEY);
     put_lp(&mut out, key.tenant.as_bytes());

@@ -55,7 +55,10 @@ impl Default for KeyringConfig {
 impl KeyringConfig {
     /// The defaults with another backend.
     pub fn with_backend(backend: Backend) -> Self {
-        Self { backend, ..Self::default() }
+        Self {
+            backend,
+            ..Self::default()
+        }
     }
 }
 
@@ -75,7 +78,9 @@ pub struct Keyring {
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keyring").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Keyring")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -150,7 +155,15 @@ impl Keyring {
             Some(v) => v,
             None => return Err(destroyed_or_missing(&keys, scope)),
         };
-        self.field_key_version(&keys, KeyRef { tenant: locator.tenant, scope, version }, locator)
+        self.field_key_version(
+            &keys,
+            KeyRef {
+                tenant: locator.tenant,
+                scope,
+                version,
+            },
+            locator,
+        )
     }
 
     /// Seals one value for `record` under the active key: [`Keyring::field_key`] then
@@ -189,8 +202,13 @@ impl Keyring {
             return Err(Error::Malformed(Malformed::ScopeMismatch));
         }
         let keys = self.scope_keys(store, locator.tenant, scope, false).await?;
-        let key = KeyRef { tenant: locator.tenant, scope, version: header.key_version };
-        self.field_key_version(&keys, key, locator)?.open(record, envelope)
+        let key = KeyRef {
+            tenant: locator.tenant,
+            scope,
+            version: header.key_version,
+        };
+        self.field_key_version(&keys, key, locator)?
+            .open(record, envelope)
     }
 
     /// The blind indexer for a field, under the tenant's active index key (created on first use).
@@ -208,8 +226,20 @@ impl Keyring {
     ) -> Result<BlindIndexer, Error> {
         let scope = KeyScope::TenantIndex;
         let keys = self.scope_keys(store, tenant, scope, true).await?;
-        let version = keys.active.ok_or_else(|| destroyed_or_missing(&keys, scope))?;
-        self.indexer_version(&keys, KeyRef { tenant, scope, version }, record_type, field, normaliser)
+        let version = keys
+            .active
+            .ok_or_else(|| destroyed_or_missing(&keys, scope))?;
+        self.indexer_version(
+            &keys,
+            KeyRef {
+                tenant,
+                scope,
+                version,
+            },
+            record_type,
+            field,
+            normaliser,
+        )
     }
 
     /// One blind index of `value` per live (not destroyed) index key version, active first: query
@@ -246,7 +276,11 @@ impl Keyring {
             .map(|version| {
                 let indexer = self.indexer_version(
                     &keys,
-                    KeyRef { tenant, scope, version },
+                    KeyRef {
+                        tenant,
+                        scope,
+                        version,
+                    },
                     record_type,
                     field,
                     normaliser,
@@ -270,14 +304,35 @@ impl Keyring {
     ) -> Result<KeyRef, Error> {
         self.invalidate(tenant, scope);
         let stored = store.load(tenant, scope).await?;
-        let next = stored.iter().map(|k| k.key_ref.version).max().unwrap_or(0).saturating_add(1);
+        let next = stored
+            .iter()
+            .map(|k| k.key_ref.version)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
         if scope == KeyScope::TenantIndex && next > u32::from(u8::MAX) {
-            return Err(Error::ApiMisuse("blind index keys support at most 255 versions"));
+            return Err(Error::ApiMisuse(
+                "blind index keys support at most 255 versions",
+            ));
         }
         for key in stored.into_iter().filter(|k| k.state == KeyState::Active) {
-            store.update(StoredKey { state: KeyState::DecryptOnly, ..key }).await?;
+            store
+                .update(StoredKey {
+                    state: KeyState::DecryptOnly,
+                    ..key
+                })
+                .await?;
         }
-        let created = self.create_key(store, KeyRef { tenant, scope, version: next }).await?;
+        let created = self
+            .create_key(
+                store,
+                KeyRef {
+                    tenant,
+                    scope,
+                    version: next,
+                },
+            )
+            .await?;
         self.invalidate(tenant, scope);
         Ok(created)
     }
@@ -292,7 +347,12 @@ impl Keyring {
         if stored.state != KeyState::DecryptOnly {
             return Err(key_state_error(&stored));
         }
-        store.update(StoredKey { state: KeyState::Retired, ..stored }).await?;
+        store
+            .update(StoredKey {
+                state: KeyState::Retired,
+                ..stored
+            })
+            .await?;
         self.invalidate(key.tenant, key.scope);
         Ok(())
     }
@@ -306,7 +366,13 @@ impl Keyring {
     /// Store failures; [`Error::KeyNotFound`] for an unknown version.
     pub async fn destroy(&self, store: &dyn KeyStore, key: KeyRef) -> Result<(), Error> {
         let stored = self.stored(store, key).await?;
-        store.update(StoredKey { state: KeyState::Destroyed, wrapped: None, ..stored }).await?;
+        store
+            .update(StoredKey {
+                state: KeyState::Destroyed,
+                wrapped: None,
+                ..stored
+            })
+            .await?;
         self.invalidate(key.tenant, key.scope);
         Ok(())
     }
@@ -324,8 +390,17 @@ impl Keyring {
     ) -> Result<usize, Error> {
         let stored = store.load(tenant, scope).await?;
         let mut destroyed = 0;
-        for key in stored.into_iter().filter(|k| k.state != KeyState::Destroyed) {
-            store.update(StoredKey { state: KeyState::Destroyed, wrapped: None, ..key }).await?;
+        for key in stored
+            .into_iter()
+            .filter(|k| k.state != KeyState::Destroyed)
+        {
+            store
+                .update(StoredKey {
+                    state: KeyState::Destroyed,
+                    wrapped: None,
+                    ..key
+                })
+                .await?;
             destroyed += 1;
         }
         self.invalidate(tenant, scope);
@@ -347,14 +422,21 @@ impl Keyring {
         let mut count = 0;
         for scope in [KeyScope::TenantData, KeyScope::TenantIndex] {
             for key in store.load(tenant, scope).await? {
-                let Some(wrapped) = key.wrapped.as_ref() else { continue };
+                let Some(wrapped) = key.wrapped.as_ref() else {
+                    continue;
+                };
                 if !self.provider.needs_rewrap(wrapped) {
                     continue;
                 }
                 let context = key_wrap_context(&key.key_ref);
                 let material = self.provider.unwrap(wrapped, &context).await?;
                 let rewrapped = self.provider.wrap(&material, &context).await?;
-                store.update(StoredKey { wrapped: Some(rewrapped), ..key }).await?;
+                store
+                    .update(StoredKey {
+                        wrapped: Some(rewrapped),
+                        ..key
+                    })
+                    .await?;
                 count += 1;
             }
             self.invalidate(tenant, scope);
@@ -364,7 +446,9 @@ impl Keyring {
 
     /// Approximate number of seals this process made under `key` (all its field keys together).
     pub fn usage(&self, key: &KeyRef) -> u64 {
-        lock(&self.usage).get(key).map_or(0, |c| c.load(Ordering::Relaxed))
+        lock(&self.usage)
+            .get(key)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Whether `key` has sealed more than the configured threshold in this process and should be
@@ -376,7 +460,10 @@ impl Keyring {
     /// Every key version this process has sealed under, with its approximate count: what a
     /// store persists periodically to aggregate usage across processes.
     pub fn usage_report(&self) -> Vec<(KeyRef, u64)> {
-        lock(&self.usage).iter().map(|(k, c)| (*k, c.load(Ordering::Relaxed))).collect()
+        lock(&self.usage)
+            .iter()
+            .map(|(k, c)| (*k, c.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Forgets everything cached for one scope (after this or another process changed it).
@@ -393,7 +480,10 @@ impl Keyring {
             .await?
             .into_iter()
             .find(|k| k.key_ref.version == key.version)
-            .ok_or(Error::KeyNotFound { scope: key.scope.kind(), version: key.version })
+            .ok_or(Error::KeyNotFound {
+                scope: key.scope.kind(),
+                version: key.version,
+            })
     }
 
     fn usage_counter(&self, key: KeyRef) -> Arc<AtomicU64> {
@@ -415,7 +505,10 @@ impl Keyring {
             return Ok(hit);
         }
         let material = usable_material(keys, &key)?;
-        let derived = derive(material, &field_key_info(&key, &locator.record_type, &locator.field))?;
+        let derived = derive(
+            material,
+            &field_key_info(&key, &locator.record_type, &locator.field),
+        )?;
         let aead = prepare(self.config.backend, &derived)?;
         let field_key = FieldKey::new(key, locator, aead, self.usage_counter(key));
         lock(&self.field_keys).insert(cache_key, field_key.clone());
@@ -440,10 +533,15 @@ impl Keyring {
             return Ok(hit);
         }
         let material = usable_material(keys, &key)?;
-        let derived =
-            derive(material, &blind_index_info(&key, record_type, field, normaliser.id()))?;
-        let mac = PreparedMac::new(self.config.backend, secrecy::ExposeSecret::expose_secret(&derived))
-            .map_err(|_| Error::ApiMisuse("backend rejected a 32-byte key"))?;
+        let derived = derive(
+            material,
+            &blind_index_info(&key, record_type, field, normaliser.id()),
+        )?;
+        let mac = PreparedMac::new(
+            self.config.backend,
+            secrecy::ExposeSecret::expose_secret(&derived),
+        )
+        .map_err(|_| Error::ApiMisuse("backend rejected a 32-byte key"))?;
         let indexer = BlindIndexer::new(key, normaliser, mac)?;
         lock(&self.indexers).insert(cache_key, indexer.clone());
         Ok(indexer)
@@ -464,12 +562,29 @@ impl Keyring {
             if keys.active.is_some() || !create {
                 return Ok(keys);
             }
-            if !keys.versions.is_empty() && scope != KeyScope::TenantData && scope != KeyScope::TenantIndex {
+            if !keys.versions.is_empty()
+                && scope != KeyScope::TenantData
+                && scope != KeyScope::TenantIndex
+            {
                 // A subject whose keys were all destroyed has been erased: no new key, no new data.
                 return Err(destroyed_or_missing(&keys, scope));
             }
-            let next = keys.versions.keys().max().copied().unwrap_or(0).saturating_add(1);
-            self.create_key(store, KeyRef { tenant, scope, version: next }).await?;
+            let next = keys
+                .versions
+                .keys()
+                .max()
+                .copied()
+                .unwrap_or(0)
+                .saturating_add(1);
+            self.create_key(
+                store,
+                KeyRef {
+                    tenant,
+                    scope,
+                    version: next,
+                },
+            )
+            .await?;
             self.invalidate(tenant, scope);
             self.load_scope_once(store, tenant, scope).await
         })
@@ -492,7 +607,9 @@ impl Keyring {
                 }
             }
         };
-        cell.get_or_try_init(|| self.fetch_scope(store, tenant, scope)).await.cloned()
+        cell.get_or_try_init(|| self.fetch_scope(store, tenant, scope))
+            .await
+            .cloned()
     }
 
     async fn fetch_scope(
@@ -511,9 +628,16 @@ impl Keyring {
                 _ => None,
             };
             if key.state == KeyState::Active && material.is_some() {
-                active = Some(active.map_or(key.key_ref.version, |a: u32| a.max(key.key_ref.version)));
+                active =
+                    Some(active.map_or(key.key_ref.version, |a: u32| a.max(key.key_ref.version)));
             }
-            versions.insert(key.key_ref.version, VersionEntry { state: key.state, material });
+            versions.insert(
+                key.key_ref.version,
+                VersionEntry {
+                    state: key.state,
+                    material,
+                },
+            );
         }
         Ok(Arc::new(ScopeKeys { versions, active }))
     }
@@ -531,10 +655,14 @@ impl Keyring {
             }
             KeyScope::Subject(_) => {
                 let tenant_version = wrapping_version(wrapped)?;
-                let tenant_keys =
-                    self.scope_keys(store, key.tenant, KeyScope::TenantData, false).await?;
-                let tenant_ref =
-                    KeyRef { tenant: key.tenant, scope: KeyScope::TenantData, version: tenant_version };
+                let tenant_keys = self
+                    .scope_keys(store, key.tenant, KeyScope::TenantData, false)
+                    .await?;
+                let tenant_ref = KeyRef {
+                    tenant: key.tenant,
+                    scope: KeyScope::TenantData,
+                    version: tenant_version,
+                };
                 let tenant_key = usable_material(&tenant_keys, &tenant_ref)?;
                 let wrap_key_material =
                     derive(tenant_key, &subject_wrap_info(key.tenant, tenant_version))?;
@@ -552,20 +680,30 @@ impl Keyring {
                 self.provider.wrap(&material, &context).await?
             }
             KeyScope::Subject(_) => {
-                let tenant_keys =
-                    self.scope_keys(store, key.tenant, KeyScope::TenantData, true).await?;
+                let tenant_keys = self
+                    .scope_keys(store, key.tenant, KeyScope::TenantData, true)
+                    .await?;
                 let version = tenant_keys
                     .active
                     .ok_or_else(|| destroyed_or_missing(&tenant_keys, KeyScope::TenantData))?;
-                let tenant_ref = KeyRef { tenant: key.tenant, scope: KeyScope::TenantData, version };
+                let tenant_ref = KeyRef {
+                    tenant: key.tenant,
+                    scope: KeyScope::TenantData,
+                    version,
+                };
                 let tenant_key = usable_material(&tenant_keys, &tenant_ref)?;
-                let wrap_key_material = derive(tenant_key, &subject_wrap_info(key.tenant, version))?;
+                let wrap_key_material =
+                    derive(tenant_key, &subject_wrap_info(key.tenant, version))?;
                 let aead = prepare(self.config.backend, &wrap_key_material)?;
                 wrap_key(&aead, version, &material, &context)?
             }
         };
         let stored = store
-            .insert(StoredKey { key_ref: key, state: KeyState::Active, wrapped: Some(wrapped) })
+            .insert(StoredKey {
+                key_ref: key,
+                state: KeyState::Active,
+                wrapped: Some(wrapped),
+            })
             .await?;
         Ok(stored.key_ref)
     }
@@ -579,25 +717,31 @@ fn scope_of(owner: Owner) -> KeyScope {
 }
 
 fn usable_material<'k>(keys: &'k ScopeKeys, key: &KeyRef) -> Result<&'k KeyMaterial, Error> {
-    let entry = keys
-        .versions
-        .get(&key.version)
-        .ok_or(Error::KeyNotFound { scope: key.scope.kind(), version: key.version })?;
-    entry
-        .material
-        .as_ref()
-        .ok_or(Error::KeyDestroyed { scope: key.scope.kind(), version: key.version })
+    let entry = keys.versions.get(&key.version).ok_or(Error::KeyNotFound {
+        scope: key.scope.kind(),
+        version: key.version,
+    })?;
+    entry.material.as_ref().ok_or(Error::KeyDestroyed {
+        scope: key.scope.kind(),
+        version: key.version,
+    })
 }
 
 fn destroyed_or_missing(keys: &ScopeKeys, scope: KeyScope) -> Error {
     match keys.versions.iter().max_by_key(|(v, _)| **v) {
-        Some((version, e)) if e.state == KeyState::Destroyed => {
-            Error::KeyDestroyed { scope: scope.kind(), version: *version }
-        }
-        Some((version, e)) => {
-            Error::KeyState { scope: scope.kind(), version: *version, state: e.state }
-        }
-        None => Error::KeyNotFound { scope: scope.kind(), version: 1 },
+        Some((version, e)) if e.state == KeyState::Destroyed => Error::KeyDestroyed {
+            scope: scope.kind(),
+            version: *version,
+        },
+        Some((version, e)) => Error::KeyState {
+            scope: scope.kind(),
+            version: *version,
+            state: e.state,
+        },
+        None => Error::KeyNotFound {
+            scope: scope.kind(),
+            version: 1,
+        },
     }
 }
 

@@ -101,9 +101,14 @@ impl KeyState {
 
     /// Parses the string form.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Active, Self::DecryptOnly, Self::Retired, Self::Destroyed]
-            .into_iter()
-            .find(|state| state.as_str() == s)
+        [
+            Self::Active,
+            Self::DecryptOnly,
+            Self::Retired,
+            Self::Destroyed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
     }
 }
 

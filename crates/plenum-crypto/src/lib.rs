@@ -7,6 +7,8 @@ mod cache;
 mod envelope;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod internal;
 mod keyring;
 mod keys;
 mod pii;
@@ -20,7 +22,9 @@ pub use crate::envelope::{Envelope, FieldKey, FieldLocator, Owner};
 pub use crate::error::{Error, ErrorKind, Malformed};
 pub use crate::format::ENVELOPE_OVERHEAD;
 pub use crate::keyring::{Keyring, KeyringConfig};
-pub use crate::keys::{KeyMaterial, KeyRef, KeyScope, KeyScopeKind, KeyState, StoredKey, WrappedKey};
+pub use crate::keys::{
+    KeyMaterial, KeyRef, KeyScope, KeyScopeKind, KeyState, StoredKey, WrappedKey,
+};
 pub use crate::pii::{Pii, PiiValue, SerializablePii, serialize_exposed};
 pub use crate::provider::{BoxFuture, KeyProvider, LocalKeyProvider};
 pub use crate::store::{KeyStore, MemoryKeyStore};

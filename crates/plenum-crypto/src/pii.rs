@@ -219,7 +219,10 @@ mod tests {
         let long = Pii::new(CANARY_EMAIL.to_owned());
         let (s, l) = (format!("{short:?}"), format!("{long:?}"));
         assert_eq!(s, "Pii<String>([REDACTED])");
-        assert_eq!(s, l, "Debug output must not depend on the value or its length");
+        assert_eq!(
+            s, l,
+            "Debug output must not depend on the value or its length"
+        );
         assert_no_canary("pretty debug", &format!("{long:#?}"));
     }
 

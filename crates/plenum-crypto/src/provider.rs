@@ -68,7 +68,11 @@ impl LocalKeyProvider {
     ///
     /// [`Error::KeyMaterial`] if `version` is 0.
     pub fn new(backend: Backend, version: u32, root_key: &KeyMaterial) -> Result<Self, Error> {
-        Self { backend, versions: BTreeMap::new() }.with_version(version, root_key)
+        Self {
+            backend,
+            versions: BTreeMap::new(),
+        }
+        .with_version(version, root_key)
     }
 
     /// Decodes a root key from standard base64 (with or without padding) of exactly 32 bytes.
@@ -88,7 +92,9 @@ impl LocalKeyProvider {
                 .map_err(|_| Error::KeyMaterial("root key is not valid base64"))?,
         );
         if decoded.len() != 32 {
-            return Err(Error::KeyMaterial("root key must decode to exactly 32 bytes"));
+            return Err(Error::KeyMaterial(
+                "root key must decode to exactly 32 bytes",
+            ));
         }
         let mut key = SecretBox::new(Box::new([0u8; 32]));
         secrecy::ExposeSecretMut::expose_secret_mut(&mut key).copy_from_slice(&decoded);
@@ -118,7 +124,8 @@ impl LocalKeyProvider {
         if version == 0 {
             return Err(Error::KeyMaterial("root key versions start at 1"));
         }
-        self.versions.insert(version, prepare(self.backend, root_key)?);
+        self.versions
+            .insert(version, prepare(self.backend, root_key)?);
         Ok(self)
     }
 

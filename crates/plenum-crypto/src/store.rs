@@ -40,10 +40,16 @@ impl MemoryKeyStore {
         Self::default()
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<(TenantId, KeyScope), Vec<StoredKey>>) -> R) -> R {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut HashMap<(TenantId, KeyScope), Vec<StoredKey>>) -> R,
+    ) -> R {
         // A panic while holding the lock cannot leave a half-written entry (every mutation is a
         // single push or assignment), so a poisoned map is still consistent.
-        let mut guard = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard)
     }
 }
@@ -60,8 +66,13 @@ impl KeyStore for MemoryKeyStore {
 
     fn insert<'a>(&'a self, key: StoredKey) -> BoxFuture<'a, Result<StoredKey, Error>> {
         let stored = self.with(|m| {
-            let versions = m.entry((key.key_ref.tenant, key.key_ref.scope)).or_default();
-            match versions.iter().find(|k| k.key_ref.version == key.key_ref.version) {
+            let versions = m
+                .entry((key.key_ref.tenant, key.key_ref.scope))
+                .or_default();
+            match versions
+                .iter()
+                .find(|k| k.key_ref.version == key.key_ref.version)
+            {
                 Some(existing) => existing.clone(),
                 None => {
                     versions.push(key.clone());
@@ -76,7 +87,10 @@ impl KeyStore for MemoryKeyStore {
         let result = self.with(|m| {
             let slot = m
                 .get_mut(&(key.key_ref.tenant, key.key_ref.scope))
-                .and_then(|vs| vs.iter_mut().find(|k| k.key_ref.version == key.key_ref.version));
+                .and_then(|vs| {
+                    vs.iter_mut()
+                        .find(|k| k.key_ref.version == key.key_ref.version)
+                });
             match slot {
                 Some(slot) => {
                     *slot = key;
