@@ -86,7 +86,8 @@ impl PreparedAead {
         }
     }
 
-    /// Verifies `tag` and decrypts `buf` in place. On failure `buf` holds no plaintext.
+    /// Verifies `tag` and decrypts `buf` in place. On failure `buf` holds unspecified bytes
+    /// (callers keep it in a wiping wrapper and discard it).
     pub(crate) fn open_in_place(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -103,9 +104,8 @@ impl PreparedAead {
                 .open_in_place_separate_tag(
                     aws_lc_rs::aead::Nonce::assume_unique_for_key(*nonce),
                     aws_lc_rs::aead::Aad::from(aad),
-                    aws_lc_rs::aead::Tag::from(*tag),
+                    tag,
                     buf,
-                    0..,
                 )
                 .map(|_| ())
                 .map_err(|_| AeadFailure),
@@ -117,7 +117,7 @@ impl PreparedAead {
 pub(crate) enum PreparedMac {
     RustCrypto(Box<hmac::Hmac<sha2::Sha256>>),
     #[cfg(feature = "aws-lc")]
-    AwsLc(aws_lc_rs::hmac::Key),
+    AwsLc(Box<aws_lc_rs::hmac::Key>),
 }
 
 impl PreparedMac {
@@ -127,10 +127,10 @@ impl PreparedMac {
                 .map(|m| Self::RustCrypto(Box::new(m)))
                 .map_err(|_| AeadFailure),
             #[cfg(feature = "aws-lc")]
-            Backend::AwsLc => Ok(Self::AwsLc(aws_lc_rs::hmac::Key::new(
+            Backend::AwsLc => Ok(Self::AwsLc(Box::new(aws_lc_rs::hmac::Key::new(
                 aws_lc_rs::hmac::HMAC_SHA256,
                 key,
-            ))),
+            )))),
         }
     }
 

@@ -76,6 +76,11 @@ impl<'de, T: PiiValue + serde::Deserialize<'de>> serde::Deserialize<'de> for Pii
 /// Nothing in Plenum implements it: serializing personal data should be a decision that is
 /// visible in the code. Implement it for a newtype of your own only where every serialization of
 /// the type is an intended disclosure (for example a type used solely in access-request exports).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` inside a `Pii` is personal data and is not serialized implicitly",
+    note = "serialize it on purpose with `#[serde(serialize_with = \"plenum_crypto::serialize_exposed\")]`",
+    note = "or implement `SerializablePii` for a newtype used only in intended disclosures"
+)]
 pub trait SerializablePii: serde::Serialize {}
 
 impl<T: PiiValue + SerializablePii> serde::Serialize for Pii<T> {

@@ -5,6 +5,13 @@
 //! backend, and open it again. `PLENUM_WRITE_VECTORS=1 cargo test -p plenum-crypto --test vectors`
 //! wrote it once, from the fixed inputs below; it must never be regenerated for format v1.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failed test, and helpers outside #[test] fns panic too"
+)]
+
 use plenum_core::{FieldName, RecordId, RecordType, SubjectId, TenantId};
 use plenum_crypto::internal;
 use plenum_crypto::{Backend, FieldLocator, KeyRef, KeyScope, Normaliser, Owner};
@@ -183,7 +190,19 @@ fn write_vectors_when_asked() {
     let key_a = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     let key_b = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
     let amount = 12_345u64.to_be_bytes();
-    let cases: Vec<(&str, &str, Option<&str>, &str, &str, u32, &str, &[u8], &str)> = vec![
+    // (name, tenant, subject, record type, field, key version, scope key, plaintext, nonce)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+        u32,
+        &'a str,
+        &'a [u8],
+        &'a str,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             "subject email",
             tenant,

@@ -1,0 +1,743 @@
+//! The public API of plenum-crypto, run once per compiled backend (as rustls runs its API suite
+//! once per crypto provider).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failed test, and helpers outside #[test] fns panic too"
+)]
+
+use std::sync::Arc;
+
+use plenum_core::{RecordId, SubjectId, TenantId, field_name, record_type};
+use plenum_crypto::{
+    Backend, Error, ErrorKind, FieldLocator, KeyRef, KeyScope, KeyState, KeyStore, Keyring,
+    KeyringConfig, LocalKeyProvider, MemoryKeyStore, Normaliser, Owner, Pii, secrecy::SecretBox,
+};
+use plenum_test::CANARY_EMAIL;
+
+struct Fixture {
+    keyring: Keyring,
+    store: MemoryKeyStore,
+}
+
+fn root(byte: u8) -> plenum_crypto::KeyMaterial {
+    SecretBox::new(Box::new([byte; 32]))
+}
+
+fn fixture(backend: Backend) -> Fixture {
+    let provider = LocalKeyProvider::new(backend, 1, &root(0x42)).unwrap();
+    Fixture {
+        keyring: Keyring::new(Arc::new(provider), KeyringConfig::with_backend(backend)),
+        store: MemoryKeyStore::new(),
+    }
+}
+
+fn email_of(tenant: TenantId, subject: SubjectId) -> FieldLocator {
+    FieldLocator {
+        tenant,
+        record_type: record_type!("customer"),
+        field: field_name!("email"),
+        owner: Owner::Subject(subject),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+/// Runs `f` once per backend, naming the backend on failure.
+fn each_backend(f: impl Fn(Backend)) {
+    for backend in Backend::all() {
+        f(*backend);
+    }
+}
+
+#[test]
+fn seal_and_open_round_trip() {
+    each_backend(|backend| {
+        rt().block_on(async {
+            let fx = fixture(backend);
+            let loc = email_of(TenantId::generate(), SubjectId::generate());
+            let record = RecordId::generate();
+            let value = Pii::new(CANARY_EMAIL.to_owned());
+            let sealed = fx
+                .keyring
+                .seal(&fx.store, &loc, record, &value)
+                .await
+                .unwrap();
+            assert_eq!(
+                sealed.as_bytes().len(),
+                CANARY_EMAIL.len() + plenum_crypto::ENVELOPE_OVERHEAD
+            );
+            assert!(
+                !sealed
+                    .as_bytes()
+                    .windows(CANARY_EMAIL.len())
+                    .any(|w| w == CANARY_EMAIL.as_bytes()),
+                "plaintext visible in the envelope"
+            );
+            let opened: Pii<String> = fx
+                .keyring
+                .open(&fx.store, &loc, record, sealed.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(opened.expose(), CANARY_EMAIL, "{backend:?}");
+            // Two seals of the same value differ (random nonces).
+            let again = fx
+                .keyring
+                .seal(&fx.store, &loc, record, &value)
+                .await
+                .unwrap();
+            assert_ne!(again, sealed);
+        });
+    });
+}
+
+#[test]
+fn backends_read_each_others_envelopes() {
+    let backends = Backend::all();
+    let provider_key = root(0x42);
+    let store = MemoryKeyStore::new();
+    let rings: Vec<Keyring> = backends
+        .iter()
+        .map(|b| {
+            Keyring::new(
+                Arc::new(LocalKeyProvider::new(*b, 1, &provider_key).unwrap()),
+                KeyringConfig::with_backend(*b),
+            )
+        })
+        .collect();
+    rt().block_on(async {
+        let loc = email_of(TenantId::generate(), SubjectId::generate());
+        let record = RecordId::generate();
+        for writer in &rings {
+            let sealed = writer
+                .seal(&store, &loc, record, &Pii::new("x@y.z".to_owned()))
+                .await
+                .unwrap();
+            for reader in &rings {
+                let opened: Pii<String> = reader
+                    .open(&store, &loc, record, sealed.as_bytes())
+                    .await
+                    .unwrap();
+                assert_eq!(opened.expose(), "x@y.z");
+            }
+        }
+    });
+}
+
+#[test]
+fn every_single_bit_flip_is_rejected() {
+    each_backend(|backend| {
+        rt().block_on(async {
+            let fx = fixture(backend);
+            let loc = email_of(TenantId::generate(), SubjectId::generate());
+            let record = RecordId::generate();
+            let sealed = fx
+                .keyring
+                .seal(
+                    &fx.store,
+                    &loc,
+                    record,
+                    &Pii::new("ada@example.com".to_owned()),
+                )
+                .await
+                .unwrap();
+            let bytes = sealed.as_bytes();
+            for bit in 0..bytes.len() * 8 {
+                let mut tampered = bytes.to_vec();
+                tampered[bit / 8] ^= 1 << (bit % 8);
+                let err = fx
+                    .keyring
+                    .open::<String>(&fx.store, &loc, record, &tampered)
+                    .await
+                    .expect_err("a flipped bit must not open");
+                // Header bits may fail structurally or name a key that does not exist; every
+                // other bit fails authentication.
+                let kind = err.kind();
+                if bit / 8 >= 7 {
+                    assert_eq!(kind, ErrorKind::DecryptionFailed, "bit {bit}");
+                } else {
+                    assert!(
+                        matches!(
+                            kind,
+                            ErrorKind::Malformed
+                                | ErrorKind::KeyUnavailable
+                                | ErrorKind::DecryptionFailed
+                        ),
+                        "bit {bit}: {err}"
+                    );
+                }
+            }
+            // Truncation and extension fail too.
+            for len in [0, 1, 18, 34, bytes.len() - 1] {
+                assert!(
+                    fx.keyring
+                        .open::<String>(&fx.store, &loc, record, &bytes[..len])
+                        .await
+                        .is_err()
+                );
+            }
+            let mut longer = bytes.to_vec();
+            longer.push(0);
+            let err = fx
+                .keyring
+                .open::<String>(&fx.store, &loc, record, &longer)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::DecryptionFailed);
+        });
+    });
+}
+
+#[test]
+fn ciphertext_moved_to_another_context_does_not_open() {
+    each_backend(|backend| {
+        rt().block_on(async {
+            let fx = fixture(backend);
+            let tenant = TenantId::generate();
+            let subject = SubjectId::generate();
+            let loc = email_of(tenant, subject);
+            let record = RecordId::generate();
+            let sealed = fx
+                .keyring
+                .seal(
+                    &fx.store,
+                    &loc,
+                    record,
+                    &Pii::new("ada@example.com".to_owned()),
+                )
+                .await
+                .unwrap();
+            let bytes = sealed.as_bytes();
+            // Make sure every other context has keys, so failures are authentication failures.
+            let other_tenant = TenantId::generate();
+            let other_subject = SubjectId::generate();
+            let moved: Vec<(&str, FieldLocator, RecordId)> = vec![
+                ("other record", loc.clone(), RecordId::generate()),
+                (
+                    "other field",
+                    FieldLocator {
+                        field: field_name!("phone"),
+                        ..loc.clone()
+                    },
+                    record,
+                ),
+                (
+                    "other record type",
+                    FieldLocator {
+                        record_type: record_type!("technician"),
+                        ..loc.clone()
+                    },
+                    record,
+                ),
+                ("other subject", email_of(tenant, other_subject), record),
+                (
+                    "other tenant, same subject id",
+                    email_of(other_tenant, subject),
+                    record,
+                ),
+            ];
+            for (what, target, target_record) in moved {
+                // Give the target context a key of its own first.
+                fx.keyring
+                    .seal(&fx.store, &target, target_record, &Pii::new(String::new()))
+                    .await
+                    .unwrap();
+                let err = fx
+                    .keyring
+                    .open::<String>(&fx.store, &target, target_record, bytes)
+                    .await
+                    .unwrap_err();
+                assert!(matches!(err, Error::DecryptionFailed), "{what}: {err}");
+            }
+            // A subject envelope offered as tenant-owned data is refused structurally.
+            let as_tenant = FieldLocator {
+                owner: Owner::Tenant,
+                ..loc.clone()
+            };
+            let err = fx
+                .keyring
+                .open::<String>(&fx.store, &as_tenant, record, bytes)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Malformed);
+        });
+    });
+}
+
+#[test]
+fn wrong_root_key_cannot_unwrap_tenant_keys() {
+    each_backend(|backend| {
+        rt().block_on(async {
+            let fx = fixture(backend);
+            let loc = email_of(TenantId::generate(), SubjectId::generate());
+            let record = RecordId::generate();
+            let sealed = fx
+                .keyring
+                .seal(&fx.store, &loc, record, &Pii::new("a@b.c".to_owned()))
+                .await
+                .unwrap();
+            let wrong = Keyring::new(
+                Arc::new(LocalKeyProvider::new(backend, 1, &root(0x43)).unwrap()),
+                KeyringConfig::with_backend(backend),
+            );
+            let err = wrong
+                .open::<String>(&fx.store, &loc, record, sealed.as_bytes())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::DecryptionFailed), "{err}");
+        });
+    });
+}
+
+#[test]
+fn unknown_key_version_and_destroyed_keys_have_their_own_errors() {
+    each_backend(|backend| {
+        rt().block_on(async {
+            let fx = fixture(backend);
+            let tenant = TenantId::generate();
+            let subject = SubjectId::generate();
+            let loc = email_of(tenant, subject);
+            let record = RecordId::generate();
+            let sealed = fx
+                .keyring
+                .seal(&fx.store, &loc, record, &Pii::new("a@b.c".to_owned()))
+                .await
+                .unwrap();
+            // Claim version 9 in the header: no such key.
+            let mut bumped = sealed.as_bytes().to_vec();
+            bumped[3..7].copy_from_slice(&9u32.to_be_bytes());
+            let err = fx
+                .keyring
+                .open::<String>(&fx.store, &loc, record, &bumped)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::KeyNotFound { version: 9, .. }),
+                "{err}"
+            );
+
+            // Erase the subject: destroying its key makes every copy unreadable, distinctly.
+            let n = fx
+                .keyring
+                .destroy_scope(&fx.store, tenant, KeyScope::Subject(subject))
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+            let err = fx
+                .keyring
+                .open::<String>(&fx.store, &loc, record, sealed.as_bytes())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::KeyDestroyed, "{err}");
+            // The store holds no key material for it any more.
+            let stored = fx
+                .store
+                .load(tenant, KeyScope::Subject(subject))
+                .await
+                .unwrap();
+            assert!(
+                stored
+                    .iter()
+                    .all(|k| k.state == KeyState::Destroyed && k.wrapped.is_none())
+            );
+            // An erased subject gets no new key, so no new data.
+            let err = fx
+                .keyring
+                .seal(&fx.store, &loc, record, &Pii::new("x".to_owned()))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::KeyDestroyed);
+            // Other subjects of the tenant are untouched.
+            let other = email_of(tenant, SubjectId::generate());
+            let s2 = fx
+                .keyring
+                .seal(&fx.store, &other, record, &Pii::new("ok".to_owned()))
+                .await
+                .unwrap();
+            let o2: Pii<String> = fx
+                .keyring
+                .open(&fx.store, &other, record, s2.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(o2.expose(), "ok");
+        });
+    });
+}
+
+#[test]
+fn a_fresh_keyring_sees_destruction_made_by_another_process() {
+    rt().block_on(async {
+        let fx = fixture(Backend::default());
+        let tenant = TenantId::generate();
+        let subject = SubjectId::generate();
+        let loc = email_of(tenant, subject);
+        let record = RecordId::generate();
+        let sealed = fx
+            .keyring
+            .seal(&fx.store, &loc, record, &Pii::new("a".to_owned()))
+            .await
+            .unwrap();
+        let other_process = fixture(Backend::default()).keyring;
+        other_process
+            .destroy_scope(&fx.store, tenant, KeyScope::Subject(subject))
+            .await
+            .unwrap();
+        // This process still has the key cached until the TTL or an explicit invalidation.
+        fx.keyring.invalidate(tenant, KeyScope::Subject(subject));
+        let err = fx
+            .keyring
+            .open::<String>(&fx.store, &loc, record, sealed.as_bytes())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyDestroyed);
+    });
+}
+
+#[test]
+fn rotation_keeps_old_data_readable_and_seals_under_the_new_version() {
+    each_backend(|backend| {
+        rt().block_on(async {
+            let fx = fixture(backend);
+            let tenant = TenantId::generate();
+            let subject = SubjectId::generate();
+            let loc = email_of(tenant, subject);
+            let record = RecordId::generate();
+            let v1 = fx
+                .keyring
+                .seal(&fx.store, &loc, record, &Pii::new("old".to_owned()))
+                .await
+                .unwrap();
+            assert_eq!(v1.key_version(), Some(1));
+            let new = fx
+                .keyring
+                .rotate(&fx.store, tenant, KeyScope::Subject(subject))
+                .await
+                .unwrap();
+            assert_eq!(new.version, 2);
+            let v2 = fx
+                .keyring
+                .seal(&fx.store, &loc, record, &Pii::new("new".to_owned()))
+                .await
+                .unwrap();
+            assert_eq!(v2.key_version(), Some(2));
+            let old: Pii<String> = fx
+                .keyring
+                .open(&fx.store, &loc, record, v1.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(old.expose(), "old");
+            let states: Vec<_> = {
+                let mut s: Vec<_> = fx
+                    .store
+                    .load(tenant, KeyScope::Subject(subject))
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|k| (k.key_ref.version, k.state))
+                    .collect();
+                s.sort_by_key(|(v, _)| *v);
+                s
+            };
+            assert_eq!(
+                states,
+                vec![(1, KeyState::DecryptOnly), (2, KeyState::Active)]
+            );
+            // Retire then destroy the old version: v1 data is gone, v2 data stays.
+            let v1_ref = KeyRef {
+                tenant,
+                scope: KeyScope::Subject(subject),
+                version: 1,
+            };
+            fx.keyring.retire(&fx.store, v1_ref).await.unwrap();
+            assert!(
+                fx.keyring.retire(&fx.store, v1_ref).await.is_err(),
+                "retire twice"
+            );
+            fx.keyring.destroy(&fx.store, v1_ref).await.unwrap();
+            let err = fx
+                .keyring
+                .open::<String>(&fx.store, &loc, record, v1.as_bytes())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::KeyDestroyed);
+            let new_data: Pii<String> = fx
+                .keyring
+                .open(&fx.store, &loc, record, v2.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(new_data.expose(), "new");
+        });
+    });
+}
+
+#[test]
+fn root_key_rotation_rewraps_tenant_keys_only() {
+    each_backend(|backend| {
+        rt().block_on(async {
+            let store = MemoryKeyStore::new();
+            let old_root = Keyring::new(
+                Arc::new(LocalKeyProvider::new(backend, 1, &root(1)).unwrap()),
+                KeyringConfig::with_backend(backend),
+            );
+            let tenant = TenantId::generate();
+            let subject = SubjectId::generate();
+            let loc = email_of(tenant, subject);
+            let record = RecordId::generate();
+            let sealed = old_root
+                .seal(&store, &loc, record, &Pii::new("kept".to_owned()))
+                .await
+                .unwrap();
+            let subject_before = store
+                .load(tenant, KeyScope::Subject(subject))
+                .await
+                .unwrap();
+
+            let both = LocalKeyProvider::new(backend, 1, &root(1))
+                .unwrap()
+                .with_version(2, &root(2))
+                .unwrap();
+            let rotating = Keyring::new(Arc::new(both), KeyringConfig::with_backend(backend));
+            let n = rotating.rewrap_tenant_keys(&store, tenant).await.unwrap();
+            assert_eq!(n, 1, "the tenant data key (no index key was created yet)");
+            assert_eq!(
+                rotating.rewrap_tenant_keys(&store, tenant).await.unwrap(),
+                0,
+                "idempotent"
+            );
+            assert_eq!(
+                store
+                    .load(tenant, KeyScope::Subject(subject))
+                    .await
+                    .unwrap(),
+                subject_before
+            );
+
+            // Only the new root key is needed now.
+            let new_root = Keyring::new(
+                Arc::new(LocalKeyProvider::new(backend, 2, &root(2)).unwrap()),
+                KeyringConfig::with_backend(backend),
+            );
+            let opened: Pii<String> = new_root
+                .open(&store, &loc, record, sealed.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(opened.expose(), "kept");
+        });
+    });
+}
+
+#[test]
+fn tenant_owned_fields_use_the_tenant_data_key() {
+    each_backend(|backend| {
+        rt().block_on(async {
+            let fx = fixture(backend);
+            let tenant = TenantId::generate();
+            let loc = FieldLocator {
+                tenant,
+                record_type: record_type!("invoice"),
+                field: field_name!("amount_cents"),
+                owner: Owner::Tenant,
+            };
+            let record = RecordId::generate();
+            let sealed = fx
+                .keyring
+                .seal(&fx.store, &loc, record, &Pii::new(12_345u64))
+                .await
+                .unwrap();
+            assert_eq!(sealed.as_bytes()[2], 0x01);
+            let back: Pii<u64> = fx
+                .keyring
+                .open(&fx.store, &loc, record, sealed.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(*back.expose(), 12_345);
+            // Asking for the wrong plaintext type is an authenticated, typed error.
+            let err = fx
+                .keyring
+                .open::<u32>(&fx.store, &loc, record, sealed.as_bytes())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::PlaintextType { type_name: "u32" }));
+        });
+    });
+}
+
+#[test]
+fn blind_indexes_are_per_tenant_and_format_insensitive() {
+    each_backend(|backend| {
+        rt().block_on(async {
+            let fx = fixture(backend);
+            let (a, b) = (TenantId::generate(), TenantId::generate());
+            let rt_ = record_type!("customer");
+            let email = field_name!("email");
+            let ia = fx
+                .keyring
+                .blind_indexer(&fx.store, a, &rt_, &email, Normaliser::Email)
+                .await
+                .unwrap();
+            let ib = fx
+                .keyring
+                .blind_indexer(&fx.store, b, &rt_, &email, Normaliser::Email)
+                .await
+                .unwrap();
+            let x = ia.compute("Ada@Example.com").unwrap();
+            assert_eq!(x, ia.compute("  ada@example.COM").unwrap());
+            assert_ne!(x, ia.compute("ada@example.org").unwrap());
+            assert_ne!(
+                x,
+                ib.compute("Ada@Example.com").unwrap(),
+                "tenants must not be linkable"
+            );
+            // Another field of the same tenant gets an unrelated index for the same value.
+            let other = fx
+                .keyring
+                .blind_indexer(
+                    &fx.store,
+                    a,
+                    &rt_,
+                    &field_name!("backup_email"),
+                    Normaliser::Email,
+                )
+                .await
+                .unwrap();
+            assert_ne!(x, other.compute("ada@example.com").unwrap());
+            assert_eq!(format!("{x:?}"), "BlindIndex(v1)");
+
+            // Rotation: one candidate per live version, the active one first.
+            fx.keyring
+                .rotate(&fx.store, a, KeyScope::TenantIndex)
+                .await
+                .unwrap();
+            let candidates = fx
+                .keyring
+                .blind_index_candidates(
+                    &fx.store,
+                    a,
+                    &rt_,
+                    &email,
+                    Normaliser::Email,
+                    "ADA@example.com",
+                )
+                .await
+                .unwrap();
+            assert_eq!(candidates.len(), 2);
+            assert_eq!(candidates[0].version(), 2);
+            assert_eq!(candidates[1], x);
+        });
+    });
+}
+
+#[test]
+fn concurrent_first_use_creates_one_key() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let fx = Arc::new(fixture(Backend::default()));
+        let tenant = TenantId::generate();
+        let subject = SubjectId::generate();
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let fx = fx.clone();
+            tasks.push(tokio::spawn(async move {
+                let loc = email_of(tenant, subject);
+                let record = RecordId::generate();
+                let s = fx
+                    .keyring
+                    .seal(&fx.store, &loc, record, &Pii::new("v".to_owned()))
+                    .await
+                    .unwrap();
+                (record, s)
+            }));
+        }
+        let mut sealed = Vec::new();
+        for t in tasks {
+            sealed.push(t.await.unwrap());
+        }
+        assert_eq!(
+            fx.store
+                .load(tenant, KeyScope::Subject(subject))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            fx.store
+                .load(tenant, KeyScope::TenantData)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let loc = email_of(tenant, subject);
+        for (record, s) in sealed {
+            let v: Pii<String> = fx
+                .keyring
+                .open(&fx.store, &loc, record, s.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(v.expose(), "v");
+        }
+        let key = KeyRef {
+            tenant,
+            scope: KeyScope::Subject(subject),
+            version: 1,
+        };
+        assert_eq!(fx.keyring.usage(&key), 64);
+        assert!(!fx.keyring.rotation_due(&key));
+    });
+}
+
+#[test]
+fn usage_counts_trigger_rotation_advice() {
+    rt().block_on(async {
+        let mut config = KeyringConfig::default();
+        config.rotation_threshold = 3;
+        let keyring = Keyring::new(
+            Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root(9)).unwrap()),
+            config,
+        );
+        let store = MemoryKeyStore::new();
+        let tenant = TenantId::generate();
+        let subject = SubjectId::generate();
+        let loc = email_of(tenant, subject);
+        let fk = keyring.field_key(&store, &loc).await.unwrap();
+        let key = *fk.key_ref();
+        for i in 0..3 {
+            assert!(!keyring.rotation_due(&key), "after {i}");
+            fk.seal(RecordId::generate(), &Pii::new("x".to_owned()))
+                .unwrap();
+        }
+        assert!(keyring.rotation_due(&key));
+        assert_eq!(keyring.usage_report(), vec![(key, 3)]);
+    });
+}
+
+#[test]
+fn root_key_parsing_is_strict_and_silent() {
+    use plenum_crypto::secrecy::SecretString;
+    let good = SecretString::from("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    assert!(LocalKeyProvider::key_from_base64(&good).is_ok());
+    for bad in [
+        "",
+        "not base64!!",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==",
+    ] {
+        let err = LocalKeyProvider::key_from_base64(&SecretString::from(bad)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        if !bad.is_empty() {
+            assert!(!err.to_string().contains(bad));
+        }
+    }
+    let err =
+        LocalKeyProvider::from_env(Backend::default(), "PLENUM_TEST_SURELY_UNSET_VAR").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
