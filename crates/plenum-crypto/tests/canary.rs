@@ -13,7 +13,8 @@ use std::sync::Arc;
 use plenum_core::{RecordId, SubjectId, TenantId, field_name, record_type};
 use plenum_crypto::{
     Backend, Error, FieldLocator, KeyScope, Keyring, KeyringConfig, LocalKeyProvider,
-    MemoryKeyStore, Normaliser, Owner, Pii, secrecy::SecretBox,
+    MemoryKeyStore, Normaliser, Owner, Pii,
+    secrecy::{SecretBox, SecretString},
 };
 use plenum_test::{CANARY_EMAIL, CANARY_PHONE, assert_no_canary};
 
@@ -104,10 +105,7 @@ fn canary_never_appears_in_formatted_output() {
         errors.push(Normaliser::Email.normalise("   ").unwrap_err());
         errors.push(indexer.compute(" ").unwrap_err());
         errors.push(
-            LocalKeyProvider::key_from_base64(&plenum_crypto::secrecy::SecretString::from(
-                CANARY_PHONE,
-            ))
-            .unwrap_err(),
+            LocalKeyProvider::key_from_base64(&SecretString::from(CANARY_PHONE)).unwrap_err(),
         );
         keyring
             .destroy_scope(&store, tenant, KeyScope::Subject(subject))
