@@ -1,0 +1,223 @@
+//! plenum-crypto against the raw primitives, in one run: seal/open across field sizes, blind
+//! indexes against raw HMAC-SHA256, and the cold path. Ratios: `python3 benches/ratios.py`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "bench harness: a panic aborts the bench, and criterion's macros generate items"
+)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hmac::Mac;
+use plenum_core::{RecordId, SubjectId, TenantId, field_name, record_type};
+use plenum_crypto::{
+    Backend, FieldLocator, Keyring, KeyringConfig, LocalKeyProvider, MemoryKeyStore, Normaliser,
+    Owner, Pii, secrecy::SecretBox,
+};
+use rand::RngCore;
+
+const SIZES: [usize; 5] = [16, 64, 256, 1024, 16384];
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+fn keyring(backend: Backend) -> Keyring {
+    let root = SecretBox::new(Box::new([0x42u8; 32]));
+    Keyring::new(
+        Arc::new(LocalKeyProvider::new(backend, 1, &root).unwrap()),
+        KeyringConfig::with_backend(backend),
+    )
+}
+
+fn locator() -> FieldLocator {
+    FieldLocator {
+        tenant: TenantId::generate(),
+        record_type: record_type!("customer"),
+        field: field_name!("email"),
+        owner: Owner::Subject(SubjectId::generate()),
+    }
+}
+
+/// Raw AES-256-GCM seal as a field needs it: output buffer, copy, encrypt in place, tag.
+fn raw_seal(cipher: &aes_gcm::Aes256Gcm, nonce: &[u8; 12], plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + plaintext.len() + 16);
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(plaintext);
+    let tag = cipher.encrypt_in_place_detached(nonce.into(), b"", &mut out[12..]).unwrap();
+    out.extend_from_slice(&tag);
+    out
+}
+
+fn seal_open(c: &mut Criterion) {
+    let rt = runtime();
+    let store = MemoryKeyStore::new();
+    let loc = locator();
+    let key = [7u8; 32];
+    let raw = aes_gcm::Aes256Gcm::new_from_slice(&key).unwrap();
+    let lc = aws_lc_rs::aead::LessSafeKey::new(
+        aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &key).unwrap(),
+    );
+    let keys: Vec<_> = Backend::all()
+        .iter()
+        .map(|b| {
+            let ring = keyring(*b);
+            let fk = rt.block_on(ring.field_key(&store, &loc)).unwrap();
+            (*b, fk)
+        })
+        .collect();
+
+    let mut seal = c.benchmark_group("seal");
+    for size in SIZES {
+        let plaintext = vec![0x61u8; size];
+        seal.throughput(Throughput::Bytes(size as u64));
+        seal.bench_with_input(BenchmarkId::new("raw-aes-gcm", size), &plaintext, |b, p| {
+            let nonce = [1u8; 12];
+            b.iter(|| raw_seal(&raw, &nonce, black_box(p)));
+        });
+        seal.bench_with_input(BenchmarkId::new("raw-aes-gcm+nonce", size), &plaintext, |b, p| {
+            b.iter(|| {
+                let mut nonce = [0u8; 12];
+                rand::thread_rng().fill_bytes(&mut nonce);
+                raw_seal(&raw, &nonce, black_box(p))
+            });
+        });
+        seal.bench_with_input(BenchmarkId::new("raw-aws-lc+nonce", size), &plaintext, |b, p| {
+            b.iter(|| {
+                let mut nonce = [0u8; 12];
+                rand::thread_rng().fill_bytes(&mut nonce);
+                let mut out = Vec::with_capacity(12 + p.len() + 16);
+                out.extend_from_slice(&nonce);
+                out.extend_from_slice(black_box(p));
+                let tag = lc
+                    .seal_in_place_separate_tag(
+                        aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+                        aws_lc_rs::aead::Aad::empty(),
+                        &mut out[12..],
+                    )
+                    .unwrap();
+                out.extend_from_slice(tag.as_ref());
+                out
+            });
+        });
+        for (backend, fk) in &keys {
+            let record = RecordId::generate();
+            seal.bench_with_input(
+                BenchmarkId::new(format!("plenum-{backend:?}"), size),
+                &plaintext,
+                |b, p| b.iter(|| fk.seal_bytes(record, black_box(p)).unwrap()),
+            );
+        }
+    }
+    seal.finish();
+
+    let mut open = c.benchmark_group("open");
+    for size in SIZES {
+        let plaintext = vec![0x61u8; size];
+        open.throughput(Throughput::Bytes(size as u64));
+        let nonce = [1u8; 12];
+        let raw_ct = raw_seal(&raw, &nonce, &plaintext);
+        open.bench_with_input(BenchmarkId::new("raw-aes-gcm", size), &raw_ct, |b, ct| {
+            b.iter(|| {
+                let n = ct.len();
+                let mut buf = ct[12..n - 16].to_vec();
+                let tag: [u8; 16] = ct[n - 16..].try_into().unwrap();
+                raw.decrypt_in_place_detached((&nonce).into(), b"", &mut buf, (&tag).into())
+                    .unwrap();
+                buf
+            });
+        });
+        for (backend, fk) in &keys {
+            let record = RecordId::generate();
+            let sealed = fk.seal_bytes(record, &plaintext).unwrap();
+            open.bench_with_input(
+                BenchmarkId::new(format!("plenum-{backend:?}"), size),
+                &sealed,
+                |b, s| b.iter(|| fk.open_bytes(record, black_box(s.as_bytes())).unwrap()),
+            );
+        }
+    }
+    open.finish();
+}
+
+fn blind_index(c: &mut Criterion) {
+    let rt = runtime();
+    let store = MemoryKeyStore::new();
+    let loc = locator();
+    let email = "Ada.Lovelace@Example.com";
+    let normalised = "ada.lovelace@example.com";
+    let mut g = c.benchmark_group("blind-index");
+    let raw = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&[9u8; 32]).unwrap();
+    g.bench_function("raw-hmac-sha256", |b| {
+        b.iter(|| {
+            let mut m = raw.clone();
+            m.update(black_box(normalised.as_bytes()));
+            m.finalize().into_bytes()
+        });
+    });
+    for backend in Backend::all() {
+        let ring = keyring(*backend);
+        let indexer = rt
+            .block_on(ring.blind_indexer(
+                &store,
+                loc.tenant,
+                &loc.record_type,
+                &loc.field,
+                Normaliser::Email,
+            ))
+            .unwrap();
+        g.bench_function(format!("plenum-{backend:?}/normalised"), |b| {
+            b.iter(|| indexer.compute_normalised(black_box(normalised.as_bytes())));
+        });
+        g.bench_function(format!("plenum-{backend:?}/with-normalisation"), |b| {
+            b.iter(|| indexer.compute(black_box(email)).unwrap());
+        });
+    }
+    g.finish();
+}
+
+fn cold_path(c: &mut Criterion) {
+    let rt = runtime();
+    let store = MemoryKeyStore::new();
+    let loc = locator();
+    let record = RecordId::generate();
+    let value = Pii::new("ada@example.com".to_owned());
+    // Keys exist in the store; each iteration starts with an empty cache, so it unwraps the tenant
+    // key (root provider), unwraps the subject key, derives the field key, prepares it and seals.
+    rt.block_on(keyring(Backend::default()).seal(&store, &loc, record, &value)).unwrap();
+    let mut g = c.benchmark_group("cold");
+    g.bench_function("raw-aes-gcm-key-setup+seal", |b| {
+        b.iter(|| {
+            let cipher = aes_gcm::Aes256Gcm::new_from_slice(black_box(&[7u8; 32])).unwrap();
+            raw_seal(&cipher, &[1u8; 12], value.expose().as_bytes())
+        });
+    });
+    g.bench_function("plenum-unwrap-derive-seal", |b| {
+        b.iter_batched(
+            || keyring(Backend::default()),
+            |ring| rt.block_on(ring.seal(&store, &loc, record, &value)).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    let warm = keyring(Backend::default());
+    g.bench_function("plenum-keyring-seal-warm", |b| {
+        b.iter(|| rt.block_on(warm.seal(&store, &loc, record, &value)).unwrap());
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40)
+}
+
+criterion_group! { name = benches; config = config(); targets = seal_open, blind_index, cold_path }
+criterion_main!(benches);
