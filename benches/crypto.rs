@@ -25,7 +25,9 @@ use rand::RngCore;
 const SIZES: [usize; 5] = [16, 64, 256, 1024, 16384];
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
 }
 
 fn keyring(backend: Backend) -> Keyring {
@@ -50,7 +52,9 @@ fn raw_seal(cipher: &aes_gcm::Aes256Gcm, nonce: &[u8; 12], plaintext: &[u8]) -> 
     let mut out = Vec::with_capacity(12 + plaintext.len() + 16);
     out.extend_from_slice(nonce);
     out.extend_from_slice(plaintext);
-    let tag = cipher.encrypt_in_place_detached(nonce.into(), b"", &mut out[12..]).unwrap();
+    let tag = cipher
+        .encrypt_in_place_detached(nonce.into(), b"", &mut out[12..])
+        .unwrap();
     out.extend_from_slice(&tag);
     out
 }
@@ -81,31 +85,39 @@ fn seal_open(c: &mut Criterion) {
             let nonce = [1u8; 12];
             b.iter(|| raw_seal(&raw, &nonce, black_box(p)));
         });
-        seal.bench_with_input(BenchmarkId::new("raw-aes-gcm+nonce", size), &plaintext, |b, p| {
-            b.iter(|| {
-                let mut nonce = [0u8; 12];
-                rand::thread_rng().fill_bytes(&mut nonce);
-                raw_seal(&raw, &nonce, black_box(p))
-            });
-        });
-        seal.bench_with_input(BenchmarkId::new("raw-aws-lc+nonce", size), &plaintext, |b, p| {
-            b.iter(|| {
-                let mut nonce = [0u8; 12];
-                rand::thread_rng().fill_bytes(&mut nonce);
-                let mut out = Vec::with_capacity(12 + p.len() + 16);
-                out.extend_from_slice(&nonce);
-                out.extend_from_slice(black_box(p));
-                let tag = lc
-                    .seal_in_place_separate_tag(
-                        aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
-                        aws_lc_rs::aead::Aad::empty(),
-                        &mut out[12..],
-                    )
-                    .unwrap();
-                out.extend_from_slice(tag.as_ref());
-                out
-            });
-        });
+        seal.bench_with_input(
+            BenchmarkId::new("raw-aes-gcm+nonce", size),
+            &plaintext,
+            |b, p| {
+                b.iter(|| {
+                    let mut nonce = [0u8; 12];
+                    rand::thread_rng().fill_bytes(&mut nonce);
+                    raw_seal(&raw, &nonce, black_box(p))
+                });
+            },
+        );
+        seal.bench_with_input(
+            BenchmarkId::new("raw-aws-lc+nonce", size),
+            &plaintext,
+            |b, p| {
+                b.iter(|| {
+                    let mut nonce = [0u8; 12];
+                    rand::thread_rng().fill_bytes(&mut nonce);
+                    let mut out = Vec::with_capacity(12 + p.len() + 16);
+                    out.extend_from_slice(&nonce);
+                    out.extend_from_slice(black_box(p));
+                    let tag = lc
+                        .seal_in_place_separate_tag(
+                            aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+                            aws_lc_rs::aead::Aad::empty(),
+                            &mut out[12..],
+                        )
+                        .unwrap();
+                    out.extend_from_slice(tag.as_ref());
+                    out
+                });
+            },
+        );
         for (backend, fk) in &keys {
             let record = RecordId::generate();
             seal.bench_with_input(
@@ -190,7 +202,8 @@ fn cold_path(c: &mut Criterion) {
     let value = Pii::new("ada@example.com".to_owned());
     // Keys exist in the store; each iteration starts with an empty cache, so it unwraps the tenant
     // key (root provider), unwraps the subject key, derives the field key, prepares it and seals.
-    rt.block_on(keyring(Backend::default()).seal(&store, &loc, record, &value)).unwrap();
+    rt.block_on(keyring(Backend::default()).seal(&store, &loc, record, &value))
+        .unwrap();
     let mut g = c.benchmark_group("cold");
     g.bench_function("raw-aes-gcm-key-setup+seal", |b| {
         b.iter(|| {
@@ -201,13 +214,19 @@ fn cold_path(c: &mut Criterion) {
     g.bench_function("plenum-unwrap-derive-seal", |b| {
         b.iter_batched(
             || keyring(Backend::default()),
-            |ring| rt.block_on(ring.seal(&store, &loc, record, &value)).unwrap(),
+            |ring| {
+                rt.block_on(ring.seal(&store, &loc, record, &value))
+                    .unwrap()
+            },
             BatchSize::SmallInput,
         );
     });
     let warm = keyring(Backend::default());
     g.bench_function("plenum-keyring-seal-warm", |b| {
-        b.iter(|| rt.block_on(warm.seal(&store, &loc, record, &value)).unwrap());
+        b.iter(|| {
+            rt.block_on(warm.seal(&store, &loc, record, &value))
+                .unwrap()
+        });
     });
     g.finish();
 }

@@ -48,9 +48,9 @@ def field_key(v) -> bytes:
 
 def aad(v, header: bytes) -> bytes:
     subject = uid(v["subject"]) if v["subject"] else b""
-    return (lp(b"plenum-envelope-v1") + lp(header) + lp(uid(v["tenant"]))
-            + lp(v["record_type"].encode()) + lp(v["field"].encode()) + lp(subject)
-            + lp(uid(v["record"])))
+    context = (lp(b"plenum-envelope-v1") + lp(uid(v["tenant"])) + lp(v["record_type"].encode())
+               + lp(v["field"].encode()) + lp(subject))
+    return header + uid(v["record"]) + hashlib.sha256(context).digest()[:9]
 
 
 def parse(env: bytes, subject_owned: bool):

@@ -7,7 +7,7 @@ use rand::RngCore as _;
 
 use crate::backend::{NONCE_LEN, PreparedAead, TAG_LEN};
 use crate::error::{Error, Malformed};
-use crate::format::{AAD_RECORD_LEN, HEADER_LEN, Header, MAX_AAD_PREFIX, aad_prefix, full_aad};
+use crate::format::{AAD_DIGEST_LEN, HEADER_LEN, Header, context_digest, full_aad};
 use crate::keys::KeyRef;
 use crate::pii::{Pii, PiiValue};
 
@@ -87,7 +87,7 @@ pub struct FieldKey {
 struct FieldKeyInner {
     key: KeyRef,
     header: [u8; HEADER_LEN],
-    aad_prefix: Vec<u8>,
+    digest: [u8; AAD_DIGEST_LEN],
     aead: PreparedAead,
     usage: Arc<AtomicU64>,
 }
@@ -117,18 +117,19 @@ impl FieldKey {
             Owner::Tenant => None,
             Owner::Subject(s) => Some(s),
         };
-        let aad_prefix = aad_prefix(
-            &header,
+        let full = context_digest(
             locator.tenant,
             &locator.record_type,
             &locator.field,
             subject,
         );
+        let mut digest = [0u8; AAD_DIGEST_LEN];
+        digest.copy_from_slice(&full[..AAD_DIGEST_LEN]);
         Self {
             inner: Arc::new(FieldKeyInner {
                 key,
                 header,
-                aad_prefix,
+                digest,
                 aead,
                 usage,
             }),
@@ -137,8 +138,7 @@ impl FieldKey {
 
     /// The associated data for `record`, as specified (for vectors).
     pub(crate) fn aad_for(&self, record: RecordId) -> Vec<u8> {
-        let mut buf = [0u8; MAX_AAD_PREFIX + AAD_RECORD_LEN];
-        full_aad(&mut buf, &self.inner.aad_prefix, record).to_vec()
+        full_aad(&self.inner.header, record, &self.inner.digest).to_vec()
     }
 
     /// The key version this field key belongs to.
@@ -166,8 +166,7 @@ impl FieldKey {
         nonce: &[u8; NONCE_LEN],
     ) -> Result<Envelope, Error> {
         let inner = &*self.inner;
-        let mut aad_buf = [0u8; MAX_AAD_PREFIX + AAD_RECORD_LEN];
-        let aad = full_aad(&mut aad_buf, &inner.aad_prefix, record);
+        let aad = full_aad(&inner.header, record, &inner.digest);
         let body = HEADER_LEN + NONCE_LEN;
         let mut out = Vec::with_capacity(body + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&inner.header);
@@ -175,7 +174,7 @@ impl FieldKey {
         out.extend_from_slice(plaintext);
         let tag = inner
             .aead
-            .seal_in_place(nonce, aad, &mut out[body..])
+            .seal_in_place(nonce, &aad, &mut out[body..])
             .map_err(|_| Error::ApiMisuse("plaintext too long for AES-GCM"))?;
         out.extend_from_slice(&tag);
         inner.usage.fetch_add(1, Ordering::Relaxed);
@@ -218,13 +217,12 @@ impl FieldKey {
         let tag_at = envelope.len() - TAG_LEN;
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&envelope[tag_at..]);
-        let mut aad_buf = [0u8; MAX_AAD_PREFIX + AAD_RECORD_LEN];
-        let aad = full_aad(&mut aad_buf, &inner.aad_prefix, record);
+        let aad = full_aad(&inner.header, record, &inner.digest);
         let mut out = Pii::new(envelope[HEADER_LEN + NONCE_LEN..tag_at].to_vec());
         let buf = pii_bytes_mut(&mut out);
         inner
             .aead
-            .open_in_place(&nonce, aad, buf, &tag)
+            .open_in_place(&nonce, &aad, buf, &tag)
             .map_err(|_| Error::DecryptionFailed)?;
         Ok(out)
     }
