@@ -57,7 +57,17 @@ impl Normaliser {
     pub fn normalise(self, value: &str) -> Result<Zeroizing<String>, Error> {
         let refuse = || Error::Normalisation { normaliser: self };
         let out = match self {
-            Self::Email => Zeroizing::new(value.trim().to_lowercase()),
+            // ASCII fast paths give the same bytes as the Unicode ones (NFKC leaves ASCII alone,
+            // and Unicode lowercase of ASCII is ASCII lowercase) without their table lookups.
+            Self::Email => {
+                let trimmed = value.trim();
+                Zeroizing::new(if trimmed.is_ascii() {
+                    trimmed.to_ascii_lowercase()
+                } else {
+                    trimmed.to_lowercase()
+                })
+            }
+            Self::Text if value.is_ascii() => Zeroizing::new(value.trim().to_ascii_lowercase()),
             Self::Text => {
                 let nfkc = Zeroizing::new(value.nfkc().collect::<String>());
                 Zeroizing::new(nfkc.trim().to_lowercase())
@@ -255,6 +265,16 @@ mod tests {
         let n = Normaliser::Text;
         // Full-width letters and a ligature fold under NFKC; NBSP becomes a trimmed space.
         assert_eq!(*n.normalise("\u{a0}ＡＢＣ ﬁx ").unwrap(), "abc fix");
+    }
+
+    #[test]
+    fn ascii_fast_paths_agree_with_the_unicode_rules() {
+        for value in ["  MiXeD.Case@Example.COM\t", "Plain Text  ", "\u{0b}x\u{0c}"] {
+            let unicode = value.trim().to_lowercase();
+            assert_eq!(*Normaliser::Email.normalise(value).unwrap(), unicode);
+            let nfkc: String = value.nfkc().collect();
+            assert_eq!(*Normaliser::Text.normalise(value).unwrap(), nfkc.trim().to_lowercase());
+        }
     }
 
     #[test]

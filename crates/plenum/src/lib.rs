@@ -16,11 +16,13 @@
 #![forbid(unsafe_code)]
 
 pub use plenum_core as core;
+pub use plenum_crypto as crypto;
 
 /// The names most services need, in one import: `use plenum::prelude::*;`.
 pub mod prelude {
     pub use plenum_core::{
         Actor, ActorId, ActorKind, FieldName, RecordId, RecordType, RequestId, Role, SubjectId,
-        TenantId,
+        TenantId, field_name, record_type, role,
     };
+    pub use plenum_crypto::{Pii, PiiValue};
 }
