@@ -22,7 +22,7 @@ use plenum_crypto::{
 };
 use rand::RngCore;
 
-const SIZES: [usize; 5] = [16, 64, 256, 1024, 16384];
+const SIZES: [usize; 6] = [16, 32, 64, 256, 1024, 16384];
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
