@@ -55,30 +55,61 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         owner: Owner::Subject(homeowner),
     };
     let sealed = keyring.seal(&keys, &locator, customer, &email).await?;
-    let hex: String = sealed.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = sealed
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     println!("sealed     {} bytes: {hex}", sealed.as_bytes().len());
     println!("           {sealed:?}");
-    let opened: Pii<String> = keyring.open(&keys, &locator, customer, sealed.as_bytes()).await?;
+    let opened: Pii<String> = keyring
+        .open(&keys, &locator, customer, sealed.as_bytes())
+        .await?;
     println!("opened     {} (via expose())", opened.expose());
 
     // The envelope is bound to its row: the same bytes under another record id do not open.
-    let elsewhere = keyring.open::<String>(&keys, &locator, RecordId::generate(), sealed.as_bytes());
-    println!("moved      {}", elsewhere.await.err().map_or("opened?!".into(), |e| e.to_string()));
+    let elsewhere =
+        keyring.open::<String>(&keys, &locator, RecordId::generate(), sealed.as_bytes());
+    println!(
+        "moved      {}",
+        elsewhere
+            .await
+            .err()
+            .map_or("opened?!".into(), |e| e.to_string())
+    );
 
     // Blind index: equality search without decrypting, case and spacing insensitive.
     let indexer = keyring
-        .blind_indexer(&keys, tenant, &locator.record_type, &locator.field, Normaliser::Email)
+        .blind_indexer(
+            &keys,
+            tenant,
+            &locator.record_type,
+            &locator.field,
+            Normaliser::Email,
+        )
         .await?;
     let stored = indexer.compute(email.expose())?;
     let query = indexer.compute("  ada.lovelace@EXAMPLE.com ")?;
-    println!("index      {} (what the email column's index stores)", stored.to_hex());
-    println!("lookup     {} -> match: {}", query.to_hex(), stored == query);
+    println!(
+        "index      {} (what the email column's index stores)",
+        stored.to_hex()
+    );
+    println!(
+        "lookup     {} -> match: {}",
+        query.to_hex(),
+        stored == query
+    );
 
     // Erasure: destroying the homeowner's key makes every copy of their data unreadable.
     keyring
         .destroy_scope(&keys, tenant, plenum::crypto::KeyScope::Subject(homeowner))
         .await?;
-    let erased = keyring.open::<String>(&keys, &locator, customer, sealed.as_bytes()).await;
-    println!("erased     {}", erased.err().map_or("opened?!".into(), |e| e.to_string()));
+    let erased = keyring
+        .open::<String>(&keys, &locator, customer, sealed.as_bytes())
+        .await;
+    println!(
+        "erased     {}",
+        erased.err().map_or("opened?!".into(), |e| e.to_string())
+    );
     Ok(())
 }

@@ -269,11 +269,18 @@ mod tests {
 
     #[test]
     fn ascii_fast_paths_agree_with_the_unicode_rules() {
-        for value in ["  MiXeD.Case@Example.COM\t", "Plain Text  ", "\u{0b}x\u{0c}"] {
+        for value in [
+            "  MiXeD.Case@Example.COM\t",
+            "Plain Text  ",
+            "\u{0b}x\u{0c}",
+        ] {
             let unicode = value.trim().to_lowercase();
             assert_eq!(*Normaliser::Email.normalise(value).unwrap(), unicode);
             let nfkc: String = value.nfkc().collect();
-            assert_eq!(*Normaliser::Text.normalise(value).unwrap(), nfkc.trim().to_lowercase());
+            assert_eq!(
+                *Normaliser::Text.normalise(value).unwrap(),
+                nfkc.trim().to_lowercase()
+            );
         }
     }
 
