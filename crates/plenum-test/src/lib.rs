@@ -1,9 +1,17 @@
 //! Test support for the Plenum workspace. Unpublished; never a dependency of library code.
 //!
-//! Holds the PII canaries that tests seal and then search for in every formatted value, error and
-//! log line.
+//! - PII canaries that tests seal and then search for in every formatted value, error and log.
+//! - [`pg::TestDb`]: a fresh PostgreSQL database with its own set of contract roles, for tests
+//!   that must run against the real server as the unprivileged runtime role.
 
 #![forbid(unsafe_code)]
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "test support: a panic is how a test (or its set-up) fails, with a message"
+)]
+
+pub mod pg;
 
 /// A string that looks like PII and appears nowhere else: tests seal it and then assert that it
 /// never shows up in `Debug`/`Display` output, error messages or logs.
@@ -17,7 +25,6 @@ pub const CANARY_PHONE: &str = "+1 (555) 010-7391";
 /// # Panics
 ///
 /// When a canary is found: that is the test failing.
-#[expect(clippy::panic, reason = "test support: a panic is how a test fails")]
 pub fn assert_no_canary(context: &str, haystack: &str) {
     for canary in [CANARY_EMAIL, CANARY_PHONE] {
         if haystack.contains(canary) {

@@ -1,0 +1,213 @@
+#[cfg(feature = "postgres")]
+use core::fmt;
+
+/// Everything that can go wrong in `plenum-store`.
+///
+/// Messages name tables, fields and SQLSTATE codes, never values: a unique violation says which
+/// logical field collided, not with what. The underlying `sqlx::Error`, whose database message can
+/// quote a value, is reachable only through [`std::error::Error::source`] and is never formatted
+/// into this error's `Display`.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A row the operation needs does not exist in this tenant (or exists only in another).
+    #[error("{record_type} not found")]
+    NotFound {
+        /// The record type looked up.
+        record_type: String,
+    },
+
+    /// A unique constraint was violated (SQLSTATE 23505).
+    #[error("unique violation on {record_type}.{field}")]
+    UniqueViolation {
+        /// The record type (table).
+        record_type: String,
+        /// The logical field whose unique constraint was violated, if it could be identified.
+        field: String,
+    },
+
+    /// A foreign key was violated (SQLSTATE 23503): the referenced row does not exist in this
+    /// tenant.
+    #[error("foreign key violation on {record_type}")]
+    ForeignKeyViolation {
+        /// The record type (table) being written.
+        record_type: String,
+    },
+
+    /// The database refused the operation for lack of privilege or because a row-level security
+    /// policy rejected it (SQLSTATE 42501).
+    #[error("permission denied by the database (SQLSTATE 42501)")]
+    PermissionDenied(#[source] sqlx::Error),
+
+    /// A row came back whose tenant is not the transaction's tenant. No data is returned. This
+    /// means a bug in a query or a broken database contract, and is always worth an alert.
+    #[error("isolation violation: a row of another tenant reached a {record_type} read")]
+    IsolationViolation {
+        /// The record type being read.
+        record_type: String,
+    },
+
+    /// The boot-time catalog verification found problems; each finding says how to fix it.
+    #[cfg(feature = "postgres")]
+    #[error("database contract violated: {}", Findings(.0))]
+    Contract(Vec<crate::Finding>),
+
+    /// Writing the audit row of an admin transaction failed; the transaction was rolled back.
+    #[error("admin audit row could not be written; nothing was done")]
+    AdminAudit(#[source] sqlx::Error),
+
+    /// A configuration value is unusable (a role name, a pool option).
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+
+    /// A cryptographic operation failed (decryption, keys).
+    #[error(transparent)]
+    Crypto(#[from] plenum_crypto::Error),
+
+    /// Any other database error. The message is sqlx's kind, not the server's text.
+    #[error("database error ({})", db_error_class(.0))]
+    Database(#[source] sqlx::Error),
+}
+
+#[cfg(feature = "postgres")]
+struct Findings<'a>(&'a [crate::Finding]);
+
+#[cfg(feature = "postgres")]
+impl fmt::Display for Findings<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} finding(s)", self.0.len())?;
+        for finding in self.0 {
+            write!(f, "; {finding}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A short, value-free description of a sqlx error.
+fn db_error_class(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("SQLSTATE {code}"),
+            None => "database".to_owned(),
+        },
+        sqlx::Error::PoolTimedOut => "pool timed out".to_owned(),
+        sqlx::Error::PoolClosed => "pool closed".to_owned(),
+        sqlx::Error::Io(_) => "i/o".to_owned(),
+        sqlx::Error::Tls(_) => "tls".to_owned(),
+        sqlx::Error::Protocol(_) => "protocol".to_owned(),
+        sqlx::Error::RowNotFound => "row not found".to_owned(),
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => "decode".to_owned(),
+        sqlx::Error::Configuration(_) => "configuration".to_owned(),
+        sqlx::Error::Migrate(_) => "migration".to_owned(),
+        _ => "other".to_owned(),
+    }
+}
+
+impl Error {
+    /// The category of this error, for callers that branch on it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::UniqueViolation { .. } => ErrorKind::Conflict,
+            Self::ForeignKeyViolation { .. } => ErrorKind::Conflict,
+            Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Self::IsolationViolation { .. } => ErrorKind::IsolationViolation,
+            #[cfg(feature = "postgres")]
+            Self::Contract(_) => ErrorKind::Contract,
+            Self::AdminAudit(_) => ErrorKind::Audit,
+            Self::Config(_) => ErrorKind::Config,
+            Self::Crypto(e) => match e.kind() {
+                plenum_crypto::ErrorKind::KeyDestroyed => ErrorKind::KeyDestroyed,
+                plenum_crypto::ErrorKind::DecryptionFailed
+                | plenum_crypto::ErrorKind::Malformed => ErrorKind::DecryptionFailed,
+                _ => ErrorKind::Crypto,
+            },
+            Self::Database(_) => ErrorKind::Database,
+        }
+    }
+
+    /// The SQLSTATE code behind this error, if it came from the database.
+    pub fn sqlstate(&self) -> Option<String> {
+        let source = match self {
+            Self::PermissionDenied(e) | Self::AdminAudit(e) | Self::Database(e) => e,
+            _ => return None,
+        };
+        match source {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        }
+    }
+
+    /// Maps a sqlx error, classifying the SQLSTATEs callers branch on.
+    pub(crate) fn from_sqlx(e: sqlx::Error, record_type: &str) -> Self {
+        let code = match &e {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        };
+        match code.as_deref() {
+            Some("42501") => Self::PermissionDenied(e),
+            Some("23503") => Self::ForeignKeyViolation {
+                record_type: record_type.to_owned(),
+            },
+            Some("23505") => {
+                let field = match &e {
+                    sqlx::Error::Database(db) => db
+                        .constraint()
+                        .map(|c| constraint_field(c, record_type))
+                        .unwrap_or_else(|| "unknown".to_owned()),
+                    _ => "unknown".to_owned(),
+                };
+                Self::UniqueViolation {
+                    record_type: record_type.to_owned(),
+                    field,
+                }
+            }
+            _ => Self::Database(e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Self::from_sqlx(e, "?")
+    }
+}
+
+/// Recovers the logical field from a constraint name generated by `TableSpec`
+/// (`<table>_<field>_key`); any other name is reported as it is (names are identifiers, not data).
+fn constraint_field(constraint: &str, table: &str) -> String {
+    constraint
+        .strip_prefix(table)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .and_then(|rest| rest.strip_suffix("_key"))
+        .unwrap_or(constraint)
+        .to_owned()
+}
+
+/// The category of an [`Error`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// No such row in this tenant.
+    NotFound,
+    /// A unique or foreign-key constraint.
+    Conflict,
+    /// The database refused (privilege or RLS policy).
+    PermissionDenied,
+    /// A row of another tenant was returned and withheld.
+    IsolationViolation,
+    /// The database contract is broken (boot-time verification).
+    Contract,
+    /// An audit write failed.
+    Audit,
+    /// Bad configuration.
+    Config,
+    /// A value could not be decrypted (tampered, moved, or wrong key).
+    DecryptionFailed,
+    /// The value's key was destroyed (erased subject).
+    KeyDestroyed,
+    /// Another cryptographic failure.
+    Crypto,
+    /// Another database failure.
+    Database,
+}

@@ -1,0 +1,185 @@
+use core::fmt;
+
+use plenum_core::{Actor, RecordId};
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Postgres, Transaction};
+
+use super::{PgPoolConfig, connect_pool};
+use crate::error::Error;
+
+/// Why cross-tenant access is needed. A closed set, so the audit row never holds free text that
+/// could carry personal data.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminPurpose {
+    /// A retention job deleting or pseudonymising expired data.
+    RetentionSweep,
+    /// A support request from a tenant.
+    SupportRequest,
+    /// A data-subject request (access, erasure) that spans tenants.
+    DataSubjectRequest,
+    /// A legal request or obligation.
+    LegalRequest,
+    /// Operational maintenance (re-encryption sweeps, consistency checks).
+    Maintenance,
+}
+
+impl AdminPurpose {
+    /// The stable string form stored in the audit row.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::RetentionSweep => "retention_sweep",
+            Self::SupportRequest => "support_request",
+            Self::DataSubjectRequest => "data_subject_request",
+            Self::LegalRequest => "legal_request",
+            Self::Maintenance => "maintenance",
+        }
+    }
+}
+
+/// The reason for an admin transaction: a purpose and an optional reference (a ticket id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminReason {
+    purpose: AdminPurpose,
+    reference: Option<String>,
+}
+
+impl AdminReason {
+    /// A reason without a reference (scheduled jobs).
+    pub fn new(purpose: AdminPurpose) -> Self {
+        Self {
+            purpose,
+            reference: None,
+        }
+    }
+
+    /// A reason with a reference such as `SUP-1234`: 1 to 64 characters of `A-Z a-z 0-9 . _ : # -`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for any other reference (it is stored verbatim, so it may not be prose).
+    pub fn with_reference(purpose: AdminPurpose, reference: &str) -> Result<Self, Error> {
+        let ok = !reference.is_empty()
+            && reference.len() <= 64
+            && reference
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:_#-".contains(&b));
+        if !ok {
+            return Err(Error::Config(
+                "admin reference must be 1-64 of A-Z a-z 0-9 . _ : # -",
+            ));
+        }
+        Ok(Self {
+            purpose,
+            reference: Some(reference.to_owned()),
+        })
+    }
+
+    /// The purpose.
+    pub fn purpose(&self) -> AdminPurpose {
+        self.purpose
+    }
+}
+
+/// A pool of the read-only admin role, on its own credentials.
+#[derive(Clone)]
+pub struct AdminPool {
+    pool: PgPool,
+}
+
+impl fmt::Debug for AdminPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminPool").finish_non_exhaustive()
+    }
+}
+
+impl AdminPool {
+    /// Connects as the admin role.
+    ///
+    /// # Errors
+    ///
+    /// Connection failures.
+    pub async fn connect(url: &str, config: &PgPoolConfig) -> Result<Self, Error> {
+        Ok(Self {
+            pool: connect_pool(url, config).await?,
+        })
+    }
+
+    /// Begins an admin transaction. Before anything else, in the same transaction, it appends
+    /// an audit row naming the actor and the reason; if that row cannot be written, the
+    /// transaction is rolled back and nothing happens (fail closed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AdminAudit`] if the audit row cannot be written; connection failures.
+    pub async fn begin(&self, actor: &Actor, reason: &AdminReason) -> Result<AdminTx, Error> {
+        let mut tx = self.pool.begin().await.map_err(Error::Database)?;
+        let actor_json = serde_json::to_value(actor)
+            .map_err(|_| Error::Config("actor could not be serialised"))?;
+        let id = RecordId::generate();
+        let inserted = sqlx::query(
+            "INSERT INTO plenum.admin_audit (id, actor, purpose, reference) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.as_uuid())
+        .bind(actor_json)
+        .bind(reason.purpose.as_str())
+        .bind(reason.reference.as_deref())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => Ok(AdminTx { tx, audit_id: id }),
+            // Dropping `tx` rolls it back.
+            Err(e) => Err(Error::AdminAudit(e)),
+        }
+    }
+}
+
+/// A cross-tenant, read-only transaction whose audit row is already written (and commits or
+/// rolls back with it).
+pub struct AdminTx {
+    tx: Transaction<'static, Postgres>,
+    audit_id: RecordId,
+}
+
+impl fmt::Debug for AdminTx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminTx")
+            .field("audit_id", &self.audit_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminTx {
+    /// The id of this transaction's audit row.
+    pub fn audit_id(&self) -> RecordId {
+        self.audit_id
+    }
+
+    /// The connection, for reads across tenants (the admin role can only `SELECT`).
+    pub fn connection(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Commits.
+    ///
+    /// # Errors
+    ///
+    /// Database failures.
+    pub async fn commit(self) -> Result<(), Error> {
+        self.tx.commit().await.map_err(Error::Database)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_restricted() {
+        assert!(AdminReason::with_reference(AdminPurpose::SupportRequest, "SUP-1234").is_ok());
+        for bad in ["", "jane doe called", "a;drop", &"x".repeat(65)] {
+            assert!(AdminReason::with_reference(AdminPurpose::SupportRequest, bad).is_err());
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The PostgreSQL backend: connection pools for each role of the contract, the one-round-trip
+//! tenant transaction, the audited admin transaction, migrations and the boot-time verifier.
+
+mod admin;
+mod schema;
+pub(crate) mod verify;
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use plenum_core::TenantId;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Executor as _};
+
+pub use self::admin::{AdminPool, AdminPurpose, AdminReason, AdminTx};
+pub use self::schema::bootstrap_sql;
+pub use self::verify::{Check, Finding, Report};
+use crate::contract::{Roles, TENANT_SETTING};
+use crate::error::Error;
+use crate::table::TableSpec;
+
+/// Pool settings for the runtime roles.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PgPoolConfig {
+    /// Maximum connections.
+    pub max_connections: u32,
+    /// How long `begin` waits for a free connection.
+    pub acquire_timeout: Duration,
+    /// Set when connecting through PgBouncer in transaction mode (older than 1.21, or without
+    /// `max_prepared_statements`): turns sqlx's prepared-statement cache off, because the server
+    /// connection behind a client changes between transactions. Tenant context is already
+    /// transaction-local, so nothing else changes.
+    pub pgbouncer_transaction_mode: bool,
+}
+
+impl Default for PgPoolConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            pgbouncer_transaction_mode: false,
+        }
+    }
+}
+
+impl PgPoolConfig {
+    /// The defaults with another pool size.
+    pub fn with_max_connections(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            ..Self::default()
+        }
+    }
+}
+
+/// A pool whose released connections are reset (`RESET ALL`): defence in depth against a session
+/// setting, set by raw SQL, outliving its transaction. Not `DISCARD ALL`, which would drop the
+/// server-side prepared statements that sqlx keeps cached.
+pub(crate) async fn connect_pool(url: &str, config: &PgPoolConfig) -> Result<PgPool, Error> {
+    let mut options = PgConnectOptions::from_str(url).map_err(Error::Database)?;
+    if config.pgbouncer_transaction_mode {
+        options = options.statement_cache_capacity(0);
+    }
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .after_release(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("RESET ALL").await?;
+                Ok(true)
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(Error::Database)
+}
+
+/// `BEGIN` and the tenant context in one round trip. The id is rendered from a `TenantId`, whose
+/// string form is only hex digits and hyphens, so it cannot inject; the setting is local to the
+/// transaction (`is_local = true`), never the session.
+pub(crate) fn begin_statement(tenant: TenantId) -> AssertSqlSafe<String> {
+    AssertSqlSafe(format!(
+        "BEGIN; SELECT pg_catalog.set_config('{TENANT_SETTING}', '{tenant}', true)"
+    ))
+}
+
+/// Applies the library's migrations through the migrator login (`url`), then the DDL of
+/// `tables`, all as the owner. Idempotent: safe to run on every deploy.
+///
+/// # Errors
+///
+/// Database or migration failures.
+pub async fn migrate(url: &str, roles: &Roles, tables: &[TableSpec]) -> Result<(), Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .map_err(Error::Database)?;
+    schema::migrator(roles)
+        .run(&pool)
+        .await
+        .map_err(|e| Error::Database(e.into()))?;
+    if !tables.is_empty() {
+        let ddl = tables.iter().flat_map(|t| t.postgres_ddl(roles)).collect();
+        let mut tx = pool.begin().await.map_err(Error::Database)?;
+        sqlx::raw_sql(AssertSqlSafe(schema::owned_ddl(roles, ddl)))
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::Database)?;
+        tx.commit().await.map_err(Error::Database)?;
+    }
+    pool.close().await;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The SQL of the database contract: bootstrap (a superuser, once per cluster and database) and
+//! the library's migrations (the owner, through the migrator login).
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, SqlSafeStr as _};
+
+use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles, TENANT_SETTING};
+use crate::error::Error;
+use crate::table::police;
+
+/// Statements a superuser runs once to create the roles and schemas of the contract in
+/// `database`. Idempotent: existing roles are altered back to the required attributes.
+///
+/// Role passwords are not set here; set them with `ALTER ROLE ... PASSWORD` from your secret
+/// store (or use certificate or IAM authentication).
+///
+/// # Errors
+///
+/// [`Error::Config`] if `database` is not a plain identifier.
+pub fn bootstrap_sql(roles: &Roles, database: &str) -> Result<Vec<String>, Error> {
+    let plain = !database.is_empty()
+        && database.len() <= 63
+        && database
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !plain {
+        return Err(Error::Config("database name must match [a-z0-9_]+"));
+    }
+    let (owner, migrator, app, admin) =
+        (roles.owner(), roles.migrator(), roles.app(), roles.admin());
+    let create = |role: &str, attrs: &str| {
+        format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = '{role}') \
+             THEN CREATE ROLE {role} {attrs}; END IF; END $$"
+        )
+    };
+    // The runtime roles must never own, inherit or bypass anything: these attributes are set on
+    // every run, so a drifted role is repaired (and the boot verifier catches what is not).
+    let runtime = "LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT NOCREATEDB NOCREATEROLE NOREPLICATION";
+    Ok(vec![
+        create(&owner, "NOLOGIN NOSUPERUSER NOBYPASSRLS"),
+        create(&migrator, "LOGIN NOSUPERUSER NOBYPASSRLS"),
+        create(&app, runtime),
+        create(&admin, runtime),
+        format!("ALTER ROLE {owner} NOLOGIN NOSUPERUSER NOBYPASSRLS"),
+        format!("ALTER ROLE {app} {runtime}"),
+        format!("ALTER ROLE {admin} {runtime}"),
+        format!("GRANT {owner} TO {migrator}"),
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
+        format!("CREATE SCHEMA IF NOT EXISTS {LIBRARY_SCHEMA} AUTHORIZATION {owner}"),
+        format!("CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA} AUTHORIZATION {owner}"),
+        format!("GRANT CONNECT ON DATABASE {database} TO {migrator}, {app}, {admin}"),
+    ])
+}
+
+/// The library's own migrations, rendered for `roles`. Each runs in one transaction as the owner
+/// (`SET LOCAL ROLE`), so every object it creates belongs to the owner.
+pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
+    let (owner, app, admin) = (roles.owner(), roles.app(), roles.admin());
+    let mut v1 = vec![
+        format!("SET LOCAL ROLE {owner}"),
+        // STABLE, not IMMUTABLE: an immutable function is constant-folded into cached generic
+        // plans, and tenant B would be served tenant A's rows. Returning uuid (not text) keeps
+        // the comparison free of a per-row cast. The empty string (a setting used once, then
+        // reset) maps to NULL, so no tenant means no rows and failed writes.
+        format!(
+            "CREATE OR REPLACE FUNCTION {CONTEXT_FUNCTION}() RETURNS uuid \
+             LANGUAGE sql STABLE PARALLEL SAFE SET search_path = '' \
+             AS $$ SELECT nullif(pg_catalog.current_setting('{TENANT_SETTING}', true), '')::uuid $$"
+        ),
+        format!("REVOKE ALL ON FUNCTION {CONTEXT_FUNCTION}() FROM PUBLIC"),
+        format!("GRANT EXECUTE ON FUNCTION {CONTEXT_FUNCTION}() TO {app}, {admin}"),
+        format!("GRANT USAGE ON SCHEMA {LIBRARY_SCHEMA} TO {app}, {admin}"),
+        format!("GRANT USAGE ON SCHEMA {DATA_SCHEMA} TO {app}, {admin}"),
+        format!(
+            "CREATE TABLE {LIBRARY_SCHEMA}.tenants (\n    id uuid PRIMARY KEY,\n    \
+             created_at timestamptz NOT NULL DEFAULT now()\n)"
+        ),
+    ];
+    v1.extend(police(
+        &format!("{LIBRARY_SCHEMA}.tenants"),
+        "tenants",
+        "id",
+        roles,
+    ));
+    v1.extend([
+        format!("GRANT SELECT, INSERT ON {LIBRARY_SCHEMA}.tenants TO {app}"),
+        format!("GRANT SELECT ON {LIBRARY_SCHEMA}.tenants TO {admin}"),
+        // Cross-tenant work leaves a row here before it does anything else (AdminTx). The admin
+        // role may only append; the app role may not touch it.
+        format!(
+            "CREATE TABLE {LIBRARY_SCHEMA}.admin_audit (\n    id uuid PRIMARY KEY,\n    \
+             at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    actor jsonb NOT NULL,\n    \
+             purpose text NOT NULL,\n    reference text,\n    \
+             backend_pid integer NOT NULL DEFAULT pg_backend_pid(),\n    \
+             txid bigint NOT NULL DEFAULT txid_current()\n)"
+        ),
+        format!("REVOKE ALL ON {LIBRARY_SCHEMA}.admin_audit FROM PUBLIC"),
+        format!("GRANT INSERT ON {LIBRARY_SCHEMA}.admin_audit TO {admin}"),
+    ]);
+    vec![migration(
+        1,
+        "context function, tenant registry, admin audit",
+        &v1,
+    )]
+}
+
+fn migration(version: i64, description: &'static str, statements: &[String]) -> Migration {
+    // Back to the migrator before sqlx records the migration in its history table (which the
+    // migrator, not the owner, created).
+    let sql = statements.join(";\n") + ";\nRESET ROLE;\n";
+    Migration::new(
+        version,
+        Cow::Borrowed(description),
+        MigrationType::Simple,
+        AssertSqlSafe(sql).into_sql_str(),
+        false,
+    )
+}
+
+/// A sqlx migrator for the library's migrations, keeping its history in
+/// `plenum._sqlx_migrations`.
+pub(crate) fn migrator(roles: &Roles) -> Migrator {
+    let mut m = Migrator::with_migrations(library_migrations(roles));
+    m.dangerous_set_table_name(format!("{LIBRARY_SCHEMA}._sqlx_migrations"));
+    m
+}
+
+/// DDL for extra tables, prefixed with `SET LOCAL ROLE` so the owner owns them.
+pub(crate) fn owned_ddl(roles: &Roles, ddl: Vec<String>) -> String {
+    let mut all = vec![format!("SET LOCAL ROLE {}", roles.owner())];
+    all.extend(ddl);
+    all.join(";\n") + ";\n"
+}

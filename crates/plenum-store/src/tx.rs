@@ -1,0 +1,305 @@
+use core::fmt;
+
+use plenum_core::TenantId;
+
+use crate::error::Error;
+
+/// The runtime pool: the only way to a connection is [`TenantPool::begin`], which needs a tenant.
+///
+/// On PostgreSQL it connects as the runtime role of the contract, whose every query is filtered
+/// again by row-level security. On SQLite there is no second barrier: the library's explicit
+/// `tenant_id` predicates and row checks are all there is.
+#[derive(Clone)]
+pub struct TenantPool {
+    inner: PoolInner,
+}
+
+#[derive(Clone)]
+enum PoolInner {
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl fmt::Debug for TenantPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantPool")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which database a pool or transaction talks to.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// PostgreSQL, with row-level security.
+    Postgres,
+    /// SQLite, without.
+    Sqlite,
+}
+
+impl TenantPool {
+    /// Connects to PostgreSQL as the runtime role.
+    ///
+    /// # Errors
+    ///
+    /// Connection failures.
+    #[cfg(feature = "postgres")]
+    pub async fn connect_postgres(
+        url: &str,
+        config: &crate::postgres::PgPoolConfig,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            inner: PoolInner::Postgres(crate::postgres::connect_pool(url, config).await?),
+        })
+    }
+
+    /// Connects as the runtime role and refuses to return a pool unless the catalog verifier
+    /// finds the database contract intact: what a service calls at boot.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Contract`] with every finding, or connection failures.
+    #[cfg(feature = "postgres")]
+    pub async fn connect_postgres_verified(
+        url: &str,
+        config: &crate::postgres::PgPoolConfig,
+        roles: &crate::Roles,
+    ) -> Result<Self, Error> {
+        let pool = Self::connect_postgres(url, config).await?;
+        pool.verify(roles).await?.ensure_clean()?;
+        Ok(pool)
+    }
+
+    /// Runs the catalog verifier as this pool's role.
+    ///
+    /// # Errors
+    ///
+    /// Database failures; [`Error::Config`] on a SQLite pool.
+    #[cfg(feature = "postgres")]
+    pub async fn verify(&self, roles: &crate::Roles) -> Result<crate::postgres::Report, Error> {
+        match &self.inner {
+            PoolInner::Postgres(pool) => crate::postgres::verify::verify(pool, roles).await,
+            #[cfg(feature = "sqlite")]
+            PoolInner::Sqlite(_) => Err(Error::Config("SQLite has no catalog contract to verify")),
+        }
+    }
+
+    /// An embedded SQLite database, in memory (`None`) or in a file, with the library's tables
+    /// and `tables` created.
+    ///
+    /// # Errors
+    ///
+    /// Database failures.
+    #[cfg(feature = "sqlite")]
+    pub async fn sqlite(
+        path: Option<&std::path::Path>,
+        tables: &[crate::TableSpec],
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            inner: PoolInner::Sqlite(crate::sqlite::open(path, tables).await?),
+        })
+    }
+
+    /// Which database this pool talks to.
+    pub fn backend(&self) -> BackendKind {
+        match &self.inner {
+            #[cfg(feature = "postgres")]
+            PoolInner::Postgres(_) => BackendKind::Postgres,
+            #[cfg(feature = "sqlite")]
+            PoolInner::Sqlite(_) => BackendKind::Sqlite,
+        }
+    }
+
+    /// Begins a transaction scoped to `tenant`. On PostgreSQL, `BEGIN` and the transaction-local
+    /// tenant setting travel in one round trip. Dropping the transaction without
+    /// [`TenantTx::commit`] rolls it back.
+    ///
+    /// # Errors
+    ///
+    /// Connection or pool failures.
+    pub async fn begin(&self, tenant: TenantId) -> Result<TenantTx, Error> {
+        let inner = match &self.inner {
+            #[cfg(feature = "postgres")]
+            PoolInner::Postgres(pool) => TxInner::Postgres(
+                pool.begin_with(crate::postgres::begin_statement(tenant))
+                    .await
+                    .map_err(Error::Database)?,
+            ),
+            #[cfg(feature = "sqlite")]
+            PoolInner::Sqlite(pool) => {
+                TxInner::Sqlite(pool.begin().await.map_err(Error::Database)?)
+            }
+        };
+        Ok(TenantTx { tenant, inner })
+    }
+
+    /// Registers `tenant` in the tenant registry (idempotent). Rows of a tenant can only be
+    /// written once it is registered (every record table references the registry).
+    ///
+    /// # Errors
+    ///
+    /// Database failures.
+    pub async fn register_tenant(&self, tenant: TenantId) -> Result<(), Error> {
+        let mut tx = self.begin(tenant).await?;
+        match &mut tx.inner {
+            #[cfg(feature = "postgres")]
+            TxInner::Postgres(t) => {
+                sqlx::query(
+                    "INSERT INTO plenum.tenants (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(tenant.as_uuid())
+                .execute(&mut **t)
+                .await
+                .map_err(Error::Database)?;
+            }
+            #[cfg(feature = "sqlite")]
+            TxInner::Sqlite(t) => {
+                sqlx::query(
+                    "INSERT INTO plenum_tenants (id) VALUES (?1) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(tenant.as_uuid())
+                .execute(&mut **t)
+                .await
+                .map_err(Error::Database)?;
+            }
+        }
+        tx.commit().await
+    }
+}
+
+/// A transaction scoped to one tenant. Every repository operation takes one, so no data access
+/// exists without a tenant.
+pub struct TenantTx {
+    tenant: TenantId,
+    inner: TxInner,
+}
+
+enum TxInner {
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl fmt::Debug for TenantTx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantTx")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantTx {
+    /// The tenant this transaction is scoped to.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Which database this transaction talks to.
+    pub fn backend(&self) -> BackendKind {
+        match &self.inner {
+            #[cfg(feature = "postgres")]
+            TxInner::Postgres(_) => BackendKind::Postgres,
+            #[cfg(feature = "sqlite")]
+            TxInner::Sqlite(_) => BackendKind::Sqlite,
+        }
+    }
+
+    /// The PostgreSQL connection, for hand-written SQL. Row-level security still applies to
+    /// every statement: the tenant setting is part of this transaction. (`None` on SQLite.)
+    #[cfg(feature = "postgres")]
+    pub fn postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
+        match &mut self.inner {
+            TxInner::Postgres(t) => Some(&mut **t),
+            #[cfg(feature = "sqlite")]
+            TxInner::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite connection, for hand-written SQL. **Nothing isolates tenants here**: SQLite has
+    /// no row-level security, so every statement must filter by tenant itself. (`None` on
+    /// PostgreSQL.)
+    #[cfg(feature = "sqlite")]
+    pub fn dangerous_sqlite(&mut self) -> Option<&mut sqlx::SqliteConnection> {
+        match &mut self.inner {
+            TxInner::Sqlite(t) => Some(&mut **t),
+            #[cfg(feature = "postgres")]
+            TxInner::Postgres(_) => None,
+        }
+    }
+
+    /// Commits.
+    ///
+    /// # Errors
+    ///
+    /// Database failures (the transaction is then rolled back).
+    pub async fn commit(self) -> Result<(), Error> {
+        match self.inner {
+            #[cfg(feature = "postgres")]
+            TxInner::Postgres(t) => t.commit().await.map_err(Error::Database),
+            #[cfg(feature = "sqlite")]
+            TxInner::Sqlite(t) => t.commit().await.map_err(Error::Database),
+        }
+    }
+
+    /// Rolls back explicitly (dropping does the same).
+    ///
+    /// # Errors
+    ///
+    /// Database failures.
+    pub async fn rollback(self) -> Result<(), Error> {
+        match self.inner {
+            #[cfg(feature = "postgres")]
+            TxInner::Postgres(t) => t.rollback().await.map_err(Error::Database),
+            #[cfg(feature = "sqlite")]
+            TxInner::Sqlite(t) => t.rollback().await.map_err(Error::Database),
+        }
+    }
+}
+
+/// A value bound to a tenant, for background work: serialise it into a job payload, and the
+/// worker opens its transaction from [`TenantBound::tenant`]. The tenant travels as data, never as
+/// ambient task-local or thread-local state that a spawned task could lose or inherit wrongly.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TenantBound<T> {
+    tenant: TenantId,
+    payload: T,
+}
+
+impl<T> TenantBound<T> {
+    /// Binds `payload` to `tenant`.
+    pub fn new(tenant: TenantId, payload: T) -> Self {
+        Self { tenant, payload }
+    }
+
+    /// Binds `payload` to the tenant of an open transaction.
+    pub fn for_tx(tx: &TenantTx, payload: T) -> Self {
+        Self {
+            tenant: tx.tenant(),
+            payload,
+        }
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &T {
+        &self.payload
+    }
+
+    /// Opens a transaction for the bound tenant and hands back the payload with it.
+    ///
+    /// # Errors
+    ///
+    /// As [`TenantPool::begin`].
+    pub async fn begin(self, pool: &TenantPool) -> Result<(TenantTx, T), Error> {
+        let tx = pool.begin(self.tenant).await?;
+        Ok((tx, self.payload))
+    }
+}

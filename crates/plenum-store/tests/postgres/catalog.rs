@@ -1,0 +1,268 @@
+//! The boot-time verifier passes on the generated schema and fails on each deliberate break,
+//! naming the fix.
+
+use plenum_store::postgres::{Check, PgPoolConfig, Report};
+use plenum_store::{ErrorKind, TenantPool};
+use plenum_test::pg::TestDb;
+use sqlx::{AssertSqlSafe, Executor as _};
+
+use crate::fixtures::tables;
+
+async fn report(db: &TestDb) -> Report {
+    db.app(1).await.verify(&db.roles).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_generated_schema_satisfies_every_invariant() {
+    let db = TestDb::create(&tables()).await;
+    let report = report(&db).await;
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert_eq!(
+        report.tenant_tables, 3,
+        "plenum.tenants, app.customers, app.orders"
+    );
+    // And the boot path accepts it.
+    TenantPool::connect_postgres_verified(
+        &db.url(&db.roles.app()),
+        &PgPoolConfig::default(),
+        &db.roles,
+    )
+    .await
+    .unwrap();
+    // Migrations are idempotent: applying them again changes nothing and still verifies.
+    plenum_store::postgres::migrate(&db.url(&db.roles.migrator()), &db.roles, &tables())
+        .await
+        .unwrap();
+    assert!(report_after(&db).await.findings.is_empty());
+}
+
+async fn report_after(db: &TestDb) -> Report {
+    report(db).await
+}
+
+/// Applies `break_sql` (as the owner, or as the superuser for role changes) to a fresh, clean
+/// database and asserts the verifier reports `check` with a fix, and that boot refuses.
+async fn assert_break_detected(name: &str, break_sql: &[String], as_superuser: bool, check: Check) {
+    let db = TestDb::create(&tables()).await;
+    assert!(
+        report(&db).await.findings.is_empty(),
+        "{name}: clean before the break"
+    );
+    let break_sql: Vec<String> = break_sql
+        .iter()
+        .map(|s| {
+            s.replace("{app}", &db.roles.app())
+                .replace("{owner}", &db.roles.owner())
+        })
+        .collect();
+    if as_superuser {
+        let su = db.superuser().await;
+        for s in break_sql {
+            su.execute(AssertSqlSafe(s.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {s}: {e}"));
+        }
+    } else {
+        let statements: Vec<&str> = break_sql.iter().map(String::as_str).collect();
+        db.as_owner(&statements).await;
+    }
+    let report = report(&db).await;
+    let found: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.check == check)
+        .collect();
+    assert!(
+        !found.is_empty(),
+        "{name}: expected {check:?}, got {:#?}",
+        report.findings
+    );
+    for f in &found {
+        assert!(
+            !f.fix.is_empty() && !f.problem.is_empty(),
+            "{name}: finding without a fix: {f:?}"
+        );
+    }
+    let err = TenantPool::connect_postgres_verified(
+        &db.url(&db.roles.app()),
+        &PgPoolConfig::default(),
+        &db.roles,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Contract, "{name}");
+    assert!(err.to_string().contains("fix:"), "{name}: {err}");
+}
+
+#[tokio::test]
+async fn break_no_force() {
+    assert_break_detected(
+        "NO FORCE",
+        &["ALTER TABLE app.customers NO FORCE ROW LEVEL SECURITY".into()],
+        false,
+        Check::RlsNotForced,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_rls_disabled() {
+    assert_break_detected(
+        "RLS disabled",
+        &["ALTER TABLE app.orders DISABLE ROW LEVEL SECURITY".into()],
+        false,
+        Check::RlsDisabled,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_extra_permissive_policy() {
+    // Created TO PUBLIC: the restrictive floor still holds the app back, but the verifier must
+    // flag the policy all the same.
+    assert_break_detected(
+        "extra permissive USING (true)",
+        &[
+            "CREATE POLICY leak ON app.customers AS PERMISSIVE FOR SELECT TO PUBLIC USING (true)"
+                .into(),
+        ],
+        false,
+        Check::UnexpectedPolicy,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_immutable_context_function() {
+    assert_break_detected(
+        "IMMUTABLE context function",
+        &["ALTER FUNCTION plenum.current_tenant_id() IMMUTABLE".into()],
+        false,
+        Check::ContextFunction,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_unique_index_without_tenant() {
+    assert_break_detected(
+        "unique index without tenant_id",
+        &["CREATE UNIQUE INDEX customers_email_global ON app.customers (email)".into()],
+        false,
+        Check::UnscopedUniqueIndex,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_unscoped_foreign_key() {
+    assert_break_detected(
+        "foreign key without tenant_id",
+        &[
+            "CREATE UNIQUE INDEX customers_id_only ON app.customers (tenant_id, id, email)".into(),
+            "ALTER TABLE app.customers ADD CONSTRAINT customers_id_key UNIQUE (id)".into(),
+            "ALTER TABLE app.orders ADD CONSTRAINT orders_customer_global_fkey FOREIGN KEY (customer_id) REFERENCES app.customers (id)".into(),
+        ],
+        false,
+        Check::UnscopedForeignKey,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_unpoliced_partition() {
+    assert_partition_break(vec![
+        "CREATE TABLE app.events (tenant_id uuid NOT NULL REFERENCES plenum.tenants (id), id uuid NOT NULL, at date NOT NULL, PRIMARY KEY (tenant_id, id, at)) PARTITION BY RANGE (at)".to_owned(),
+        "CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')".to_owned(),
+        // Replaced below: policies name this database's roles.
+        "__POLICE__".to_owned(),
+    ])
+    .await;
+}
+
+async fn assert_partition_break(template: Vec<String>) {
+    let db = TestDb::create(&tables()).await;
+    let app = db.roles.app();
+    let mut statements = Vec::new();
+    for s in template {
+        if s == "__POLICE__" {
+            statements.extend([
+                "ALTER TABLE app.events ENABLE ROW LEVEL SECURITY".to_owned(),
+                "ALTER TABLE app.events FORCE ROW LEVEL SECURITY".to_owned(),
+                format!("CREATE POLICY events_tenant_isolation ON app.events AS PERMISSIVE FOR ALL TO {app} USING (tenant_id = (SELECT plenum.current_tenant_id())) WITH CHECK (tenant_id = (SELECT plenum.current_tenant_id()))"),
+                format!("CREATE POLICY events_tenant_floor ON app.events AS RESTRICTIVE FOR ALL TO {app} USING (tenant_id = (SELECT plenum.current_tenant_id())) WITH CHECK (tenant_id = (SELECT plenum.current_tenant_id()))"),
+                format!("GRANT SELECT, INSERT ON app.events TO {app}"),
+            ]);
+        } else {
+            statements.push(s);
+        }
+    }
+    let refs: Vec<&str> = statements.iter().map(String::as_str).collect();
+    db.as_owner(&refs).await;
+    // The parent alone is fine.
+    let clean = report(&db).await;
+    assert!(clean.findings.is_empty(), "{:#?}", clean.findings);
+    // Granting the partition itself to the app opens a door around the parent's policies.
+    db.as_owner(&[&format!("GRANT SELECT ON app.events_2026 TO {app}")])
+        .await;
+    let broken = report(&db).await;
+    assert!(
+        broken.has(Check::ReadablePartition),
+        "{:#?}",
+        broken.findings
+    );
+}
+
+#[tokio::test]
+async fn break_view_without_security_invoker() {
+    let db = TestDb::create(&tables()).await;
+    let app = db.roles.app();
+    db.as_owner(&[
+        "CREATE VIEW app.customer_emails AS SELECT tenant_id, email FROM app.customers",
+        &format!("GRANT SELECT ON app.customer_emails TO {app}"),
+    ])
+    .await;
+    let broken = report(&db).await;
+    assert!(
+        broken.has(Check::ViewWithoutSecurityInvoker),
+        "{:#?}",
+        broken.findings
+    );
+    // The fix it names works.
+    db.as_owner(&["ALTER VIEW app.customer_emails SET (security_invoker = true)"])
+        .await;
+    assert!(!report(&db).await.has(Check::ViewWithoutSecurityInvoker));
+}
+
+#[tokio::test]
+async fn break_truncate_granted() {
+    assert_break_detected(
+        "TRUNCATE granted",
+        &["GRANT TRUNCATE ON app.orders TO {app}".into()],
+        false,
+        Check::DangerousPrivilege,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_app_role_member_of_owner() {
+    assert_break_detected(
+        "app role member of the owner",
+        &["GRANT {owner} TO {app}".into()],
+        true,
+        Check::RuntimeRole,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_runtime_role_with_bypassrls() {
+    assert_break_detected(
+        "app role with BYPASSRLS",
+        &["ALTER ROLE {app} BYPASSRLS".into()],
+        true,
+        Check::RuntimeRole,
+    )
+    .await;
+}

@@ -1,0 +1,156 @@
+//! One pooled connection, reused: whatever a transaction did or how it ended, the next checkout
+//! carries no tenant context.
+
+use std::time::Duration;
+
+use plenum_store::{TenantPool, TenantTx};
+use sqlx::Executor as _;
+
+use crate::fixtures::{World, world};
+
+/// The session-level value of the tenant setting underneath the current transaction: `SET LOCAL
+/// ... TO DEFAULT` reverts the transaction's own value to whatever the session holds.
+async fn session_tenant(tx: &mut TenantTx) -> Option<String> {
+    let conn = tx.postgres().unwrap();
+    conn.execute("SET LOCAL plenum.tenant_id TO DEFAULT")
+        .await
+        .unwrap();
+    let v: Option<String> = sqlx::query_scalar("SELECT current_setting('plenum.tenant_id', true)")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    v.filter(|s| !s.is_empty())
+}
+
+/// Asserts the (single) pooled connection is clean: no session tenant, and with the local value
+/// removed the transaction sees no rows.
+async fn assert_clean(pool: &TenantPool, w: &World, after: &str) {
+    let mut tx = pool.begin(w.c).await.unwrap();
+    assert_eq!(
+        session_tenant(&mut tx).await,
+        None,
+        "{after}: a tenant context survived"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers")
+        .fetch_one(tx.postgres().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "{after}");
+}
+
+async fn read_a(pool: &TenantPool, w: &World) -> Result<i64, plenum_store::Error> {
+    let mut tx = pool.begin(w.a.tenant).await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers")
+        .fetch_one(tx.postgres().unwrap())
+        .await?;
+    // Early return: `?` on a failing statement drops `tx` without commit.
+    sqlx::query("SELECT 1/0")
+        .execute(tx.postgres().unwrap())
+        .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+#[tokio::test]
+async fn every_way_a_transaction_ends_leaves_no_context_behind() {
+    let w = world().await;
+    let pool = w.db.app(1).await;
+
+    // Committed.
+    let mut tx = pool.begin(w.a.tenant).await.unwrap();
+    sqlx::query("UPDATE app.customers SET name = 'c'")
+        .execute(tx.postgres().unwrap())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_clean(&pool, &w, "commit").await;
+
+    // Rolled back.
+    let tx = pool.begin(w.a.tenant).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_clean(&pool, &w, "rollback").await;
+
+    // Dropped by an early return.
+    assert!(read_a(&pool, &w).await.is_err());
+    assert_clean(&pool, &w, "early return").await;
+
+    // Panicked while holding the transaction.
+    let p = pool.clone();
+    let tenant = w.a.tenant;
+    let panicked = tokio::spawn(async move {
+        let mut tx = p.begin(tenant).await.unwrap();
+        sqlx::query("SELECT 1")
+            .execute(tx.postgres().unwrap())
+            .await
+            .unwrap();
+        panic!("handler bug");
+    })
+    .await;
+    assert!(panicked.is_err());
+    assert_clean(&pool, &w, "panic").await;
+
+    // Cancelled mid-statement by a timeout.
+    let p = pool.clone();
+    let timed_out = tokio::time::timeout(Duration::from_millis(200), async move {
+        let mut tx = p.begin(tenant).await.unwrap();
+        sqlx::query("SELECT pg_sleep(5)")
+            .execute(tx.postgres().unwrap())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    })
+    .await;
+    assert!(
+        timed_out.is_err(),
+        "the statement should have been cancelled"
+    );
+    assert_clean(&pool, &w, "cancellation").await;
+}
+
+#[tokio::test]
+async fn a_poisoned_session_setting_is_reset_on_release() {
+    let w = world().await;
+    let pool = w.db.app(1).await;
+    // Raw SQL can set the tenant at session level (the library never does): poison the
+    // connection with A, then hand it back.
+    let mut tx = pool.begin(w.a.tenant).await.unwrap();
+    let conn = tx.postgres().unwrap();
+    sqlx::query("SELECT set_config('plenum.tenant_id', $1, false)")
+        .bind(w.a.tenant.to_string())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // The next checkout of the same connection is clean: after_release ran RESET ALL.
+    assert_clean(&pool, &w, "session-level poisoning").await;
+    let mut tx = pool.begin(w.c).await.unwrap();
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(tx.postgres().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(mode, "auto");
+}
+
+#[tokio::test]
+async fn without_the_reset_a_poisoned_session_would_leak() {
+    // The control experiment: the same poisoning on a plain sqlx pool without the library's
+    // after_release hook leaves A's context on the connection. This is what the reset prevents.
+    let w = world().await;
+    let raw = w.db.raw_pool(&w.db.roles.app(), 1).await;
+    let mut tx = raw.begin().await.unwrap();
+    sqlx::query("SELECT set_config('plenum.tenant_id', $1, false)")
+        .bind(w.a.tenant.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let leaked: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(leaked, 1, "a plain pool hands A's context to the next user");
+}

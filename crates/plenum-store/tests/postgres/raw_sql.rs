@@ -1,0 +1,300 @@
+//! Raw SQL as the runtime role: what the database itself refuses, whatever a service (or this
+//! library) gets wrong.
+
+use plenum_core::TenantId;
+use sqlx::postgres::PgPool;
+use sqlx::{AssertSqlSafe, Executor as _, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::fixtures::{World, sqlstate, world};
+
+/// A transaction as the app role with the tenant context set the way the library sets it, or
+/// none at all.
+async fn tx(pool: &PgPool, tenant: Option<&str>) -> Transaction<'static, Postgres> {
+    let mut tx = pool.begin().await.unwrap();
+    if let Some(t) = tenant {
+        sqlx::query("SELECT set_config('plenum.tenant_id', $1, true)")
+            .bind(t)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx
+}
+
+async fn count(tx: &mut Transaction<'static, Postgres>, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&mut **tx).await.unwrap()
+}
+
+async fn raw_app(w: &World) -> PgPool {
+    w.db.raw_pool(&w.db.roles.app(), 2).await
+}
+
+fn s(t: TenantId) -> String {
+    t.to_string()
+}
+
+#[tokio::test]
+async fn no_context_means_no_rows_and_no_writes() {
+    let w = world().await;
+    let pool = raw_app(&w).await;
+    let mut t = tx(&pool, None).await;
+    assert_eq!(count(&mut t, "SELECT count(*) FROM app.customers").await, 0);
+    assert_eq!(count(&mut t, "SELECT count(*) FROM app.orders").await, 0);
+    assert_eq!(
+        count(&mut t, "SELECT count(*) FROM plenum.tenants").await,
+        0
+    );
+    let upd = sqlx::query("UPDATE app.customers SET name = 'x'")
+        .execute(&mut *t)
+        .await
+        .unwrap();
+    assert_eq!(upd.rows_affected(), 0);
+    let del = sqlx::query("DELETE FROM app.orders")
+        .execute(&mut *t)
+        .await
+        .unwrap();
+    assert_eq!(del.rows_affected(), 0);
+    let ins =
+        sqlx::query("INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'n@x')")
+            .bind(w.a.tenant.as_uuid())
+            .bind(Uuid::now_v7())
+            .execute(&mut *t)
+            .await;
+    assert_eq!(sqlstate(ins), "42501");
+    // An empty context (a setting used once, then reset) is no context either.
+    let mut t = tx(&pool, Some("")).await;
+    assert_eq!(count(&mut t, "SELECT count(*) FROM app.customers").await, 0);
+}
+
+#[tokio::test]
+async fn a_cannot_read_or_write_b() {
+    let w = world().await;
+    let pool = raw_app(&w).await;
+    let (a, b) = (w.a, w.b);
+    let mut t = tx(&pool, Some(&s(a.tenant))).await;
+
+    // Reads: only A's rows, whatever the query asks for.
+    let tenants: Vec<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM app.customers")
+        .fetch_all(&mut *t)
+        .await
+        .unwrap();
+    assert_eq!(tenants, vec![*a.tenant.as_uuid()]);
+    let by_tenant: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM app.customers WHERE tenant_id = $1")
+            .bind(b.tenant.as_uuid())
+            .fetch_one(&mut *t)
+            .await
+            .unwrap();
+    assert_eq!(by_tenant, 0);
+    let by_id: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers WHERE id = $1")
+        .bind(b.customer)
+        .fetch_one(&mut *t)
+        .await
+        .unwrap();
+    assert_eq!(by_id, 0);
+
+    // Writes into B: refused or invisible.
+    let insert_b =
+        sqlx::query("INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'x@b')")
+            .bind(b.tenant.as_uuid())
+            .bind(Uuid::now_v7())
+            .execute(&mut *t)
+            .await;
+    assert_eq!(sqlstate(insert_b), "42501");
+    let mut t = tx(&pool, Some(&s(a.tenant))).await;
+    let update_b = sqlx::query("UPDATE app.customers SET name = 'pwned' WHERE id = $1")
+        .bind(b.customer)
+        .execute(&mut *t)
+        .await
+        .unwrap();
+    assert_eq!(update_b.rows_affected(), 0);
+    let delete_b = sqlx::query("DELETE FROM app.orders WHERE id = $1")
+        .bind(b.order)
+        .execute(&mut *t)
+        .await
+        .unwrap();
+    assert_eq!(delete_b.rows_affected(), 0);
+    // Moving A's own row to B.
+    let moved = sqlx::query("UPDATE app.customers SET tenant_id = $1 WHERE id = $2")
+        .bind(b.tenant.as_uuid())
+        .bind(a.customer)
+        .execute(&mut *t)
+        .await;
+    assert_eq!(sqlstate(moved), "42501");
+    drop(t);
+
+    // Referencing B's parent row from A: the composite key makes it not exist.
+    let mut t = tx(&pool, Some(&s(a.tenant))).await;
+    let fk = sqlx::query("INSERT INTO app.orders (tenant_id, id, customer_id) VALUES ($1, $2, $3)")
+        .bind(a.tenant.as_uuid())
+        .bind(Uuid::now_v7())
+        .bind(b.customer)
+        .execute(&mut *t)
+        .await;
+    assert_eq!(sqlstate(fk), "23503");
+    drop(t);
+
+    // No uniqueness oracle: a value that exists only in B inserts fine in A...
+    let mut t = tx(&pool, Some(&s(a.tenant))).await;
+    sqlx::query(
+        "INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'only-b@example.com')",
+    )
+    .bind(a.tenant.as_uuid())
+    .bind(Uuid::now_v7())
+    .execute(&mut *t)
+    .await
+    .unwrap();
+    // ...while a duplicate within A is refused.
+    let dup = sqlx::query(
+        "INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'shared@example.com')",
+    )
+    .bind(a.tenant.as_uuid())
+    .bind(Uuid::now_v7())
+    .execute(&mut *t)
+    .await;
+    assert_eq!(sqlstate(dup), "23505");
+    drop(t);
+
+    // ON CONFLICT with B's natural key only ever touches A.
+    let mut t = tx(&pool, Some(&s(a.tenant))).await;
+    sqlx::query(
+        "INSERT INTO app.customers (tenant_id, id, email, name) VALUES ($1, $2, 'shared@example.com', 'upserted') \
+         ON CONFLICT (tenant_id, email) DO UPDATE SET name = excluded.name",
+    )
+    .bind(a.tenant.as_uuid())
+    .bind(Uuid::now_v7())
+    .execute(&mut *t)
+    .await
+    .unwrap();
+    t.commit().await.unwrap();
+
+    // B is byte-identical afterwards.
+    let mut t = tx(&pool, Some(&s(b.tenant))).await;
+    let rows: Vec<(Uuid, String, Option<String>)> =
+        sqlx::query_as("SELECT id, email, name FROM app.customers ORDER BY email")
+            .fetch_all(&mut *t)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|(_, _, name)| name.is_none()), "{rows:?}");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM app.orders")
+        .fetch_one(&mut *t)
+        .await
+        .unwrap();
+    assert_eq!(orders, 1);
+}
+
+#[tokio::test]
+async fn the_runtime_role_cannot_escape_rls() {
+    let w = world().await;
+    let pool = raw_app(&w).await;
+    let owner = w.db.roles.owner();
+    let cases: Vec<(String, &str)> = vec![
+        ("TRUNCATE app.orders".into(), "42501"),
+        (
+            "SET row_security = off; SELECT * FROM app.customers".into(),
+            "42501",
+        ),
+        (format!("SET ROLE {owner}"), "42501"),
+        (
+            "ALTER TABLE app.customers DISABLE ROW LEVEL SECURITY".into(),
+            "42501",
+        ),
+        (
+            "ALTER TABLE app.customers NO FORCE ROW LEVEL SECURITY".into(),
+            "42501",
+        ),
+        (
+            "CREATE POLICY mine ON app.customers FOR SELECT USING (true)".into(),
+            "42501",
+        ),
+        (
+            "DROP POLICY customers_tenant_floor ON app.customers".into(),
+            "42501",
+        ),
+        (
+            "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'".into(),
+            "42501",
+        ),
+        ("CREATE TABLE app.mine (x int)".into(), "42501"),
+        ("SELECT * FROM plenum.admin_audit".into(), "42501"),
+        (
+            "ALTER FUNCTION plenum.current_tenant_id() IMMUTABLE".into(),
+            "42501",
+        ),
+    ];
+    for (sql, expected) in cases {
+        let mut t = tx(&pool, Some(&s(w.a.tenant))).await;
+        let r = t.execute(AssertSqlSafe(sql.clone())).await;
+        assert_eq!(sqlstate(r), expected, "{sql}");
+    }
+    // COPY FROM is refused under RLS.
+    let mut t = tx(&pool, Some(&s(w.a.tenant))).await;
+    let r = t
+        .execute("COPY app.customers (tenant_id, id, email) FROM STDIN")
+        .await;
+    assert!(r.is_err());
+}
+
+#[tokio::test]
+async fn a_malformed_context_errors_and_never_returns_rows() {
+    let w = world().await;
+    let pool = raw_app(&w).await;
+    for bad in [
+        "not-a-uuid",
+        "' OR true --",
+        "00000000-0000-0000-0000-00000000000g",
+    ] {
+        let mut t = tx(&pool, Some(bad)).await;
+        let r = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM app.customers")
+            .fetch_one(&mut *t)
+            .await;
+        assert_eq!(sqlstate(r), "22P02", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn the_empty_tenant_sees_nothing_and_admin_cannot_write() {
+    let w = world().await;
+    let pool = raw_app(&w).await;
+    let mut t = tx(&pool, Some(&s(w.c))).await;
+    assert_eq!(count(&mut t, "SELECT count(*) FROM app.customers").await, 0);
+    assert_eq!(count(&mut t, "SELECT count(*) FROM app.orders").await, 0);
+    assert_eq!(
+        count(&mut t, "SELECT count(*) FROM plenum.tenants").await,
+        1,
+        "its own registry row"
+    );
+    drop(t);
+    // A role with no grants (the admin role's write side) is refused outright.
+    let admin = w.db.raw_pool(&w.db.roles.admin(), 1).await;
+    let r = sqlx::query("INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'x')")
+        .bind(w.a.tenant.as_uuid())
+        .bind(Uuid::now_v7())
+        .execute(&admin)
+        .await;
+    assert_eq!(sqlstate(r), "42501");
+    let r = sqlx::query("DELETE FROM app.customers")
+        .execute(&admin)
+        .await;
+    assert_eq!(sqlstate(r), "42501");
+}
+
+#[tokio::test]
+async fn the_library_transaction_sets_context_in_the_first_statement() {
+    let w = world().await;
+    let mut tx = w.app.begin(w.b.tenant).await.unwrap();
+    let conn = tx.postgres().unwrap();
+    let setting: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('plenum.tenant_id', true)")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(setting.as_deref(), Some(w.b.tenant.to_string().as_str()));
+    let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM app.customers ORDER BY email")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(emails, vec!["only-b@example.com", "shared@example.com"]);
+}
