@@ -24,6 +24,18 @@ for group, func, value, ns in rows:
 
 BASELINE = {"seal": "raw-aes-gcm+nonce", "open": "raw-aes-gcm", "blind-index": "raw-hmac-sha256",
             "cold": "raw-aes-gcm-key-setup+seal"}
+# Groups whose ids are "<case>/<variant>/<label>": compare plenum against hand-written per case.
+pairs = {}
+for group, func, value, ns in rows:
+    parts = func.split("/")
+    if len(parts) == 3:
+        case, variant, label = parts
+        pairs.setdefault((group, case, label), {})[variant] = ns
+for (group, case, label), v in sorted(pairs.items()):
+    if "hand-written" in v and "plenum" in v:
+        print(f"\n{group} {case} {label}: hand-written {v['hand-written'] / 1000:.1f} us, "
+              f"plenum {v['plenum'] / 1000:.1f} us, ratio {v['plenum'] / v['hand-written']:.2f}x")
+
 for (group, value), funcs in sorted(by_group.items(), key=lambda kv: (kv[0][0], int(kv[0][1] or 0))):
     base_name = BASELINE.get(group)
     base = funcs.get(base_name)

@@ -1,7 +1,7 @@
 //! The Plenum tour: run with `cargo run --example quickstart` (no database server needed).
 //!
-//! It grows with the library: the core vocabulary, then PII field encryption. Tenant-scoped
-//! repositories, purposes and audit join as they land.
+//! It grows with the library: the core vocabulary, tenant-scoped transactions, PII field
+//! encryption. Typed repositories, purposes and audit join as they land.
 
 #![expect(clippy::print_stdout, reason = "an example's job is to show output")]
 
@@ -38,7 +38,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("dispatcher"));
     println!("actor      {}", serde_json::to_string(&dispatcher)?);
 
-    // 2. PII field encryption. A root key (here a fixed demo key; in production from a KMS or a
+    // 2. Tenant-scoped transactions. The embedded default is SQLite in memory: the same API as
+    // PostgreSQL, without row-level security underneath (the library's own predicates are the
+    // barrier there; on PostgreSQL the database enforces the boundary again).
+    println!("\n-- tenant-scoped transactions (SQLite) --");
+    let customers = plenum::store::TableSpec::new(record_type!("customers"))
+        .column(
+            field_name!("email_bidx"),
+            plenum::store::SqlType::Bytes,
+            false,
+        )
+        .unique(field_name!("email_bidx"));
+    let pool = TenantPool::sqlite(None, &[customers]).await?;
+    pool.register_tenant(tenant).await?;
+    let tx = pool.begin(tenant).await?;
+    println!(
+        "transaction for tenant {} on {:?}",
+        tx.tenant(),
+        tx.backend()
+    );
+    tx.commit().await?;
+    // Background work carries its tenant as data, never as ambient state.
+    let job = TenantBound::new(tenant, "send-reminders");
+    println!("job payload {}", serde_json::to_string(&job)?);
+
+    // 3. PII field encryption. A root key (here a fixed demo key; in production from a KMS or a
     // secret store) wraps per-tenant keys, which wrap per-subject keys.
     println!("\n-- PII field encryption --");
     let root = LocalKeyProvider::new(Backend::default(), 1, &SecretBox::new(Box::new([7u8; 32])))?;

@@ -16,8 +16,9 @@ pub struct TenantPool {
 
 #[derive(Clone)]
 enum PoolInner {
+    /// The pool, and whether to reset settings at `BEGIN` (PgBouncer transaction mode).
     #[cfg(feature = "postgres")]
-    Postgres(sqlx::PgPool),
+    Postgres(sqlx::PgPool, bool),
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::SqlitePool),
 }
@@ -52,7 +53,10 @@ impl TenantPool {
         config: &crate::postgres::PgPoolConfig,
     ) -> Result<Self, Error> {
         Ok(Self {
-            inner: PoolInner::Postgres(crate::postgres::connect_pool(url, config).await?),
+            inner: PoolInner::Postgres(
+                crate::postgres::connect_pool(url, config).await?,
+                config.pgbouncer_transaction_mode,
+            ),
         })
     }
 
@@ -81,7 +85,7 @@ impl TenantPool {
     #[cfg(feature = "postgres")]
     pub async fn verify(&self, roles: &crate::Roles) -> Result<crate::postgres::Report, Error> {
         match &self.inner {
-            PoolInner::Postgres(pool) => crate::postgres::verify::verify(pool, roles).await,
+            PoolInner::Postgres(pool, _) => crate::postgres::verify::verify(pool, roles).await,
             #[cfg(feature = "sqlite")]
             PoolInner::Sqlite(_) => Err(Error::Config("SQLite has no catalog contract to verify")),
         }
@@ -107,7 +111,7 @@ impl TenantPool {
     pub fn backend(&self) -> BackendKind {
         match &self.inner {
             #[cfg(feature = "postgres")]
-            PoolInner::Postgres(_) => BackendKind::Postgres,
+            PoolInner::Postgres(..) => BackendKind::Postgres,
             #[cfg(feature = "sqlite")]
             PoolInner::Sqlite(_) => BackendKind::Sqlite,
         }
@@ -123,8 +127,8 @@ impl TenantPool {
     pub async fn begin(&self, tenant: TenantId) -> Result<TenantTx, Error> {
         let inner = match &self.inner {
             #[cfg(feature = "postgres")]
-            PoolInner::Postgres(pool) => TxInner::Postgres(
-                pool.begin_with(crate::postgres::begin_statement(tenant))
+            PoolInner::Postgres(pool, reset_first) => TxInner::Postgres(
+                pool.begin_with(crate::postgres::begin_statement(tenant, *reset_first))
                     .await
                     .map_err(Error::Database)?,
             ),

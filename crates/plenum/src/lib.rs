@@ -17,6 +17,7 @@
 
 pub use plenum_core as core;
 pub use plenum_crypto as crypto;
+pub use plenum_store as store;
 
 /// The names most services need, in one import: `use plenum::prelude::*;`.
 pub mod prelude {
@@ -25,4 +26,6 @@ pub mod prelude {
         TenantId, field_name, record_type, role,
     };
     pub use plenum_crypto::{Pii, PiiValue};
+    #[cfg(any(feature = "postgres", feature = "sqlite"))]
+    pub use plenum_store::{TenantBound, TenantPool, TenantTx};
 }

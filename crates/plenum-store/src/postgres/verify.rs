@@ -124,6 +124,16 @@ fn canonical(column: &str) -> String {
     ))
 }
 
+/// One row of `pg_policies`, expressions without white space.
+struct Policy {
+    name: String,
+    permissive: String,
+    roles: Vec<String>,
+    cmd: String,
+    qual: String,
+    with_check: String,
+}
+
 struct Relation {
     kind: String,
     rls: bool,
@@ -341,17 +351,16 @@ pub(crate) async fn verify(pool: &PgPool, roles: &Roles) -> Result<Report, Error
     .bind(&schemas[..])
     .fetch_all(pool)
     .await?;
-    let mut by_table: BTreeMap<String, Vec<(String, String, Vec<String>, String, String, String)>> =
-        BTreeMap::new();
+    let mut by_table: BTreeMap<String, Vec<Policy>> = BTreeMap::new();
     for p in policies {
-        by_table.entry(p.try_get("tbl")?).or_default().push((
-            p.try_get("name")?,
-            p.try_get("permissive")?,
-            p.try_get("roles")?,
-            p.try_get("cmd")?,
-            squash(&p.try_get::<String, _>("qual")?),
-            squash(&p.try_get::<String, _>("with_check")?),
-        ));
+        by_table.entry(p.try_get("tbl")?).or_default().push(Policy {
+            name: p.try_get("name")?,
+            permissive: p.try_get("permissive")?,
+            roles: p.try_get("roles")?,
+            cmd: p.try_get("cmd")?,
+            qual: squash(&p.try_get::<String, _>("qual")?),
+            with_check: squash(&p.try_get::<String, _>("with_check")?),
+        });
     }
 
     for (name, rel) in &relations {
@@ -447,7 +456,15 @@ pub(crate) async fn verify(pool: &PgPool, roles: &Roles) -> Result<Report, Error
         let table_policies = by_table.get(name).unwrap_or(&empty);
         let mut isolation = false;
         let mut floor = false;
-        for (pname, permissive, proles, cmd, qual, check) in table_policies {
+        for Policy {
+            name: pname,
+            permissive,
+            roles: proles,
+            cmd,
+            qual,
+            with_check: check,
+        } in table_policies
+        {
             let canonical_pair = *qual == expected && *check == expected;
             let only = |r: &str| proles.len() == 1 && proles[0] == r;
             if permissive == "PERMISSIVE" && cmd == "ALL" && only(&app) && canonical_pair {

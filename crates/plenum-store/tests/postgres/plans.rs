@@ -28,6 +28,25 @@ async fn ids_for_shared_email(pool: &TenantPool, tenant: TenantId, generic: bool
 }
 
 #[tokio::test]
+async fn with_an_immutable_context_function_the_same_test_would_catch_a_leak() {
+    // The control experiment for the test below: break the function the way the verifier
+    // forbids, and the cached generic plan serves A's rows to B.
+    let w = world().await;
+    w.db.as_owner(&["ALTER FUNCTION plenum.current_tenant_id() IMMUTABLE"])
+        .await;
+    let pool = w.db.app(1).await;
+    for _ in 0..12 {
+        ids_for_shared_email(&pool, w.a.tenant, true).await;
+    }
+    let as_b = ids_for_shared_email(&pool, w.b.tenant, true).await;
+    assert_eq!(
+        as_b,
+        vec![*w.a.tenant.as_uuid()],
+        "the leak this contract exists to prevent"
+    );
+}
+
+#[tokio::test]
 async fn the_plan_cache_does_not_leak_between_tenants() {
     let w = world().await;
     let pool = w.db.app(1).await;
@@ -70,6 +89,13 @@ async fn assert_index_plan(pool: &TenantPool, tenant: TenantId, sql: &str, id: O
     let root = &plan[0]["Plan"];
     let mut nodes = Vec::new();
     walk(root, &mut nodes);
+    assert!(
+        nodes.iter().any(|n| n["Node Type"]
+            .as_str()
+            .is_some_and(|k| k.contains("Index") || k == "Bitmap Heap Scan")
+            && n["Relation Name"] == "customers"),
+        "{sql}: no index access to customers in {plan:#}"
+    );
     for node in nodes {
         let kind = node["Node Type"].as_str().unwrap_or_default();
         let relation = node["Relation Name"].as_str().unwrap_or_default();

@@ -154,3 +154,23 @@ async fn without_the_reset_a_poisoned_session_would_leak() {
         .unwrap();
     assert_eq!(leaked, 1, "a plain pool hands A's context to the next user");
 }
+
+#[tokio::test]
+async fn in_pgbouncer_mode_the_reset_happens_at_begin() {
+    // Behind PgBouncer in transaction mode a release hook would reach a server connection that
+    // another client may hold by then; the reset moves into the BEGIN round trip instead.
+    let w = world().await;
+    let mut config = plenum_store::postgres::PgPoolConfig::with_max_connections(1);
+    config.pgbouncer_transaction_mode = true;
+    let pool = TenantPool::connect_postgres(&w.db.url(&w.db.roles.app()), &config)
+        .await
+        .unwrap();
+    let mut tx = pool.begin(w.a.tenant).await.unwrap();
+    sqlx::query("SELECT set_config('plenum.tenant_id', $1, false)")
+        .bind(w.a.tenant.to_string())
+        .execute(tx.postgres().unwrap())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_clean(&pool, &w, "pgbouncer mode").await;
+}

@@ -1,0 +1,200 @@
+//! Tenant-scoped reads through the library (one-round-trip BEGIN + tenant context, RLS, explicit
+//! tenant predicate, reset on release) against the same query hand-written with
+//! `WHERE tenant_id = $1` on a table without RLS, in one run against the local PostgreSQL.
+//! 1M rows over 1,000 tenants: five large tenants of 50,000 rows, the rest ~754 rows each.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "bench harness: a panic aborts the bench, and criterion's macros generate items"
+)]
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use plenum_core::{TenantId, field_name, record_type};
+use plenum_store::{SqlType, TableSpec};
+use plenum_test::pg::TestDb;
+use sqlx::{AssertSqlSafe, Executor as _};
+use uuid::Uuid;
+
+fn items() -> TableSpec {
+    TableSpec::new(record_type!("items")).column(field_name!("payload"), SqlType::Text, false)
+}
+
+struct Fixture {
+    db: TestDb,
+    small: (TenantId, Uuid),
+    large: (TenantId, Uuid),
+}
+
+async fn fixture() -> Fixture {
+    let db = TestDb::create(&[items()]).await;
+    let app = db.roles.app();
+    db.as_owner(&[
+        "CREATE TABLE app.items_plain (tenant_id uuid NOT NULL, id uuid NOT NULL, payload text NOT NULL, PRIMARY KEY (tenant_id, id))",
+        &format!("GRANT SELECT ON app.items_plain TO {app}"),
+    ])
+    .await;
+    let su = db.superuser().await;
+    su.execute(
+        "INSERT INTO plenum.tenants (id) SELECT gen_random_uuid() FROM generate_series(1, 1000); \
+         CREATE TEMP TABLE ranked AS SELECT id, row_number() OVER (ORDER BY id) AS n FROM plenum.tenants; \
+         INSERT INTO app.items (tenant_id, id, payload) \
+           SELECT r.id, gen_random_uuid(), md5(g::text) FROM ranked r, generate_series(1, 50000) g WHERE r.n <= 5; \
+         INSERT INTO app.items (tenant_id, id, payload) \
+           SELECT r.id, gen_random_uuid(), md5(g::text) FROM ranked r, generate_series(1, 754) g WHERE r.n > 5; \
+         INSERT INTO app.items_plain SELECT * FROM app.items",
+    )
+    .await
+    .unwrap();
+    // VACUUM refuses to run in the implicit transaction of a multi-statement query.
+    for table in ["app.items", "app.items_plain", "plenum.tenants"] {
+        su.execute(AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
+            .await
+            .unwrap();
+    }
+    let pick = |large: bool| {
+        let su = su.clone();
+        async move {
+            let sql = if large {
+                "SELECT tenant_id, id FROM app.items WHERE tenant_id = (SELECT tenant_id FROM app.items GROUP BY tenant_id ORDER BY count(*) DESC LIMIT 1) ORDER BY id OFFSET 25000 LIMIT 1"
+            } else {
+                "SELECT tenant_id, id FROM app.items WHERE tenant_id = (SELECT tenant_id FROM app.items GROUP BY tenant_id ORDER BY count(*) ASC LIMIT 1) ORDER BY id OFFSET 300 LIMIT 1"
+            };
+            let (t, id): (Uuid, Uuid) = sqlx::query_as(AssertSqlSafe(sql.to_owned()))
+                .fetch_one(&su)
+                .await
+                .unwrap();
+            (TenantId::from_trusted_uuid(t), id)
+        }
+    };
+    let small = pick(false).await;
+    let large = pick(true).await;
+    Fixture { db, small, large }
+}
+
+/// One round of the measured work: a transaction with one point get or one 50-row page.
+#[derive(Clone, Copy)]
+enum Work {
+    Point(Uuid),
+    Page,
+}
+
+async fn hand_written(raw: &sqlx::PgPool, tenant: TenantId, work: Work) -> usize {
+    let mut tx = raw.begin().await.unwrap();
+    let n = match work {
+        Work::Point(id) => {
+            let _row: (Uuid, String) = sqlx::query_as(
+                "SELECT id, payload FROM app.items_plain WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            1
+        }
+        Work::Page => sqlx::query_as::<_, (Uuid, String)>(
+            "SELECT id, payload FROM app.items_plain WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT 50",
+        )
+        .bind(tenant.as_uuid())
+        .bind(Uuid::nil())
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap()
+        .len(),
+    };
+    tx.commit().await.unwrap();
+    n
+}
+
+async fn through_plenum(pool: &plenum_store::TenantPool, tenant: TenantId, work: Work) -> usize {
+    let mut tx = pool.begin(tenant).await.unwrap();
+    let conn = tx.postgres().unwrap();
+    let n = match work {
+        Work::Point(id) => {
+            let _row: (Uuid, String) =
+                sqlx::query_as("SELECT id, payload FROM app.items WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_uuid())
+                    .bind(id)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+            1
+        }
+        Work::Page => sqlx::query_as::<_, (Uuid, String)>(
+            "SELECT id, payload FROM app.items WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT 50",
+        )
+        .bind(tenant.as_uuid())
+        .bind(Uuid::nil())
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .len(),
+    };
+    tx.commit().await.unwrap();
+    n
+}
+
+fn tenancy(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fx = rt.block_on(fixture());
+    let (library, raw) = rt.block_on(async {
+        (
+            fx.db.app(2).await,
+            fx.db.raw_pool(&fx.db.roles.app(), 2).await,
+        )
+    });
+
+    // Paired design: every iteration of either benchmark runs both variants back to back and
+    // times only its own, so the noise of a shared machine lands on both sides alike.
+    let mut g = c.benchmark_group("tenancy");
+    for (label, (tenant, id)) in [("small-tenant", fx.small), ("large-tenant", fx.large)] {
+        for (case, work) in [("point-get", Work::Point(id)), ("page-50", Work::Page)] {
+            g.bench_function(format!("{case}/hand-written/{label}"), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut timed = Duration::ZERO;
+                        for _ in 0..iters {
+                            through_plenum(&library, tenant, work).await;
+                            let start = std::time::Instant::now();
+                            hand_written(&raw, tenant, work).await;
+                            timed += start.elapsed();
+                        }
+                        timed
+                    })
+                });
+            });
+            g.bench_function(format!("{case}/plenum/{label}"), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut timed = Duration::ZERO;
+                        for _ in 0..iters {
+                            hand_written(&raw, tenant, work).await;
+                            let start = std::time::Instant::now();
+                            through_plenum(&library, tenant, work).await;
+                            timed += start.elapsed();
+                        }
+                        timed
+                    })
+                });
+            });
+        }
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(40)
+}
+
+criterion_group! { name = benches; config = config(); targets = tenancy }
+criterion_main!(benches);
