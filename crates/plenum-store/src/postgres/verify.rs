@@ -45,7 +45,7 @@ pub enum Check {
     UnscopedRelation,
 }
 
-/// One problem found by [`verify`], with the fix.
+/// One problem found by [`TenantPool::verify`](crate::TenantPool::verify), with the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// The rule broken.
@@ -68,7 +68,7 @@ impl fmt::Display for Finding {
     }
 }
 
-/// The outcome of [`verify`].
+/// The outcome of [`TenantPool::verify`](crate::TenantPool::verify).
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     /// Every finding; empty when the contract holds.
