@@ -44,6 +44,8 @@
 
 mod contract;
 mod error;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod keystore;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
@@ -54,6 +56,8 @@ mod tx;
 
 pub use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles, TENANT_SETTING};
 pub use crate::error::{Error, ErrorKind};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::keystore::DbKeyStore;
 #[cfg(feature = "postgres")]
 pub use crate::postgres::Finding;
 pub use crate::table::{Column, ForeignKey, SqlType, TableSpec};

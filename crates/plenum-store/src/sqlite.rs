@@ -11,6 +11,17 @@ use crate::table::TableSpec;
 
 const LIBRARY_DDL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS plenum_tenants (id blob PRIMARY KEY, created_at text NOT NULL DEFAULT (datetime('now')))",
+    "CREATE TABLE IF NOT EXISTS plenum_keys (\
+        tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
+        scope integer NOT NULL CHECK (scope IN (1, 2, 3)), \
+        subject_id blob NOT NULL, \
+        version integer NOT NULL CHECK (version > 0), \
+        state text NOT NULL CHECK (state IN ('active', 'decrypt_only', 'retired', 'destroyed')), \
+        wrapped blob, \
+        created_at text NOT NULL DEFAULT (datetime('now')), \
+        updated_at text NOT NULL DEFAULT (datetime('now')), \
+        PRIMARY KEY (tenant_id, scope, subject_id, version), \
+        CHECK ((state = 'destroyed') = (wrapped IS NULL)))",
 ];
 
 pub(crate) async fn open(

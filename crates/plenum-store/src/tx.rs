@@ -235,6 +235,18 @@ impl TenantTx {
         }
     }
 
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres_internal(&mut self) -> Result<&mut sqlx::PgConnection, Error> {
+        self.postgres()
+            .ok_or(Error::Config("not a PostgreSQL transaction"))
+    }
+
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn sqlite_internal(&mut self) -> Result<&mut sqlx::SqliteConnection, Error> {
+        self.dangerous_sqlite()
+            .ok_or(Error::Config("not a SQLite transaction"))
+    }
+
     /// Commits.
     ///
     /// # Errors
@@ -305,5 +317,43 @@ impl<T> TenantBound<T> {
     pub async fn begin(self, pool: &TenantPool) -> Result<(TenantTx, T), Error> {
         let tx = pool.begin(self.tenant).await?;
         Ok((tx, self.payload))
+    }
+}
+
+/// The row check behind every read the library generates: a row whose tenant is not the
+/// transaction's is never returned. It cannot happen while the predicates and (on PostgreSQL)
+/// RLS hold; if it does, the caller gets an error and no data.
+pub(crate) fn check_tenant(
+    expected: TenantId,
+    row_tenant: uuid::Uuid,
+    record_type: &str,
+) -> Result<(), Error> {
+    if row_tenant == *expected.as_uuid() {
+        Ok(())
+    } else {
+        tracing::error!(
+            record_type,
+            "isolation violation: a row of another tenant was read"
+        );
+        Err(Error::IsolationViolation {
+            record_type: record_type.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_of_another_tenant_is_an_isolation_violation() {
+        let (a, b) = (TenantId::generate(), TenantId::generate());
+        assert!(check_tenant(a, *a.as_uuid(), "customers").is_ok());
+        let err = check_tenant(a, *b.as_uuid(), "customers").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::IsolationViolation);
+        assert!(
+            !err.to_string().contains(&b.to_string()),
+            "no data in the error"
+        );
     }
 }

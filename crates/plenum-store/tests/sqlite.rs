@@ -85,3 +85,56 @@ async fn tenant_bound_payloads_round_trip_and_open_their_tenant() {
     // A payload with a malformed tenant is refused at deserialisation.
     assert!(serde_json::from_str::<TenantBound<u8>>(r#"{"tenant":"nope","payload":1}"#).is_err());
 }
+
+#[tokio::test]
+async fn keys_persist_in_sqlite() {
+    use std::sync::Arc;
+
+    use plenum_core::{RecordId, SubjectId};
+    use plenum_crypto::{
+        Backend, FieldLocator, KeyScope, Keyring, KeyringConfig, LocalKeyProvider, Owner, Pii,
+        secrecy::SecretBox,
+    };
+    use plenum_store::DbKeyStore;
+
+    let pool = TenantPool::sqlite(None, &[customers()]).await.unwrap();
+    let tenant = TenantId::generate();
+    pool.register_tenant(tenant).await.unwrap();
+    let store = DbKeyStore::new(pool.clone());
+    let ring = || {
+        Keyring::new(
+            Arc::new(
+                LocalKeyProvider::new(Backend::default(), 1, &SecretBox::new(Box::new([3u8; 32])))
+                    .unwrap(),
+            ),
+            KeyringConfig::default(),
+        )
+    };
+    let subject = SubjectId::generate();
+    let loc = FieldLocator {
+        tenant,
+        record_type: record_type!("customers"),
+        field: field_name!("email"),
+        owner: Owner::Subject(subject),
+    };
+    let record = RecordId::generate();
+    let sealed = ring()
+        .seal(&store, &loc, record, &Pii::new("x@y.z".to_owned()))
+        .await
+        .unwrap();
+    let opened: Pii<String> = ring()
+        .open(&store, &loc, record, sealed.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(opened.expose(), "x@y.z");
+    ring()
+        .destroy_scope(&store, tenant, KeyScope::Subject(subject))
+        .await
+        .unwrap();
+    assert!(
+        ring()
+            .open::<String>(&store, &loc, record, sealed.as_bytes())
+            .await
+            .is_err()
+    );
+}

@@ -102,11 +102,38 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
         format!("REVOKE ALL ON {LIBRARY_SCHEMA}.admin_audit FROM PUBLIC"),
         format!("GRANT INSERT ON {LIBRARY_SCHEMA}.admin_audit TO {admin}"),
     ]);
-    vec![migration(
-        1,
-        "context function, tenant registry, admin audit",
-        &v1,
-    )]
+    let mut v2 = vec![
+        format!("SET LOCAL ROLE {owner}"),
+        // Wrapped keys: tenant keys wrapped by the root key, subject keys by the tenant data key.
+        // Destroying a key erases `wrapped` and keeps the row, so opening old data says "key
+        // destroyed" rather than "not found". No DELETE for anyone but the owner.
+        format!(
+            "CREATE TABLE {LIBRARY_SCHEMA}.keys (\n    \
+             tenant_id uuid NOT NULL REFERENCES {LIBRARY_SCHEMA}.tenants (id),\n    \
+             scope smallint NOT NULL CHECK (scope IN (1, 2, 3)),\n    \
+             subject_id uuid NOT NULL,\n    \
+             version integer NOT NULL CHECK (version > 0),\n    \
+             state text NOT NULL CHECK (state IN ('active', 'decrypt_only', 'retired', 'destroyed')),\n    \
+             wrapped bytea,\n    \
+             created_at timestamptz NOT NULL DEFAULT now(),\n    \
+             updated_at timestamptz NOT NULL DEFAULT now(),\n    \
+             CONSTRAINT keys_pkey PRIMARY KEY (tenant_id, scope, subject_id, version),\n    \
+             CONSTRAINT keys_destroyed_means_erased CHECK ((state = 'destroyed') = (wrapped IS NULL))\n)"
+        ),
+    ];
+    v2.extend(police(
+        &format!("{LIBRARY_SCHEMA}.keys"),
+        "keys",
+        "tenant_id",
+        roles,
+    ));
+    v2.push(format!(
+        "GRANT SELECT, INSERT, UPDATE ON {LIBRARY_SCHEMA}.keys TO {app}"
+    ));
+    vec![
+        migration(1, "context function, tenant registry, admin audit", &v1),
+        migration(2, "wrapped keys", &v2),
+    ]
 }
 
 fn migration(version: i64, description: &'static str, statements: &[String]) -> Migration {

@@ -13,6 +13,7 @@ mod admin;
 mod catalog;
 mod concurrency;
 mod fixtures;
+mod keys;
 mod plans;
 mod pool_reuse;
 mod raw_sql;

@@ -1,0 +1,158 @@
+//! Wrapped keys in the database: under RLS, committed on their own, shared by processes.
+
+use std::sync::Arc;
+
+use plenum_core::{RecordId, SubjectId, TenantId, field_name, record_type};
+use plenum_crypto::{
+    Backend, ErrorKind as CryptoErrorKind, FieldLocator, KeyScope, Keyring, KeyringConfig,
+    LocalKeyProvider, Owner, Pii, secrecy::SecretBox,
+};
+use plenum_store::DbKeyStore;
+use uuid::Uuid;
+
+use crate::fixtures::world;
+
+fn keyring() -> Keyring {
+    let root = SecretBox::new(Box::new([0x24u8; 32]));
+    Keyring::new(
+        Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+        KeyringConfig::default(),
+    )
+}
+
+fn email(tenant: TenantId, subject: SubjectId) -> FieldLocator {
+    FieldLocator {
+        tenant,
+        record_type: record_type!("customers"),
+        field: field_name!("email"),
+        owner: Owner::Subject(subject),
+    }
+}
+
+#[tokio::test]
+async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
+    let w = world().await;
+    let store = DbKeyStore::new(w.app.clone());
+    let ring = keyring();
+    let subject = SubjectId::generate();
+    let loc = email(w.a.tenant, subject);
+    let record = RecordId::generate();
+    let sealed = ring
+        .seal(
+            &store,
+            &loc,
+            record,
+            &Pii::new("ada@example.com".to_owned()),
+        )
+        .await
+        .unwrap();
+
+    // Another process (fresh caches) reads the same keys from the database.
+    let other = keyring();
+    let opened: Pii<String> = other
+        .open(&store, &loc, record, sealed.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(opened.expose(), "ada@example.com");
+
+    let su = w.db.superuser().await;
+    // (scope, subject, version, state, wrapped)
+    type KeyRow = (i16, Uuid, i32, String, Option<Vec<u8>>);
+    let rows: Vec<KeyRow> = sqlx::query_as(
+        "SELECT scope, subject_id, version, state, wrapped FROM plenum.keys WHERE tenant_id = $1 ORDER BY scope",
+    )
+    .bind(w.a.tenant.as_uuid())
+    .fetch_all(&su)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2, "the tenant data key and the subject key");
+    assert_eq!((rows[0].0, rows[0].1), (1, Uuid::nil()));
+    assert_eq!((rows[1].0, rows[1].1), (3, *subject.as_uuid()));
+    assert!(
+        rows.iter()
+            .all(|r| r.3 == "active" && r.4.as_ref().is_some_and(|w| w.len() == 66))
+    );
+
+    // Tenant B cannot see or touch A's keys.
+    let mut tx = w.app.begin(w.b.tenant).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM plenum.keys WHERE tenant_id = $1")
+        .bind(w.a.tenant.as_uuid())
+        .fetch_one(tx.postgres().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(seen, 0);
+    let wiped = sqlx::query(
+        "UPDATE plenum.keys SET wrapped = NULL, state = 'destroyed' WHERE tenant_id = $1",
+    )
+    .bind(w.a.tenant.as_uuid())
+    .execute(tx.postgres().unwrap())
+    .await
+    .unwrap();
+    assert_eq!(wiped.rows_affected(), 0);
+    drop(tx);
+
+    // Erasure: the subject's key row keeps its place but loses its material.
+    ring.destroy_scope(&store, w.a.tenant, KeyScope::Subject(subject))
+        .await
+        .unwrap();
+    let state: (String, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT state, wrapped FROM plenum.keys WHERE tenant_id = $1 AND scope = 3")
+            .bind(w.a.tenant.as_uuid())
+            .fetch_one(&su)
+            .await
+            .unwrap();
+    assert_eq!(state, ("destroyed".to_owned(), None));
+    let err = keyring()
+        .open::<String>(&store, &loc, record, sealed.as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), CryptoErrorKind::KeyDestroyed);
+}
+
+#[tokio::test]
+async fn two_processes_racing_on_first_use_agree_on_one_key() {
+    let w = world().await;
+    let store = DbKeyStore::new(w.app.clone());
+    let (p1, p2) = (keyring(), keyring());
+    let subject = SubjectId::generate();
+    let loc = email(w.b.tenant, subject);
+    let (r1, r2) = (RecordId::generate(), RecordId::generate());
+    let v = Pii::new("same@example.com".to_owned());
+    let (s1, s2) = tokio::join!(p1.seal(&store, &loc, r1, &v), p2.seal(&store, &loc, r2, &v));
+    let (s1, s2) = (s1.unwrap(), s2.unwrap());
+    // Each process opens what the other sealed.
+    let a: Pii<String> = p2.open(&store, &loc, r1, s1.as_bytes()).await.unwrap();
+    let b: Pii<String> = p1.open(&store, &loc, r2, s2.as_bytes()).await.unwrap();
+    assert_eq!(
+        (a.expose().as_str(), b.expose().as_str()),
+        ("same@example.com", "same@example.com")
+    );
+    let su = w.db.superuser().await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM plenum.keys WHERE tenant_id = $1")
+        .bind(w.b.tenant.as_uuid())
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
+#[tokio::test]
+async fn a_key_created_during_a_rolled_back_transaction_survives() {
+    let w = world().await;
+    let store = DbKeyStore::new(w.app.clone());
+    let ring = keyring();
+    let loc = email(w.a.tenant, SubjectId::generate());
+    let record = RecordId::generate();
+    let data_tx = w.app.begin(w.a.tenant).await.unwrap();
+    let sealed = ring
+        .seal(&store, &loc, record, &Pii::new("kept".to_owned()))
+        .await
+        .unwrap();
+    data_tx.rollback().await.unwrap();
+    // A fresh process still finds the key: it was committed on its own.
+    let opened: Pii<String> = keyring()
+        .open(&store, &loc, record, sealed.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(opened.expose(), "kept");
+}
