@@ -9,6 +9,30 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::tx::{BackendKind, TenantPool, TenantTx};
 
+/// Runs one statement on whichever backend `tx` talks to: the SQL differs only in placeholder
+/// style and table name, the binds and the call are written once.
+macro_rules! on_backend {
+    ($tx:expr, $ctor:expr, pg: $pg:literal, sqlite: $lite:literal, |$q:ident| $binds:expr, $call:ident) => {
+        match $tx.backend() {
+            #[cfg(feature = "postgres")]
+            BackendKind::Postgres => {
+                let $q = $ctor($pg);
+                $binds.$call($tx.postgres_internal()?).await.map(Into::into)
+            }
+            #[cfg(feature = "sqlite")]
+            BackendKind::Sqlite => {
+                let $q = $ctor($lite);
+                $binds.$call($tx.sqlite_internal()?).await.map(Into::into)
+            }
+            #[allow(
+                unreachable_patterns,
+                reason = "BackendKind is non_exhaustive across feature sets"
+            )]
+            _ => return Err(Error::Config("backend not compiled in")),
+        }
+    };
+}
+
 /// A [`KeyStore`] over the `plenum.keys` table (PostgreSQL, under RLS) or `plenum_keys` (SQLite).
 ///
 /// Every operation runs in **its own** short tenant transaction and commits at once, never in
@@ -50,6 +74,23 @@ fn store_err(e: Error) -> plenum_crypto::Error {
 
 type Row = (Uuid, i32, String, Option<Vec<u8>>);
 
+/// Rows affected, from either backend's query result.
+struct Done(u64);
+
+#[cfg(feature = "postgres")]
+impl From<sqlx::postgres::PgQueryResult> for Done {
+    fn from(r: sqlx::postgres::PgQueryResult) -> Self {
+        Self(r.rows_affected())
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<sqlx::sqlite::SqliteQueryResult> for Done {
+    fn from(r: sqlx::sqlite::SqliteQueryResult) -> Self {
+        Self(r.rows_affected())
+    }
+}
+
 fn to_stored(
     tenant: TenantId,
     scope: KeyScope,
@@ -77,36 +118,16 @@ async fn select(
     version: Option<i32>,
 ) -> Result<Vec<Row>, Error> {
     let (kind, subject) = scope_columns(&scope);
-    let rows: Vec<Row> = match tx.backend() {
-        #[cfg(feature = "postgres")]
-        BackendKind::Postgres => {
-            sqlx::query_as(
-                "SELECT tenant_id, version, state, wrapped FROM plenum.keys \
-                 WHERE tenant_id = $1 AND scope = $2 AND subject_id = $3 AND ($4::int IS NULL OR version = $4)",
-            )
-            .bind(tenant.as_uuid())
-            .bind(kind)
-            .bind(subject)
-            .bind(version)
-            .fetch_all(tx.postgres_internal()?)
-            .await?
-        }
-        #[cfg(feature = "sqlite")]
-        BackendKind::Sqlite => {
-            sqlx::query_as(
-                "SELECT tenant_id, version, state, wrapped FROM plenum_keys \
+    let rows: Vec<Row> = on_backend!(
+        tx,
+        sqlx::query_as::<_, Row>,
+        pg: "SELECT tenant_id, version, state, wrapped FROM plenum.keys \
+             WHERE tenant_id = $1 AND scope = $2 AND subject_id = $3 AND ($4::int IS NULL OR version = $4)",
+        sqlite: "SELECT tenant_id, version, state, wrapped FROM plenum_keys \
                  WHERE tenant_id = ?1 AND scope = ?2 AND subject_id = ?3 AND (?4 IS NULL OR version = ?4)",
-            )
-            .bind(tenant.as_uuid())
-            .bind(kind)
-            .bind(subject)
-            .bind(version)
-            .fetch_all(tx.sqlite_internal()?)
-            .await?
-        }
-        #[allow(unreachable_patterns, reason = "BackendKind is non_exhaustive across feature sets")]
-        _ => return Err(Error::Config("backend not compiled in")),
-    };
+        |q| q.bind(tenant.as_uuid()).bind(kind).bind(subject).bind(version),
+        fetch_all
+    )?;
     Ok(rows)
 }
 
@@ -143,42 +164,24 @@ impl KeyStore for DbKeyStore {
                 .map_err(|_| store_err(Error::Config("key version out of range")))?;
             let wrapped = key.wrapped.as_ref().map(|w| w.as_bytes().to_vec());
             let mut tx = self.pool.begin(tenant).await.map_err(store_err)?;
-            let result: Result<(), Error> = async {
-                match tx.backend() {
-                    #[cfg(feature = "postgres")]
-                    BackendKind::Postgres => {
-                        sqlx::query(
-                            "INSERT INTO plenum.keys (tenant_id, scope, subject_id, version, state, wrapped) \
-                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(tenant.as_uuid())
-                        .bind(kind)
-                        .bind(subject)
-                        .bind(version)
-                        .bind(key.state.as_str())
-                        .bind(&wrapped)
-                        .execute(tx.postgres_internal()?)
-                        .await?;
-                    }
-                    #[cfg(feature = "sqlite")]
-                    BackendKind::Sqlite => {
-                        sqlx::query(
-                            "INSERT INTO plenum_keys (tenant_id, scope, subject_id, version, state, wrapped) \
+            let result: Result<u64, Error> = async {
+                let done: sqlx::Result<Done> = on_backend!(
+                    tx,
+                    sqlx::query,
+                    pg: "INSERT INTO plenum.keys (tenant_id, scope, subject_id, version, state, wrapped) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    sqlite: "INSERT INTO plenum_keys (tenant_id, scope, subject_id, version, state, wrapped) \
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                        )
+                    |q| q
                         .bind(tenant.as_uuid())
                         .bind(kind)
                         .bind(subject)
                         .bind(version)
                         .bind(key.state.as_str())
-                        .bind(&wrapped)
-                        .execute(tx.sqlite_internal()?)
-                        .await?;
-                    }
-                    #[allow(unreachable_patterns, reason = "BackendKind is non_exhaustive across feature sets")]
-                    _ => return Err(Error::Config("backend not compiled in")),
-                }
-                Ok(())
+                        .bind(&wrapped),
+                    execute
+                );
+                Ok(done?.0)
             }
             .await;
             result.map_err(store_err)?;
@@ -208,38 +211,23 @@ impl KeyStore for DbKeyStore {
             let wrapped = key.wrapped.as_ref().map(|w| w.as_bytes().to_vec());
             let mut tx = self.pool.begin(tenant).await.map_err(store_err)?;
             let affected: Result<u64, Error> = async {
-                Ok(match tx.backend() {
-                    #[cfg(feature = "postgres")]
-                    BackendKind::Postgres => sqlx::query(
-                        "UPDATE plenum.keys SET state = $5, wrapped = $6, updated_at = now() \
+                let done: sqlx::Result<Done> = on_backend!(
+                    tx,
+                    sqlx::query,
+                    pg: "UPDATE plenum.keys SET state = $5, wrapped = $6, updated_at = now() \
                          WHERE tenant_id = $1 AND scope = $2 AND subject_id = $3 AND version = $4",
-                    )
-                    .bind(tenant.as_uuid())
-                    .bind(kind)
-                    .bind(subject)
-                    .bind(v)
-                    .bind(key.state.as_str())
-                    .bind(&wrapped)
-                    .execute(tx.postgres_internal()?)
-                    .await?
-                    .rows_affected(),
-                    #[cfg(feature = "sqlite")]
-                    BackendKind::Sqlite => sqlx::query(
-                        "UPDATE plenum_keys SET state = ?5, wrapped = ?6, updated_at = datetime('now') \
-                         WHERE tenant_id = ?1 AND scope = ?2 AND subject_id = ?3 AND version = ?4",
-                    )
-                    .bind(tenant.as_uuid())
-                    .bind(kind)
-                    .bind(subject)
-                    .bind(v)
-                    .bind(key.state.as_str())
-                    .bind(&wrapped)
-                    .execute(tx.sqlite_internal()?)
-                    .await?
-                    .rows_affected(),
-                    #[allow(unreachable_patterns, reason = "BackendKind is non_exhaustive across feature sets")]
-                    _ => return Err(Error::Config("backend not compiled in")),
-                })
+                    sqlite: "UPDATE plenum_keys SET state = ?5, wrapped = ?6, updated_at = datetime('now') \
+                             WHERE tenant_id = ?1 AND scope = ?2 AND subject_id = ?3 AND version = ?4",
+                    |q| q
+                        .bind(tenant.as_uuid())
+                        .bind(kind)
+                        .bind(subject)
+                        .bind(v)
+                        .bind(key.state.as_str())
+                        .bind(&wrapped),
+                    execute
+                );
+                Ok(done?.0)
             }
             .await;
             if affected.map_err(store_err)? == 0 {
