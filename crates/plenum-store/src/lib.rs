@@ -33,6 +33,11 @@
 //! 3. At boot, as the runtime role: [`TenantPool::connect_postgres_verified`].
 //! 4. Per request or job: [`TenantPool::begin`] with the tenant, work, [`TenantTx::commit`].
 //!
+//! # Keys
+//!
+//! [`DbKeyStore`] keeps the wrapped keys of `plenum-crypto`'s hierarchy in `plenum.keys`, under the
+//! same tenant policies as the data, each operation in its own committed transaction.
+//!
 //! # SQLite
 //!
 //! [`TenantPool::sqlite`] gives the same [`TenantTx`] API over an embedded database for the
