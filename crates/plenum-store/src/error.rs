@@ -8,7 +8,7 @@ use core::fmt;
 /// quote a value, is reachable only through [`std::error::Error::source`] and is never formatted
 /// into this error's `Display`.
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// A row the operation needs does not exist in this tenant (or exists only in another).
     #[error("{record_type} not found")]
@@ -103,6 +103,18 @@ fn db_error_class(e: &sqlx::Error) -> String {
     }
 }
 
+/// `Debug` shows the kind and the (value-free) message only: a derived `Debug` would print the
+/// wrapped `sqlx::Error`, whose server detail can quote a failing row ("Failing row contains ...").
+impl core::fmt::Debug for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind())
+            .field("message", &self.to_string())
+            .field("sqlstate", &self.sqlstate())
+            .finish()
+    }
+}
+
 impl Error {
     /// The category of this error, for callers that branch on it.
     pub fn kind(&self) -> ErrorKind {
@@ -138,8 +150,11 @@ impl Error {
         }
     }
 
-    /// Maps a sqlx error, classifying the SQLSTATEs callers branch on.
-    pub(crate) fn from_sqlx(e: sqlx::Error, record_type: &str) -> Self {
+    /// Classifies an error from SQL run against `record_type` (hand-written SQL in a
+    /// [`TenantTx`](crate::TenantTx) included): SQLSTATE 42501, 23503 and 23505 become their own
+    /// variants; a unique violation names the logical field from the constraint name, never the
+    /// value the server's message quotes.
+    pub fn from_sqlx(e: sqlx::Error, record_type: &str) -> Self {
         let code = match &e {
             sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
             _ => None,

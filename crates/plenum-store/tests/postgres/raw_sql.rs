@@ -298,3 +298,59 @@ async fn the_library_transaction_sets_context_in_the_first_statement() {
         .unwrap();
     assert_eq!(emails, vec!["only-b@example.com", "shared@example.com"]);
 }
+
+#[tokio::test]
+async fn database_errors_name_fields_never_values() {
+    let w = world().await;
+    let mut tx = w.app.begin(w.a.tenant).await.unwrap();
+    let secret = "shared@example.com";
+    let dup = sqlx::query("INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, $3)")
+        .bind(w.a.tenant.as_uuid())
+        .bind(Uuid::now_v7())
+        .bind(secret)
+        .execute(tx.postgres().unwrap())
+        .await
+        .unwrap_err();
+    // (PostgreSQL already withholds key values from errors on RLS tables.) The library's error
+    // names the logical field.
+    let err = plenum_store::Error::from_sqlx(dup, "customers");
+    assert_eq!(err.kind(), plenum_store::ErrorKind::Conflict);
+    assert_eq!(err.to_string(), "unique violation on customers.email");
+    assert!(!format!("{err}").contains(secret));
+    drop(tx);
+    let mut tx = w.app.begin(w.a.tenant).await.unwrap();
+    let denied =
+        sqlx::query("INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'x')")
+            .bind(w.b.tenant.as_uuid())
+            .bind(Uuid::now_v7())
+            .execute(tx.postgres().unwrap())
+            .await
+            .unwrap_err();
+    let err = plenum_store::Error::from_sqlx(denied, "customers");
+    assert_eq!(err.kind(), plenum_store::ErrorKind::PermissionDenied);
+    assert_eq!(err.sqlstate().as_deref(), Some("42501"));
+}
+
+#[tokio::test]
+async fn debug_output_of_errors_carries_no_row_data() {
+    let w = world().await;
+    // On a table without RLS the server's detail quotes the failing row; make one fail.
+    let su = w.db.superuser().await;
+    let secret = "Canary Name 7f3a91";
+    let failed =
+        sqlx::query("INSERT INTO plenum.admin_audit (id, actor, purpose) VALUES ($1, NULL, $2)")
+            .bind(Uuid::now_v7())
+            .bind(secret)
+            .execute(&su)
+            .await
+            .unwrap_err();
+    assert!(
+        format!("{failed:?}").contains(secret),
+        "the raw sqlx error quotes the row"
+    );
+    let err = plenum_store::Error::from_sqlx(failed, "admin_audit");
+    for shown in [format!("{err}"), format!("{err:?}"), format!("{err:#?}")] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert_eq!(err.sqlstate().as_deref(), Some("23502"));
+}
