@@ -1,4 +1,3 @@
-#[cfg(feature = "postgres")]
 use core::fmt;
 
 /// Everything that can go wrong in `plenum-store`.
@@ -105,8 +104,8 @@ fn db_error_class(e: &sqlx::Error) -> String {
 
 /// `Debug` shows the kind and the (value-free) message only: a derived `Debug` would print the
 /// wrapped `sqlx::Error`, whose server detail can quote a failing row ("Failing row contains ...").
-impl core::fmt::Debug for Error {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
             .field("kind", &self.kind())
             .field("message", &self.to_string())
