@@ -95,6 +95,8 @@ pub enum NameKind {
     FieldName,
     /// A [`Role`](crate::Role).
     Role,
+    /// A [`DataCategory`](crate::DataCategory).
+    DataCategory,
 }
 
 impl fmt::Display for NameKind {
@@ -103,6 +105,7 @@ impl fmt::Display for NameKind {
             Self::RecordType => "record type",
             Self::FieldName => "field name",
             Self::Role => "role",
+            Self::DataCategory => "data category",
         })
     }
 }

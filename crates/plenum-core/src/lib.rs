@@ -17,11 +17,13 @@
 #![forbid(unsafe_code)]
 
 mod actor;
+mod category;
 mod error;
 mod id;
 mod name;
 
 pub use crate::actor::{Actor, ActorKind};
+pub use crate::category::{__is_valid_category, DataCategory};
 pub use crate::error::{Error, ErrorKind, IdProblem, NameKind, NameProblem};
 pub use crate::id::{ActorId, IdKind, RecordId, RequestId, SubjectId, TenantId};
 pub use crate::name::{__is_valid_name, FieldName, RecordType, Role};
