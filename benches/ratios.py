@@ -33,8 +33,9 @@ for group, func, value, ns in rows:
         pairs.setdefault((group, case, label), {})[variant] = ns
 for (group, case, label), v in sorted(pairs.items()):
     if "hand-written" in v and "plenum" in v:
-        print(f"\n{group} {case} {label}: hand-written {v['hand-written'] / 1000:.1f} us, "
-              f"plenum {v['plenum'] / 1000:.1f} us, ratio {v['plenum'] / v['hand-written']:.2f}x")
+        unit, scale = ("us", 1000) if v["hand-written"] > 10_000 else ("ns", 1)
+        print(f"\n{group} {case} {label}: hand-written {v['hand-written'] / scale:.1f} {unit}, "
+              f"plenum {v['plenum'] / scale:.1f} {unit}, ratio {v['plenum'] / v['hand-written']:.2f}x")
 
 for (group, value), funcs in sorted(by_group.items(), key=lambda kv: (kv[0][0], int(kv[0][1] or 0))):
     base_name = BASELINE.get(group)
