@@ -142,15 +142,37 @@ impl TableSpec {
     /// enabled and forced, the canonical policies, and the grants of the contract.
     pub fn postgres_ddl(&self, roles: &Roles) -> Vec<String> {
         let t = self.qualified_name();
+        let mut ddl = self.create_ddl(Dialect::Postgres);
+        ddl.extend(police(&t, self.name.as_str(), "tenant_id", roles));
+        ddl.push(format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {}",
+            roles.app()
+        ));
+        ddl.push(format!("GRANT SELECT ON {t} TO {}", roles.admin()));
+        ddl
+    }
+
+    /// SQLite DDL, idempotent. SQLite has no row-level security: the library's explicit
+    /// `tenant_id = ?` predicates and row checks are the only barrier there.
+    pub fn sqlite_ddl(&self) -> Vec<String> {
+        self.create_ddl(Dialect::Sqlite)
+    }
+
+    /// The table and its indexes; everything but the policies and grants.
+    fn create_ddl(&self, d: Dialect) -> Vec<String> {
         let name = self.name.as_str();
-        let (app, admin) = (roles.app(), roles.admin());
+        let t = d.table(name);
         let mut cols = vec![
-            format!("tenant_id uuid NOT NULL REFERENCES {LIBRARY_SCHEMA}.tenants (id)"),
-            "id uuid NOT NULL".to_owned(),
+            format!(
+                "tenant_id {} NOT NULL REFERENCES {} (id)",
+                d.ty(SqlType::Uuid),
+                d.tenants()
+            ),
+            format!("id {} NOT NULL", d.ty(SqlType::Uuid)),
         ];
         for c in &self.columns {
             let null = if c.nullable { "" } else { " NOT NULL" };
-            cols.push(format!("{} {}{null}", c.name, c.ty.postgres()));
+            cols.push(format!("{} {}{null}", c.name, d.ty(c.ty)));
         }
         cols.push(format!(
             "CONSTRAINT {name}_pkey PRIMARY KEY (tenant_id, id)"
@@ -164,9 +186,9 @@ impl TableSpec {
         for fk in &self.foreign_keys {
             cols.push(format!(
                 "CONSTRAINT {name}_{col}_fkey FOREIGN KEY (tenant_id, {col}) \
-                 REFERENCES {DATA_SCHEMA}.{other} (tenant_id, id)",
+                 REFERENCES {other} (tenant_id, id)",
                 col = fk.column,
-                other = fk.references,
+                other = d.table(fk.references.as_str()),
             ));
         }
         let mut ddl = vec![format!(
@@ -178,50 +200,37 @@ impl TableSpec {
                 "CREATE INDEX IF NOT EXISTS {name}_{i}_idx ON {t} (tenant_id, {i})"
             ));
         }
-        ddl.extend(police_table(&t, name, roles));
-        ddl.push(format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {app}"
-        ));
-        ddl.push(format!("GRANT SELECT ON {t} TO {admin}"));
         ddl
     }
+}
 
-    /// SQLite DDL, idempotent. SQLite has no row-level security: the library's explicit
-    /// `tenant_id = ?` predicates and row checks are the only barrier there.
-    pub fn sqlite_ddl(&self) -> Vec<String> {
-        let name = self.name.as_str();
-        let mut cols = vec![
-            "tenant_id blob NOT NULL REFERENCES plenum_tenants (id)".to_owned(),
-            "id blob NOT NULL".to_owned(),
-        ];
-        for c in &self.columns {
-            let null = if c.nullable { "" } else { " NOT NULL" };
-            cols.push(format!("{} {}{null}", c.name, c.ty.sqlite()));
+/// Where the two backends' DDL differs: schemas and type names.
+#[derive(Clone, Copy)]
+enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    fn table(self, name: &str) -> String {
+        match self {
+            Self::Postgres => format!("{DATA_SCHEMA}.{name}"),
+            Self::Sqlite => name.to_owned(),
         }
-        cols.push("PRIMARY KEY (tenant_id, id)".to_owned());
-        for u in &self.unique {
-            cols.push(format!(
-                "CONSTRAINT {} UNIQUE (tenant_id, {u})",
-                self.unique_constraint_name(u)
-            ));
+    }
+
+    fn tenants(self) -> String {
+        match self {
+            Self::Postgres => format!("{LIBRARY_SCHEMA}.tenants"),
+            Self::Sqlite => "plenum_tenants".to_owned(),
         }
-        for fk in &self.foreign_keys {
-            cols.push(format!(
-                "FOREIGN KEY (tenant_id, {col}) REFERENCES {other} (tenant_id, id)",
-                col = fk.column,
-                other = fk.references,
-            ));
+    }
+
+    fn ty(self, ty: SqlType) -> &'static str {
+        match self {
+            Self::Postgres => ty.postgres(),
+            Self::Sqlite => ty.sqlite(),
         }
-        let mut ddl = vec![format!(
-            "CREATE TABLE IF NOT EXISTS {name} (\n    {}\n)",
-            cols.join(",\n    ")
-        )];
-        for i in &self.indexes {
-            ddl.push(format!(
-                "CREATE INDEX IF NOT EXISTS {name}_{i}_idx ON {name} (tenant_id, {i})"
-            ));
-        }
-        ddl
     }
 }
 
@@ -257,10 +266,6 @@ pub(crate) fn police(table: &str, short: &str, column: &str, roles: &Roles) -> V
         format!("REVOKE ALL ON {table} FROM PUBLIC"),
         format!("REVOKE TRUNCATE, REFERENCES, TRIGGER ON {table} FROM {app}, {admin}"),
     ]
-}
-
-fn police_table(table: &str, short: &str, roles: &Roles) -> Vec<String> {
-    police(table, short, "tenant_id", roles)
 }
 
 #[cfg(test)]
