@@ -1,3 +1,4 @@
 //! Integration tests written only against the public `plenum` facade, as a service would use it.
 
+mod records;
 mod vocabulary;

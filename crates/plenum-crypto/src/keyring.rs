@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use plenum_core::{FieldName, RecordId, RecordType, TenantId};
+use plenum_core::{FieldName, RecordId, RecordType, SubjectId, TenantId};
 use tokio::sync::OnceCell;
 
 use crate::backend::{Backend, PreparedMac};
@@ -288,6 +288,151 @@ impl Keyring {
                 Ok(indexer.compute_normalised(normalised.as_bytes()))
             })
             .collect()
+    }
+
+    /// The field key that opens `envelope` stored at `locator`: the version its header names,
+    /// looked up without decrypting anything. Repositories resolve keys when rows arrive and
+    /// decrypt only the fields a caller opens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] for a bad header or one naming another key scope,
+    /// [`Error::KeyDestroyed`], [`Error::KeyNotFound`], or a store/provider failure.
+    pub async fn opening_key(
+        &self,
+        store: &dyn KeyStore,
+        locator: &FieldLocator,
+        envelope: &[u8],
+    ) -> Result<FieldKey, Error> {
+        let header = Header::parse(envelope)?;
+        let scope = scope_of(locator.owner);
+        if header.scope != scope.kind() {
+            return Err(Error::Malformed(Malformed::ScopeMismatch));
+        }
+        let keys = self.scope_keys(store, locator.tenant, scope, false).await?;
+        let key = KeyRef {
+            tenant: locator.tenant,
+            scope,
+            version: header.key_version,
+        };
+        self.field_key_version(&keys, key, locator)
+    }
+
+    /// Loads the keys of many subjects at once, creating the missing ones when `create` is set:
+    /// one [`KeyStore::load_subjects`] and at most one [`KeyStore::insert_many`] for the whole
+    /// set, instead of a store round trip per subject. Subjects already cached are skipped; an
+    /// erased subject (every version destroyed) gets no new key. Afterwards
+    /// [`Keyring::field_key`] and [`Keyring::opening_key`] for these subjects are cache hits
+    /// while the cache holds them.
+    ///
+    /// # Errors
+    ///
+    /// Store or provider failures.
+    pub async fn prepare_subjects(
+        &self,
+        store: &dyn KeyStore,
+        tenant: TenantId,
+        subjects: &[SubjectId],
+        create: bool,
+    ) -> Result<(), Error> {
+        let mut missing: Vec<SubjectId> = {
+            let mut scopes = lock(&self.scopes);
+            subjects
+                .iter()
+                .copied()
+                .filter(|s| {
+                    scopes
+                        .get(&(tenant, KeyScope::Subject(*s)))
+                        .is_none_or(|cell| !cell.initialized())
+                })
+                .collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut by_subject: HashMap<SubjectId, Vec<StoredKey>> = HashMap::new();
+        for key in store.load_subjects(tenant, &missing).await? {
+            if let KeyScope::Subject(s) = key.key_ref.scope {
+                by_subject.entry(s).or_default().push(key);
+            }
+        }
+        if create {
+            let fresh: Vec<SubjectId> = missing
+                .iter()
+                .copied()
+                .filter(|s| !by_subject.contains_key(s))
+                .collect();
+            if !fresh.is_empty() {
+                let (version, wrapper) = self.subject_wrapper(store, tenant, None).await?;
+                let mut new_keys = Vec::with_capacity(fresh.len());
+                for s in fresh {
+                    let key_ref = KeyRef {
+                        tenant,
+                        scope: KeyScope::Subject(s),
+                        version: 1,
+                    };
+                    let wrapped = wrap_key(
+                        &wrapper,
+                        version,
+                        &random_key(),
+                        &key_wrap_context(&key_ref),
+                    )?;
+                    new_keys.push(StoredKey {
+                        key_ref,
+                        state: KeyState::Active,
+                        wrapped: Some(wrapped),
+                    });
+                }
+                for key in store.insert_many(new_keys).await? {
+                    if let KeyScope::Subject(s) = key.key_ref.scope {
+                        by_subject.entry(s).or_default().push(key);
+                    }
+                }
+            }
+        }
+        // One derived wrapping key per tenant key version, not one per subject.
+        let mut wrappers: HashMap<u32, crate::backend::PreparedAead> = HashMap::new();
+        for (subject, stored) in by_subject {
+            let mut versions = HashMap::new();
+            let mut active = None;
+            for key in stored {
+                let material = match &key.wrapped {
+                    Some(wrapped) if key.state != KeyState::Destroyed => {
+                        let v = wrapping_version(wrapped)?;
+                        let wrapper = match wrappers.entry(v) {
+                            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                            std::collections::hash_map::Entry::Vacant(e) => {
+                                let (_, w) = self.subject_wrapper(store, tenant, Some(v)).await?;
+                                e.insert(w)
+                            }
+                        };
+                        Some(unwrap_key(
+                            wrapper,
+                            wrapped,
+                            &key_wrap_context(&key.key_ref),
+                        )?)
+                    }
+                    _ => None,
+                };
+                if key.state == KeyState::Active && material.is_some() {
+                    active = Some(
+                        active.map_or(key.key_ref.version, |a: u32| a.max(key.key_ref.version)),
+                    );
+                }
+                versions.insert(
+                    key.key_ref.version,
+                    VersionEntry {
+                        state: key.state,
+                        material,
+                    },
+                );
+            }
+            let cell = OnceCell::new_with(Some(Arc::new(ScopeKeys { versions, active })));
+            lock(&self.scopes).insert((tenant, KeyScope::Subject(subject)), Arc::new(cell));
+        }
+        Ok(())
     }
 
     /// Rotates a scope's key: the active version becomes decrypt-only and a new version becomes
@@ -654,22 +799,40 @@ impl Keyring {
                 self.provider.unwrap(wrapped, &context).await
             }
             KeyScope::Subject(_) => {
-                let tenant_version = wrapping_version(wrapped)?;
-                let tenant_keys = self
-                    .scope_keys(store, key.tenant, KeyScope::TenantData, false)
+                let version = wrapping_version(wrapped)?;
+                let (_, aead) = self
+                    .subject_wrapper(store, key.tenant, Some(version))
                     .await?;
-                let tenant_ref = KeyRef {
-                    tenant: key.tenant,
-                    scope: KeyScope::TenantData,
-                    version: tenant_version,
-                };
-                let tenant_key = usable_material(&tenant_keys, &tenant_ref)?;
-                let wrap_key_material =
-                    derive(tenant_key, &subject_wrap_info(key.tenant, tenant_version))?;
-                let aead = prepare(self.config.backend, &wrap_key_material)?;
                 unwrap_key(&aead, wrapped, &context)
             }
         }
+    }
+
+    /// The key that wraps subject keys: derived from the tenant data key of `version`, or of
+    /// the active version (created on first use) when `None`. Returns the version used.
+    async fn subject_wrapper(
+        &self,
+        store: &dyn KeyStore,
+        tenant: TenantId,
+        version: Option<u32>,
+    ) -> Result<(u32, crate::backend::PreparedAead), Error> {
+        let tenant_keys = self
+            .scope_keys(store, tenant, KeyScope::TenantData, version.is_none())
+            .await?;
+        let version = match version {
+            Some(v) => v,
+            None => tenant_keys
+                .active
+                .ok_or_else(|| destroyed_or_missing(&tenant_keys, KeyScope::TenantData))?,
+        };
+        let tenant_ref = KeyRef {
+            tenant,
+            scope: KeyScope::TenantData,
+            version,
+        };
+        let tenant_key = usable_material(&tenant_keys, &tenant_ref)?;
+        let material = derive(tenant_key, &subject_wrap_info(tenant, version))?;
+        Ok((version, prepare(self.config.backend, &material)?))
     }
 
     async fn create_key(&self, store: &dyn KeyStore, key: KeyRef) -> Result<KeyRef, Error> {
@@ -680,21 +843,7 @@ impl Keyring {
                 self.provider.wrap(&material, &context).await?
             }
             KeyScope::Subject(_) => {
-                let tenant_keys = self
-                    .scope_keys(store, key.tenant, KeyScope::TenantData, true)
-                    .await?;
-                let version = tenant_keys
-                    .active
-                    .ok_or_else(|| destroyed_or_missing(&tenant_keys, KeyScope::TenantData))?;
-                let tenant_ref = KeyRef {
-                    tenant: key.tenant,
-                    scope: KeyScope::TenantData,
-                    version,
-                };
-                let tenant_key = usable_material(&tenant_keys, &tenant_ref)?;
-                let wrap_key_material =
-                    derive(tenant_key, &subject_wrap_info(key.tenant, version))?;
-                let aead = prepare(self.config.backend, &wrap_key_material)?;
+                let (version, aead) = self.subject_wrapper(store, key.tenant, None).await?;
                 wrap_key(&aead, version, &material, &context)?
             }
         };

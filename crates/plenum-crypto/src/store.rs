@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use plenum_core::TenantId;
+use plenum_core::{SubjectId, TenantId};
 
 use crate::error::Error;
 use crate::keys::{KeyScope, StoredKey};
@@ -26,6 +26,38 @@ pub trait KeyStore: Send + Sync {
 
     /// Replaces the state and wrapped material of an existing key version.
     fn update<'a>(&'a self, key: StoredKey) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Every stored version of the subject keys of `subjects` in `tenant`: what a repository
+    /// reading or writing a page of rows needs, in one query instead of one per subject. The
+    /// default calls [`KeyStore::load`] per subject.
+    fn load_subjects<'a>(
+        &'a self,
+        tenant: TenantId,
+        subjects: &'a [SubjectId],
+    ) -> BoxFuture<'a, Result<Vec<StoredKey>, Error>> {
+        Box::pin(async move {
+            let mut all = Vec::new();
+            for s in subjects {
+                all.extend(self.load(tenant, KeyScope::Subject(*s)).await?);
+            }
+            Ok(all)
+        })
+    }
+
+    /// [`KeyStore::insert`] for many keys, returning what is stored afterwards for each, in any
+    /// order. The default calls [`KeyStore::insert`] per key.
+    fn insert_many<'a>(
+        &'a self,
+        keys: Vec<StoredKey>,
+    ) -> BoxFuture<'a, Result<Vec<StoredKey>, Error>> {
+        Box::pin(async move {
+            let mut all = Vec::with_capacity(keys.len());
+            for k in keys {
+                all.push(self.insert(k).await?);
+            }
+            Ok(all)
+        })
+    }
 }
 
 /// A [`KeyStore`] in process memory, for tests and for the embedded quickstart.

@@ -46,6 +46,33 @@ pub enum Error {
         record_type: String,
     },
 
+    /// A record of another tenant was passed to a write in this tenant's transaction. Nothing
+    /// was written.
+    #[error("a {record_type} of another tenant was written in this tenant's transaction")]
+    TenantMismatch {
+        /// The record type.
+        record_type: String,
+    },
+
+    /// A record declaration, or a record handed to a write, cannot be used as it is.
+    #[error("invalid {record_type}: {reason}")]
+    InvalidRecord {
+        /// The record type.
+        record_type: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A stored column did not decode as its field's type (the schema and the declaration
+    /// disagree).
+    #[error("{record_type}.{field} does not decode as its declared type")]
+    Decode {
+        /// The record type.
+        record_type: String,
+        /// The field.
+        field: String,
+    },
+
     /// The boot-time catalog verification found problems; each finding says how to fix it.
     #[cfg(feature = "postgres")]
     #[error("database contract violated: {}", Findings(.0))]
@@ -122,13 +149,18 @@ impl Error {
             Self::UniqueViolation { .. } => ErrorKind::Conflict,
             Self::ForeignKeyViolation { .. } => ErrorKind::Conflict,
             Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
-            Self::IsolationViolation { .. } => ErrorKind::IsolationViolation,
+            Self::IsolationViolation { .. } | Self::TenantMismatch { .. } => {
+                ErrorKind::IsolationViolation
+            }
+            Self::InvalidRecord { .. } => ErrorKind::InvalidInput,
+            Self::Decode { .. } => ErrorKind::Database,
             #[cfg(feature = "postgres")]
             Self::Contract(_) => ErrorKind::Contract,
             Self::AdminAudit(_) => ErrorKind::Audit,
             Self::Config(_) => ErrorKind::Config,
             Self::Crypto(e) => match e.kind() {
                 plenum_crypto::ErrorKind::KeyDestroyed => ErrorKind::KeyDestroyed,
+                plenum_crypto::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
                 plenum_crypto::ErrorKind::DecryptionFailed
                 | plenum_crypto::ErrorKind::Malformed => ErrorKind::DecryptionFailed,
                 _ => ErrorKind::Crypto,
@@ -160,7 +192,8 @@ impl Error {
         };
         match code.as_deref() {
             Some("42501") => Self::PermissionDenied(e),
-            Some("23503") => Self::ForeignKeyViolation {
+            // PostgreSQL, and SQLite's extended SQLITE_CONSTRAINT_FOREIGNKEY.
+            Some("23503" | "787") => Self::ForeignKeyViolation {
                 record_type: record_type.to_owned(),
             },
             Some("23505") => {
@@ -176,9 +209,33 @@ impl Error {
                     field,
                 }
             }
+            // SQLITE_CONSTRAINT_UNIQUE and _PRIMARYKEY. SQLite names no constraint, but its
+            // message lists the columns ("UNIQUE constraint failed: t.tenant_id, t.email_bidx"),
+            // never the values, so the column is read from there.
+            Some("2067" | "1555") => {
+                let field = match &e {
+                    sqlx::Error::Database(db) => sqlite_unique_column(db.message()),
+                    _ => None,
+                };
+                Self::UniqueViolation {
+                    record_type: record_type.to_owned(),
+                    field: field.unwrap_or_else(|| "unknown".to_owned()),
+                }
+            }
             _ => Self::Database(e),
         }
     }
+}
+
+/// The last non-tenant column of a SQLite unique-constraint message.
+fn sqlite_unique_column(message: &str) -> Option<String> {
+    let columns = message.strip_prefix("UNIQUE constraint failed: ")?;
+    columns
+        .split(", ")
+        .filter_map(|c| c.rsplit('.').next())
+        .filter(|c| *c != "tenant_id")
+        .last()
+        .map(str::to_owned)
 }
 
 impl From<sqlx::Error> for Error {
@@ -216,6 +273,8 @@ pub enum ErrorKind {
     Audit,
     /// Bad configuration.
     Config,
+    /// A record or value the library cannot use (no data was changed).
+    InvalidInput,
     /// A value could not be decrypted (tampered, moved, or wrong key).
     DecryptionFailed,
     /// The value's key was destroyed (erased subject).

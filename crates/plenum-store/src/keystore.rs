@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use plenum_core::TenantId;
+use plenum_core::{SubjectId, TenantId};
 use plenum_crypto::{BoxFuture, KeyRef, KeyScope, KeyState, KeyStore, StoredKey, WrappedKey};
 use uuid::Uuid;
 
@@ -131,6 +131,57 @@ async fn select(
     Ok(rows)
 }
 
+/// The subject keys of `subjects`, in one query on PostgreSQL (SQLite is in-process: one cheap
+/// query per subject).
+async fn select_subjects(
+    tx: &mut TenantTx,
+    tenant: TenantId,
+    subjects: &[SubjectId],
+) -> Result<Vec<StoredKey>, Error> {
+    type SubjectRow = (Uuid, Uuid, i32, String, Option<Vec<u8>>);
+    let rows: Vec<SubjectRow> = match tx.backend() {
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => {
+            let ids: Vec<Uuid> = subjects.iter().map(|s| *s.as_uuid()).collect();
+            sqlx::query_as(
+                "SELECT tenant_id, subject_id, version, state, wrapped FROM plenum.keys \
+                 WHERE tenant_id = $1 AND scope = 3 AND subject_id = ANY($2)",
+            )
+            .bind(tenant.as_uuid())
+            .bind(&ids)
+            .fetch_all(tx.postgres_internal()?)
+            .await?
+        }
+        #[cfg(feature = "sqlite")]
+        BackendKind::Sqlite => {
+            let mut rows = Vec::new();
+            for s in subjects {
+                let mut some: Vec<SubjectRow> = sqlx::query_as(
+                    "SELECT tenant_id, subject_id, version, state, wrapped FROM plenum_keys \
+                     WHERE tenant_id = ?1 AND scope = 3 AND subject_id = ?2",
+                )
+                .bind(tenant.as_uuid())
+                .bind(s.as_uuid())
+                .fetch_all(tx.sqlite_internal()?)
+                .await?;
+                rows.append(&mut some);
+            }
+            rows
+        }
+        #[allow(
+            unreachable_patterns,
+            reason = "BackendKind is non_exhaustive across feature sets"
+        )]
+        _ => return Err(Error::Config("backend not compiled in")),
+    };
+    rows.into_iter()
+        .map(|(t, subject, version, state, wrapped)| {
+            let scope = KeyScope::Subject(SubjectId::from_trusted_uuid(subject));
+            to_stored(tenant, scope, (t, version, state, wrapped))
+        })
+        .collect()
+}
+
 impl KeyStore for DbKeyStore {
     fn load<'a>(
         &'a self,
@@ -138,7 +189,7 @@ impl KeyStore for DbKeyStore {
         scope: KeyScope,
     ) -> BoxFuture<'a, Result<Vec<StoredKey>, plenum_crypto::Error>> {
         Box::pin(async move {
-            let mut tx = self.pool.begin(tenant).await.map_err(store_err)?;
+            let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
             let rows = select(&mut tx, tenant, scope, None)
                 .await
                 .map_err(store_err)?;
@@ -163,7 +214,7 @@ impl KeyStore for DbKeyStore {
             let version = i32::try_from(version)
                 .map_err(|_| store_err(Error::Config("key version out of range")))?;
             let wrapped = key.wrapped.as_ref().map(|w| w.as_bytes().to_vec());
-            let mut tx = self.pool.begin(tenant).await.map_err(store_err)?;
+            let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
             let result: Result<u64, Error> = async {
                 let done: sqlx::Result<Done> = on_backend!(
                     tx,
@@ -209,7 +260,7 @@ impl KeyStore for DbKeyStore {
             let v = i32::try_from(version)
                 .map_err(|_| store_err(Error::Config("key version out of range")))?;
             let wrapped = key.wrapped.as_ref().map(|w| w.as_bytes().to_vec());
-            let mut tx = self.pool.begin(tenant).await.map_err(store_err)?;
+            let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
             let affected: Result<u64, Error> = async {
                 let done: sqlx::Result<Done> = on_backend!(
                     tx,
@@ -239,4 +290,117 @@ impl KeyStore for DbKeyStore {
             tx.commit().await.map_err(store_err)
         })
     }
+
+    fn load_subjects<'a>(
+        &'a self,
+        tenant: TenantId,
+        subjects: &'a [SubjectId],
+    ) -> BoxFuture<'a, Result<Vec<StoredKey>, plenum_crypto::Error>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
+            let keys = select_subjects(&mut tx, tenant, subjects)
+                .await
+                .map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
+            Ok(keys)
+        })
+    }
+
+    fn insert_many<'a>(
+        &'a self,
+        keys: Vec<StoredKey>,
+    ) -> BoxFuture<'a, Result<Vec<StoredKey>, plenum_crypto::Error>> {
+        Box::pin(async move {
+            let Some(first) = keys.first() else {
+                return Ok(Vec::new());
+            };
+            let tenant = first.key_ref.tenant;
+            let mut subjects = Vec::with_capacity(keys.len());
+            for k in &keys {
+                match k.key_ref.scope {
+                    KeyScope::Subject(s) if k.key_ref.tenant == tenant => subjects.push(s),
+                    // Tenant keys are created one at a time; only subject keys come in bulk.
+                    _ => {
+                        let mut all = Vec::with_capacity(keys.len());
+                        for k in keys {
+                            all.push(self.insert(k).await?);
+                        }
+                        return Ok(all);
+                    }
+                }
+            }
+            let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
+            insert_subject_keys(&mut tx, tenant, &keys)
+                .await
+                .map_err(store_err)?;
+            let stored = select_subjects(&mut tx, tenant, &subjects)
+                .await
+                .map_err(store_err)?;
+            tx.commit().await.map_err(store_err)?;
+            Ok(stored)
+        })
+    }
+}
+
+/// Inserts subject keys of one tenant, keeping any version another writer stored first: one
+/// statement on PostgreSQL (`unnest` binds).
+async fn insert_subject_keys(
+    tx: &mut TenantTx,
+    tenant: TenantId,
+    keys: &[StoredKey],
+) -> Result<(), Error> {
+    let mut subjects = Vec::with_capacity(keys.len());
+    let mut versions = Vec::with_capacity(keys.len());
+    let mut states = Vec::with_capacity(keys.len());
+    let mut wrapped = Vec::with_capacity(keys.len());
+    for k in keys {
+        let (_, subject) = scope_columns(&k.key_ref.scope);
+        subjects.push(subject);
+        versions.push(
+            i32::try_from(k.key_ref.version)
+                .map_err(|_| Error::Config("key version out of range"))?,
+        );
+        states.push(k.state.as_str());
+        wrapped.push(k.wrapped.as_ref().map(|w| w.as_bytes().to_vec()));
+    }
+    match tx.backend() {
+        #[cfg(feature = "postgres")]
+        BackendKind::Postgres => {
+            sqlx::query(
+                "INSERT INTO plenum.keys (tenant_id, scope, subject_id, version, state, wrapped) \
+                 SELECT $1, 3, s, v, st, w \
+                 FROM unnest($2::uuid[], $3::int[], $4::text[], $5::bytea[]) AS k(s, v, st, w) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant.as_uuid())
+            .bind(&subjects)
+            .bind(&versions)
+            .bind(&states)
+            .bind(&wrapped)
+            .execute(tx.postgres_internal()?)
+            .await?;
+        }
+        #[cfg(feature = "sqlite")]
+        BackendKind::Sqlite => {
+            for i in 0..keys.len() {
+                sqlx::query(
+                    "INSERT INTO plenum_keys (tenant_id, scope, subject_id, version, state, wrapped) \
+                     VALUES (?1, 3, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )
+                .bind(tenant.as_uuid())
+                .bind(subjects[i])
+                .bind(versions[i])
+                .bind(states[i])
+                .bind(&wrapped[i])
+                .execute(tx.sqlite_internal()?)
+                .await?;
+            }
+        }
+        #[allow(
+            unreachable_patterns,
+            reason = "BackendKind is non_exhaustive across feature sets"
+        )]
+        _ => return Err(Error::Config("backend not compiled in")),
+    }
+    Ok(())
 }

@@ -47,24 +47,45 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod access;
 mod contract;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod encrypted;
 mod error;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod keystore;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod record;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod repo;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod table;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod tx;
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::access::{Access, AccessHook, Action, DiscardAccess, Outcome};
 pub use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles, TENANT_SETTING};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::encrypted::Encrypted;
 pub use crate::error::{Error, ErrorKind};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::keystore::DbKeyStore;
 #[cfg(feature = "postgres")]
 pub use crate::postgres::Finding;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::record::{
+    BlindIndexField, BlindIndexSpec, ColumnType, EncryptedColumn, FieldSpec, KeyOwner, Record,
+    RecordSpec, RowReader, RowWriter, Storage, Value,
+};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::repo::{Page, Records, Repository};
 pub use crate::table::{Column, ForeignKey, SqlType, TableSpec};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::tx::{BackendKind, TenantBound, TenantPool, TenantTx};

@@ -11,8 +11,13 @@ use crate::table::TableSpec;
 
 const LIBRARY_DDL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS plenum_tenants (id blob PRIMARY KEY, created_at text NOT NULL DEFAULT (datetime('now')))",
-    "CREATE TABLE IF NOT EXISTS plenum_keys (\
-        tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
+];
+
+/// The key database's table. Keys live in a database of their own: SQLite has one writer per
+/// database, and a key created while a data transaction is open must commit on its own (see
+/// `DbKeyStore`), which on a shared database would wait for that very transaction.
+const KEY_DDL: &[&str] = &["CREATE TABLE IF NOT EXISTS plenum_keys (\
+        tenant_id blob NOT NULL, \
         scope integer NOT NULL CHECK (scope IN (1, 2, 3)), \
         subject_id blob NOT NULL, \
         version integer NOT NULL CHECK (version > 0), \
@@ -21,13 +26,32 @@ const LIBRARY_DDL: &[&str] = &[
         created_at text NOT NULL DEFAULT (datetime('now')), \
         updated_at text NOT NULL DEFAULT (datetime('now')), \
         PRIMARY KEY (tenant_id, scope, subject_id, version), \
-        CHECK ((state = 'destroyed') = (wrapped IS NULL)))",
-];
+        CHECK ((state = 'destroyed') = (wrapped IS NULL)))"];
 
+/// The data and key pools of an embedded database: in memory (`None`), or the file `path` with
+/// its keys in `path` + `.keys`. Back the two files up together: data without its key file is
+/// unreadable (which is also how erasure works).
 pub(crate) async fn open(
     path: Option<&std::path::Path>,
     tables: &[TableSpec],
-) -> Result<SqlitePool, Error> {
+) -> Result<(SqlitePool, SqlitePool), Error> {
+    let mut ddl: Vec<String> = LIBRARY_DDL.iter().map(|s| (*s).to_owned()).collect();
+    ddl.extend(tables.iter().flat_map(TableSpec::sqlite_ddl));
+    let data = pool(path, ddl).await?;
+    let key_path = path.map(|p| {
+        let mut name = p.as_os_str().to_owned();
+        name.push(".keys");
+        std::path::PathBuf::from(name)
+    });
+    let keys = pool(
+        key_path.as_deref(),
+        KEY_DDL.iter().map(|s| (*s).to_owned()).collect(),
+    )
+    .await?;
+    Ok((data, keys))
+}
+
+async fn pool(path: Option<&std::path::Path>, ddl: Vec<String>) -> Result<SqlitePool, Error> {
     let options = match path {
         Some(p) => SqliteConnectOptions::new()
             .filename(p)
@@ -45,8 +69,6 @@ pub(crate) async fn open(
         .connect_with(options)
         .await
         .map_err(Error::Database)?;
-    let mut ddl: Vec<String> = LIBRARY_DDL.iter().map(|s| (*s).to_owned()).collect();
-    ddl.extend(tables.iter().flat_map(TableSpec::sqlite_ddl));
     let mut tx = pool.begin().await.map_err(Error::Database)?;
     for statement in ddl {
         tx.execute(AssertSqlSafe(statement))

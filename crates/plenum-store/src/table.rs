@@ -204,15 +204,15 @@ impl TableSpec {
     }
 }
 
-/// Where the two backends' DDL differs: schemas and type names.
-#[derive(Clone, Copy)]
-enum Dialect {
+/// Where the two backends' SQL differs: schemas, type names, placeholders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
     Postgres,
     Sqlite,
 }
 
 impl Dialect {
-    fn table(self, name: &str) -> String {
+    pub(crate) fn table(self, name: &str) -> String {
         match self {
             Self::Postgres => format!("{DATA_SCHEMA}.{name}"),
             Self::Sqlite => name.to_owned(),
@@ -226,7 +226,7 @@ impl Dialect {
         }
     }
 
-    fn ty(self, ty: SqlType) -> &'static str {
+    pub(crate) fn ty(self, ty: SqlType) -> &'static str {
         match self {
             Self::Postgres => ty.postgres(),
             Self::Sqlite => ty.sqlite(),

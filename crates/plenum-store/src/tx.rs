@@ -19,8 +19,9 @@ enum PoolInner {
     /// The pool, and whether to reset settings at `BEGIN` (PgBouncer transaction mode).
     #[cfg(feature = "postgres")]
     Postgres(sqlx::PgPool, bool),
+    /// The data pool and the key pool (a database of its own, see `sqlite::open`).
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(sqlx::SqlitePool, sqlx::SqlitePool),
 }
 
 impl fmt::Debug for TenantPool {
@@ -87,7 +88,7 @@ impl TenantPool {
         match &self.inner {
             PoolInner::Postgres(pool, _) => crate::postgres::verify::verify(pool, roles).await,
             #[cfg(feature = "sqlite")]
-            PoolInner::Sqlite(_) => Err(Error::Config("SQLite has no catalog contract to verify")),
+            PoolInner::Sqlite(..) => Err(Error::Config("SQLite has no catalog contract to verify")),
         }
     }
 
@@ -102,8 +103,9 @@ impl TenantPool {
         path: Option<&std::path::Path>,
         tables: &[crate::TableSpec],
     ) -> Result<Self, Error> {
+        let (data, keys) = crate::sqlite::open(path, tables).await?;
         Ok(Self {
-            inner: PoolInner::Sqlite(crate::sqlite::open(path, tables).await?),
+            inner: PoolInner::Sqlite(data, keys),
         })
     }
 
@@ -113,7 +115,7 @@ impl TenantPool {
             #[cfg(feature = "postgres")]
             PoolInner::Postgres(..) => BackendKind::Postgres,
             #[cfg(feature = "sqlite")]
-            PoolInner::Sqlite(_) => BackendKind::Sqlite,
+            PoolInner::Sqlite(..) => BackendKind::Sqlite,
         }
     }
 
@@ -133,11 +135,28 @@ impl TenantPool {
                     .map_err(Error::Database)?,
             ),
             #[cfg(feature = "sqlite")]
-            PoolInner::Sqlite(pool) => {
-                TxInner::Sqlite(pool.begin().await.map_err(Error::Database)?)
+            PoolInner::Sqlite(data, _) => {
+                TxInner::Sqlite(data.begin().await.map_err(Error::Database)?)
             }
         };
         Ok(TenantTx { tenant, inner })
+    }
+
+    /// A transaction on the database holding the wrapped keys: the same database on PostgreSQL,
+    /// the key database on SQLite.
+    pub(crate) async fn begin_keys(&self, tenant: TenantId) -> Result<TenantTx, Error> {
+        match &self.inner {
+            #[cfg(feature = "sqlite")]
+            PoolInner::Sqlite(_, keys) => Ok(TenantTx {
+                tenant,
+                inner: TxInner::Sqlite(keys.begin().await.map_err(Error::Database)?),
+            }),
+            #[allow(
+                unreachable_patterns,
+                reason = "the PostgreSQL arm exists only with its feature"
+            )]
+            _ => self.begin(tenant).await,
+        }
     }
 
     /// Registers `tenant` in the tenant registry (idempotent). Rows of a tenant can only be

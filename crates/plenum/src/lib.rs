@@ -19,6 +19,54 @@ pub use plenum_core as core;
 pub use plenum_crypto as crypto;
 pub use plenum_store as store;
 
+/// Declares a record type: derives [`store::Record`] for a struct with named fields.
+///
+/// ```
+/// use plenum::Record;
+/// use plenum::core::{RecordId, SubjectId, TenantId};
+/// use plenum::store::Encrypted;
+///
+/// #[derive(Debug, Record)]
+/// #[plenum(record_type = "customers")]
+/// struct Customer {
+///     #[plenum(id)]
+///     id: RecordId,
+///     #[plenum(tenant)]
+///     tenant: TenantId,
+///     #[plenum(subject)]
+///     subject: SubjectId,
+///     #[plenum(pii = "user.contact.email", blind_index = "email-v1", unique)]
+///     email: Encrypted<String>,
+///     #[plenum(category = "system.operations")]
+///     visits: i64,
+/// }
+///
+/// assert_eq!(Customer::EMAIL_INDEX.position(), 0);
+/// ```
+///
+/// On the struct: `record_type = "<name>"` (the logical record type and table name; required)
+/// and `crate = "<path>"` (where the `plenum` facade is, if renamed).
+///
+/// On fields, exactly one each of:
+/// - `id`: the [`core::RecordId`] (generate it with `RecordId::generate()` before inserting: the
+///   ciphertexts of the row are bound to it);
+/// - `tenant`: the [`core::TenantId`];
+/// - `subject` (optional): the [`core::SubjectId`] the row is about; its key seals the row's PII.
+///
+/// And for every other field:
+/// - `pii = "<category>"`: encrypted, typed [`store::Encrypted<T>`] or `Option<Encrypted<T>>`;
+///   with `blind_index = "email-v1" | "phone-e164-v1" | "text-nfkc-v1"` (an `Encrypted<String>`
+///   searchable by equality through `Repository::find` and the generated `<FIELD>_INDEX`
+///   constant), `unique` (unique blind index), `owner = "tenant"` (sealed under the tenant key,
+///   for data that must outlive the subject's erasure);
+/// - otherwise a plain column of a [`store::ColumnType`], with `category = "<category>"`
+///   (default `system.operations`), `unique`, `references = "<record type>"` (same-tenant
+///   foreign key).
+///
+/// Mistakes are compile errors that say what to write instead.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use plenum_macros::Record;
+
 /// The names most services need, in one import: `use plenum::prelude::*;`.
 pub mod prelude {
     pub use plenum_core::{
@@ -27,5 +75,11 @@ pub mod prelude {
     };
     pub use plenum_crypto::{Pii, PiiValue};
     #[cfg(any(feature = "postgres", feature = "sqlite"))]
-    pub use plenum_store::{TenantBound, TenantPool, TenantTx};
+    pub use plenum_store::{
+        AccessHook, DiscardAccess, Encrypted, Record as _, Records, Repository, TenantBound,
+        TenantPool, TenantTx,
+    };
+
+    #[cfg(any(feature = "postgres", feature = "sqlite"))]
+    pub use crate::Record;
 }

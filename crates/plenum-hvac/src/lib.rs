@@ -1,0 +1,191 @@
+//! The records of an HVAC business, declared once with `#[derive(Record)]`: what Plenum's tests,
+//! examples and benches store. They double as a worked example of choosing categories, key
+//! owners and blind indexes.
+//!
+//! | Record            | Subject       | Encrypted (category)                                   | Blind index |
+//! |-------------------|---------------|--------------------------------------------------------|-------------|
+//! | [`Customer`]      | the homeowner | name, email, phone, service address                    | email, phone (email unique) |
+//! | [`Property`]      | the homeowner | address                                                | address     |
+//! | [`Equipment`]     | the homeowner | serial number                                          | serial      |
+//! | [`Appointment`]   | the homeowner | notes                                                  | -           |
+//! | [`Invoice`]       | the homeowner | amount, **tenant key** (financial records outlive erasure) | -       |
+//! | [`LocationPing`]  | the technician| latitude, longitude (`user.location.precise`)          | -           |
+//!
+//! Invoice amounts are sealed under the tenant's key, not the subject's: the policy keeps
+//! financial records for seven years, so erasing a homeowner must not destroy them (they are
+//! erased by their own retention sweep instead).
+
+#![forbid(unsafe_code)]
+
+use chrono::{DateTime, NaiveDate, Utc};
+use plenum::Record;
+use plenum::core::{RecordId, SubjectId, TenantId};
+use plenum::store::{Encrypted, Record as _, TableSpec};
+
+/// A homeowner or business the tenant serves.
+#[derive(Debug, Clone, Record)]
+#[plenum(record_type = "customers")]
+pub struct Customer {
+    /// Id.
+    #[plenum(id)]
+    pub id: RecordId,
+    /// Tenant.
+    #[plenum(tenant)]
+    pub tenant: TenantId,
+    /// The customer as a data subject.
+    #[plenum(subject)]
+    pub subject: SubjectId,
+    /// Full name.
+    #[plenum(pii = "user.name")]
+    pub name: Encrypted<String>,
+    /// Email, unique per tenant, searchable.
+    #[plenum(pii = "user.contact.email", blind_index = "email-v1", unique)]
+    pub email: Encrypted<String>,
+    /// Phone, searchable.
+    #[plenum(pii = "user.contact.phone_number", blind_index = "phone-e164-v1")]
+    pub phone: Encrypted<String>,
+    /// Where the service happens.
+    #[plenum(pii = "user.contact.address")]
+    pub service_address: Encrypted<String>,
+    /// When the customer was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A property serviced for a customer.
+#[derive(Debug, Clone, Record)]
+#[plenum(record_type = "properties")]
+pub struct Property {
+    /// Id.
+    #[plenum(id)]
+    pub id: RecordId,
+    /// Tenant.
+    #[plenum(tenant)]
+    pub tenant: TenantId,
+    /// The owner as a data subject.
+    #[plenum(subject)]
+    pub subject: SubjectId,
+    /// The customer.
+    #[plenum(references = "customers")]
+    pub customer_id: RecordId,
+    /// Street address, searchable.
+    #[plenum(pii = "user.contact.address", blind_index = "text-nfkc-v1")]
+    pub address: Encrypted<String>,
+    /// Heated floor area.
+    pub square_feet: Option<i64>,
+}
+
+/// A unit installed at a property.
+#[derive(Debug, Clone, Record)]
+#[plenum(record_type = "equipment")]
+pub struct Equipment {
+    /// Id.
+    #[plenum(id)]
+    pub id: RecordId,
+    /// Tenant.
+    #[plenum(tenant)]
+    pub tenant: TenantId,
+    /// The property owner as a data subject.
+    #[plenum(subject)]
+    pub subject: SubjectId,
+    /// Where it is installed.
+    #[plenum(references = "properties")]
+    pub property_id: RecordId,
+    /// Manufacturer model: not personal.
+    pub model: String,
+    /// Serial number: identifies a device in someone's home, searchable.
+    #[plenum(pii = "user.device.device_id", blind_index = "text-nfkc-v1")]
+    pub serial: Encrypted<String>,
+    /// Installation date.
+    pub installed_on: Option<NaiveDate>,
+}
+
+/// A visit.
+#[derive(Debug, Clone, Record)]
+#[plenum(record_type = "appointments")]
+pub struct Appointment {
+    /// Id.
+    #[plenum(id)]
+    pub id: RecordId,
+    /// Tenant.
+    #[plenum(tenant)]
+    pub tenant: TenantId,
+    /// The homeowner as a data subject.
+    #[plenum(subject)]
+    pub subject: SubjectId,
+    /// Where.
+    #[plenum(references = "properties")]
+    pub property_id: RecordId,
+    /// The technician (a data subject of their own).
+    #[plenum(category = "user.unique_id")]
+    pub technician: SubjectId,
+    /// Window start.
+    pub starts_at: DateTime<Utc>,
+    /// Window end.
+    pub ends_at: DateTime<Utc>,
+    /// Free-text notes: may hold anything, so encrypted.
+    #[plenum(pii = "user.content.private")]
+    pub notes: Option<Encrypted<String>>,
+}
+
+/// A bill.
+#[derive(Debug, Clone, Record)]
+#[plenum(record_type = "invoices")]
+pub struct Invoice {
+    /// Id.
+    #[plenum(id)]
+    pub id: RecordId,
+    /// Tenant.
+    #[plenum(tenant)]
+    pub tenant: TenantId,
+    /// The billed homeowner as a data subject.
+    #[plenum(subject)]
+    pub subject: SubjectId,
+    /// The customer.
+    #[plenum(references = "customers")]
+    pub customer_id: RecordId,
+    /// Amount in cents, under the tenant key (kept for seven years, beyond erasure).
+    #[plenum(pii = "user.financial", owner = "tenant")]
+    pub amount_cents: Encrypted<i64>,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// Due date.
+    pub due_on: NaiveDate,
+    /// Paid yet.
+    pub paid: bool,
+}
+
+/// A technician's precise position, sampled while on duty (explicit consent in the consent
+/// issue).
+#[derive(Debug, Clone, Record)]
+#[plenum(record_type = "technician_location_pings")]
+pub struct LocationPing {
+    /// Id.
+    #[plenum(id)]
+    pub id: RecordId,
+    /// Tenant.
+    #[plenum(tenant)]
+    pub tenant: TenantId,
+    /// The technician as a data subject.
+    #[plenum(subject)]
+    pub technician: SubjectId,
+    /// When.
+    pub recorded_at: DateTime<Utc>,
+    /// Latitude in micro-degrees.
+    #[plenum(pii = "user.location.precise")]
+    pub latitude_micro: Encrypted<i32>,
+    /// Longitude in micro-degrees.
+    #[plenum(pii = "user.location.precise")]
+    pub longitude_micro: Encrypted<i32>,
+}
+
+/// Every table, in dependency order (referenced tables first).
+pub fn tables() -> Vec<TableSpec> {
+    vec![
+        Customer::spec().table(),
+        Property::spec().table(),
+        Equipment::spec().table(),
+        Appointment::spec().table(),
+        Invoice::spec().table(),
+        LocationPing::spec().table(),
+    ]
+}

@@ -1,0 +1,110 @@
+//! What every repository operation reports, and to whom.
+
+use plenum_core::{DataCategory, FieldName, RecordId, RecordType, SubjectId};
+use plenum_crypto::BoxFuture;
+
+use crate::error::{Error, ErrorKind};
+use crate::tx::TenantTx;
+
+/// What an operation did.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// One record by id.
+    Read,
+    /// A page of records.
+    List,
+    /// Records found by a blind index.
+    Search,
+    /// A count of records (no field values).
+    Count,
+    /// Records written.
+    Insert,
+    /// A record changed.
+    Update,
+    /// A record removed.
+    Delete,
+}
+
+impl Action {
+    /// A stable lower-case name (`read`, `list`, ...), for logs and audit events.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::List => "list",
+            Self::Search => "search",
+            Self::Count => "count",
+            Self::Insert => "insert",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// How an operation ended.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It did what was asked.
+    Success,
+    /// It failed with an error of this kind; nothing was returned or changed by it.
+    Failed(ErrorKind),
+}
+
+/// The description of one repository operation: never a value, only names, ids and counts.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// What was done.
+    pub action: Action,
+    /// To which record type.
+    pub record_type: RecordType,
+    /// The records involved (for a failed read by id: the id asked for).
+    pub records: Vec<RecordId>,
+    /// The fields touched, with their data categories.
+    pub fields: Vec<(FieldName, DataCategory)>,
+    /// The data subjects whose rows were touched, deduplicated.
+    pub subjects: Vec<SubjectId>,
+    /// How many rows were returned or changed.
+    pub rows: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Receives the description of every repository operation, inside the operation's transaction.
+///
+/// The audit log implements it by writing the event into `tx`, so the event commits with the
+/// access or not at all; the purpose layer adds the purpose. An error from the hook fails the
+/// operation (fail closed): a successful operation whose description cannot be recorded returns
+/// the hook's error instead of its result. For failed operations the hook is told too, and its
+/// own error is then ignored in favour of the original one.
+///
+/// There is no default hook: a repository needs one, and [`DiscardAccess`] must be named to
+/// record nothing.
+pub trait AccessHook: Send + Sync {
+    /// Records `access`, performed in `tx`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever keeps the description from being recorded; the operation then fails.
+    fn on_access<'a>(
+        &'a self,
+        tx: &'a mut TenantTx,
+        access: &'a Access,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+/// The explicit no-op hook: records nothing. For tests and for tools whose accesses are audited
+/// elsewhere; a production service names it at its peril.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiscardAccess;
+
+impl AccessHook for DiscardAccess {
+    fn on_access<'a>(
+        &'a self,
+        _tx: &'a mut TenantTx,
+        _access: &'a Access,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -1,0 +1,201 @@
+use core::fmt;
+
+use plenum_core::RecordId;
+use plenum_crypto::{BlindIndex, BlindIndexer, Envelope, FieldKey, KeyScopeKind, Pii, PiiValue};
+
+use crate::error::Error;
+
+/// An encrypted field of a record.
+///
+/// Set it from plaintext with [`Encrypted::new`]; the repository seals it on write, bound to the
+/// tenant, record type, field, data subject and record id. A field read from the database stays
+/// sealed until [`Encrypted::open`] is called, so fields nobody asks for are never decrypted.
+///
+/// There is no `Display` and no `Serialize`, and `Debug` says only which state the value is in:
+/// plaintext leaves through [`Encrypted::open`] and then [`Pii::expose`], both greppable.
+pub struct Encrypted<T: PiiValue> {
+    state: State<T>,
+}
+
+enum State<T: PiiValue> {
+    /// Set by the caller, not stored yet (or changed since it was read).
+    Plain(Pii<T>),
+    /// Read from the database: the envelope, the key that opens it and the record it is bound
+    /// to.
+    Loaded {
+        envelope: Envelope,
+        key: KeySlot,
+        record: RecordId,
+    },
+}
+
+/// The key for a loaded value, resolved when the row was read.
+#[derive(Clone)]
+pub(crate) enum KeySlot {
+    Ready(FieldKey),
+    /// The key version was destroyed: the subject was erased. The row can still be read; this
+    /// field cannot.
+    Destroyed {
+        scope: KeyScopeKind,
+        version: u32,
+    },
+}
+
+/// A value sealed for one record, with its blind index if the field has one.
+pub(crate) struct Sealed {
+    pub(crate) envelope: Envelope,
+    pub(crate) index: Option<BlindIndex>,
+}
+
+impl<T: PiiValue> Encrypted<T> {
+    /// A plaintext value, to be sealed when the record is written.
+    pub fn new(value: T) -> Self {
+        Self {
+            state: State::Plain(Pii::new(value)),
+        }
+    }
+
+    /// Replaces the value; the next update re-seals this field (and only the changed fields).
+    pub fn set(&mut self, value: T) {
+        self.state = State::Plain(Pii::new(value));
+    }
+
+    /// Decrypts the value (or returns the plaintext set since it was read). Every call decrypts
+    /// again; keep the result if you need it twice.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Crypto`] with [`KeyDestroyed`](plenum_crypto::Error::KeyDestroyed) for an erased
+    /// subject, [`DecryptionFailed`](plenum_crypto::Error::DecryptionFailed) for a ciphertext
+    /// that was modified or moved from another row, field or tenant.
+    pub fn open(&self) -> Result<Pii<T>, Error>
+    where
+        T: Clone,
+    {
+        match &self.state {
+            State::Plain(p) => Ok(p.clone()),
+            State::Loaded {
+                envelope,
+                key,
+                record,
+            } => open_loaded(envelope, key, *record),
+        }
+    }
+
+    /// Whether the value is as it was read from the database (not set since).
+    pub fn is_loaded(&self) -> bool {
+        matches!(self.state, State::Loaded { .. })
+    }
+
+    /// The stored envelope, for a value read from the database: what the column holds.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        match &self.state {
+            State::Loaded { envelope, .. } => Some(envelope),
+            State::Plain(_) => None,
+        }
+    }
+
+    pub(crate) fn loaded(bytes: Vec<u8>, key: KeySlot, record: RecordId) -> Self {
+        Self {
+            state: State::Loaded {
+                envelope: Envelope::from_bytes(bytes),
+                key,
+                record,
+            },
+        }
+    }
+
+    /// Seals for `record` under `key`; a loaded value is opened with its own key first (copying
+    /// a field to another record re-seals it for that record).
+    pub(crate) fn seal_for(
+        &self,
+        key: &FieldKey,
+        record: RecordId,
+        indexer: Option<&BlindIndexer>,
+    ) -> Result<Sealed, Error> {
+        let opened;
+        let plain: &Pii<T> = match &self.state {
+            State::Plain(p) => p,
+            State::Loaded {
+                envelope,
+                key: own,
+                record: own_record,
+            } => {
+                opened = open_loaded::<T>(envelope, own, *own_record)?;
+                &opened
+            }
+        };
+        let envelope = key.seal(record, plain)?;
+        let index = match indexer {
+            None => None,
+            Some(indexer) => {
+                let text = plain
+                    .expose()
+                    .encoded_slice()
+                    .and_then(|b| core::str::from_utf8(b).ok())
+                    .ok_or(Error::Config("a blind index needs a text field"))?;
+                Some(indexer.compute(text)?)
+            }
+        };
+        Ok(Sealed { envelope, index })
+    }
+}
+
+fn open_loaded<T: PiiValue>(
+    envelope: &Envelope,
+    key: &KeySlot,
+    record: RecordId,
+) -> Result<Pii<T>, Error> {
+    match key {
+        KeySlot::Ready(key) => Ok(key.open(record, envelope.as_bytes())?),
+        KeySlot::Destroyed { scope, version } => {
+            Err(Error::Crypto(plenum_crypto::Error::KeyDestroyed {
+                scope: *scope,
+                version: *version,
+            }))
+        }
+    }
+}
+
+impl<T: PiiValue> From<Pii<T>> for Encrypted<T> {
+    fn from(value: Pii<T>) -> Self {
+        Self {
+            state: State::Plain(value),
+        }
+    }
+}
+
+impl<T: PiiValue + Clone> Clone for Encrypted<T> {
+    fn clone(&self) -> Self {
+        let state = match &self.state {
+            State::Plain(p) => State::Plain(p.clone()),
+            State::Loaded {
+                envelope,
+                key,
+                record,
+            } => State::Loaded {
+                envelope: envelope.clone(),
+                key: key.clone(),
+                record: *record,
+            },
+        };
+        Self { state }
+    }
+}
+
+impl<T: PiiValue> fmt::Debug for Encrypted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Plain(_) => "unsaved",
+            State::Loaded {
+                key: KeySlot::Ready(_),
+                ..
+            } => "sealed",
+            State::Loaded {
+                key: KeySlot::Destroyed { .. },
+                ..
+            } => "erased",
+        };
+        write!(f, "Encrypted<{}>({state})", T::TYPE_NAME)
+    }
+}

@@ -1,0 +1,924 @@
+//! Tenant-scoped repositories: the everyday way to read and write records.
+
+use core::fmt;
+use core::marker::PhantomData;
+use std::sync::Arc;
+
+use plenum_core::{FieldName, RecordId, SubjectId, TenantId};
+use plenum_crypto::{BlindIndexer, FieldKey, FieldLocator, KeyStore, Keyring, Owner};
+
+use crate::access::{Access, AccessHook, Action, Outcome};
+use crate::encrypted::KeySlot;
+use crate::error::Error;
+use crate::record::{KeyOwner, Record, RecordSpec, RowReader, RowWriter, Slot, Storage, Value};
+use crate::sql::{self, Conn, Dialect};
+use crate::table::SqlType;
+use crate::tx::{TenantTx, check_tenant};
+
+/// What every repository shares: the key hierarchy, where wrapped keys live, and the access
+/// hook. Build one per service and hand out [`Records::repository`]s.
+#[derive(Clone)]
+pub struct Records {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    keyring: Arc<Keyring>,
+    keys: Arc<dyn KeyStore>,
+    hook: Arc<dyn AccessHook>,
+}
+
+impl fmt::Debug for Records {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Records").finish_non_exhaustive()
+    }
+}
+
+impl Records {
+    /// Repositories sealing with `keyring`, keeping wrapped keys in `keys` (a
+    /// [`DbKeyStore`](crate::DbKeyStore) in a service), reporting every operation to `hook`.
+    pub fn new(keyring: Arc<Keyring>, keys: Arc<dyn KeyStore>, hook: Arc<dyn AccessHook>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                keyring,
+                keys,
+                hook,
+            }),
+        }
+    }
+
+    /// The repository of `R`. Cheap: the SQL is rendered once per call, so keep it.
+    pub fn repository<R: Record>(&self) -> Repository<R> {
+        Repository {
+            shared: self.shared.clone(),
+            sql: Arc::new(Statements::new(R::spec())),
+            _record: PhantomData,
+        }
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.shared.keyring
+    }
+
+    /// The key store.
+    pub fn key_store(&self) -> &Arc<dyn KeyStore> {
+        &self.shared.keys
+    }
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug)]
+pub struct Page<R> {
+    /// The records, in id order (creation order, ids being UUIDv7).
+    pub items: Vec<R>,
+    /// Pass this as `after` for the next page; `None` on the last page.
+    pub next: Option<RecordId>,
+}
+
+/// The operations on records of type `R`. Every one takes the tenant transaction it runs in:
+/// there is no way to touch a record without one.
+///
+/// Each statement filters by `tenant_id = $1` (besides row-level security on PostgreSQL), every
+/// row read is checked against the transaction's tenant, encrypted fields are sealed on write
+/// and left sealed on read until opened, and the operation is described to the access hook.
+pub struct Repository<R> {
+    shared: Arc<Shared>,
+    sql: Arc<Statements>,
+    _record: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Repository<R> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            sql: self.sql.clone(),
+            _record: PhantomData,
+        }
+    }
+}
+
+impl<R: Record> fmt::Debug for Repository<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repository")
+            .field("record_type", R::spec().record_type())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SQL of one record type, rendered once for each dialect.
+struct Statements {
+    /// Types of the selected columns: tenant, id, [subject], fields.
+    read_types: Vec<SqlType>,
+    /// Types of the inserted columns: tenant, id, [subject], fields, blind indexes.
+    write_types: Vec<SqlType>,
+    pg: DialectStatements,
+    lite: DialectStatements,
+}
+
+struct DialectStatements {
+    get: String,
+    list_first: String,
+    list_after: String,
+    count: String,
+    delete: String,
+    insert: String,
+    table: String,
+    select: String,
+}
+
+impl Statements {
+    fn new(spec: &RecordSpec) -> Self {
+        let mut read_cols = vec!["tenant_id".to_owned(), "id".to_owned()];
+        let mut read_types = vec![SqlType::Uuid, SqlType::Uuid];
+        if spec.has_subject() {
+            read_cols.push("subject_id".to_owned());
+            read_types.push(SqlType::Uuid);
+        }
+        for f in spec.fields() {
+            read_cols.push(f.name.to_string());
+            read_types.push(column_type(&f.storage));
+        }
+        let mut write_cols = read_cols.clone();
+        let mut write_types = read_types.clone();
+        for f in spec.fields() {
+            if let Some(b) = f.blind_index_spec() {
+                write_cols.push(b.column.to_string());
+                write_types.push(SqlType::Bytes);
+            }
+        }
+        let build = |d: Dialect| {
+            let table = d.table(spec.record_type().as_str());
+            let select = format!("SELECT {} FROM {table}", read_cols.join(", "));
+            DialectStatements {
+                get: format!("{select} WHERE tenant_id = {} AND id = {}", d.p(1), d.p(2)),
+                list_first: format!(
+                    "{select} WHERE tenant_id = {} ORDER BY id LIMIT {}",
+                    d.p(1),
+                    d.p(2)
+                ),
+                list_after: format!(
+                    "{select} WHERE tenant_id = {} AND id > {} ORDER BY id LIMIT {}",
+                    d.p(1),
+                    d.p(2),
+                    d.p(3)
+                ),
+                count: format!("SELECT count(*) FROM {table} WHERE tenant_id = {}", d.p(1)),
+                delete: format!(
+                    "DELETE FROM {table} WHERE tenant_id = {} AND id = {}",
+                    d.p(1),
+                    d.p(2)
+                ),
+                insert: sql::insert_statement(d, &table, &write_cols, &write_types),
+                table,
+                select,
+            }
+        };
+        let (pg, lite) = (build(Dialect::Postgres), build(Dialect::Sqlite));
+        Self {
+            read_types,
+            write_types,
+            pg,
+            lite,
+        }
+    }
+
+    fn for_dialect(&self, d: Dialect) -> &DialectStatements {
+        match d {
+            Dialect::Postgres => &self.pg,
+            Dialect::Sqlite => &self.lite,
+        }
+    }
+}
+
+fn column_type(storage: &Storage) -> SqlType {
+    match storage {
+        Storage::Plain(ty) => *ty,
+        Storage::Encrypted { .. } => SqlType::Bytes,
+    }
+}
+
+/// Per-call key material: tenant-owned field keys and blind indexers resolved once per
+/// operation, subject-owned field keys per row.
+struct WriteKeys {
+    tenant_keys: Vec<Option<FieldKey>>,
+    indexers: Vec<Option<BlindIndexer>>,
+}
+
+impl<R: Record> Repository<R> {
+    fn spec(&self) -> &'static RecordSpec {
+        R::spec()
+    }
+
+    /// Inserts one record (its id must be new in this tenant).
+    ///
+    /// # Errors
+    ///
+    /// As [`Repository::insert_many`].
+    pub async fn insert(&self, tx: &mut TenantTx, record: &R) -> Result<(), Error> {
+        self.insert_many(tx, core::slice::from_ref(record)).await
+    }
+
+    /// Inserts records in one statement (one round trip on PostgreSQL, `unnest` binds). Subject
+    /// keys missing for any of them are created first, in one key store round trip.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantMismatch`] if a record belongs to another tenant (nothing is written);
+    /// [`Error::UniqueViolation`] naming the logical field; [`Error::ForeignKeyViolation`];
+    /// key and sealing failures ([`Error::Crypto`]).
+    pub async fn insert_many(&self, tx: &mut TenantTx, records: &[R]) -> Result<(), Error> {
+        let access = self.describe(
+            Action::Insert,
+            records.iter().map(R::id).collect(),
+            subjects_of(records.iter().filter_map(R::subject)),
+            self.all_fields(),
+        );
+        let result = self.insert_inner(tx, records).await;
+        self.report(tx, access, result, |_| records.len() as u64)
+            .await
+    }
+
+    async fn insert_inner(&self, tx: &mut TenantTx, records: &[R]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let tenant = tx.tenant();
+        self.check_write_tenant(tenant, records)?;
+        let subjects = subjects_of(records.iter().filter_map(R::subject));
+        self.prepare(tenant, &subjects, true).await?;
+        let keys = self.write_keys(tenant).await?;
+        let mut rows = Vec::with_capacity(records.len());
+        for record in records {
+            let row_keys = self.row_keys(tenant, record.subject(), &keys).await?;
+            let mut writer = RowWriter::new(record.id(), &row_keys, &keys.indexers, false);
+            record.write(&mut writer)?;
+            rows.push(self.insert_row(tenant, record, writer.slots)?);
+        }
+        let d = Dialect::of(tx);
+        let statement = &self.sql.for_dialect(d).insert;
+        sql::insert_rows(Conn::of(tx)?, statement, &self.sql.write_types, rows)
+            .await
+            .map_err(|e| self.db_error(e))
+    }
+
+    /// Reads one record by id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if this tenant has no such record (whether or not another tenant
+    /// does); [`Error::IsolationViolation`] if a row of another tenant came back.
+    pub async fn get(&self, tx: &mut TenantTx, id: RecordId) -> Result<R, Error> {
+        let result = self.get_inner(tx, id).await;
+        let subjects = match &result {
+            Ok(r) => subjects_of(r.subject()),
+            Err(_) => Vec::new(),
+        };
+        let access = self.describe(Action::Read, vec![id], subjects, self.all_fields());
+        self.report(tx, access, result, |_| 1).await
+    }
+
+    async fn get_inner(&self, tx: &mut TenantTx, id: RecordId) -> Result<R, Error> {
+        let tenant = tx.tenant();
+        let statement = &self.sql.for_dialect(Dialect::of(tx)).get;
+        let rows = sql::fetch(
+            Conn::of(tx)?,
+            statement,
+            &[
+                (SqlType::Uuid, Value::Uuid(*tenant.as_uuid())),
+                (SqlType::Uuid, Value::Uuid(*id.as_uuid())),
+            ],
+            &self.sql.read_types,
+        )
+        .await
+        .map_err(|e| self.db_error(e))?;
+        self.materialise(tenant, rows)
+            .await?
+            .pop()
+            .ok_or_else(|| self.not_found())
+    }
+
+    /// One page of records in id order, after `after` (the previous page's `next`), at most
+    /// `limit` of them. Keyset pagination: each page is an index range scan on the primary key.
+    ///
+    /// # Errors
+    ///
+    /// Database, key and isolation failures.
+    pub async fn list(
+        &self,
+        tx: &mut TenantTx,
+        after: Option<RecordId>,
+        limit: u32,
+    ) -> Result<Page<R>, Error> {
+        let result = self.list_inner(tx, after, limit).await;
+        let access = match &result {
+            Ok(page) => self.describe(
+                Action::List,
+                page.items.iter().map(R::id).collect(),
+                subjects_of(page.items.iter().filter_map(R::subject)),
+                self.all_fields(),
+            ),
+            Err(_) => self.describe(Action::List, Vec::new(), Vec::new(), self.all_fields()),
+        };
+        self.report(tx, access, result, |p| p.items.len() as u64)
+            .await
+    }
+
+    async fn list_inner(
+        &self,
+        tx: &mut TenantTx,
+        after: Option<RecordId>,
+        limit: u32,
+    ) -> Result<Page<R>, Error> {
+        let tenant = tx.tenant();
+        let s = self.sql.for_dialect(Dialect::of(tx));
+        let tenant_bind = (SqlType::Uuid, Value::Uuid(*tenant.as_uuid()));
+        let limit_bind = (SqlType::BigInt, Value::BigInt(i64::from(limit)));
+        let (statement, binds) = match after {
+            None => (&s.list_first, vec![tenant_bind, limit_bind]),
+            Some(a) => (
+                &s.list_after,
+                vec![
+                    tenant_bind,
+                    (SqlType::Uuid, Value::Uuid(*a.as_uuid())),
+                    limit_bind,
+                ],
+            ),
+        };
+        let rows = sql::fetch(Conn::of(tx)?, statement, &binds, &self.sql.read_types)
+            .await
+            .map_err(|e| self.db_error(e))?;
+        let full = rows.len() as u64 >= u64::from(limit) && limit > 0;
+        let items = self.materialise(tenant, rows).await?;
+        let next = if full { items.last().map(R::id) } else { None };
+        Ok(Page { items, next })
+    }
+
+    /// The records whose blind-indexed `field` equals `value` after normalisation, under every
+    /// live index key version (so a rotation's re-index sweep does not hide rows). The lookup is
+    /// an index scan on `(tenant_id, <field>_bidx)`.
+    ///
+    /// # Errors
+    ///
+    /// Normalisation failures ([`Error::Crypto`], kind `InvalidInput`), database, key and
+    /// isolation failures.
+    pub async fn find(
+        &self,
+        tx: &mut TenantTx,
+        field: crate::record::BlindIndexField<R>,
+        value: &str,
+    ) -> Result<Vec<R>, Error> {
+        let result = self.find_inner(tx, field, value).await;
+        let access = match &result {
+            Ok(items) => self.describe(
+                Action::Search,
+                items.iter().map(R::id).collect(),
+                subjects_of(items.iter().filter_map(R::subject)),
+                self.all_fields(),
+            ),
+            Err(_) => self.describe(Action::Search, Vec::new(), Vec::new(), self.all_fields()),
+        };
+        self.report(tx, access, result, |v| v.len() as u64).await
+    }
+
+    async fn find_inner(
+        &self,
+        tx: &mut TenantTx,
+        field: crate::record::BlindIndexField<R>,
+        value: &str,
+    ) -> Result<Vec<R>, Error> {
+        let tenant = tx.tenant();
+        let spec = self.spec();
+        let f = spec
+            .fields()
+            .get(field.position())
+            .ok_or(Error::Config("blind index field out of range"))?;
+        let b = f
+            .blind_index_spec()
+            .ok_or(Error::Config("field has no blind index"))?;
+        let candidates = self
+            .shared
+            .keyring
+            .blind_index_candidates(
+                &*self.shared.keys,
+                tenant,
+                spec.record_type(),
+                &f.name,
+                b.normaliser,
+                value,
+            )
+            .await?;
+        let d = Dialect::of(tx);
+        let select = &self.sql.for_dialect(d).select;
+        let candidates: Vec<Vec<u8>> = candidates.iter().map(|c| c.as_bytes().to_vec()).collect();
+        let (statement, binds) = sql::any_of(
+            d,
+            select,
+            b.column.as_str(),
+            (SqlType::Uuid, Value::Uuid(*tenant.as_uuid())),
+            candidates,
+        );
+        let rows = sql::fetch(Conn::of(tx)?, &statement, &binds, &self.sql.read_types)
+            .await
+            .map_err(|e| self.db_error(e))?;
+        self.materialise(tenant, rows).await
+    }
+
+    /// The statement [`Repository::find`] runs on `backend` for `field` with `candidates` blind
+    /// index values (`$1` the tenant, then the candidates): for `EXPLAIN` in tests and reviews.
+    pub fn find_statement(
+        &self,
+        field: crate::record::BlindIndexField<R>,
+        backend: crate::tx::BackendKind,
+        candidates: usize,
+    ) -> String {
+        let d = match backend {
+            crate::tx::BackendKind::Postgres => Dialect::Postgres,
+            crate::tx::BackendKind::Sqlite => Dialect::Sqlite,
+        };
+        let column = self
+            .spec()
+            .fields()
+            .get(field.position())
+            .and_then(|f| f.blind_index_spec())
+            .map_or("NULL", |b| b.column.as_str());
+        sql::any_of(
+            d,
+            &self.sql.for_dialect(d).select,
+            column,
+            (SqlType::Uuid, Value::Null),
+            vec![Vec::new(); candidates],
+        )
+        .0
+    }
+
+    /// How many records this tenant has.
+    ///
+    /// # Errors
+    ///
+    /// Database failures.
+    pub async fn count(&self, tx: &mut TenantTx) -> Result<u64, Error> {
+        let result = self.count_inner(tx).await;
+        let access = self.describe(Action::Count, Vec::new(), Vec::new(), Vec::new());
+        self.report(tx, access, result, |n| *n).await
+    }
+
+    async fn count_inner(&self, tx: &mut TenantTx) -> Result<u64, Error> {
+        let tenant = tx.tenant();
+        let statement = &self.sql.for_dialect(Dialect::of(tx)).count;
+        let rows = sql::fetch(
+            Conn::of(tx)?,
+            statement,
+            &[(SqlType::Uuid, Value::Uuid(*tenant.as_uuid()))],
+            &[SqlType::BigInt],
+        )
+        .await
+        .map_err(|e| self.db_error(e))?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(Value::BigInt(n)) => u64::try_from(*n).map_err(|_| self.decode_error("count")),
+            _ => Err(self.decode_error("count")),
+        }
+    }
+
+    /// Writes a changed record: plain fields, and only the encrypted fields set since the record
+    /// was read (each re-sealed, with its blind index). A record's subject cannot change: an
+    /// update naming another subject finds no row.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if this tenant has no such record; [`Error::TenantMismatch`];
+    /// constraint, key and sealing failures.
+    pub async fn update(&self, tx: &mut TenantTx, record: &R) -> Result<(), Error> {
+        let result = self.update_inner(tx, record).await;
+        let fields = match &result {
+            Ok(changed) => changed.clone(),
+            Err(_) => Vec::new(),
+        };
+        let access = self.describe(
+            Action::Update,
+            vec![record.id()],
+            subjects_of(record.subject()),
+            fields,
+        );
+        self.report(tx, access, result.map(|_| ()), |_| 1).await
+    }
+
+    async fn update_inner(
+        &self,
+        tx: &mut TenantTx,
+        record: &R,
+    ) -> Result<Vec<(FieldName, plenum_core::DataCategory)>, Error> {
+        let tenant = tx.tenant();
+        self.check_write_tenant(tenant, core::slice::from_ref(record))?;
+        let spec = self.spec();
+        let subjects = subjects_of(record.subject());
+        self.prepare(tenant, &subjects, true).await?;
+        let keys = self.write_keys(tenant).await?;
+        let row_keys = self.row_keys(tenant, record.subject(), &keys).await?;
+        let mut writer = RowWriter::new(record.id(), &row_keys, &keys.indexers, true);
+        record.write(&mut writer)?;
+        let mut sets: Vec<(String, SqlType, Value)> = Vec::new();
+        let mut changed = Vec::new();
+        for (f, slot) in spec.fields().iter().zip(writer.slots) {
+            match slot {
+                Slot::Empty => return Err(self.unwritten()),
+                Slot::Unchanged => {}
+                Slot::Set(value, index) => {
+                    if f.is_encrypted() {
+                        changed.push((f.name.clone(), f.category.clone()));
+                    }
+                    sets.push((f.name.to_string(), column_type(&f.storage), value));
+                    if let (Some(b), Some(index)) = (f.blind_index_spec(), index) {
+                        sets.push((b.column.to_string(), SqlType::Bytes, index));
+                    }
+                }
+            }
+        }
+        let d = Dialect::of(tx);
+        let mut binds = vec![
+            (SqlType::Uuid, Value::Uuid(*tenant.as_uuid())),
+            (SqlType::Uuid, Value::Uuid(*record.id().as_uuid())),
+        ];
+        let mut guard = String::new();
+        if let Some(s) = record.subject() {
+            binds.push((SqlType::Uuid, Value::Uuid(*s.as_uuid())));
+            guard = format!(" AND subject_id = {}", d.p(binds.len()));
+        }
+        if sets.is_empty() {
+            // Nothing to write; still prove the row exists in this tenant.
+            self.get_inner(tx, record.id()).await?;
+            return Ok(changed);
+        }
+        let mut assignments = Vec::with_capacity(sets.len());
+        for (column, ty, value) in sets {
+            binds.push((ty, value));
+            assignments.push(format!("{column} = {}", d.p(binds.len())));
+        }
+        let statement = format!(
+            "UPDATE {} SET {} WHERE tenant_id = {} AND id = {}{guard}",
+            self.sql.for_dialect(d).table,
+            assignments.join(", "),
+            d.p(1),
+            d.p(2),
+        );
+        let affected = sql::execute(Conn::of(tx)?, &statement, &binds)
+            .await
+            .map_err(|e| self.db_error(e))?;
+        if affected == 0 {
+            return Err(self.not_found());
+        }
+        for f in spec.fields().iter().filter(|f| !f.is_encrypted()) {
+            changed.push((f.name.clone(), f.category.clone()));
+        }
+        Ok(changed)
+    }
+
+    /// Deletes one record.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if this tenant has no such record; [`Error::ForeignKeyViolation`] if
+    /// other records still reference it.
+    pub async fn delete(&self, tx: &mut TenantTx, id: RecordId) -> Result<(), Error> {
+        let result = self.delete_inner(tx, id).await;
+        let access = self.describe(Action::Delete, vec![id], Vec::new(), self.all_fields());
+        self.report(tx, access, result, |_| 1).await
+    }
+
+    async fn delete_inner(&self, tx: &mut TenantTx, id: RecordId) -> Result<(), Error> {
+        let tenant = tx.tenant();
+        let statement = &self.sql.for_dialect(Dialect::of(tx)).delete;
+        let affected = sql::execute(
+            Conn::of(tx)?,
+            statement,
+            &[
+                (SqlType::Uuid, Value::Uuid(*tenant.as_uuid())),
+                (SqlType::Uuid, Value::Uuid(*id.as_uuid())),
+            ],
+        )
+        .await
+        .map_err(|e| self.db_error(e))?;
+        if affected == 0 {
+            return Err(self.not_found());
+        }
+        Ok(())
+    }
+
+    // --- shared plumbing -------------------------------------------------------------------
+
+    fn check_write_tenant(&self, tenant: TenantId, records: &[R]) -> Result<(), Error> {
+        if records.iter().any(|r| r.tenant() != tenant) {
+            return Err(Error::TenantMismatch {
+                record_type: self.spec().record_type().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn prepare(
+        &self,
+        tenant: TenantId,
+        subjects: &[SubjectId],
+        create: bool,
+    ) -> Result<(), Error> {
+        let subject_owned = self.spec().fields().iter().any(|f| {
+            matches!(
+                f.storage,
+                Storage::Encrypted {
+                    owner: KeyOwner::Subject,
+                    ..
+                }
+            )
+        });
+        if subject_owned && !subjects.is_empty() {
+            self.shared
+                .keyring
+                .prepare_subjects(&*self.shared.keys, tenant, subjects, create)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn locator(&self, tenant: TenantId, field: &FieldName, owner: Owner) -> FieldLocator {
+        FieldLocator {
+            tenant,
+            record_type: self.spec().record_type().clone(),
+            field: field.clone(),
+            owner,
+        }
+    }
+
+    async fn write_keys(&self, tenant: TenantId) -> Result<WriteKeys, Error> {
+        let spec = self.spec();
+        let (keyring, store) = (&self.shared.keyring, &*self.shared.keys);
+        let mut tenant_keys = Vec::with_capacity(spec.fields().len());
+        let mut indexers = Vec::with_capacity(spec.fields().len());
+        for f in spec.fields() {
+            let (key, indexer) = match &f.storage {
+                Storage::Plain(_) => (None, None),
+                Storage::Encrypted { owner, blind_index } => {
+                    let key = match owner {
+                        KeyOwner::Tenant => Some(
+                            keyring
+                                .field_key(store, &self.locator(tenant, &f.name, Owner::Tenant))
+                                .await?,
+                        ),
+                        KeyOwner::Subject => None,
+                    };
+                    let indexer = match blind_index {
+                        Some(b) => Some(
+                            keyring
+                                .blind_indexer(
+                                    store,
+                                    tenant,
+                                    spec.record_type(),
+                                    &f.name,
+                                    b.normaliser,
+                                )
+                                .await?,
+                        ),
+                        None => None,
+                    };
+                    (key, indexer)
+                }
+            };
+            tenant_keys.push(key);
+            indexers.push(indexer);
+        }
+        Ok(WriteKeys {
+            tenant_keys,
+            indexers,
+        })
+    }
+
+    async fn row_keys(
+        &self,
+        tenant: TenantId,
+        subject: Option<SubjectId>,
+        keys: &WriteKeys,
+    ) -> Result<Vec<Option<FieldKey>>, Error> {
+        let spec = self.spec();
+        let mut out = Vec::with_capacity(spec.fields().len());
+        for (f, tenant_key) in spec.fields().iter().zip(&keys.tenant_keys) {
+            let key = match &f.storage {
+                Storage::Encrypted {
+                    owner: KeyOwner::Subject,
+                    ..
+                } => {
+                    let s = subject
+                        .ok_or_else(|| self.invalid("a subject-owned field needs a subject"))?;
+                    Some(
+                        self.shared
+                            .keyring
+                            .field_key(
+                                &*self.shared.keys,
+                                &self.locator(tenant, &f.name, Owner::Subject(s)),
+                            )
+                            .await?,
+                    )
+                }
+                _ => tenant_key.clone(),
+            };
+            out.push(key);
+        }
+        Ok(out)
+    }
+
+    fn insert_row(
+        &self,
+        tenant: TenantId,
+        record: &R,
+        slots: Vec<Slot>,
+    ) -> Result<Vec<Value>, Error> {
+        let spec = self.spec();
+        let mut row = Vec::with_capacity(self.sql.write_types.len());
+        row.push(Value::Uuid(*tenant.as_uuid()));
+        row.push(Value::Uuid(*record.id().as_uuid()));
+        if spec.has_subject() {
+            let s = record
+                .subject()
+                .ok_or_else(|| self.invalid("the record declares a subject but has none"))?;
+            row.push(Value::Uuid(*s.as_uuid()));
+        }
+        let mut indexes = Vec::new();
+        for (f, slot) in spec.fields().iter().zip(slots) {
+            match slot {
+                Slot::Set(value, index) => {
+                    row.push(value);
+                    if f.blind_index_spec().is_some() {
+                        indexes.push(index.unwrap_or(Value::Null));
+                    }
+                }
+                Slot::Empty | Slot::Unchanged => return Err(self.unwritten()),
+            }
+        }
+        row.extend(indexes);
+        Ok(row)
+    }
+
+    /// Rows (tenant, id, [subject], fields) to records: tenant checked, keys resolved for every
+    /// sealed value, nothing decrypted.
+    async fn materialise(&self, tenant: TenantId, rows: Vec<Vec<Value>>) -> Result<Vec<R>, Error> {
+        let spec = self.spec();
+        let rt = spec.record_type().as_str();
+        let mut heads = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (t, id, subject) = match row.as_slice() {
+                [Value::Uuid(t), Value::Uuid(id), rest @ ..] => {
+                    let subject = match (spec.has_subject(), rest.first()) {
+                        (true, Some(Value::Uuid(s))) => Some(SubjectId::from_trusted_uuid(*s)),
+                        (false, _) => None,
+                        _ => return Err(self.decode_error("subject_id")),
+                    };
+                    (*t, RecordId::from_trusted_uuid(*id), subject)
+                }
+                _ => return Err(self.decode_error("id")),
+            };
+            check_tenant(tenant, t, rt)?;
+            heads.push((id, subject));
+        }
+        let subjects = subjects_of(heads.iter().filter_map(|h| h.1));
+        self.prepare(tenant, &subjects, false).await?;
+        let skip = if spec.has_subject() { 3 } else { 2 };
+        let mut out = Vec::with_capacity(rows.len());
+        for ((id, subject), row) in heads.into_iter().zip(rows) {
+            let values: Vec<Option<Value>> = row.into_iter().skip(skip).map(Some).collect();
+            let mut keys = Vec::with_capacity(values.len());
+            for (f, value) in spec.fields().iter().zip(&values) {
+                keys.push(match (&f.storage, value) {
+                    (Storage::Encrypted { owner, .. }, Some(Value::Bytes(envelope))) => {
+                        let owner = match (owner, subject) {
+                            (KeyOwner::Subject, Some(s)) => Owner::Subject(s),
+                            (KeyOwner::Subject, None) => {
+                                return Err(self.decode_error("subject_id"));
+                            }
+                            _ => Owner::Tenant,
+                        };
+                        let locator = self.locator(tenant, &f.name, owner);
+                        Some(
+                            match self
+                                .shared
+                                .keyring
+                                .opening_key(&*self.shared.keys, &locator, envelope)
+                                .await
+                            {
+                                Ok(k) => KeySlot::Ready(k),
+                                Err(plenum_crypto::Error::KeyDestroyed { scope, version }) => {
+                                    KeySlot::Destroyed { scope, version }
+                                }
+                                Err(e) => return Err(e.into()),
+                            },
+                        )
+                    }
+                    _ => None,
+                });
+            }
+            let mut reader = RowReader::new(spec, tenant, id, subject, values, keys);
+            out.push(R::read(&mut reader)?);
+        }
+        Ok(out)
+    }
+
+    fn all_fields(&self) -> Vec<(FieldName, plenum_core::DataCategory)> {
+        self.spec()
+            .fields()
+            .iter()
+            .map(|f| (f.name.clone(), f.category.clone()))
+            .collect()
+    }
+
+    fn describe(
+        &self,
+        action: Action,
+        records: Vec<RecordId>,
+        subjects: Vec<SubjectId>,
+        fields: Vec<(FieldName, plenum_core::DataCategory)>,
+    ) -> Access {
+        Access {
+            action,
+            record_type: self.spec().record_type().clone(),
+            records,
+            fields,
+            subjects,
+            rows: 0,
+            outcome: Outcome::Success,
+        }
+    }
+
+    /// Tells the hook, failing closed on success and keeping the original error on failure.
+    async fn report<T>(
+        &self,
+        tx: &mut TenantTx,
+        mut access: Access,
+        result: Result<T, Error>,
+        rows: impl FnOnce(&T) -> u64,
+    ) -> Result<T, Error> {
+        match result {
+            Ok(value) => {
+                access.rows = rows(&value);
+                self.shared.hook.on_access(tx, &access).await?;
+                Ok(value)
+            }
+            Err(e) => {
+                access.outcome = Outcome::Failed(e.kind());
+                if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
+                    tracing::warn!(
+                        record_type = access.record_type.as_str(),
+                        kind = ?hook_error.kind(),
+                        "access hook failed while reporting a failed operation"
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn db_error(&self, e: sqlx::Error) -> Error {
+        let spec = self.spec();
+        match Error::from_sqlx(e, spec.record_type().as_str()) {
+            Error::UniqueViolation { record_type, field } => Error::UniqueViolation {
+                field: spec
+                    .field_of_column(&field)
+                    .map_or(field, FieldName::to_string),
+                record_type,
+            },
+            other => other,
+        }
+    }
+
+    fn not_found(&self) -> Error {
+        Error::NotFound {
+            record_type: self.spec().record_type().to_string(),
+        }
+    }
+
+    fn invalid(&self, reason: &'static str) -> Error {
+        Error::InvalidRecord {
+            record_type: self.spec().record_type().to_string(),
+            reason,
+        }
+    }
+
+    fn unwritten(&self) -> Error {
+        self.invalid("Record::write left a field unwritten")
+    }
+
+    fn decode_error(&self, field: &str) -> Error {
+        Error::Decode {
+            record_type: self.spec().record_type().to_string(),
+            field: field.to_owned(),
+        }
+    }
+}
+
+/// Distinct subjects, in first-seen order.
+fn subjects_of(subjects: impl IntoIterator<Item = SubjectId>) -> Vec<SubjectId> {
+    let mut out: Vec<SubjectId> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for s in subjects {
+        if seen.insert(s) {
+            out.push(s);
+        }
+    }
+    out
+}

@@ -1,0 +1,351 @@
+//! The few statement shapes repositories run, over either backend, with values bound by their
+//! declared SQL type. Every statement text is rendered from validated identifiers
+//! ([`RecordType`](plenum_core::RecordType), [`FieldName`](plenum_core::FieldName)), never from
+//! data; data only ever travels as bind parameters.
+
+#[cfg(feature = "postgres")]
+use chrono::{DateTime, Utc};
+#[cfg(feature = "postgres")]
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::record::Value;
+pub(crate) use crate::table::Dialect;
+use crate::table::SqlType;
+use crate::tx::{BackendKind, TenantTx};
+
+impl Dialect {
+    pub(crate) fn of(tx: &TenantTx) -> Self {
+        match tx.backend() {
+            BackendKind::Postgres => Self::Postgres,
+            BackendKind::Sqlite => Self::Sqlite,
+        }
+    }
+
+    /// The `n`th (1-based) bind placeholder.
+    pub(crate) fn p(self, n: usize) -> String {
+        match self {
+            Self::Postgres => format!("${n}"),
+            Self::Sqlite => format!("?{n}"),
+        }
+    }
+}
+
+/// A transaction's connection.
+pub(crate) enum Conn<'a> {
+    #[cfg(feature = "postgres")]
+    Pg(&'a mut sqlx::PgConnection),
+    #[cfg(feature = "sqlite")]
+    Lite(&'a mut sqlx::SqliteConnection),
+}
+
+impl<'a> Conn<'a> {
+    pub(crate) fn of(tx: &'a mut TenantTx) -> Result<Self, Error> {
+        match tx.backend() {
+            #[cfg(feature = "postgres")]
+            BackendKind::Postgres => Ok(Self::Pg(tx.postgres_internal()?)),
+            #[cfg(feature = "sqlite")]
+            BackendKind::Sqlite => Ok(Self::Lite(tx.sqlite_internal()?)),
+            #[allow(
+                unreachable_patterns,
+                reason = "BackendKind is non_exhaustive across feature sets"
+            )]
+            _ => Err(Error::Config("backend not compiled in")),
+        }
+    }
+}
+
+/// The statement text as sqlx takes it. Safe by construction: see the module documentation.
+fn text(statement: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(statement.to_owned())
+}
+
+/// `INSERT` of many rows: on PostgreSQL one statement over `unnest` arrays (the tenant bound
+/// once as a scalar), on SQLite one prepared row statement run per row in-process.
+pub(crate) fn insert_statement(
+    d: Dialect,
+    table: &str,
+    columns: &[String],
+    types: &[SqlType],
+) -> String {
+    let cols = columns.join(", ");
+    match d {
+        Dialect::Postgres => {
+            let arrays: Vec<String> = types
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, ty)| format!("${}::{}[]", i + 1, d.ty(*ty)))
+                .collect();
+            format!(
+                "INSERT INTO {table} ({cols}) SELECT $1::uuid, u.* FROM unnest({}) AS u",
+                arrays.join(", ")
+            )
+        }
+        Dialect::Sqlite => {
+            let params: Vec<String> = (1..=columns.len()).map(|i| d.p(i)).collect();
+            format!(
+                "INSERT INTO {table} ({cols}) VALUES ({})",
+                params.join(", ")
+            )
+        }
+    }
+}
+
+/// `select` restricted to the tenant and to rows whose `column` is one of `candidates`.
+pub(crate) fn any_of(
+    d: Dialect,
+    select: &str,
+    column: &str,
+    tenant: (SqlType, Value),
+    candidates: Vec<Vec<u8>>,
+) -> (String, Vec<(SqlType, Value)>) {
+    let mut binds = vec![tenant];
+    let mut params = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        binds.push((SqlType::Bytes, Value::Bytes(c)));
+        params.push(d.p(binds.len()));
+    }
+    if params.is_empty() {
+        params.push("NULL".to_owned());
+    }
+    (
+        format!(
+            "{select} WHERE tenant_id = {} AND {column} IN ({})",
+            d.p(1),
+            params.join(", ")
+        ),
+        binds,
+    )
+}
+
+pub(crate) async fn fetch(
+    conn: Conn<'_>,
+    statement: &str,
+    binds: &[(SqlType, Value)],
+    out: &[SqlType],
+) -> Result<Vec<Vec<Value>>, sqlx::Error> {
+    match conn {
+        #[cfg(feature = "postgres")]
+        Conn::Pg(c) => {
+            let rows = pg::bind_all(sqlx::query(text(statement)), binds)
+                .fetch_all(&mut *c)
+                .await?;
+            rows.iter().map(|r| pg::decode_row(r, out)).collect()
+        }
+        #[cfg(feature = "sqlite")]
+        Conn::Lite(c) => {
+            let rows = lite::bind_all(sqlx::query(text(statement)), binds)
+                .fetch_all(&mut *c)
+                .await?;
+            rows.iter().map(|r| lite::decode_row(r, out)).collect()
+        }
+    }
+}
+
+pub(crate) async fn execute(
+    conn: Conn<'_>,
+    statement: &str,
+    binds: &[(SqlType, Value)],
+) -> Result<u64, sqlx::Error> {
+    match conn {
+        #[cfg(feature = "postgres")]
+        Conn::Pg(c) => Ok(pg::bind_all(sqlx::query(text(statement)), binds)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()),
+        #[cfg(feature = "sqlite")]
+        Conn::Lite(c) => Ok(lite::bind_all(sqlx::query(text(statement)), binds)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()),
+    }
+}
+
+pub(crate) async fn insert_rows(
+    conn: Conn<'_>,
+    statement: &str,
+    types: &[SqlType],
+    rows: Vec<Vec<Value>>,
+) -> Result<(), sqlx::Error> {
+    match conn {
+        #[cfg(feature = "postgres")]
+        Conn::Pg(c) => {
+            let Some(tenant) = rows.first().and_then(|r| r.first()).cloned() else {
+                return Ok(());
+            };
+            let mut columns: Vec<Column> = types
+                .iter()
+                .skip(1)
+                .map(|t| Column::new(*t, rows.len()))
+                .collect();
+            for row in rows {
+                for (col, value) in columns.iter_mut().zip(row.into_iter().skip(1)) {
+                    col.push(value)?;
+                }
+            }
+            let mut q = pg::bind_one(sqlx::query(text(statement)), SqlType::Uuid, tenant);
+            for col in columns {
+                q = col.bind(q);
+            }
+            q.execute(&mut *c).await?;
+            Ok(())
+        }
+        #[cfg(feature = "sqlite")]
+        Conn::Lite(c) => {
+            for row in rows {
+                let binds: Vec<(SqlType, Value)> = types.iter().copied().zip(row).collect();
+                lite::bind_all(sqlx::query(text(statement)), &binds)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn mismatch() -> sqlx::Error {
+    sqlx::Error::Encode("a value does not match its column's declared type".into())
+}
+
+/// One column of a batch, as the typed array PostgreSQL's `unnest` takes.
+#[cfg(feature = "postgres")]
+enum Column {
+    Uuid(Vec<Option<Uuid>>),
+    Text(Vec<Option<String>>),
+    Bytes(Vec<Option<Vec<u8>>>),
+    BigInt(Vec<Option<i64>>),
+    Bool(Vec<Option<bool>>),
+    Timestamp(Vec<Option<DateTime<Utc>>>),
+}
+
+#[cfg(feature = "postgres")]
+impl Column {
+    fn new(ty: SqlType, n: usize) -> Self {
+        match ty {
+            SqlType::Uuid => Self::Uuid(Vec::with_capacity(n)),
+            SqlType::Text => Self::Text(Vec::with_capacity(n)),
+            SqlType::Bytes => Self::Bytes(Vec::with_capacity(n)),
+            SqlType::BigInt => Self::BigInt(Vec::with_capacity(n)),
+            SqlType::Bool => Self::Bool(Vec::with_capacity(n)),
+            SqlType::Timestamp => Self::Timestamp(Vec::with_capacity(n)),
+        }
+    }
+
+    fn push(&mut self, v: Value) -> Result<(), sqlx::Error> {
+        match (self, v) {
+            (Self::Uuid(c), Value::Uuid(x)) => c.push(Some(x)),
+            (Self::Text(c), Value::Text(x)) => c.push(Some(x)),
+            (Self::Bytes(c), Value::Bytes(x)) => c.push(Some(x)),
+            (Self::BigInt(c), Value::BigInt(x)) => c.push(Some(x)),
+            (Self::Bool(c), Value::Bool(x)) => c.push(Some(x)),
+            (Self::Timestamp(c), Value::Timestamp(x)) => c.push(Some(x)),
+            (Self::Uuid(c), Value::Null) => c.push(None),
+            (Self::Text(c), Value::Null) => c.push(None),
+            (Self::Bytes(c), Value::Null) => c.push(None),
+            (Self::BigInt(c), Value::Null) => c.push(None),
+            (Self::Bool(c), Value::Null) => c.push(None),
+            (Self::Timestamp(c), Value::Null) => c.push(None),
+            _ => return Err(mismatch()),
+        }
+        Ok(())
+    }
+
+    fn bind(self, q: pg::Query<'_>) -> pg::Query<'_> {
+        match self {
+            Self::Uuid(c) => q.bind(c),
+            Self::Text(c) => q.bind(c),
+            Self::Bytes(c) => q.bind(c),
+            Self::BigInt(c) => q.bind(c),
+            Self::Bool(c) => q.bind(c),
+            Self::Timestamp(c) => q.bind(c),
+        }
+    }
+}
+
+/// Binding and decoding, written once per backend (sqlx's types differ, the logic does not).
+macro_rules! backend_codec {
+    ($module:ident, $feature:literal, $db:ty, $args:ty, $row:ty) => {
+        #[cfg(feature = $feature)]
+        mod $module {
+            use chrono::{DateTime, Utc};
+            use sqlx::Row as _;
+            use uuid::Uuid;
+
+            use crate::record::Value;
+            use crate::table::SqlType;
+
+            pub(super) type Query<'a> = sqlx::query::Query<'a, $db, $args>;
+
+            pub(super) fn bind_one<'a>(q: Query<'a>, ty: SqlType, v: Value) -> Query<'a> {
+                match (ty, v) {
+                    (_, Value::Uuid(x)) => q.bind(x),
+                    (_, Value::Text(x)) => q.bind(x),
+                    (_, Value::Bytes(x)) => q.bind(x),
+                    (_, Value::BigInt(x)) => q.bind(x),
+                    (_, Value::Bool(x)) => q.bind(x),
+                    (_, Value::Timestamp(x)) => q.bind(x),
+                    (SqlType::Uuid, Value::Null) => q.bind(None::<Uuid>),
+                    (SqlType::Text, Value::Null) => q.bind(None::<String>),
+                    (SqlType::Bytes, Value::Null) => q.bind(None::<Vec<u8>>),
+                    (SqlType::BigInt, Value::Null) => q.bind(None::<i64>),
+                    (SqlType::Bool, Value::Null) => q.bind(None::<bool>),
+                    (SqlType::Timestamp, Value::Null) => q.bind(None::<DateTime<Utc>>),
+                }
+            }
+
+            pub(super) fn bind_all<'a>(mut q: Query<'a>, binds: &[(SqlType, Value)]) -> Query<'a> {
+                for (ty, v) in binds {
+                    q = bind_one(q, *ty, v.clone());
+                }
+                q
+            }
+
+            pub(super) fn decode_row(
+                row: &$row,
+                types: &[SqlType],
+            ) -> Result<Vec<Value>, sqlx::Error> {
+                let mut out = Vec::with_capacity(types.len());
+                for (i, ty) in types.iter().enumerate() {
+                    out.push(match ty {
+                        SqlType::Uuid => row
+                            .try_get::<Option<Uuid>, _>(i)?
+                            .map_or(Value::Null, Value::Uuid),
+                        SqlType::Text => row
+                            .try_get::<Option<String>, _>(i)?
+                            .map_or(Value::Null, Value::Text),
+                        SqlType::Bytes => row
+                            .try_get::<Option<Vec<u8>>, _>(i)?
+                            .map_or(Value::Null, Value::Bytes),
+                        SqlType::BigInt => row
+                            .try_get::<Option<i64>, _>(i)?
+                            .map_or(Value::Null, Value::BigInt),
+                        SqlType::Bool => row
+                            .try_get::<Option<bool>, _>(i)?
+                            .map_or(Value::Null, Value::Bool),
+                        SqlType::Timestamp => row
+                            .try_get::<Option<DateTime<Utc>>, _>(i)?
+                            .map_or(Value::Null, Value::Timestamp),
+                    });
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+backend_codec!(
+    pg,
+    "postgres",
+    sqlx::Postgres,
+    sqlx::postgres::PgArguments,
+    sqlx::postgres::PgRow
+);
+backend_codec!(
+    lite,
+    "sqlite",
+    sqlx::Sqlite,
+    sqlx::sqlite::SqliteArguments,
+    sqlx::sqlite::SqliteRow
+);

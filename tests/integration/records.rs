@@ -1,0 +1,891 @@
+//! Typed records and repositories, on PostgreSQL (as the unprivileged runtime role) and on
+//! SQLite, through the public facade only.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test fixtures: a failed set-up is a failed test"
+)]
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{NaiveDate, TimeZone as _, Utc};
+use plenum::crypto::secrecy::SecretBox;
+use plenum::crypto::{Backend, KeyScope, Keyring, KeyringConfig, LocalKeyProvider};
+use plenum::prelude::*;
+use plenum::store::{Access, Action, BackendKind, DbKeyStore, Error, ErrorKind, Outcome};
+use plenum_hvac::{Appointment, Customer, Equipment, Invoice, LocationPing, Property};
+use plenum_test::pg::TestDb;
+use plenum_test::{CANARY_EMAIL, CANARY_PHONE, assert_no_canary};
+
+/// A recording hook: what a test sees of every operation.
+#[derive(Default)]
+pub(crate) struct Recorded(Mutex<Vec<Access>>);
+
+impl Recorded {
+    pub(crate) fn take(&self) -> Vec<Access> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl AccessHook for Recorded {
+    fn on_access<'a>(
+        &'a self,
+        _tx: &'a mut TenantTx,
+        access: &'a Access,
+    ) -> plenum::crypto::BoxFuture<'a, Result<(), Error>> {
+        self.0.lock().unwrap().push(access.clone());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A hook that cannot record: every operation must fail closed.
+struct Broken;
+
+impl AccessHook for Broken {
+    fn on_access<'a>(
+        &'a self,
+        _tx: &'a mut TenantTx,
+        _access: &'a Access,
+    ) -> plenum::crypto::BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Err(Error::Config("audit sink unavailable")) })
+    }
+}
+
+pub(crate) struct Env {
+    pub(crate) pool: TenantPool,
+    pub(crate) records: Records,
+    pub(crate) hook: Arc<Recorded>,
+    pub(crate) db: Option<TestDb>,
+    pub(crate) keys: Arc<DbKeyStore>,
+}
+
+pub(crate) fn keyring() -> Arc<Keyring> {
+    let root = SecretBox::new(Box::new([0x42u8; 32]));
+    Arc::new(Keyring::new(
+        Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+        KeyringConfig::default(),
+    ))
+}
+
+impl Env {
+    pub(crate) async fn sqlite() -> Self {
+        let pool = TenantPool::sqlite(None, &plenum_hvac::tables())
+            .await
+            .unwrap();
+        Self::with(pool, None)
+    }
+
+    pub(crate) async fn postgres() -> Self {
+        let db = TestDb::create(&plenum_hvac::tables()).await;
+        let pool = db.app(4).await;
+        Self::with(pool, Some(db))
+    }
+
+    fn with(pool: TenantPool, db: Option<TestDb>) -> Self {
+        let hook = Arc::new(Recorded::default());
+        let keys = Arc::new(DbKeyStore::new(pool.clone()));
+        let records = Records::new(keyring(), keys.clone(), hook.clone());
+        Self {
+            pool,
+            records,
+            hook,
+            db,
+            keys,
+        }
+    }
+
+    /// Both backends, PostgreSQL first.
+    pub(crate) async fn both() -> [Self; 2] {
+        [Self::postgres().await, Self::sqlite().await]
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self.pool.backend() {
+            BackendKind::Postgres => "postgres",
+            _ => "sqlite",
+        }
+    }
+
+    pub(crate) async fn tenant(&self) -> TenantId {
+        let t = TenantId::generate();
+        self.pool.register_tenant(t).await.unwrap();
+        t
+    }
+
+    /// Every stored byte of a table's row, as the owner/superuser sees it (no RLS, no
+    /// decryption): what a database dump or a stolen backup holds.
+    pub(crate) async fn raw_bytes(&self, table: &str, columns: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for column in columns {
+            let sql = format!("SELECT {column} FROM {table}");
+            let values: Vec<Option<Vec<u8>>> = match &self.db {
+                Some(db) => {
+                    let su = db.superuser().await;
+                    let sql = format!("SELECT {column} FROM app.{table}");
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&su)
+                        .await
+                        .unwrap()
+                }
+                None => {
+                    let mut tx = self.pool.begin(TenantId::generate()).await.unwrap();
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(tx.dangerous_sqlite().unwrap())
+                        .await
+                        .unwrap()
+                }
+            };
+            for v in values.into_iter().flatten() {
+                out.extend_from_slice(&v);
+                out.push(0);
+            }
+        }
+        out
+    }
+
+    /// Runs one raw statement bypassing the library (superuser on PostgreSQL): the attacker
+    /// with write access to the database.
+    pub(crate) async fn tamper(&self, sql: &str) {
+        match &self.db {
+            Some(db) => {
+                let su = db.superuser().await;
+                let sql = sql.replace(" customers", " app.customers");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&su)
+                    .await
+                    .unwrap();
+            }
+            None => {
+                let mut tx = self.pool.begin(TenantId::generate()).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(tx.dangerous_sqlite().unwrap())
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }
+        }
+    }
+}
+
+pub(crate) fn customer(tenant: TenantId, email: &str, phone: &str) -> Customer {
+    Customer {
+        id: RecordId::generate(),
+        tenant,
+        subject: SubjectId::generate(),
+        name: Encrypted::new("Ada Lovelace".to_owned()),
+        email: Encrypted::new(email.to_owned()),
+        phone: Encrypted::new(phone.to_owned()),
+        service_address: Encrypted::new("12 Furnace Lane, Springfield".to_owned()),
+        created_at: Utc.with_ymd_and_hms(2026, 11, 27, 9, 30, 0).unwrap(),
+    }
+}
+
+fn text(e: &Encrypted<String>) -> String {
+    e.open().unwrap().expose().clone()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn every_example_record_round_trips_on_both_backends() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let c = customer(t, CANARY_EMAIL, CANARY_PHONE);
+        let property = Property {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            customer_id: c.id,
+            address: Encrypted::new("12 Furnace Lane".to_owned()),
+            square_feet: Some(1850),
+        };
+        let equipment = Equipment {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            property_id: property.id,
+            model: "Carrier 59MN7".to_owned(),
+            serial: Encrypted::new("SN-4471-XQ".to_owned()),
+            installed_on: NaiveDate::from_ymd_opt(2021, 4, 2),
+        };
+        let technician = SubjectId::generate();
+        let appointment = Appointment {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            property_id: property.id,
+            technician,
+            starts_at: Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap(),
+            ends_at: Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(),
+            notes: Some(Encrypted::new("Dog in the yard; gate code 4471".to_owned())),
+        };
+        let no_notes = Appointment {
+            id: RecordId::generate(),
+            notes: None,
+            ..appointment.clone()
+        };
+        let invoice = Invoice {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            customer_id: c.id,
+            amount_cents: Encrypted::new(48_950),
+            currency: "USD".to_owned(),
+            due_on: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+            paid: false,
+        };
+        let ping = LocationPing {
+            id: RecordId::generate(),
+            tenant: t,
+            technician,
+            recorded_at: Utc.with_ymd_and_hms(2026, 12, 1, 8, 5, 0).unwrap(),
+            latitude_micro: Encrypted::new(39_781_721),
+            longitude_micro: Encrypted::new(-89_650_148),
+        };
+        let r = &env.records;
+        r.repository::<Customer>()
+            .insert(&mut tx, &c)
+            .await
+            .unwrap();
+        r.repository::<Property>()
+            .insert(&mut tx, &property)
+            .await
+            .unwrap();
+        r.repository::<Equipment>()
+            .insert(&mut tx, &equipment)
+            .await
+            .unwrap();
+        r.repository::<Appointment>()
+            .insert_many(&mut tx, &[appointment.clone(), no_notes.clone()])
+            .await
+            .unwrap();
+        r.repository::<Invoice>()
+            .insert(&mut tx, &invoice)
+            .await
+            .unwrap();
+        r.repository::<LocationPing>()
+            .insert(&mut tx, &ping)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let back = r.repository::<Customer>().get(&mut tx, c.id).await.unwrap();
+        assert_eq!(back.subject, c.subject);
+        assert_eq!(back.tenant, t);
+        assert_eq!(back.created_at, c.created_at);
+        assert_eq!(text(&back.email), CANARY_EMAIL);
+        assert_eq!(text(&back.phone), CANARY_PHONE);
+        assert_eq!(text(&back.name), "Ada Lovelace");
+        assert!(back.email.is_loaded());
+        let p = r
+            .repository::<Property>()
+            .get(&mut tx, property.id)
+            .await
+            .unwrap();
+        assert_eq!((p.customer_id, p.square_feet), (c.id, Some(1850)));
+        assert_eq!(text(&p.address), "12 Furnace Lane");
+        let e = r
+            .repository::<Equipment>()
+            .get(&mut tx, equipment.id)
+            .await
+            .unwrap();
+        assert_eq!(e.model, "Carrier 59MN7");
+        assert_eq!(e.installed_on, equipment.installed_on);
+        assert_eq!(text(&e.serial), "SN-4471-XQ");
+        let a = r
+            .repository::<Appointment>()
+            .get(&mut tx, appointment.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (a.technician, a.starts_at, a.ends_at),
+            (technician, appointment.starts_at, appointment.ends_at)
+        );
+        assert_eq!(
+            text(a.notes.as_ref().unwrap()),
+            "Dog in the yard; gate code 4471"
+        );
+        let none = r
+            .repository::<Appointment>()
+            .get(&mut tx, no_notes.id)
+            .await
+            .unwrap();
+        assert!(none.notes.is_none());
+        let i = r
+            .repository::<Invoice>()
+            .get(&mut tx, invoice.id)
+            .await
+            .unwrap();
+        assert_eq!(*i.amount_cents.open().unwrap().expose(), 48_950);
+        assert_eq!(
+            (i.currency.as_str(), i.due_on, i.paid),
+            ("USD", invoice.due_on, false)
+        );
+        let l = r
+            .repository::<LocationPing>()
+            .get(&mut tx, ping.id)
+            .await
+            .unwrap();
+        assert_eq!(*l.latitude_micro.open().unwrap().expose(), 39_781_721);
+        assert_eq!(*l.longitude_micro.open().unwrap().expose(), -89_650_148);
+        assert_eq!(l.technician, technician);
+        assert_eq!(
+            r.repository::<Appointment>().count(&mut tx).await.unwrap(),
+            2,
+            "{}",
+            env.name()
+        );
+
+        // Debug output of a loaded record holds no PII.
+        let debug = format!("{back:?} {p:?} {e:?} {a:?} {i:?} {l:?}");
+        assert_no_canary("record Debug", &debug);
+        assert!(
+            !debug.contains("Ada Lovelace") && !debug.contains("4471"),
+            "{debug}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stored_columns_hold_no_plaintext() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let c = customer(t, CANARY_EMAIL, CANARY_PHONE);
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.records
+            .repository::<Customer>()
+            .insert(&mut tx, &c)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let raw = env
+            .raw_bytes(
+                "customers",
+                &[
+                    "name",
+                    "email",
+                    "phone",
+                    "service_address",
+                    "email_bidx",
+                    "phone_bidx",
+                ],
+            )
+            .await;
+        assert!(raw.len() > 4 * 35, "{}: the columns were read", env.name());
+        for plain in [
+            CANARY_EMAIL,
+            CANARY_PHONE,
+            "Ada Lovelace",
+            "Furnace Lane",
+            "ada",
+            "Ada",
+        ] {
+            assert!(
+                !contains(&raw, plain),
+                "{}: {plain:?} stored in the clear",
+                env.name()
+            );
+        }
+        // Normalised forms are not stored either (the blind index is a MAC, not the value).
+        assert!(
+            !contains(&raw, &CANARY_EMAIL.to_lowercase()),
+            "{}",
+            env.name()
+        );
+    }
+}
+
+#[tokio::test]
+async fn blind_index_lookups_are_normalised_and_never_cross_tenants() {
+    for env in Env::both().await {
+        let (a, b) = (env.tenant().await, env.tenant().await);
+        let repo = env.records.repository::<Customer>();
+        let ada = customer(a, "Ada@Example.com", "(217) 555-0142");
+        let other = customer(a, "grace@example.com", "217-555-0199");
+        let same_in_b = customer(b, "ada@example.com", "+1 217 555 0142");
+        let mut tx = env.pool.begin(a).await.unwrap();
+        repo.insert_many(&mut tx, &[ada.clone(), other.clone()])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = env.pool.begin(b).await.unwrap();
+        repo.insert(&mut tx, &same_in_b).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = env.pool.begin(a).await.unwrap();
+        for spelling in ["ada@example.com", "  ADA@EXAMPLE.COM ", "Ada@Example.com"] {
+            let found = repo
+                .find(&mut tx, Customer::EMAIL_INDEX, spelling)
+                .await
+                .unwrap();
+            let ids: Vec<_> = found.iter().map(|c| c.id).collect();
+            assert_eq!(ids, vec![ada.id], "{}: {spelling}", env.name());
+        }
+        for spelling in [
+            "2175550142",
+            "+12175550142",
+            "217.555.0142",
+            "1 (217) 555-0142",
+        ] {
+            let found = repo
+                .find(&mut tx, Customer::PHONE_INDEX, spelling)
+                .await
+                .unwrap();
+            let ids: Vec<_> = found.iter().map(|c| c.id).collect();
+            assert_eq!(ids, vec![ada.id], "{}: {spelling}", env.name());
+        }
+        assert!(
+            repo.find(&mut tx, Customer::EMAIL_INDEX, "nobody@example.com")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A malformed phone is a clear error, not an empty result.
+        let err = repo
+            .find(&mut tx, Customer::PHONE_INDEX, "call me")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", env.name());
+        drop(tx);
+
+        let mut tx = env.pool.begin(b).await.unwrap();
+        let found = repo
+            .find(&mut tx, Customer::EMAIL_INDEX, "ada@example.com")
+            .await
+            .unwrap();
+        let ids: Vec<_> = found.iter().map(|c| c.id).collect();
+        assert_eq!(
+            ids,
+            vec![same_in_b.id],
+            "{}: B sees only its own Ada",
+            env.name()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_ciphertext_moved_by_raw_sql_fails_to_open() {
+    for env in Env::both().await {
+        let (a, b) = (env.tenant().await, env.tenant().await);
+        let repo = env.records.repository::<Customer>();
+        let one = customer(a, "one@example.com", "2175550101");
+        let two = customer(a, "two@example.com", "2175550102");
+        let three = customer(b, "three@example.com", "2175550103");
+        for (t, c) in [(a, &one), (a, &two), (b, &three)] {
+            let mut tx = env.pool.begin(t).await.unwrap();
+            repo.insert(&mut tx, c).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let id = |c: &Customer| c.id.to_string();
+        let (one_id, two_id, three_id) = (id(&one), id(&two), id(&three));
+        let lit = |s: &str| match env.db {
+            Some(_) => format!("'{s}'::uuid"),
+            None => format!("X'{}'", s.replace('-', "")),
+        };
+        // Another field of the same row; the same field of another row; another tenant's row.
+        env.tamper(&format!(
+            "UPDATE customers SET name = email WHERE id = {}",
+            lit(&one_id)
+        ))
+        .await;
+        env.tamper(&format!(
+            "UPDATE customers SET phone = (SELECT phone FROM customers WHERE id = {}) WHERE id = {}",
+            lit(&one_id),
+            lit(&two_id)
+        ))
+        .await;
+        env.tamper(&format!(
+            "UPDATE customers SET email = (SELECT email FROM customers WHERE id = {}) WHERE id = {}",
+            lit(&one_id),
+            lit(&three_id)
+        ))
+        .await;
+
+        let mut tx = env.pool.begin(a).await.unwrap();
+        let got_one = repo.get(&mut tx, one.id).await.unwrap();
+        // Reading the row works: only the field asked for is decrypted, and it fails alone.
+        assert_eq!(
+            got_one.name.open().unwrap_err().kind(),
+            ErrorKind::DecryptionFailed,
+            "{}",
+            env.name()
+        );
+        assert_eq!(text(&got_one.email), "one@example.com");
+        let got_two = repo.get(&mut tx, two.id).await.unwrap();
+        assert_eq!(
+            got_two.phone.open().unwrap_err().kind(),
+            ErrorKind::DecryptionFailed
+        );
+        assert_eq!(text(&got_two.email), "two@example.com");
+        drop(tx);
+        let mut tx = env.pool.begin(b).await.unwrap();
+        let got_three = repo.get(&mut tx, three.id).await.unwrap();
+        let err = got_three.email.open().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DecryptionFailed, "{}", env.name());
+        assert_no_canary("decryption error", &format!("{err} {err:?}"));
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_records_are_unreachable_through_every_method() {
+    for env in Env::both().await {
+        let (a, b) = (env.tenant().await, env.tenant().await);
+        let repo = env.records.repository::<Customer>();
+        let victim = customer(a, "victim@example.com", "2175550111");
+        let mut tx = env.pool.begin(a).await.unwrap();
+        repo.insert(&mut tx, &victim).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = env.pool.begin(b).await.unwrap();
+        let n = env.name();
+        assert_eq!(
+            repo.get(&mut tx, victim.id).await.unwrap_err().kind(),
+            ErrorKind::NotFound,
+            "{n}"
+        );
+        assert!(
+            repo.list(&mut tx, None, 100)
+                .await
+                .unwrap()
+                .items
+                .is_empty(),
+            "{n}"
+        );
+        assert!(
+            repo.find(&mut tx, Customer::EMAIL_INDEX, "victim@example.com")
+                .await
+                .unwrap()
+                .is_empty(),
+            "{n}"
+        );
+        assert_eq!(repo.count(&mut tx).await.unwrap(), 0, "{n}");
+        // B's copy of A's record, with B as tenant: the id exists only in A, so nothing changes.
+        let mut forged = victim.clone();
+        forged.tenant = b;
+        forged.name.set("Mallory".to_owned());
+        assert_eq!(
+            repo.update(&mut tx, &forged).await.unwrap_err().kind(),
+            ErrorKind::NotFound,
+            "{n}"
+        );
+        assert_eq!(
+            repo.delete(&mut tx, victim.id).await.unwrap_err().kind(),
+            ErrorKind::NotFound,
+            "{n}"
+        );
+        // A's record written in B's transaction: refused before any SQL.
+        let err = repo.insert(&mut tx, &victim).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::IsolationViolation, "{n}");
+        assert!(matches!(err, Error::TenantMismatch { .. }));
+        let err = repo.update(&mut tx, &victim).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::IsolationViolation, "{n}");
+        tx.commit().await.unwrap();
+
+        let mut tx = env.pool.begin(a).await.unwrap();
+        let still = repo.get(&mut tx, victim.id).await.unwrap();
+        assert_eq!(text(&still.name), "Ada Lovelace", "{n}: untouched");
+    }
+}
+
+#[tokio::test]
+async fn updates_reseal_only_changed_fields_and_keep_indexes_true() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let c = customer(t, "ada@example.com", "2175550142");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert(&mut tx, &c).await.unwrap();
+        let mut loaded = repo.get(&mut tx, c.id).await.unwrap();
+        let name_before = loaded.name.envelope().unwrap().clone();
+        let phone_before = loaded.phone.envelope().unwrap().clone();
+        loaded.phone.set("217-555-0199".to_owned());
+        env.hook.take();
+        repo.update(&mut tx, &loaded).await.unwrap();
+        let access = env.hook.take();
+        let fields: Vec<&str> = access[0].fields.iter().map(|f| f.0.as_str()).collect();
+        assert!(
+            fields.contains(&"phone") && !fields.contains(&"name"),
+            "{fields:?}"
+        );
+
+        let after = repo.get(&mut tx, c.id).await.unwrap();
+        assert_eq!(
+            after.name.envelope(),
+            Some(&name_before),
+            "{}: name untouched",
+            env.name()
+        );
+        assert_ne!(
+            after.phone.envelope(),
+            Some(&phone_before),
+            "{}: phone re-sealed",
+            env.name()
+        );
+        assert_eq!(text(&after.phone), "217-555-0199");
+        assert!(
+            repo.find(&mut tx, Customer::PHONE_INDEX, "2175550142")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            repo.find(&mut tx, Customer::PHONE_INDEX, "2175550199")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // Delete, then the record is gone.
+        repo.delete(&mut tx, c.id).await.unwrap();
+        assert_eq!(
+            repo.get(&mut tx, c.id).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+}
+
+#[tokio::test]
+async fn unique_violations_name_the_logical_field_never_the_value() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert(&mut tx, &customer(t, CANARY_EMAIL, "2175550142"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let dup = customer(t, &CANARY_EMAIL.to_uppercase(), CANARY_PHONE);
+        let err = repo.insert(&mut tx, &dup).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{}: {err}", env.name());
+        match &err {
+            Error::UniqueViolation { record_type, field } => {
+                assert_eq!(
+                    (record_type.as_str(), field.as_str()),
+                    ("customers", "email")
+                );
+            }
+            other => panic!("{}: {other:?}", env.name()),
+        }
+        assert_no_canary("unique violation", &format!("{err} {err:?}"));
+    }
+}
+
+#[tokio::test]
+async fn keyset_pages_cover_every_row_once_in_id_order() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let batch: Vec<Customer> = (0..25)
+            .map(|i| customer(t, &format!("c{i}@example.com"), &format!("21755501{i:02}")))
+            .collect();
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert_many(&mut tx, &batch).await.unwrap();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = repo.list(&mut tx, after, 10).await.unwrap();
+            seen.extend(page.items.iter().map(|c| c.id));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let mut expected: Vec<RecordId> = batch.iter().map(|c| c.id).collect();
+        expected.sort();
+        assert_eq!(seen, expected, "{}", env.name());
+        assert_eq!(repo.count(&mut tx).await.unwrap(), 25);
+    }
+}
+
+#[tokio::test]
+async fn erasing_a_subject_leaves_rows_readable_and_their_pii_unrecoverable() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let c = customer(t, "erase-me@example.com", "2175550142");
+        let invoice = Invoice {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            customer_id: c.id,
+            amount_cents: Encrypted::new(12_000),
+            currency: "USD".to_owned(),
+            due_on: NaiveDate::from_ymd_opt(2027, 1, 31).unwrap(),
+            paid: true,
+        };
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.records
+            .repository::<Customer>()
+            .insert(&mut tx, &c)
+            .await
+            .unwrap();
+        env.records
+            .repository::<Invoice>()
+            .insert(&mut tx, &invoice)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let destroyed = env
+            .records
+            .keyring()
+            .destroy_scope(&*env.keys, t, KeyScope::Subject(c.subject))
+            .await
+            .unwrap();
+        assert_eq!(destroyed, 1);
+
+        // A fresh process (cold caches) reads the same rows.
+        let fresh = Records::new(keyring(), env.keys.clone(), Arc::new(DiscardAccess));
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let back = fresh
+            .repository::<Customer>()
+            .get(&mut tx, c.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            back.email.open().unwrap_err().kind(),
+            ErrorKind::KeyDestroyed,
+            "{}",
+            env.name()
+        );
+        assert!(format!("{:?}", back.email).contains("erased"));
+        let inv = fresh
+            .repository::<Invoice>()
+            .get(&mut tx, invoice.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            *inv.amount_cents.open().unwrap().expose(),
+            12_000,
+            "financial record kept"
+        );
+        // No new data for an erased subject.
+        let mut again = customer(t, "again@example.com", "2175550143");
+        again.subject = c.subject;
+        let err = fresh
+            .repository::<Customer>()
+            .insert(&mut tx, &again)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyDestroyed, "{}", env.name());
+    }
+}
+
+#[tokio::test]
+async fn every_operation_is_described_to_the_hook_without_values() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let c = customer(t, CANARY_EMAIL, CANARY_PHONE);
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.hook.take();
+        repo.insert(&mut tx, &c).await.unwrap();
+        repo.get(&mut tx, c.id).await.unwrap();
+        repo.list(&mut tx, None, 10).await.unwrap();
+        repo.find(&mut tx, Customer::EMAIL_INDEX, CANARY_EMAIL)
+            .await
+            .unwrap();
+        repo.count(&mut tx).await.unwrap();
+        let missing = RecordId::generate();
+        repo.get(&mut tx, missing).await.unwrap_err();
+        let log = env.hook.take();
+        let actions: Vec<Action> = log.iter().map(|a| a.action).collect();
+        assert_eq!(
+            actions,
+            [
+                Action::Insert,
+                Action::Read,
+                Action::List,
+                Action::Search,
+                Action::Count,
+                Action::Read
+            ],
+            "{}",
+            env.name()
+        );
+        let insert = &log[0];
+        assert_eq!(insert.records, vec![c.id]);
+        assert_eq!(insert.subjects, vec![c.subject]);
+        assert_eq!(insert.rows, 1);
+        assert_eq!(insert.outcome, Outcome::Success);
+        let categories: Vec<&str> = insert.fields.iter().map(|f| f.1.as_str()).collect();
+        assert!(categories.contains(&"user.contact.email") && categories.contains(&"user.name"));
+        assert_eq!(log[4].rows, 1);
+        assert!(log[4].fields.is_empty(), "a count touches no field");
+        assert_eq!(log[5].outcome, Outcome::Failed(ErrorKind::NotFound));
+        assert_eq!(log[5].records, vec![missing]);
+        assert_no_canary("access descriptions", &format!("{log:?}"));
+    }
+}
+
+#[tokio::test]
+async fn a_hook_that_cannot_record_fails_the_operation_closed() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let closed = Records::new(keyring(), env.keys.clone(), Arc::new(Broken));
+        let repo = closed.repository::<Customer>();
+        let c = customer(t, "closed@example.com", "2175550142");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        assert!(repo.insert(&mut tx, &c).await.is_err(), "{}", env.name());
+        drop(tx);
+        // Reads fail closed too: the record exists, but an unrecorded read returns nothing.
+        let open = env.records.repository::<Customer>();
+        let mut tx = env.pool.begin(t).await.unwrap();
+        open.insert(&mut tx, &c).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let err = repo.get(&mut tx, c.id).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{}", env.name());
+        assert!(repo.list(&mut tx, None, 10).await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn find_by_email_is_an_index_scan() {
+    let env = Env::postgres().await;
+    let db = env.db.as_ref().unwrap();
+    let t = env.tenant().await;
+    let repo = env.records.repository::<Customer>();
+    let batch: Vec<Customer> = (0..2000)
+        .map(|i| customer(t, &format!("c{i}@example.com"), &format!("217555{i:04}")))
+        .collect();
+    let mut tx = env.pool.begin(t).await.unwrap();
+    repo.insert_many(&mut tx, &batch).await.unwrap();
+    tx.commit().await.unwrap();
+    let su = db.superuser().await;
+    sqlx::query("ANALYZE app.customers")
+        .execute(&su)
+        .await
+        .unwrap();
+
+    let mut tx = env.pool.begin(t).await.unwrap();
+    let statement = repo.find_statement(Customer::EMAIL_INDEX, BackendKind::Postgres, 1);
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {statement}")))
+        .bind(t.as_uuid())
+        .bind(vec![0u8; 17])
+        .fetch_all(tx.postgres().unwrap())
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("Index") && plan.contains("customers_email_bidx_key"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    // And the repository's lookup finds the row through it.
+    let found = repo
+        .find(&mut tx, Customer::EMAIL_INDEX, "C1999@example.com")
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(Customer::spec().record_type().as_str(), "customers");
+}
