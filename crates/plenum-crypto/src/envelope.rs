@@ -61,7 +61,12 @@ impl Envelope {
     /// The key version named in the header, if the header is well formed. Useful to find values
     /// still sealed under an old version.
     pub fn key_version(&self) -> Option<u32> {
-        Header::parse(&self.0).ok().map(|h| h.key_version)
+        Self::peek_key_version(&self.0)
+    }
+
+    /// The key version named in the header of stored bytes, without copying them.
+    pub fn peek_key_version(bytes: &[u8]) -> Option<u32> {
+        Header::parse(bytes).ok().map(|h| h.key_version)
     }
 }
 
@@ -234,12 +239,19 @@ impl FieldKey {
     /// As [`FieldKey::open_bytes`], plus [`Error::PlaintextType`] if the authenticated plaintext
     /// does not decode as `T`.
     pub fn open<T: PiiValue>(&self, record: RecordId, envelope: &[u8]) -> Result<Pii<T>, Error> {
-        let bytes = self.open_bytes(record, envelope)?;
-        T::decode(bytes.expose())
-            .map(Pii::new)
-            .ok_or(Error::PlaintextType {
-                type_name: T::TYPE_NAME,
-            })
+        let mut opened = self.open_bytes(record, envelope)?;
+        // The buffer moves from one wiping wrapper into the next; on a decoding failure it goes
+        // back into one, so it is wiped either way.
+        let buffer = core::mem::take(pii_bytes_mut(&mut opened));
+        match T::decode_owned(buffer) {
+            Ok(value) => Ok(Pii::new(value)),
+            Err(buffer) => {
+                drop(Pii::new(buffer));
+                Err(Error::PlaintextType {
+                    type_name: T::TYPE_NAME,
+                })
+            }
+        }
     }
 }
 

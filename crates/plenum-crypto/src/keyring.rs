@@ -60,6 +60,17 @@ impl KeyringConfig {
             ..Self::default()
         }
     }
+
+    /// Sets the cache capacities. Size them to the working set: the caches evict first-in,
+    /// first-out, so a loop over more subjects than `max_scopes` misses on every access. A
+    /// service reading pages of N customers with F encrypted fields each wants at least N
+    /// scopes and N x F field keys.
+    #[must_use]
+    pub fn with_cache_capacity(mut self, max_scopes: usize, max_field_keys: usize) -> Self {
+        self.max_scopes = max_scopes;
+        self.max_field_keys = max_field_keys;
+        self
+    }
 }
 
 /// The key hierarchy, with its caches: root key provider -> tenant keys (data, index) -> subject
@@ -73,8 +84,23 @@ pub struct Keyring {
     scopes: Mutex<Bounded<(TenantId, KeyScope), ScopeSlot>>,
     field_keys: Mutex<Bounded<FieldCacheKey, FieldKey>>,
     indexers: Mutex<Bounded<IndexCacheKey, BlindIndexer>>,
+    /// All field keys of one record type under one key version, for repositories that seal
+    /// or open a whole row: one lookup per row instead of one per field.
+    bundles: Mutex<Bounded<BundleCacheKey, FieldKeyBundle>>,
+    /// Seal counts of tenant keys. Subject keys share `subject_usage`: each seals a handful of
+    /// values, and a map entry per subject would grow without bound.
     usage: Mutex<HashMap<KeyRef, Arc<AtomicU64>>>,
+    subject_usage: Arc<AtomicU64>,
 }
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct BundleCacheKey {
+    key: KeyRef,
+    record_type: RecordType,
+}
+
+/// The fields a bundle was derived for, and their keys in that order.
+type FieldKeyBundle = (Arc<[FieldName]>, Arc<[FieldKey]>);
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -127,7 +153,9 @@ impl Keyring {
             scopes: Mutex::new(Bounded::new(config.max_scopes, config.ttl)),
             field_keys: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
             indexers: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
+            bundles: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
             usage: Mutex::new(HashMap::new()),
+            subject_usage: Arc::new(AtomicU64::new(0)),
             config,
             provider,
         }
@@ -150,7 +178,10 @@ impl Keyring {
         locator: &FieldLocator,
     ) -> Result<FieldKey, Error> {
         let scope = scope_of(locator.owner);
-        let keys = self.scope_keys(store, locator.tenant, scope, true).await?;
+        let keys = match self.cached_scope(locator.tenant, scope) {
+            Some(keys) if keys.active.is_some() => keys,
+            _ => self.scope_keys(store, locator.tenant, scope, true).await?,
+        };
         let version = match keys.active {
             Some(v) => v,
             None => return Err(destroyed_or_missing(&keys, scope)),
@@ -309,13 +340,80 @@ impl Keyring {
         if header.scope != scope.kind() {
             return Err(Error::Malformed(Malformed::ScopeMismatch));
         }
-        let keys = self.scope_keys(store, locator.tenant, scope, false).await?;
+        let keys = match self.cached_scope(locator.tenant, scope) {
+            Some(keys) => keys,
+            None => self.scope_keys(store, locator.tenant, scope, false).await?,
+        };
         let key = KeyRef {
             tenant: locator.tenant,
             scope,
             version: header.key_version,
         };
         self.field_key_version(&keys, key, locator)
+    }
+
+    /// The field keys of `fields` of one record type for one owner, in the order given: under
+    /// `version` (what an envelope's header names), or under the active version (creating the
+    /// key on first use) when `None`. One cache lookup for the whole set, which is what a
+    /// repository sealing or opening a row wants; derived and cached together on a miss.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::field_key`]; [`Error::KeyDestroyed`] for a destroyed version.
+    pub async fn field_keys(
+        &self,
+        store: &dyn KeyStore,
+        tenant: TenantId,
+        owner: Owner,
+        version: Option<u32>,
+        record_type: &RecordType,
+        fields: &[FieldName],
+    ) -> Result<Arc<[FieldKey]>, Error> {
+        let scope = scope_of(owner);
+        let keys = match self.cached_scope(tenant, scope) {
+            Some(keys) if version.is_some() || keys.active.is_some() => keys,
+            _ => {
+                self.scope_keys(store, tenant, scope, version.is_none())
+                    .await?
+            }
+        };
+        let version = match version {
+            Some(v) => v,
+            None => keys
+                .active
+                .ok_or_else(|| destroyed_or_missing(&keys, scope))?,
+        };
+        let key = KeyRef {
+            tenant,
+            scope,
+            version,
+        };
+        let cache_key = BundleCacheKey {
+            key,
+            record_type: record_type.clone(),
+        };
+        if let Some((names, bundle)) = lock(&self.bundles).get(&cache_key)
+            && *names == *fields
+        {
+            return Ok(bundle);
+        }
+        let material = usable_material(&keys, &key)?;
+        let usage = self.usage_counter(key);
+        let mut bundle = Vec::with_capacity(fields.len());
+        for field in fields {
+            let derived = derive(material, &field_key_info(&key, record_type, field))?;
+            let aead = prepare(self.config.backend, &derived)?;
+            let locator = FieldLocator {
+                tenant,
+                record_type: record_type.clone(),
+                field: field.clone(),
+                owner,
+            };
+            bundle.push(FieldKey::new(key, &locator, aead, usage.clone()));
+        }
+        let bundle: Arc<[FieldKey]> = bundle.into();
+        lock(&self.bundles).insert(cache_key, (fields.into(), bundle.clone()));
+        Ok(bundle)
     }
 
     /// Loads the keys of many subjects at once, creating the missing ones when `create` is set:
@@ -589,7 +687,10 @@ impl Keyring {
         Ok(count)
     }
 
-    /// Approximate number of seals this process made under `key` (all its field keys together).
+    /// Approximate number of seals this process made under the tenant key `key` (all its field
+    /// keys together). Subject keys are not counted one by one (each seals a handful of values,
+    /// far from any AES-GCM limit, and a counter per subject would grow without bound): for
+    /// them this is 0.
     pub fn usage(&self, key: &KeyRef) -> u64 {
         lock(&self.usage)
             .get(key)
@@ -616,6 +717,7 @@ impl Keyring {
         lock(&self.scopes).remove_where(|(t, s)| *t == tenant && *s == scope);
         let hit = |k: &KeyRef| k.tenant == tenant && k.scope == scope;
         lock(&self.field_keys).remove_where(|k| hit(&k.key));
+        lock(&self.bundles).remove_where(|k| hit(&k.key));
         lock(&self.indexers).remove_where(|k| hit(&k.key));
     }
 
@@ -632,6 +734,9 @@ impl Keyring {
     }
 
     fn usage_counter(&self, key: KeyRef) -> Arc<AtomicU64> {
+        if matches!(key.scope, KeyScope::Subject(_)) {
+            return self.subject_usage.clone();
+        }
         lock(&self.usage).entry(key).or_default().clone()
     }
 
@@ -733,6 +838,14 @@ impl Keyring {
             self.invalidate(tenant, scope);
             self.load_scope_once(store, tenant, scope).await
         })
+    }
+
+    /// The scope's keys if they are cached and loaded: the synchronous fast path of every
+    /// field key lookup (no future is boxed, no store is touched).
+    fn cached_scope(&self, tenant: TenantId, scope: KeyScope) -> Option<Arc<ScopeKeys>> {
+        lock(&self.scopes)
+            .get(&(tenant, scope))
+            .and_then(|cell| cell.get().cloned())
     }
 
     async fn load_scope_once(

@@ -118,6 +118,24 @@ pub trait PiiValue: Sized {
     /// Decodes a plaintext encoding; `None` if the bytes are not a valid encoding.
     fn decode(bytes: &[u8]) -> Option<Self>;
 
+    /// Decodes an owned plaintext buffer, reusing it where the type allows (a `String` takes
+    /// the buffer as it is). On failure the buffer is handed back so the caller can wipe it.
+    /// The default decodes a copy and wipes the buffer.
+    ///
+    /// # Errors
+    ///
+    /// The buffer, if it is not a valid encoding.
+    fn decode_owned(mut bytes: Vec<u8>) -> Result<Self, Vec<u8>> {
+        let decoded = Self::decode(&bytes);
+        match decoded {
+            Some(value) => {
+                bytes.zeroize();
+                Ok(value)
+            }
+            None => Err(bytes),
+        }
+    }
+
     /// Overwrites the value in place, releasing nothing that still holds plaintext.
     fn wipe(&mut self);
 
@@ -139,6 +157,10 @@ impl PiiValue for String {
         core::str::from_utf8(bytes).ok().map(str::to_owned)
     }
 
+    fn decode_owned(bytes: Vec<u8>) -> Result<Self, Vec<u8>> {
+        String::from_utf8(bytes).map_err(std::string::FromUtf8Error::into_bytes)
+    }
+
     fn wipe(&mut self) {
         self.zeroize();
     }
@@ -157,6 +179,10 @@ impl PiiValue for Vec<u8> {
 
     fn decode(bytes: &[u8]) -> Option<Self> {
         Some(bytes.to_vec())
+    }
+
+    fn decode_owned(bytes: Vec<u8>) -> Result<Self, Vec<u8>> {
+        Ok(bytes)
     }
 
     fn wipe(&mut self) {

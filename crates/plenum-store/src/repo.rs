@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use std::sync::Arc;
 
 use plenum_core::{FieldName, RecordId, SubjectId, TenantId};
-use plenum_crypto::{BlindIndexer, FieldKey, FieldLocator, KeyStore, Keyring, Owner};
+use plenum_crypto::{BlindIndexer, Envelope, FieldKey, FieldLocator, KeyStore, Keyring, Owner};
 
 use crate::access::{Access, AccessHook, Action, Outcome};
 use crate::encrypted::KeySlot;
@@ -108,6 +108,10 @@ impl<R: Record> fmt::Debug for Repository<R> {
 
 /// The SQL of one record type, rendered once for each dialect.
 struct Statements {
+    /// Positions and names of the subject-owned encrypted fields: their keys are looked up as
+    /// one bundle per row.
+    subject_positions: Vec<usize>,
+    subject_names: Vec<FieldName>,
     /// Types of the selected columns: tenant, id, [subject], fields.
     read_types: Vec<SqlType>,
     /// Types of the inserted columns: tenant, id, [subject], fields, blind indexes.
@@ -175,7 +179,20 @@ impl Statements {
             }
         };
         let (pg, lite) = (build(Dialect::Postgres), build(Dialect::Sqlite));
+        let (mut subject_positions, mut subject_names) = (Vec::new(), Vec::new());
+        for (i, f) in spec.fields().iter().enumerate() {
+            if let Storage::Encrypted {
+                owner: KeyOwner::Subject,
+                ..
+            } = f.storage
+            {
+                subject_positions.push(i);
+                subject_names.push(f.name.clone());
+            }
+        }
         Self {
+            subject_positions,
+            subject_names,
             read_types,
             write_types,
             pg,
@@ -697,29 +714,122 @@ impl<R: Record> Repository<R> {
         subject: Option<SubjectId>,
         keys: &WriteKeys,
     ) -> Result<Vec<Option<FieldKey>>, Error> {
+        let mut out = keys.tenant_keys.clone();
+        if self.sql.subject_positions.is_empty() {
+            return Ok(out);
+        }
+        let s = subject.ok_or_else(|| self.invalid("a subject-owned field needs a subject"))?;
+        let bundle = self
+            .shared
+            .keyring
+            .field_keys(
+                &*self.shared.keys,
+                tenant,
+                Owner::Subject(s),
+                None,
+                self.spec().record_type(),
+                &self.sql.subject_names,
+            )
+            .await?;
+        for (position, key) in self.sql.subject_positions.iter().zip(bundle.iter()) {
+            if let Some(slot) = out.get_mut(*position) {
+                *slot = Some(key.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The keys that open a row's sealed values: the subject-owned fields as one bundle (for
+    /// the version the first of them names), anything else field by field. A destroyed key is
+    /// not an error here: the row is returned and its erased fields refuse to open.
+    async fn read_keys(
+        &self,
+        tenant: TenantId,
+        subject: Option<SubjectId>,
+        values: &[Option<Value>],
+    ) -> Result<Vec<Option<KeySlot>>, Error> {
         let spec = self.spec();
-        let mut out = Vec::with_capacity(spec.fields().len());
-        for (f, tenant_key) in spec.fields().iter().zip(&keys.tenant_keys) {
-            let key = match &f.storage {
-                Storage::Encrypted {
-                    owner: KeyOwner::Subject,
-                    ..
-                } => {
-                    let s = subject
-                        .ok_or_else(|| self.invalid("a subject-owned field needs a subject"))?;
-                    Some(
-                        self.shared
-                            .keyring
-                            .field_key(
-                                &*self.shared.keys,
-                                &self.locator(tenant, &f.name, Owner::Subject(s)),
-                            )
-                            .await?,
+        let mut out: Vec<Option<KeySlot>> = vec![None; values.len()];
+        let envelope = |pos: usize| match values.get(pos) {
+            Some(Some(Value::Bytes(b))) => Some(b.as_slice()),
+            _ => None,
+        };
+        let mut bundle: Option<(u32, Result<Arc<[FieldKey]>, Error>)> = None;
+        if let Some(s) = subject {
+            let version = self
+                .sql
+                .subject_positions
+                .iter()
+                .find_map(|p| envelope(*p).and_then(Envelope::peek_key_version));
+            if let Some(v) = version {
+                let keys = self
+                    .shared
+                    .keyring
+                    .field_keys(
+                        &*self.shared.keys,
+                        tenant,
+                        Owner::Subject(s),
+                        Some(v),
+                        spec.record_type(),
+                        &self.sql.subject_names,
                     )
-                }
-                _ => tenant_key.clone(),
+                    .await
+                    .map_err(Error::from);
+                bundle = Some((v, keys));
+            }
+        }
+        for (i, pos) in self.sql.subject_positions.iter().enumerate() {
+            let Some(bytes) = envelope(*pos) else {
+                continue;
             };
-            out.push(key);
+            match &bundle {
+                Some((v, Ok(keys))) if Envelope::peek_key_version(bytes) == Some(*v) => {
+                    out[*pos] = keys.get(i).cloned().map(KeySlot::Ready);
+                }
+                Some((v, Err(Error::Crypto(plenum_crypto::Error::KeyDestroyed { scope, .. }))))
+                    if Envelope::peek_key_version(bytes) == Some(*v) =>
+                {
+                    out[*pos] = Some(KeySlot::Destroyed {
+                        scope: *scope,
+                        version: *v,
+                    });
+                }
+                Some((v, Err(_))) if Envelope::peek_key_version(bytes) == Some(*v) => {
+                    if let Some((_, Err(e))) = bundle {
+                        return Err(e);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (pos, (f, value)) in spec.fields().iter().zip(values).enumerate() {
+            let (Storage::Encrypted { owner, .. }, Some(Value::Bytes(bytes))) = (&f.storage, value)
+            else {
+                continue;
+            };
+            if out[pos].is_some() {
+                continue;
+            }
+            let owner = match (owner, subject) {
+                (KeyOwner::Subject, Some(s)) => Owner::Subject(s),
+                (KeyOwner::Subject, None) => return Err(self.decode_error("subject_id")),
+                _ => Owner::Tenant,
+            };
+            let locator = self.locator(tenant, &f.name, owner);
+            out[pos] = Some(
+                match self
+                    .shared
+                    .keyring
+                    .opening_key(&*self.shared.keys, &locator, bytes)
+                    .await
+                {
+                    Ok(k) => KeySlot::Ready(k),
+                    Err(plenum_crypto::Error::KeyDestroyed { scope, version }) => {
+                        KeySlot::Destroyed { scope, version }
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+            );
         }
         Ok(out)
     }
@@ -783,36 +893,7 @@ impl<R: Record> Repository<R> {
         let mut out = Vec::with_capacity(rows.len());
         for ((id, subject), row) in heads.into_iter().zip(rows) {
             let values: Vec<Option<Value>> = row.into_iter().skip(skip).map(Some).collect();
-            let mut keys = Vec::with_capacity(values.len());
-            for (f, value) in spec.fields().iter().zip(&values) {
-                keys.push(match (&f.storage, value) {
-                    (Storage::Encrypted { owner, .. }, Some(Value::Bytes(envelope))) => {
-                        let owner = match (owner, subject) {
-                            (KeyOwner::Subject, Some(s)) => Owner::Subject(s),
-                            (KeyOwner::Subject, None) => {
-                                return Err(self.decode_error("subject_id"));
-                            }
-                            _ => Owner::Tenant,
-                        };
-                        let locator = self.locator(tenant, &f.name, owner);
-                        Some(
-                            match self
-                                .shared
-                                .keyring
-                                .opening_key(&*self.shared.keys, &locator, envelope)
-                                .await
-                            {
-                                Ok(k) => KeySlot::Ready(k),
-                                Err(plenum_crypto::Error::KeyDestroyed { scope, version }) => {
-                                    KeySlot::Destroyed { scope, version }
-                                }
-                                Err(e) => return Err(e.into()),
-                            },
-                        )
-                    }
-                    _ => None,
-                });
-            }
+            let keys = self.read_keys(tenant, subject, &values).await?;
             let mut reader = RowReader::new(spec, tenant, id, subject, values, keys);
             out.push(R::read(&mut reader)?);
         }

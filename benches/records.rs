@@ -1,0 +1,382 @@
+//! Repositories against hand-written sqlx, in one run against the local PostgreSQL.
+//!
+//! The record: a customer with four encrypted fields (name, email, phone, address; each sealed
+//! under the customer's own subject key) and one blind index (email). The baseline: the same
+//! columns as plaintext `text` in a table with the same keys and the same row-level security,
+//! written and read with hand-written sqlx inside the same kind of tenant transaction. So the
+//! ratio is the price of encryption, blind indexing, per-subject keys and the repository, not of
+//! tenancy (measured in `tenancy.rs`).
+//!
+//! - **insert-10k**: 10,000 new customers of a fresh tenant, in 10 transactions of 1,000 (one
+//!   `unnest` insert each). Plenum also creates and stores 10,000 subject keys (one extra
+//!   statement and commit per batch) and derives 40,000 field keys.
+//! - **read-10k**: the same 10,000 rows back in 20 keyset pages of 500, every field decoded
+//!   (Plenum: every encrypted field opened), warm key caches.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "bench harness: a panic aborts the bench, and criterion's macros generate items"
+)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use plenum::Record;
+use plenum::core::{RecordId, SubjectId, TenantId, field_name, record_type};
+use plenum::crypto::secrecy::SecretBox;
+use plenum::crypto::{Backend, Keyring, KeyringConfig, LocalKeyProvider};
+use plenum::store::{
+    DbKeyStore, DiscardAccess, Encrypted, Record as _, Records, Repository, SqlType, TableSpec,
+    TenantPool,
+};
+use plenum_test::pg::TestDb;
+use uuid::Uuid;
+
+const ROWS: usize = 10_000;
+const BATCH: usize = 1_000;
+const PAGE: u32 = 500;
+
+#[derive(Debug, Record)]
+#[plenum(record_type = "bench_customers")]
+struct Customer {
+    #[plenum(id)]
+    id: RecordId,
+    #[plenum(tenant)]
+    tenant: TenantId,
+    #[plenum(subject)]
+    subject: SubjectId,
+    #[plenum(pii = "user.name")]
+    name: Encrypted<String>,
+    #[plenum(pii = "user.contact.email", blind_index = "email-v1")]
+    email: Encrypted<String>,
+    #[plenum(pii = "user.contact.phone_number")]
+    phone: Encrypted<String>,
+    #[plenum(pii = "user.contact.address")]
+    address: Encrypted<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// The plaintext twin: same keys, same RLS, `text` instead of envelopes, the email indexed.
+fn plain_table() -> TableSpec {
+    TableSpec::new(record_type!("plain_customers"))
+        .column(field_name!("subject_id"), SqlType::Uuid, false)
+        .column(field_name!("name"), SqlType::Text, false)
+        .column(field_name!("email"), SqlType::Text, false)
+        .column(field_name!("phone"), SqlType::Text, false)
+        .column(field_name!("address"), SqlType::Text, false)
+        .column(field_name!("created_at"), SqlType::Timestamp, false)
+        .index(field_name!("subject_id"))
+        .index(field_name!("email"))
+}
+
+/// The values of row `i`, shared by both variants.
+fn values(i: usize) -> (String, String, String, String) {
+    (
+        format!("Customer Number {i}"),
+        format!("customer.{i}@example.com"),
+        format!("+1217555{:04}", i % 10_000),
+        format!("{i} Furnace Lane, Springfield, IL 62701"),
+    )
+}
+
+async fn insert_plenum(pool: &TenantPool, repo: &Repository<Customer>) -> TenantId {
+    let tenant = TenantId::generate();
+    pool.register_tenant(tenant).await.unwrap();
+    let now = Utc::now();
+    for start in (0..ROWS).step_by(BATCH) {
+        let batch: Vec<Customer> = (start..start + BATCH)
+            .map(|i| {
+                let (name, email, phone, address) = values(i);
+                Customer {
+                    id: RecordId::generate(),
+                    tenant,
+                    subject: SubjectId::generate(),
+                    name: Encrypted::new(name),
+                    email: Encrypted::new(email),
+                    phone: Encrypted::new(phone),
+                    address: Encrypted::new(address),
+                    created_at: now,
+                }
+            })
+            .collect();
+        let mut tx = pool.begin(tenant).await.unwrap();
+        repo.insert_many(&mut tx, &batch).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    tenant
+}
+
+async fn insert_hand_written(pool: &TenantPool) -> TenantId {
+    let tenant = TenantId::generate();
+    pool.register_tenant(tenant).await.unwrap();
+    let now = Utc::now();
+    for start in (0..ROWS).step_by(BATCH) {
+        let (mut ids, mut subjects) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        let (mut names, mut emails) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        let (mut phones, mut addresses) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        let mut created = Vec::with_capacity(BATCH);
+        for i in start..start + BATCH {
+            let (name, email, phone, address) = values(i);
+            ids.push(*RecordId::generate().as_uuid());
+            subjects.push(*SubjectId::generate().as_uuid());
+            names.push(name);
+            emails.push(email);
+            phones.push(phone);
+            addresses.push(address);
+            created.push(now);
+        }
+        let mut tx = pool.begin(tenant).await.unwrap();
+        sqlx::query(
+            "INSERT INTO app.plain_customers \
+             (tenant_id, id, subject_id, name, email, phone, address, created_at) \
+             SELECT $1::uuid, u.* FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::timestamptz[]) AS u",
+        )
+        .bind(tenant.as_uuid())
+        .bind(&ids)
+        .bind(&subjects)
+        .bind(&names)
+        .bind(&emails)
+        .bind(&phones)
+        .bind(&addresses)
+        .bind(&created)
+        .execute(tx.postgres().unwrap())
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    tenant
+}
+
+async fn read_plenum(pool: &TenantPool, repo: &Repository<Customer>, tenant: TenantId) -> usize {
+    let mut tx = pool.begin(tenant).await.unwrap();
+    let (mut after, mut bytes, mut rows) = (None, 0, 0);
+    loop {
+        let page = repo.list(&mut tx, after, PAGE).await.unwrap();
+        for c in &page.items {
+            for field in [&c.name, &c.email, &c.phone, &c.address] {
+                bytes += field.open().unwrap().expose().len();
+            }
+        }
+        rows += page.items.len();
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(rows, ROWS);
+    bytes
+}
+
+type PlainRow = (
+    Uuid,
+    Uuid,
+    Uuid,
+    String,
+    String,
+    String,
+    String,
+    DateTime<Utc>,
+);
+
+async fn read_hand_written(pool: &TenantPool, tenant: TenantId) -> usize {
+    let mut tx = pool.begin(tenant).await.unwrap();
+    let (mut after, mut bytes, mut rows) = (Uuid::nil(), 0, 0);
+    loop {
+        let page: Vec<PlainRow> = sqlx::query_as(
+            "SELECT tenant_id, id, subject_id, name, email, phone, address, created_at \
+             FROM app.plain_customers WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(after)
+        .bind(i64::from(PAGE))
+        .fetch_all(tx.postgres().unwrap())
+        .await
+        .unwrap();
+        for r in &page {
+            bytes += r.3.len() + r.4.len() + r.5.len() + r.6.len();
+        }
+        rows += page.len();
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = last.1,
+            _ => break,
+        }
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(rows, ROWS);
+    bytes
+}
+
+type EnvelopeRow = (
+    Uuid,
+    Uuid,
+    Uuid,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    DateTime<Utc>,
+);
+
+/// The encrypted table read by hand without opening anything: separates what the larger rows
+/// cost the database from what the library does with them.
+async fn read_envelopes(pool: &TenantPool, tenant: TenantId) -> usize {
+    let mut tx = pool.begin(tenant).await.unwrap();
+    let (mut after, mut bytes, mut rows) = (Uuid::nil(), 0, 0);
+    loop {
+        let page: Vec<EnvelopeRow> = sqlx::query_as(
+            "SELECT tenant_id, id, subject_id, name, email, phone, address, created_at \
+             FROM app.bench_customers WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(tenant.as_uuid())
+        .bind(after)
+        .bind(i64::from(PAGE))
+        .fetch_all(tx.postgres().unwrap())
+        .await
+        .unwrap();
+        for r in &page {
+            bytes += r.3.len() + r.4.len() + r.5.len() + r.6.len();
+        }
+        rows += page.len();
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = last.1,
+            _ => break,
+        }
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(rows, ROWS);
+    bytes
+}
+
+fn records(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (db, pool) = rt.block_on(async {
+        let db = TestDb::create(&[Customer::spec().table(), plain_table()]).await;
+        let pool = db.app(2).await;
+        (db, pool)
+    });
+    let records = |config: KeyringConfig| {
+        let root = SecretBox::new(Box::new([7u8; 32]));
+        let keyring = Arc::new(Keyring::new(
+            Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+            config,
+        ));
+        Records::new(
+            keyring,
+            Arc::new(DbKeyStore::new(pool.clone())),
+            Arc::new(DiscardAccess),
+        )
+    };
+    // Writers see new subjects only: the default caches, churned by every batch.
+    let repo = records(KeyringConfig::default()).repository::<Customer>();
+    // Readers: a keyring sized to the working set (10,000 subjects x 4 fields), warmed by the
+    // first read, as a service reading the same customers again would have it.
+    let reader = records(KeyringConfig::default().with_cache_capacity(20_000, 100_000))
+        .repository::<Customer>();
+
+    // Paired: every iteration runs both variants back to back and times only its own.
+    let mut g = c.benchmark_group("records");
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("insert-10k/hand-written/batch-1000", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    insert_plenum(&pool, &repo).await;
+                    let start = Instant::now();
+                    insert_hand_written(&pool).await;
+                    timed += start.elapsed();
+                }
+                timed
+            })
+        });
+    });
+    g.bench_function("insert-10k/plenum/batch-1000", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    insert_hand_written(&pool).await;
+                    let start = Instant::now();
+                    insert_plenum(&pool, &repo).await;
+                    timed += start.elapsed();
+                }
+                timed
+            })
+        });
+    });
+
+    let (plain_tenant, plenum_tenant) = rt.block_on(async {
+        let p = insert_hand_written(&pool).await;
+        let e = insert_plenum(&pool, &repo).await;
+        let su = db.superuser().await;
+        for table in ["app.plain_customers", "app.bench_customers"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
+                .execute(&su)
+                .await
+                .unwrap();
+        }
+        (p, e)
+    });
+    g.bench_function("read-10k/hand-written/page-500", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    read_plenum(&pool, &reader, plenum_tenant).await;
+                    let start = Instant::now();
+                    read_hand_written(&pool, plain_tenant).await;
+                    timed += start.elapsed();
+                }
+                timed
+            })
+        });
+    });
+    g.bench_function("read-10k/envelopes-unopened/page-500", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    read_hand_written(&pool, plain_tenant).await;
+                    let start = Instant::now();
+                    read_envelopes(&pool, plenum_tenant).await;
+                    timed += start.elapsed();
+                }
+                timed
+            })
+        });
+    });
+    g.bench_function("read-10k/plenum/page-500", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    read_hand_written(&pool, plain_tenant).await;
+                    let start = Instant::now();
+                    read_plenum(&pool, &reader, plenum_tenant).await;
+                    timed += start.elapsed();
+                }
+                timed
+            })
+        });
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10))
+        .sample_size(10)
+}
+
+criterion_group! { name = benches; config = config(); targets = records }
+criterion_main!(benches);

@@ -1,0 +1,12 @@
+use plenum::Record;
+use plenum::core::RecordId;
+
+#[derive(Record)]
+#[plenum(record_type = "notes")]
+struct Note {
+    #[plenum(id)]
+    id: RecordId,
+    body: String,
+}
+
+fn main() {}
