@@ -451,44 +451,70 @@ impl Keyring {
             return Ok(());
         }
         let mut by_subject: HashMap<SubjectId, Vec<StoredKey>> = HashMap::new();
-        for key in store.load_subjects(tenant, &missing).await? {
-            if let KeyScope::Subject(s) = key.key_ref.scope {
-                by_subject.entry(s).or_default().push(key);
+        let group = |keys: Vec<StoredKey>, into: &mut HashMap<SubjectId, Vec<StoredKey>>| {
+            for key in keys {
+                if let KeyScope::Subject(s) = key.key_ref.scope {
+                    into.entry(s).or_default().push(key);
+                }
             }
-        }
+        };
         if create {
-            let fresh: Vec<SubjectId> = missing
+            // Insert-or-get: a fresh key for every subject not cached, in one store call. A
+            // subject that already had keys keeps them (the store returns what it holds), and
+            // only those subjects are loaded in full afterwards, since they may have versions
+            // beyond the first. A batch of new customers costs one round trip, not two.
+            let (version, wrapper) = self.subject_wrapper(store, tenant, None).await?;
+            let mut new_keys = Vec::with_capacity(missing.len());
+            for s in &missing {
+                let key_ref = KeyRef {
+                    tenant,
+                    scope: KeyScope::Subject(*s),
+                    version: 1,
+                };
+                let wrapped = wrap_key(
+                    &wrapper,
+                    version,
+                    &random_key(),
+                    &key_wrap_context(&key_ref),
+                )?;
+                new_keys.push(StoredKey {
+                    key_ref,
+                    state: KeyState::Active,
+                    wrapped: Some(wrapped),
+                });
+            }
+            let ours: HashMap<SubjectId, Vec<u8>> = new_keys
+                .iter()
+                .filter_map(|k| match (k.key_ref.scope, &k.wrapped) {
+                    (KeyScope::Subject(s), Some(w)) => Some((s, w.as_bytes().to_vec())),
+                    _ => None,
+                })
+                .collect();
+            group(store.insert_many(new_keys).await?, &mut by_subject);
+            let existing: Vec<SubjectId> = missing
                 .iter()
                 .copied()
-                .filter(|s| !by_subject.contains_key(s))
+                .filter(|s| {
+                    let stored = by_subject.get(s).map(Vec::as_slice).unwrap_or_default();
+                    !(stored.len() == 1
+                        && stored[0].wrapped.as_ref().map(|w| w.as_bytes())
+                            == ours.get(s).map(Vec::as_slice))
+                })
                 .collect();
-            if !fresh.is_empty() {
-                let (version, wrapper) = self.subject_wrapper(store, tenant, None).await?;
-                let mut new_keys = Vec::with_capacity(fresh.len());
-                for s in fresh {
-                    let key_ref = KeyRef {
-                        tenant,
-                        scope: KeyScope::Subject(s),
-                        version: 1,
-                    };
-                    let wrapped = wrap_key(
-                        &wrapper,
-                        version,
-                        &random_key(),
-                        &key_wrap_context(&key_ref),
-                    )?;
-                    new_keys.push(StoredKey {
-                        key_ref,
-                        state: KeyState::Active,
-                        wrapped: Some(wrapped),
-                    });
+            if !existing.is_empty() {
+                for s in &existing {
+                    by_subject.remove(s);
                 }
-                for key in store.insert_many(new_keys).await? {
-                    if let KeyScope::Subject(s) = key.key_ref.scope {
-                        by_subject.entry(s).or_default().push(key);
-                    }
-                }
+                group(
+                    store.load_subjects(tenant, &existing).await?,
+                    &mut by_subject,
+                );
             }
+        } else {
+            group(
+                store.load_subjects(tenant, &missing).await?,
+                &mut by_subject,
+            );
         }
         // One derived wrapping key per tenant key version, not one per subject.
         let mut wrappers: HashMap<u32, crate::backend::PreparedAead> = HashMap::new();

@@ -747,3 +747,90 @@ fn root_key_parsing_is_strict_and_silent() {
         LocalKeyProvider::from_env(Backend::default(), "PLENUM_TEST_SURELY_UNSET_VAR").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }
+
+#[test]
+fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
+    rt().block_on(async {
+        let fx = fixture(Backend::default());
+        let tenant = TenantId::generate();
+        let (rotated, erased, fresh) = (
+            SubjectId::generate(),
+            SubjectId::generate(),
+            SubjectId::generate(),
+        );
+        // History: one subject rotated to v2, one erased.
+        fx.keyring
+            .field_key(&fx.store, &email_of(tenant, rotated))
+            .await
+            .unwrap();
+        fx.keyring
+            .rotate(&fx.store, tenant, KeyScope::Subject(rotated))
+            .await
+            .unwrap();
+        fx.keyring
+            .field_key(&fx.store, &email_of(tenant, erased))
+            .await
+            .unwrap();
+        fx.keyring
+            .destroy_scope(&fx.store, tenant, KeyScope::Subject(erased))
+            .await
+            .unwrap();
+
+        // A fresh keyring on the same store prepares all three at once.
+        let cold = Keyring::new(
+            Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root(0x42)).unwrap()),
+            KeyringConfig::default(),
+        );
+        cold.prepare_subjects(&fx.store, tenant, &[rotated, erased, fresh], true)
+            .await
+            .unwrap();
+        let rotated_key = cold
+            .field_key(&fx.store, &email_of(tenant, rotated))
+            .await
+            .unwrap();
+        assert_eq!(
+            rotated_key.key_ref().version,
+            2,
+            "the active version, not v1"
+        );
+        let err = cold
+            .field_key(&fx.store, &email_of(tenant, erased))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::KeyDestroyed,
+            "no new key for an erased subject"
+        );
+        assert_eq!(
+            fx.store
+                .load(tenant, KeyScope::Subject(fresh))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // Data sealed by the cold keyring opens in the original one: same stored keys.
+        let record = RecordId::generate();
+        let sealed = cold
+            .seal(
+                &fx.store,
+                &email_of(tenant, fresh),
+                record,
+                &Pii::new("x".to_owned()),
+            )
+            .await
+            .unwrap();
+        let back: Pii<String> = fx
+            .keyring
+            .open(
+                &fx.store,
+                &email_of(tenant, fresh),
+                record,
+                sealed.as_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(back.expose(), "x");
+    });
+}
