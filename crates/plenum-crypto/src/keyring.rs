@@ -17,7 +17,7 @@ use crate::format::{
 };
 use crate::keys::{KeyMaterial, KeyRef, KeyScope, KeyState, StoredKey};
 use crate::pii::{Pii, PiiValue};
-use crate::primitives::{derive, prepare, random_key, unwrap_key, wrap_key, wrapping_version};
+use crate::primitives::{derive, derive_each, prepare, random_key, unwrap_key, wrap_key, wrapping_version};
 use crate::provider::{BoxFuture, KeyProvider};
 use crate::store::KeyStore;
 
@@ -400,8 +400,13 @@ impl Keyring {
         let material = usable_material(&keys, &key)?;
         let usage = self.usage_counter(key);
         let mut bundle = Vec::with_capacity(fields.len());
-        for field in fields {
-            let derived = derive(material, &field_key_info(&key, record_type, field))?;
+        let derived = derive_each(
+            material,
+            fields
+                .iter()
+                .map(|f| field_key_info(&key, record_type, f)),
+        )?;
+        for (field, derived) in fields.iter().zip(derived) {
             let aead = prepare(self.config.backend, &derived)?;
             let locator = FieldLocator {
                 tenant,

@@ -832,5 +832,28 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
             .await
             .unwrap();
         assert_eq!(back.expose(), "x");
+
+        // A bundle of field keys (what repositories use) seals exactly as single field keys do.
+        let fields = [field_name!("name"), field_name!("email")];
+        let bundle = cold
+            .field_keys(
+                &fx.store,
+                tenant,
+                Owner::Subject(fresh),
+                None,
+                &record_type!("customer"),
+                &fields,
+            )
+            .await
+            .unwrap();
+        let sealed = bundle[1]
+            .seal(record, &Pii::new("y".to_owned()))
+            .unwrap();
+        let back: Pii<String> = fx
+            .keyring
+            .open(&fx.store, &email_of(tenant, fresh), record, sealed.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(back.expose(), "y");
     });
 }
