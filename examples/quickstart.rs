@@ -1,17 +1,62 @@
 //! The Plenum tour: run with `cargo run --example quickstart` (no database server needed).
 //!
-//! It grows with the library: the core vocabulary, tenant-scoped transactions, PII field
-//! encryption. Typed repositories, purposes and audit join as they land.
+//! It grows with the library: the core vocabulary, a record declared once, stored encrypted in a
+//! tenant-scoped transaction, found by email and read back. Purposes and audit join as they land.
 
 #![expect(clippy::print_stdout, reason = "an example's job is to show output")]
 
 use std::sync::Arc;
 
-use plenum::crypto::{
-    Backend, FieldLocator, Keyring, KeyringConfig, LocalKeyProvider, MemoryKeyStore, Normaliser,
-    Owner, secrecy::SecretBox,
-};
+use plenum::crypto::{Backend, KeyScope, Keyring, KeyringConfig, LocalKeyProvider};
+use plenum::crypto::{BoxFuture, secrecy::SecretBox};
 use plenum::prelude::*;
+use plenum::store::{Access, DbKeyStore, Error};
+
+/// A record, declared once: the table, its encrypted columns, the blind index and the keys all
+/// follow from this.
+#[derive(Debug, Record)]
+#[plenum(record_type = "customers")]
+struct Customer {
+    #[plenum(id)]
+    id: RecordId,
+    #[plenum(tenant)]
+    tenant: TenantId,
+    /// The homeowner this row is about: their own key seals the PII below.
+    #[plenum(subject)]
+    homeowner: SubjectId,
+    #[plenum(pii = "user.name")]
+    name: Encrypted<String>,
+    #[plenum(pii = "user.contact.email", blind_index = "email-v1", unique)]
+    email: Encrypted<String>,
+    #[plenum(category = "system.operations")]
+    visits: i64,
+}
+
+/// An access hook that prints what every operation reports (the audit log will record it).
+struct PrintAccess;
+
+impl AccessHook for PrintAccess {
+    fn on_access<'a>(
+        &'a self,
+        _tx: &'a mut TenantTx,
+        access: &'a Access,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let fields: Vec<String> = access
+            .fields
+            .iter()
+            .map(|(f, c)| format!("{f} ({c})"))
+            .collect();
+        println!(
+            "  [access] {} {}: {} row(s), {:?}; fields: {}",
+            access.action.as_str(),
+            access.record_type,
+            access.rows,
+            access.outcome,
+            fields.join(", ")
+        );
+        Box::pin(async { Ok(()) })
+    }
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,102 +83,110 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("dispatcher"));
     println!("actor      {}", serde_json::to_string(&dispatcher)?);
 
-    // 2. Tenant-scoped transactions. The embedded default is SQLite in memory: the same API as
-    // PostgreSQL, without row-level security underneath (the library's own predicates are the
-    // barrier there; on PostgreSQL the database enforces the boundary again).
-    println!("\n-- tenant-scoped transactions (SQLite) --");
-    let customers = plenum::store::TableSpec::new(record_type!("customers"))
-        .column(
-            field_name!("email_bidx"),
-            plenum::store::SqlType::Bytes,
-            false,
-        )
-        .unique(field_name!("email_bidx"));
-    let pool = TenantPool::sqlite(None, &[customers]).await?;
+    // 2. A record in a tenant-scoped transaction. The embedded default is SQLite in memory: the
+    // same API as PostgreSQL, without row-level security underneath (the library's predicates
+    // and row checks are the barrier there; on PostgreSQL the database enforces it again).
+    println!("\n-- records (SQLite) --");
+    let pool = TenantPool::sqlite(None, &[Customer::spec().table()]).await?;
     pool.register_tenant(tenant).await?;
-    let tx = pool.begin(tenant).await?;
+
+    // A root key (a fixed demo key here; from a KMS or secret store in production) wraps
+    // per-tenant keys, which wrap per-subject keys; wrapped keys live in the database.
+    let root = LocalKeyProvider::new(Backend::default(), 1, &SecretBox::new(Box::new([7u8; 32])))?;
+    let keyring = Arc::new(Keyring::new(Arc::new(root), KeyringConfig::default()));
+    let keys = Arc::new(DbKeyStore::new(pool.clone()));
+    let records = Records::new(keyring.clone(), keys.clone(), Arc::new(PrintAccess));
+    let customers = records.repository::<Customer>();
+
+    let ada = Customer {
+        id: customer,
+        tenant,
+        homeowner,
+        name: Encrypted::new("Ada Lovelace".to_owned()),
+        email: Encrypted::new("Ada.Lovelace@Example.com".to_owned()),
+        visits: 3,
+    };
+    println!("Debug of a record: {ada:?}");
+    let mut tx = pool.begin(tenant).await?;
+    customers.insert(&mut tx, &ada).await?;
+    tx.commit().await?;
+
+    // Find by email: the blind index makes it case- and space-insensitive, without decrypting.
+    let mut tx = pool.begin(tenant).await?;
+    let found = customers
+        .find(
+            &mut tx,
+            Customer::EMAIL_INDEX,
+            "  ada.lovelace@EXAMPLE.com ",
+        )
+        .await?;
+    let back = found.first().ok_or("not found")?;
+    // Fields stay sealed until opened; plaintext leaves through open() and expose().
     println!(
-        "transaction for tenant {} on {:?}",
-        tx.tenant(),
-        tx.backend()
+        "found      {} <{}>, {} visits",
+        back.name.open()?.expose(),
+        back.email.open()?.expose(),
+        back.visits
+    );
+    let again = customers.get(&mut tx, customer).await?;
+    println!("get        {:?}", again.email);
+
+    // What the database holds: envelopes and a blind index, never the plaintext.
+    let raw: (Vec<u8>, Vec<u8>, Vec<u8>) =
+        sqlx::query_as("SELECT name, email, email_bidx FROM customers WHERE id = ?1")
+            .bind(customer.as_uuid())
+            .fetch_one(tx.dangerous_sqlite().ok_or("not SQLite")?)
+            .await?;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    println!("stored     name  = {}", hex(&raw.0));
+    println!("           email = {}", hex(&raw.1));
+    println!("           index = {}", hex(&raw.2));
+    let plaintext_stored = [&raw.0, &raw.1, &raw.2]
+        .iter()
+        .any(|col| col.windows(3).any(|w| w == b"Ada" || w == b"ada"));
+    println!("plaintext in the stored bytes: {plaintext_stored}");
+    tx.commit().await?;
+
+    // Another tenant sees nothing, whatever it asks.
+    let other = TenantId::generate();
+    pool.register_tenant(other).await?;
+    let mut tx = pool.begin(other).await?;
+    let theirs = customers
+        .find(&mut tx, Customer::EMAIL_INDEX, "ada.lovelace@example.com")
+        .await?;
+    println!(
+        "other tenant finds {} row(s); get -> {}",
+        theirs.len(),
+        customers
+            .get(&mut tx, customer)
+            .await
+            .err()
+            .map_or("found?!".into(), |e| e.to_string())
     );
     tx.commit().await?;
+
     // Background work carries its tenant as data, never as ambient state.
-    let job = TenantBound::new(tenant, "send-reminders");
+    let job = TenantBound::new(tenant, customer);
     println!("job payload {}", serde_json::to_string(&job)?);
 
-    // 3. PII field encryption. A root key (here a fixed demo key; in production from a KMS or a
-    // secret store) wraps per-tenant keys, which wrap per-subject keys.
-    println!("\n-- PII field encryption --");
-    let root = LocalKeyProvider::new(Backend::default(), 1, &SecretBox::new(Box::new([7u8; 32])))?;
-    let keyring = Keyring::new(Arc::new(root), KeyringConfig::default());
-    let keys = MemoryKeyStore::new();
-
-    let email = Pii::new(String::from("Ada.Lovelace@Example.com"));
-    println!("Debug of a Pii value: {email:?}");
-
-    let locator = FieldLocator {
-        tenant,
-        record_type: record_type!("customer"),
-        field: field_name!("email"),
-        owner: Owner::Subject(homeowner),
-    };
-    let sealed = keyring.seal(&keys, &locator, customer, &email).await?;
-    let hex: String = sealed
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    println!("sealed     {} bytes: {hex}", sealed.as_bytes().len());
-    println!("           {sealed:?}");
-    let opened: Pii<String> = keyring
-        .open(&keys, &locator, customer, sealed.as_bytes())
+    // 3. Erasure: destroying the homeowner's key makes every copy of their PII unreadable,
+    // backups included; the row itself can still be read (and deleted, or kept if the law says
+    // so).
+    println!("\n-- erasure --");
+    keyring
+        .destroy_scope(&*keys, tenant, KeyScope::Subject(homeowner))
         .await?;
-    println!("opened     {} (via expose())", opened.expose());
-
-    // The envelope is bound to its row: the same bytes under another record id do not open.
-    let elsewhere =
-        keyring.open::<String>(&keys, &locator, RecordId::generate(), sealed.as_bytes());
+    let mut tx = pool.begin(tenant).await?;
+    let erased = customers.get(&mut tx, customer).await?;
     println!(
-        "moved      {}",
-        elsewhere
-            .await
+        "after erasure: {:?}, open -> {}",
+        erased.email,
+        erased
+            .email
+            .open()
             .err()
             .map_or("opened?!".into(), |e| e.to_string())
     );
-
-    // Blind index: equality search without decrypting, case and spacing insensitive.
-    let indexer = keyring
-        .blind_indexer(
-            &keys,
-            tenant,
-            &locator.record_type,
-            &locator.field,
-            Normaliser::Email,
-        )
-        .await?;
-    let stored = indexer.compute(email.expose())?;
-    let query = indexer.compute("  ada.lovelace@EXAMPLE.com ")?;
-    println!(
-        "index      {} (what the email column's index stores)",
-        stored.to_hex()
-    );
-    println!(
-        "lookup     {} -> match: {}",
-        query.to_hex(),
-        stored == query
-    );
-
-    // Erasure: destroying the homeowner's key makes every copy of their data unreadable.
-    keyring
-        .destroy_scope(&keys, tenant, plenum::crypto::KeyScope::Subject(homeowner))
-        .await?;
-    let erased = keyring
-        .open::<String>(&keys, &locator, customer, sealed.as_bytes())
-        .await;
-    println!(
-        "erased     {}",
-        erased.err().map_or("opened?!".into(), |e| e.to_string())
-    );
+    tx.commit().await?;
     Ok(())
 }

@@ -17,7 +17,9 @@ use crate::format::{
 };
 use crate::keys::{KeyMaterial, KeyRef, KeyScope, KeyState, StoredKey};
 use crate::pii::{Pii, PiiValue};
-use crate::primitives::{derive, derive_each, prepare, random_key, unwrap_key, wrap_key, wrapping_version};
+use crate::primitives::{
+    derive, derive_each, prepare, random_key, unwrap_key, wrap_key, wrapping_version,
+};
 use crate::provider::{BoxFuture, KeyProvider};
 use crate::store::KeyStore;
 
@@ -402,9 +404,7 @@ impl Keyring {
         let mut bundle = Vec::with_capacity(fields.len());
         let derived = derive_each(
             material,
-            fields
-                .iter()
-                .map(|f| field_key_info(&key, record_type, f)),
+            fields.iter().map(|f| field_key_info(&key, record_type, f)),
         )?;
         for (field, derived) in fields.iter().zip(derived) {
             let aead = prepare(self.config.backend, &derived)?;

@@ -846,12 +846,15 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
             )
             .await
             .unwrap();
-        let sealed = bundle[1]
-            .seal(record, &Pii::new("y".to_owned()))
-            .unwrap();
+        let sealed = bundle[1].seal(record, &Pii::new("y".to_owned())).unwrap();
         let back: Pii<String> = fx
             .keyring
-            .open(&fx.store, &email_of(tenant, fresh), record, sealed.as_bytes())
+            .open(
+                &fx.store,
+                &email_of(tenant, fresh),
+                record,
+                sealed.as_bytes(),
+            )
             .await
             .unwrap();
         assert_eq!(back.expose(), "y");
