@@ -889,3 +889,72 @@ async fn find_by_email_is_an_index_scan() {
     assert_eq!(found.len(), 1);
     assert_eq!(Customer::spec().record_type().as_str(), "customers");
 }
+
+#[tokio::test]
+async fn derived_tables_pass_the_boot_time_contract_check() {
+    let env = Env::postgres().await;
+    let db = env.db.as_ref().unwrap();
+    let report = env.pool.verify(&db.roles).await.unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    // Six record tables plus the library's own tenant tables.
+    assert!(report.tenant_tables >= 6, "{}", report.tenant_tables);
+    // And the declaration really is what the table holds: ciphertext columns are bytea.
+    let su = db.superuser().await;
+    let types: Vec<(String, String)> = sqlx::query_as(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = 'app' AND table_name = 'customers' ORDER BY ordinal_position",
+    )
+    .fetch_all(&su)
+    .await
+    .unwrap();
+    let ty = |c: &str| types.iter().find(|(n, _)| n == c).map(|(_, t)| t.as_str());
+    assert_eq!(ty("tenant_id"), Some("uuid"));
+    assert_eq!(ty("email"), Some("bytea"));
+    assert_eq!(ty("email_bidx"), Some("bytea"));
+    assert_eq!(ty("created_at"), Some("timestamp with time zone"));
+}
+
+#[tokio::test]
+async fn lookups_span_every_live_index_key_version() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let old = customer(t, "old@example.com", "2175550101");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert(&mut tx, &old).await.unwrap();
+        tx.commit().await.unwrap();
+
+        // Rotate the tenant's index key: new rows are indexed under v2, old rows still carry v1
+        // until a re-index sweep; lookups must find both.
+        let v2 = env
+            .records
+            .keyring()
+            .rotate(&*env.keys, t, KeyScope::TenantIndex)
+            .await
+            .unwrap();
+        assert_eq!(v2.version, 2);
+        let new = customer(t, "new@example.com", "2175550102");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert(&mut tx, &new).await.unwrap();
+        let found_old = repo
+            .find(&mut tx, Customer::EMAIL_INDEX, "OLD@example.com")
+            .await
+            .unwrap();
+        let found_new = repo
+            .find(&mut tx, Customer::EMAIL_INDEX, "new@example.com")
+            .await
+            .unwrap();
+        assert_eq!(
+            found_old.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![old.id],
+            "{}",
+            env.name()
+        );
+        assert_eq!(
+            found_new.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![new.id],
+            "{}",
+            env.name()
+        );
+    }
+}
