@@ -1,7 +1,7 @@
 //! `#[derive(Record)]`: declare a record type once. Use it through the `plenum` crate
 //! (`plenum::Record`), whose documentation describes the attributes.
 //!
-//! This crate is only the shim; the parsing, checks and code generation live in [`mod@expand`]
+//! This crate is only the shim; the parsing, checks and code generation live in `expand.rs`
 //! as plain functions over `proc_macro2` tokens, so they are unit-tested without a compiler in
 //! the loop (and by trybuild in the workspace's `tests/` crate, with the messages users see).
 

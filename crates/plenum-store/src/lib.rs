@@ -33,6 +33,32 @@
 //! 3. At boot, as the runtime role: [`TenantPool::connect_postgres_verified`].
 //! 4. Per request or job: [`TenantPool::begin`] with the tenant, work, [`TenantTx::commit`].
 //!
+//! # Records and repositories
+//!
+//! A [`Record`] (declared with `#[derive(Record)]` from the `plenum` facade) has a [`RecordSpec`]:
+//! its table ([`RecordSpec::table`]), its encrypted fields with their data categories and key
+//! owners, its blind indexes. [`Records`] holds the keyring, the key store and the
+//! [`AccessHook`]; [`Records::repository`] gives a [`Repository`] whose every method takes the
+//! [`TenantTx`] it runs in:
+//!
+//! ```no_run
+//! # async fn demo<R: plenum_store::Record>(
+//! #     pool: plenum_store::TenantPool,
+//! #     records: plenum_store::Records,
+//! #     tenant: plenum_core::TenantId,
+//! #     id: plenum_core::RecordId,
+//! # ) -> Result<(), plenum_store::Error> {
+//! let repo = records.repository::<R>();
+//! let mut tx = pool.begin(tenant).await?;
+//! let record = repo.get(&mut tx, id).await?; // sealed fields stay sealed until opened
+//! repo.update(&mut tx, &record).await?; // re-seals only the fields set since the read
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Sealing and opening happen here, where tenant, record type, field, subject and record id are
+//! known; an [`Encrypted`] field has no sqlx `Encode` or `Decode` of its own.
+//!
 //! # Keys
 //!
 //! [`DbKeyStore`] keeps the wrapped keys of `plenum-crypto`'s hierarchy in `plenum.keys`, under the

@@ -215,6 +215,9 @@ fn column_type(storage: &Storage) -> SqlType {
     }
 }
 
+/// The subject-owned field keys of a row, or why they could not be had.
+type KeyBundle = Result<Arc<[FieldKey]>, Error>;
+
 /// Per-call key material: tenant-owned field keys and blind indexers resolved once per
 /// operation, subject-owned field keys per row.
 struct WriteKeys {
@@ -754,7 +757,7 @@ impl<R: Record> Repository<R> {
             Some(Some(Value::Bytes(b))) => Some(b.as_slice()),
             _ => None,
         };
-        let mut bundle: Option<(u32, Result<Arc<[FieldKey]>, Error>)> = None;
+        let mut bundle: Option<(u32, KeyBundle)> = None;
         if let Some(s) = subject {
             let version = self
                 .sql
