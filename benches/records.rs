@@ -10,6 +10,8 @@
 //! - **insert-10k**: 10,000 new customers of a fresh tenant, in 10 transactions of 1,000 (one
 //!   `unnest` insert each). Plenum also creates and stores 10,000 subject keys (one extra
 //!   statement and commit per batch) and derives 40,000 field keys.
+//! - **insert-10k-known-subjects**: 10,000 new rows for customers whose subject keys exist and
+//!   are cached (what an appointment or invoice for a known customer costs): no key creation.
 //! - **read-10k**: the same 10,000 rows back in 20 keyset pages of 500, every field decoded
 //!   (Plenum: every encrypted field opened), warm key caches.
 
@@ -86,6 +88,18 @@ fn values(i: usize) -> (String, String, String, String) {
 async fn insert_plenum(pool: &TenantPool, repo: &Repository<Customer>) -> TenantId {
     let tenant = TenantId::generate();
     pool.register_tenant(tenant).await.unwrap();
+    let subjects: Vec<SubjectId> = (0..ROWS).map(|_| SubjectId::generate()).collect();
+    insert_plenum_for(pool, repo, tenant, &subjects).await;
+    tenant
+}
+
+/// 10,000 customer rows for `subjects` (one each) in `tenant`.
+async fn insert_plenum_for(
+    pool: &TenantPool,
+    repo: &Repository<Customer>,
+    tenant: TenantId,
+    subjects: &[SubjectId],
+) {
     let now = Utc::now();
     for start in (0..ROWS).step_by(BATCH) {
         let batch: Vec<Customer> = (start..start + BATCH)
@@ -94,7 +108,7 @@ async fn insert_plenum(pool: &TenantPool, repo: &Repository<Customer>) -> Tenant
                 Customer {
                     id: RecordId::generate(),
                     tenant,
-                    subject: SubjectId::generate(),
+                    subject: subjects[i],
                     name: Encrypted::new(name),
                     email: Encrypted::new(email),
                     phone: Encrypted::new(phone),
@@ -107,22 +121,27 @@ async fn insert_plenum(pool: &TenantPool, repo: &Repository<Customer>) -> Tenant
         repo.insert_many(&mut tx, &batch).await.unwrap();
         tx.commit().await.unwrap();
     }
-    tenant
 }
 
 async fn insert_hand_written(pool: &TenantPool) -> TenantId {
     let tenant = TenantId::generate();
     pool.register_tenant(tenant).await.unwrap();
+    let subjects: Vec<SubjectId> = (0..ROWS).map(|_| SubjectId::generate()).collect();
+    insert_hand_written_for(pool, tenant, &subjects).await;
+    tenant
+}
+
+async fn insert_hand_written_for(pool: &TenantPool, tenant: TenantId, subjects: &[SubjectId]) {
     let now = Utc::now();
     for start in (0..ROWS).step_by(BATCH) {
-        let (mut ids, mut subjects) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        let (mut ids, mut subject_ids) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         let (mut names, mut emails) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         let (mut phones, mut addresses) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         let mut created = Vec::with_capacity(BATCH);
         for i in start..start + BATCH {
             let (name, email, phone, address) = values(i);
             ids.push(*RecordId::generate().as_uuid());
-            subjects.push(*SubjectId::generate().as_uuid());
+            subject_ids.push(*subjects[i].as_uuid());
             names.push(name);
             emails.push(email);
             phones.push(phone);
@@ -138,7 +157,7 @@ async fn insert_hand_written(pool: &TenantPool) -> TenantId {
         )
         .bind(tenant.as_uuid())
         .bind(&ids)
-        .bind(&subjects)
+        .bind(&subject_ids)
         .bind(&names)
         .bind(&emails)
         .bind(&phones)
@@ -149,7 +168,6 @@ async fn insert_hand_written(pool: &TenantPool) -> TenantId {
         .unwrap();
         tx.commit().await.unwrap();
     }
-    tenant
 }
 
 async fn read_plenum(pool: &TenantPool, repo: &Repository<Customer>, tenant: TenantId) -> usize {
@@ -307,6 +325,46 @@ fn records(c: &mut Criterion) {
                     insert_hand_written(&pool).await;
                     let start = Instant::now();
                     insert_plenum(&pool, &repo).await;
+                    timed += start.elapsed();
+                }
+                timed
+            })
+        });
+    });
+
+    // Steady state: new rows for customers whose keys exist and are cached (an appointment or
+    // invoice for a known customer): no key is created, only sealed under.
+    let steady = records(KeyringConfig::default().with_cache_capacity(20_000, 100_000))
+        .repository::<Customer>();
+    let (steady_tenant, steady_subjects) = rt.block_on(async {
+        let tenant = TenantId::generate();
+        pool.register_tenant(tenant).await.unwrap();
+        let subjects: Vec<SubjectId> = (0..ROWS).map(|_| SubjectId::generate()).collect();
+        insert_plenum_for(&pool, &steady, tenant, &subjects).await;
+        (tenant, subjects)
+    });
+    g.bench_function("insert-10k-known-subjects/hand-written/batch-1000", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    insert_plenum_for(&pool, &steady, steady_tenant, &steady_subjects).await;
+                    let start = Instant::now();
+                    insert_hand_written_for(&pool, steady_tenant, &steady_subjects).await;
+                    timed += start.elapsed();
+                }
+                timed
+            })
+        });
+    });
+    g.bench_function("insert-10k-known-subjects/plenum/batch-1000", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    insert_hand_written_for(&pool, steady_tenant, &steady_subjects).await;
+                    let start = Instant::now();
+                    insert_plenum_for(&pool, &steady, steady_tenant, &steady_subjects).await;
                     timed += start.elapsed();
                 }
                 timed
