@@ -958,3 +958,52 @@ async fn lookups_span_every_live_index_key_version() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_file_backed_sqlite_database_keeps_data_and_keys_across_restarts() {
+    let dir = std::env::temp_dir().join(format!("plenum-records-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("plenum.db");
+    let tenant = TenantId::generate();
+    let c = customer(tenant, "file@example.com", "2175550142");
+    {
+        let pool = TenantPool::sqlite(Some(&path), &plenum_hvac::tables())
+            .await
+            .unwrap();
+        pool.register_tenant(tenant).await.unwrap();
+        let records = Records::new(
+            keyring(),
+            Arc::new(DbKeyStore::new(pool.clone())),
+            Arc::new(DiscardAccess),
+        );
+        let mut tx = pool.begin(tenant).await.unwrap();
+        records
+            .repository::<Customer>()
+            .insert(&mut tx, &c)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    // The keys live beside the data, in `<file>.keys`.
+    assert!(dir.join("plenum.db.keys").exists());
+    // A restarted process (new pool, cold caches, same root key) reads it back.
+    let pool = TenantPool::sqlite(Some(&path), &plenum_hvac::tables())
+        .await
+        .unwrap();
+    let records = Records::new(
+        keyring(),
+        Arc::new(DbKeyStore::new(pool.clone())),
+        Arc::new(DiscardAccess),
+    );
+    let mut tx = pool.begin(tenant).await.unwrap();
+    let back = records
+        .repository::<Customer>()
+        .get(&mut tx, c.id)
+        .await
+        .unwrap();
+    assert_eq!(text(&back.email), "file@example.com");
+    drop(tx);
+    drop(records);
+    drop(pool);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
