@@ -138,10 +138,10 @@ async fn insert_hand_written_for(pool: &TenantPool, tenant: TenantId, subjects: 
         let (mut names, mut emails) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         let (mut phones, mut addresses) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         let mut created = Vec::with_capacity(BATCH);
-        for i in start..start + BATCH {
+        for (i, subject) in subjects.iter().enumerate().skip(start).take(BATCH) {
             let (name, email, phone, address) = values(i);
             ids.push(*RecordId::generate().as_uuid());
-            subject_ids.push(*subjects[i].as_uuid());
+            subject_ids.push(*subject.as_uuid());
             names.push(name);
             emails.push(email);
             phones.push(phone);
