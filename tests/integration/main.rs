@@ -1,4 +1,5 @@
 //! Integration tests written only against the public `plenum` facade, as a service would use it.
 
+mod datamap;
 mod records;
 mod vocabulary;

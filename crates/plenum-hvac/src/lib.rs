@@ -178,6 +178,32 @@ pub struct LocationPing {
     pub longitude_micro: Encrypted<i32>,
 }
 
+/// The data map of these records under `policy`: every field with its category, each record
+/// type with whose data it holds (homeowners' for the first five, technicians' for location
+/// pings).
+pub fn data_map(policy: plenum::consent::Policy) -> plenum::consent::DataMap {
+    use plenum::consent::SubjectKind;
+    let mut map = plenum::consent::DataMap::new(policy);
+    let specs = [
+        (Customer::spec(), SubjectKind::EndCustomer),
+        (Property::spec(), SubjectKind::EndCustomer),
+        (Equipment::spec(), SubjectKind::EndCustomer),
+        (Appointment::spec(), SubjectKind::EndCustomer),
+        (Invoice::spec(), SubjectKind::EndCustomer),
+        (LocationPing::spec(), SubjectKind::Technician),
+    ];
+    for (spec, subject) in specs {
+        map.add_record(
+            spec.record_type().clone(),
+            Some(subject),
+            spec.fields()
+                .iter()
+                .map(|f| (f.name.clone(), f.category.clone())),
+        );
+    }
+    map
+}
+
 /// Every table, in dependency order (referenced tables first).
 pub fn tables() -> Vec<TableSpec> {
     vec![

@@ -1,0 +1,121 @@
+//! The data map of the HVAC records, as the `data_map` example prints it, checked field by field.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a missing entry is a failed test"
+)]
+
+use plenum::consent::Policy;
+use serde_json::Value;
+
+fn declaration<'a>(json: &'a Value, purpose: &str) -> &'a Value {
+    json["system"][0]["privacy_declarations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["plenum"]["purpose"] == purpose)
+        .unwrap_or_else(|| panic!("no declaration for {purpose}"))
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_fides_manifest_lists_every_field_and_what_each_purpose_uses() {
+    let json = plenum_hvac::data_map(Policy::plenum_default()).to_fides_json();
+    let collections = json["dataset"][0]["collections"].as_array().unwrap();
+    let names: Vec<&str> = collections
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "customers",
+            "properties",
+            "equipment",
+            "appointments",
+            "invoices",
+            "technician_location_pings"
+        ]
+    );
+    let customers = &collections[0]["fields"];
+    let email = customers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "email")
+        .unwrap();
+    assert_eq!(strings(&email["data_categories"]), ["user.contact.email"]);
+
+    let marketing = declaration(&json, "marketing.email");
+    assert_eq!(marketing["data_use"], "marketing.communications.email");
+    assert_eq!(marketing["legal_basis_for_processing"], "Consent");
+    assert_eq!(marketing["plenum"]["consent"], "consent");
+    let cats = strings(&marketing["data_categories"]);
+    assert!(
+        cats.contains(&"user.contact.email") && cats.contains(&"user.name"),
+        "{cats:?}"
+    );
+    for hidden in [
+        "user.contact.phone_number",
+        "user.contact.address",
+        "user.location.precise",
+        "user.financial",
+        "user.content.private",
+    ] {
+        assert!(
+            !cats.contains(&hidden),
+            "marketing.email must not use {hidden}"
+        );
+    }
+
+    let location = declaration(&json, "service.technician_location");
+    assert_eq!(location["plenum"]["consent"], "explicit");
+    assert!(strings(&location["data_categories"]).contains(&"user.location.precise"));
+    assert!(strings(&location["data_subjects"]).contains(&"employee"));
+
+    let improve = declaration(&json, "improve.aggregated");
+    assert!(
+        strings(&improve["data_categories"])
+            .iter()
+            .all(|c| c.starts_with("system")),
+        "improvement sees no personal data"
+    );
+    let billing = declaration(&json, "service.billing");
+    assert!(strings(&billing["data_categories"]).contains(&"user.financial"));
+    assert_eq!(
+        json["system"][0]["plenum_policy_version"],
+        "plenum-default-1"
+    );
+}
+
+#[test]
+fn the_record_of_processing_names_bases_rights_and_ccpa_categories() {
+    let text = plenum_hvac::data_map(Policy::plenum_default()).to_record_of_processing();
+    assert!(text.contains("## Marketing by email (`marketing.email` v1)"));
+    assert!(text.contains("- Legal basis: consent (Art. 6(1)(a))"));
+    // Financial records are kept under a legal obligation: no erasure, no portability.
+    let financial = text
+        .split("\n## ")
+        .find(|s| s.starts_with("Keeping financial records"))
+        .unwrap();
+    assert!(
+        financial.contains("Rights in force: Art. 15, Art. 16, Art. 18\n"),
+        "{financial}"
+    );
+    assert!(financial.contains("invoices.amount_cents (user.financial)"));
+    // Precise location is CCPA geolocation and sensitive personal information.
+    assert!(
+        text.contains(
+            "| technician_location_pings | latitude_micro | `user.location.precise` | GL |"
+        )
+    );
+    assert!(text.contains("| customers | email | `user.contact.email` | AB |"));
+}
