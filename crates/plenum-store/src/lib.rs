@@ -75,6 +75,8 @@
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod access;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod consent;
 mod contract;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod encrypted;
@@ -97,6 +99,8 @@ mod tx;
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::access::{Access, AccessHook, Action, DiscardAccess, Outcome};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::consent::ConsentLedger;
 pub use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles, TENANT_SETTING};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::encrypted::Encrypted;

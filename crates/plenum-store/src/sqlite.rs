@@ -11,6 +11,29 @@ use crate::table::TableSpec;
 
 const LIBRARY_DDL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS plenum_tenants (id blob PRIMARY KEY, created_at text NOT NULL DEFAULT (datetime('now')))",
+    "CREATE TABLE IF NOT EXISTS plenum_consent_events (\
+        tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
+        id blob NOT NULL, \
+        subject_id blob NOT NULL, \
+        kind text NOT NULL, \
+        purpose text, \
+        purpose_version integer NOT NULL, \
+        channel text, \
+        explicit integer NOT NULL, \
+        expires_at text, \
+        notice_version text NOT NULL, \
+        notice_sha256 blob NOT NULL CHECK (length(notice_sha256) = 32), \
+        method text NOT NULL, \
+        actor_id blob NOT NULL, \
+        at text NOT NULL, \
+        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
+        PRIMARY KEY (tenant_id, id))",
+    "CREATE INDEX IF NOT EXISTS plenum_consent_events_subject_idx ON plenum_consent_events (tenant_id, subject_id, at)",
+    // Append-only on SQLite too: there are no grants, so triggers refuse changes.
+    "CREATE TRIGGER IF NOT EXISTS plenum_consent_events_no_update BEFORE UPDATE ON plenum_consent_events \
+        BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_consent_events_no_delete BEFORE DELETE ON plenum_consent_events \
+        BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END",
 ];
 
 /// The key database's table. Keys live in a database of their own: SQLite has one writer per

@@ -130,9 +130,47 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
     v2.push(format!(
         "GRANT SELECT, INSERT, UPDATE ON {LIBRARY_SCHEMA}.keys TO {app}"
     ));
+    let mut v3 = vec![
+        format!("SET LOCAL ROLE {owner}"),
+        // The consent ledger: append-only events with their evidence; a subject's state is
+        // derived from them. The runtime role may read and append, never change or delete.
+        format!(
+            "CREATE TABLE {LIBRARY_SCHEMA}.consent_events (\n    \
+             tenant_id uuid NOT NULL REFERENCES {LIBRARY_SCHEMA}.tenants (id),\n    \
+             id uuid NOT NULL,\n    \
+             subject_id uuid NOT NULL,\n    \
+             kind text NOT NULL,\n    \
+             purpose text,\n    \
+             purpose_version integer NOT NULL,\n    \
+             channel text,\n    \
+             explicit boolean NOT NULL,\n    \
+             expires_at timestamptz,\n    \
+             notice_version text NOT NULL,\n    \
+             notice_sha256 bytea NOT NULL CHECK (length(notice_sha256) = 32),\n    \
+             method text NOT NULL,\n    \
+             actor_id uuid NOT NULL,\n    \
+             at timestamptz NOT NULL,\n    \
+             recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    \
+             CONSTRAINT consent_events_pkey PRIMARY KEY (tenant_id, id)\n)"
+        ),
+        format!(
+            "CREATE INDEX consent_events_subject_idx ON {LIBRARY_SCHEMA}.consent_events \
+             (tenant_id, subject_id, at)"
+        ),
+    ];
+    v3.extend(police(
+        &format!("{LIBRARY_SCHEMA}.consent_events"),
+        "consent_events",
+        "tenant_id",
+        roles,
+    ));
+    v3.push(format!(
+        "GRANT SELECT, INSERT ON {LIBRARY_SCHEMA}.consent_events TO {app}"
+    ));
     vec![
         migration(1, "context function, tenant registry, admin audit", &v1),
         migration(2, "wrapped keys", &v2),
+        migration(3, "consent ledger", &v3),
     ]
 }
 
