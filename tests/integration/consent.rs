@@ -172,3 +172,313 @@ async fn the_ledger_is_append_only_for_the_runtime_role() {
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 }
+
+mod purpose_bound {
+    use std::collections::BTreeSet;
+
+    use plenum::consent::{ConsentEvent, EventKind, Purpose};
+    use plenum::core::{Actor, ActorId, ActorKind, RecordId, SubjectId, role};
+    use plenum::store::{Action, Authorisation, ConsentLedger, ErrorKind, Gate, Outcome, Request};
+    use plenum_hvac::{Appointment, Customer, LocationPing};
+
+    use super::evidence;
+    use crate::records::{Env, customer};
+
+    fn gate() -> Gate {
+        Gate::new(
+            plenum::consent::Policy::plenum_default(),
+            Authorisation::new()
+                .allow(role!("marketer"), [Purpose::MarketingEmail])
+                .allow(
+                    role!("dispatcher"),
+                    [
+                        Purpose::Scheduling,
+                        Purpose::Dispatch,
+                        Purpose::TechnicianLocation,
+                    ],
+                )
+                .allow(
+                    role!("security"),
+                    [Purpose::SecurityProtection, Purpose::ImproveAggregated],
+                )
+                .allow(role!("compliance"), [Purpose::LegalObligation]),
+        )
+    }
+
+    fn staff(role: plenum::core::Role) -> Actor {
+        Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role)
+    }
+
+    #[tokio::test]
+    async fn a_marketing_list_over_10000_customers_returns_exactly_the_consented_set() {
+        let env = Env::postgres().await;
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let customers: Vec<Customer> = (0..10_000)
+            .map(|i| {
+                customer(
+                    t,
+                    &format!("c{i}@example.com"),
+                    &format!("217555{:04}", i % 10_000),
+                )
+            })
+            .collect();
+        let mut consented = BTreeSet::new();
+        for chunk in customers.chunks(1000) {
+            let mut tx = env.pool.begin(t).await.unwrap();
+            repo.insert_many(&mut tx, chunk).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let mut tx = env.pool.begin(t).await.unwrap();
+        for (i, c) in customers.iter().enumerate() {
+            // A mix: consent to email (kept), to SMS only (not email), email then withdrawn,
+            // email given but the subject restricted, nothing.
+            let s = c.subject;
+            match i % 5 {
+                0 => {
+                    ConsentLedger::record(
+                        &mut tx,
+                        &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+                    )
+                    .await
+                    .unwrap();
+                    consented.insert(c.id);
+                }
+                1 => {
+                    ConsentLedger::record(
+                        &mut tx,
+                        &ConsentEvent::given(s, Purpose::MarketingSms, evidence()),
+                    )
+                    .await
+                    .unwrap();
+                }
+                2 => {
+                    let mut given = ConsentEvent::given(s, Purpose::MarketingEmail, evidence());
+                    given.evidence.at -= chrono::Duration::seconds(5);
+                    ConsentLedger::record(&mut tx, &given).await.unwrap();
+                    ConsentLedger::record(
+                        &mut tx,
+                        &ConsentEvent::about(
+                            s,
+                            EventKind::Withdrawn,
+                            Purpose::MarketingEmail,
+                            evidence(),
+                        ),
+                    )
+                    .await
+                    .unwrap();
+                }
+                3 if i % 2 == 0 => {
+                    ConsentLedger::record(
+                        &mut tx,
+                        &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+                    )
+                    .await
+                    .unwrap();
+                    ConsentLedger::record(&mut tx, &ConsentEvent::restriction(s, true, evidence()))
+                        .await
+                        .unwrap();
+                }
+                3 => {
+                    ConsentLedger::record(
+                        &mut tx,
+                        &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+                    )
+                    .await
+                    .unwrap();
+                    consented.insert(c.id);
+                }
+                _ => {}
+            }
+        }
+        tx.commit().await.unwrap();
+
+        let gate = gate();
+        let request = Request::new(t, staff(role!("marketer")));
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let grant = gate.grant(&request, &tx, Purpose::MarketingEmail).unwrap();
+        env.hook.take();
+        let (mut listed, mut after) = (BTreeSet::new(), None);
+        loop {
+            let page = repo.list_for(&mut tx, &grant, after, 1000).await.unwrap();
+            for c in &page.items {
+                assert!(c.email.open().is_ok(), "email is what this purpose is for");
+                assert!(c.phone.is_withheld() && c.service_address.is_withheld());
+                assert_eq!(c.phone.open().unwrap_err().kind(), ErrorKind::Withheld);
+                assert!(
+                    c.phone.envelope().is_none(),
+                    "nothing that could be decrypted"
+                );
+                listed.insert(c.id);
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(listed.len(), consented.len());
+        assert_eq!(listed, consented);
+        let log = env.hook.take();
+        assert!(
+            log.iter()
+                .all(|a| a.purpose == Some(Purpose::MarketingEmail))
+        );
+        assert_eq!(
+            log.iter().map(|a| a.excluded).sum::<u64>(),
+            10_000 - consented.len() as u64
+        );
+        let fields: Vec<&str> = log[0].fields.iter().map(|f| f.0.as_str()).collect();
+        assert!(
+            fields.contains(&"email") && !fields.contains(&"phone"),
+            "{fields:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn withdrawal_restriction_and_objection_take_effect_between_two_reads() {
+        for env in Env::both().await {
+            let t = env.tenant().await;
+            let repo = env.records.repository::<Customer>();
+            let c = customer(t, "ada@example.com", "2175550142");
+            let mut tx = env.pool.begin(t).await.unwrap();
+            repo.insert(&mut tx, &c).await.unwrap();
+            ConsentLedger::record(
+                &mut tx,
+                &ConsentEvent::given(c.subject, Purpose::MarketingEmail, evidence()),
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            let gate = gate();
+            let marketer = Request::new(t, staff(role!("marketer")));
+            let dispatcher = Request::new(t, staff(role!("dispatcher")));
+            let compliance = Request::new(t, staff(role!("compliance")));
+
+            let mut tx = env.pool.begin(t).await.unwrap();
+            let grant = gate.grant(&marketer, &tx, Purpose::MarketingEmail).unwrap();
+            let first = repo.get_for(&mut tx, &grant, c.id).await.unwrap();
+            assert_eq!(first.email.open().unwrap().expose(), "ada@example.com");
+            tx.commit().await.unwrap();
+
+            let mut w = env.pool.begin(t).await.unwrap();
+            let mut withdrawal = ConsentEvent::about(
+                c.subject,
+                EventKind::Withdrawn,
+                Purpose::MarketingEmail,
+                evidence(),
+            );
+            withdrawal.evidence.at += chrono::Duration::milliseconds(5);
+            ConsentLedger::record(&mut w, &withdrawal).await.unwrap();
+            w.commit().await.unwrap();
+
+            let mut tx = env.pool.begin(t).await.unwrap();
+            let grant = gate.grant(&marketer, &tx, Purpose::MarketingEmail).unwrap();
+            let err = repo.get_for(&mut tx, &grant, c.id).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Denied, "{}", env.name());
+            assert!(err.to_string().contains("consent_withdrawn"), "{err}");
+            assert!(
+                repo.list_for(&mut tx, &grant, None, 10)
+                    .await
+                    .unwrap()
+                    .items
+                    .is_empty()
+            );
+            let denied = env
+                .hook
+                .take()
+                .into_iter()
+                .find(|a| a.outcome == Outcome::Denied("consent_withdrawn"));
+            assert!(denied.is_some_and(|a| a.records.is_empty() && a.action == Action::Read));
+
+            // Scheduling works until the subject restricts processing; compliance still works.
+            let grant = gate.grant(&dispatcher, &tx, Purpose::Scheduling).unwrap();
+            let for_scheduling = repo.get_for(&mut tx, &grant, c.id).await.unwrap();
+            assert!(
+                for_scheduling.phone.open().is_ok()
+                    && for_scheduling.service_address.open().is_ok()
+            );
+            let mut placed = ConsentEvent::restriction(c.subject, true, evidence());
+            placed.evidence.at += chrono::Duration::milliseconds(10);
+            ConsentLedger::record(&mut tx, &placed).await.unwrap();
+            let err = repo.get_for(&mut tx, &grant, c.id).await.unwrap_err();
+            assert!(err.to_string().contains("restricted"), "{err}");
+            let legal = gate
+                .grant(&compliance, &tx, Purpose::LegalObligation)
+                .unwrap();
+            assert!(repo.get_for(&mut tx, &legal, c.id).await.is_ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn precise_location_needs_each_technicians_explicit_consent() {
+        for env in Env::both().await {
+            let t = env.tenant().await;
+            let repo = env.records.repository::<LocationPing>();
+            let (consenting, silent) = (SubjectId::generate(), SubjectId::generate());
+            let ping = |technician| LocationPing {
+                id: RecordId::generate(),
+                tenant: t,
+                technician,
+                recorded_at: chrono::Utc::now(),
+                latitude_micro: plenum::store::Encrypted::new(39_781_721),
+                longitude_micro: plenum::store::Encrypted::new(-89_650_148),
+            };
+            let pings = [ping(consenting), ping(silent), ping(consenting)];
+            let mut tx = env.pool.begin(t).await.unwrap();
+            repo.insert_many(&mut tx, &pings).await.unwrap();
+            ConsentLedger::record(
+                &mut tx,
+                &ConsentEvent::given(consenting, Purpose::TechnicianLocation, evidence()),
+            )
+            .await
+            .unwrap();
+            let gate = gate();
+            let request = Request::new(t, staff(role!("dispatcher")));
+            let grant = gate
+                .grant(&request, &tx, Purpose::TechnicianLocation)
+                .unwrap();
+            let page = repo.list_for(&mut tx, &grant, None, 10).await.unwrap();
+            let who: Vec<SubjectId> = page.items.iter().map(|p| p.technician).collect();
+            assert_eq!(who, [consenting, consenting], "{}", env.name());
+            assert!(page.items.iter().all(|p| p.latitude_micro.open().is_ok()));
+            // Dispatch (imprecise location only) cannot read pings at all: the coordinates
+            // would be withheld, and nothing else is there to read.
+            let dispatch = gate.grant(&request, &tx, Purpose::Dispatch).unwrap();
+            let page = repo.list_for(&mut tx, &dispatch, None, 10).await.unwrap();
+            assert!(page.items.iter().all(|p| p.latitude_micro.is_withheld()));
+        }
+    }
+
+    #[tokio::test]
+    async fn grants_need_an_authorised_role_and_the_requests_tenant() {
+        let env = Env::sqlite().await;
+        let (a, b) = (env.tenant().await, env.tenant().await);
+        let gate = gate();
+        let request = Request::new(a, staff(role!("dispatcher")));
+        let tx_a = env.pool.begin(a).await.unwrap();
+        let err = gate
+            .grant(&request, &tx_a, Purpose::MarketingEmail)
+            .unwrap_err();
+        assert!(err.to_string().contains("actor_not_authorised"), "{err}");
+        drop(tx_a);
+        let tx_b = env.pool.begin(b).await.unwrap();
+        let err = gate
+            .grant(&request, &tx_b, Purpose::Scheduling)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::IsolationViolation);
+        drop(tx_b);
+        // A purpose that may not see a plain personal column cannot read the record at all.
+        let security = Request::new(a, staff(role!("security")));
+        let mut tx = env.pool.begin(a).await.unwrap();
+        let improve = gate
+            .grant(&security, &tx, Purpose::ImproveAggregated)
+            .unwrap();
+        let err = env
+            .records
+            .repository::<Appointment>()
+            .list_for(&mut tx, &improve, None, 10)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("plain_field_not_visible"), "{err}");
+    }
+}

@@ -1,5 +1,6 @@
 //! What every repository operation reports, and to whom.
 
+use plenum_consent::{LegalBasis, Purpose};
 use plenum_core::{DataCategory, FieldName, RecordId, RecordType, SubjectId};
 use plenum_crypto::BoxFuture;
 
@@ -49,6 +50,8 @@ pub enum Outcome {
     Success,
     /// It failed with an error of this kind; nothing was returned or changed by it.
     Failed(ErrorKind),
+    /// The purpose layer refused it (the reason key); nothing was read.
+    Denied(&'static str),
 }
 
 /// The description of one repository operation: never a value, only names, ids and counts.
@@ -69,6 +72,15 @@ pub struct Access {
     pub rows: u64,
     /// How it ended.
     pub outcome: Outcome,
+    /// The purpose it ran under, for purpose-bound operations.
+    pub purpose: Option<Purpose>,
+    /// The legal basis the policy gives that purpose.
+    pub legal_basis: Option<LegalBasis>,
+    /// The version of the policy that decided.
+    pub policy_version: Option<String>,
+    /// For lists under a consent purpose: how many rows were left out because their subject's
+    /// consent, objection or restriction forbade the purpose.
+    pub excluded: u64,
 }
 
 /// Receives the description of every repository operation, inside the operation's transaction.

@@ -27,6 +27,9 @@ enum State<T: PiiValue> {
         key: KeySlot,
         record: RecordId,
     },
+    /// Read under a purpose that may not see this field: no envelope, no key, nothing that
+    /// could be decrypted.
+    Withheld,
 }
 
 /// The key for a loaded value, resolved when the row was read.
@@ -79,7 +82,13 @@ impl<T: PiiValue> Encrypted<T> {
                 key,
                 record,
             } => open_loaded(envelope, key, *record),
+            State::Withheld => Err(Error::Withheld),
         }
+    }
+
+    /// Whether the field was withheld from the purpose it was read under.
+    pub fn is_withheld(&self) -> bool {
+        matches!(self.state, State::Withheld)
     }
 
     /// Whether the value is as it was read from the database (not set since).
@@ -91,7 +100,13 @@ impl<T: PiiValue> Encrypted<T> {
     pub fn envelope(&self) -> Option<&Envelope> {
         match &self.state {
             State::Loaded { envelope, .. } => Some(envelope),
-            State::Plain(_) => None,
+            State::Plain(_) | State::Withheld => None,
+        }
+    }
+
+    pub(crate) fn withheld() -> Self {
+        Self {
+            state: State::Withheld,
         }
     }
 
@@ -124,6 +139,7 @@ impl<T: PiiValue> Encrypted<T> {
                 opened = open_loaded::<T>(envelope, own, *own_record)?;
                 &opened
             }
+            State::Withheld => return Err(Error::Withheld),
         };
         let envelope = key.seal(record, plain)?;
         let index = match indexer {
@@ -178,6 +194,7 @@ impl<T: PiiValue + Clone> Clone for Encrypted<T> {
                 key: key.clone(),
                 record: *record,
             },
+            State::Withheld => State::Withheld,
         };
         Self { state }
     }
@@ -195,6 +212,7 @@ impl<T: PiiValue> fmt::Debug for Encrypted<T> {
                 key: KeySlot::Destroyed { .. },
                 ..
             } => "erased",
+            State::Withheld => "withheld",
         };
         write!(f, "Encrypted<{}>({state})", T::TYPE_NAME)
     }

@@ -73,6 +73,22 @@ pub enum Error {
         field: String,
     },
 
+    /// The purpose may not do this: the actor is not authorised, the policy disables the
+    /// purpose or withholds a plain field it would need, or the subject's consent, objection
+    /// or restriction forbids it. Nothing was read.
+    #[error("denied for purpose {purpose}: {reason}")]
+    Denied {
+        /// The purpose key.
+        purpose: &'static str,
+        /// Why (a stable key: `consent_missing`, `restricted`, `actor_not_authorised`, ...).
+        reason: &'static str,
+    },
+
+    /// The field was withheld from this read: its category is not one the purpose may see. It
+    /// was never decrypted.
+    #[error("field withheld from this purpose")]
+    Withheld,
+
     /// The boot-time catalog verification found problems; each finding says how to fix it.
     #[cfg(feature = "postgres")]
     #[error("database contract violated: {}", Findings(.0))]
@@ -153,6 +169,8 @@ impl Error {
                 ErrorKind::IsolationViolation
             }
             Self::InvalidRecord { .. } => ErrorKind::InvalidInput,
+            Self::Denied { .. } => ErrorKind::Denied,
+            Self::Withheld => ErrorKind::Withheld,
             Self::Decode { .. } => ErrorKind::Database,
             #[cfg(feature = "postgres")]
             Self::Contract(_) => ErrorKind::Contract,
@@ -275,6 +293,10 @@ pub enum ErrorKind {
     Config,
     /// A record or value the library cannot use (no data was changed).
     InvalidInput,
+    /// The purpose may not do this (authorisation, policy, consent, objection, restriction).
+    Denied,
+    /// A field the purpose may not see was asked for.
+    Withheld,
     /// A value could not be decrypted (tampered, moved, or wrong key).
     DecryptionFailed,
     /// The value's key was destroyed (erased subject).

@@ -82,6 +82,8 @@ mod contract;
 mod encrypted;
 mod error;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod gate;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod keystore;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -105,6 +107,8 @@ pub use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles, 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::encrypted::Encrypted;
 pub use crate::error::{Error, ErrorKind};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::gate::{Authorisation, Gate, PurposeGrant, Request};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::keystore::DbKeyStore;
 #[cfg(feature = "postgres")]

@@ -631,7 +631,7 @@ impl<'a> RowWriter<'a> {
             let index = indexer.map(|_| Value::Null);
             return Ok(Slot::Set(Value::Null, index));
         };
-        if self.keep_unchanged && value.is_loaded() {
+        if self.keep_unchanged && (value.is_loaded() || value.is_withheld()) {
             return Ok(Slot::Unchanged);
         }
         let key = self
@@ -655,6 +655,7 @@ pub struct RowReader {
     subject: Option<SubjectId>,
     values: Vec<Option<Value>>,
     keys: Vec<Option<KeySlot>>,
+    withheld: Vec<bool>,
 }
 
 impl core::fmt::Debug for RowReader {
@@ -673,6 +674,7 @@ impl RowReader {
         subject: Option<SubjectId>,
         values: Vec<Option<Value>>,
         keys: Vec<Option<KeySlot>>,
+        withheld: Vec<bool>,
     ) -> Self {
         Self {
             spec,
@@ -681,6 +683,7 @@ impl RowReader {
             subject,
             values,
             keys,
+            withheld,
         }
     }
 
@@ -741,6 +744,11 @@ impl RowReader {
     /// [`Error::Decode`] if the column is not bytes, or NULL in a non-optional field.
     pub fn encrypted<E: EncryptedColumn>(&mut self, field: usize) -> Result<E, Error> {
         let value = self.take(field)?;
+        if self.withheld.get(field).copied().unwrap_or(false) {
+            // Present or NULL alike: a withheld optional field does not reveal which.
+            return E::from_encrypted(Some(Encrypted::withheld()))
+                .ok_or_else(|| self.decode_error(field));
+        }
         let key = self.keys.get_mut(field).and_then(Option::take);
         let loaded = match (value, key) {
             (Value::Null, _) => None,

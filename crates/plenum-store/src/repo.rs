@@ -10,6 +10,7 @@ use plenum_crypto::{BlindIndexer, Envelope, FieldKey, FieldLocator, KeyStore, Ke
 use crate::access::{Access, AccessHook, Action, Outcome};
 use crate::encrypted::KeySlot;
 use crate::error::Error;
+use crate::gate::PurposeGrant;
 use crate::record::{KeyOwner, Record, RecordSpec, RowReader, RowWriter, Slot, Storage, Value};
 use crate::sql::{self, Conn, Dialect};
 use crate::table::SqlType;
@@ -213,6 +214,13 @@ fn column_type(storage: &Storage) -> SqlType {
         Storage::Plain(ty) => *ty,
         Storage::Encrypted { .. } => SqlType::Bytes,
     }
+}
+
+/// What a purpose-bound read asks for.
+#[derive(Clone, Copy)]
+enum Read {
+    One(RecordId),
+    Page(Option<RecordId>, u32),
 }
 
 /// The subject-owned field keys of a row, or why they could not be had.
@@ -442,6 +450,194 @@ impl<R: Record> Repository<R> {
             .await
             .map_err(|e| self.db_error(e))?;
         self.materialise(tenant, rows).await
+    }
+
+    /// Reads one record for the purpose of `grant`: the subject's consent, objection and
+    /// restriction are checked against the ledger as this transaction sees it, and fields whose
+    /// category the purpose may not see come back withheld, never decrypted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Denied`] (reason from the policy, or `plain_field_not_visible` when the record
+    /// has a plain field the purpose may not see), [`Error::NotFound`], and the errors of
+    /// [`Repository::get`].
+    pub async fn get_for(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+    ) -> Result<R, Error> {
+        let mut access = self.describe(Action::Read, vec![id], Vec::new(), Vec::new());
+        let result = self.read_for(tx, grant, Read::One(id), &mut access).await;
+        let result = result.and_then(|mut page| page.items.pop().ok_or_else(|| self.not_found()));
+        self.report_purpose(tx, access, result, |_| 1).await
+    }
+
+    /// One keyset page for the purpose of `grant`. Rows whose subject may not be processed for
+    /// the purpose (no live consent for a consent purpose, an objection, a restriction) are left
+    /// out, so a marketing list holds exactly the consented subjects; fields the purpose may
+    /// not see are withheld. `next` continues after the last row scanned, so pages can hold
+    /// fewer than `limit` records.
+    ///
+    /// # Errors
+    ///
+    /// As [`Repository::get_for`], without `NotFound`.
+    pub async fn list_for(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        after: Option<RecordId>,
+        limit: u32,
+    ) -> Result<Page<R>, Error> {
+        let mut access = self.describe(Action::List, Vec::new(), Vec::new(), Vec::new());
+        let result = self
+            .read_for(tx, grant, Read::Page(after, limit), &mut access)
+            .await;
+        self.report_purpose(tx, access, result, |p| p.items.len() as u64)
+            .await
+    }
+
+    async fn read_for(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        read: Read,
+        access: &mut Access,
+    ) -> Result<Page<R>, Error> {
+        let spec = self.spec();
+        let purpose = grant.purpose();
+        let policy = grant.policy();
+        access.purpose = Some(purpose);
+        access.policy_version = Some(policy.version().to_owned());
+        access.legal_basis = policy.rule(purpose).map(|r| r.basis);
+        let tenant = tx.tenant();
+        if grant.request().tenant() != tenant {
+            return Err(Error::TenantMismatch {
+                record_type: spec.record_type().to_string(),
+            });
+        }
+        let denied = |reason: &'static str| Error::Denied {
+            purpose: purpose.key(),
+            reason,
+        };
+        let visible: Vec<bool> = spec
+            .fields()
+            .iter()
+            .map(|f| policy.allows_category(purpose, &f.category))
+            .collect();
+        if spec
+            .fields()
+            .iter()
+            .zip(&visible)
+            .any(|(f, v)| !v && !f.is_encrypted())
+        {
+            return Err(denied("plain_field_not_visible"));
+        }
+        access.fields = spec
+            .fields()
+            .iter()
+            .zip(&visible)
+            .filter(|(_, v)| **v)
+            .map(|(f, _)| (f.name.clone(), f.category.clone()))
+            .collect();
+        let s = self.sql.for_dialect(Dialect::of(tx));
+        let tenant_bind = (SqlType::Uuid, Value::Uuid(*tenant.as_uuid()));
+        let (statement, binds, limit) = match read {
+            Read::One(id) => (
+                &s.get,
+                vec![tenant_bind, (SqlType::Uuid, Value::Uuid(*id.as_uuid()))],
+                None,
+            ),
+            Read::Page(None, limit) => (
+                &s.list_first,
+                vec![
+                    tenant_bind,
+                    (SqlType::BigInt, Value::BigInt(i64::from(limit))),
+                ],
+                Some(limit),
+            ),
+            Read::Page(Some(a), limit) => (
+                &s.list_after,
+                vec![
+                    tenant_bind,
+                    (SqlType::Uuid, Value::Uuid(*a.as_uuid())),
+                    (SqlType::BigInt, Value::BigInt(i64::from(limit))),
+                ],
+                Some(limit),
+            ),
+        };
+        let rows = sql::fetch(Conn::of(tx)?, statement, &binds, &self.sql.read_types)
+            .await
+            .map_err(|e| self.db_error(e))?;
+        let scanned = rows.len();
+        let last_scanned = rows.last().and_then(|r| match r.get(1) {
+            Some(Value::Uuid(id)) => Some(RecordId::from_trusted_uuid(*id)),
+            _ => None,
+        });
+        // Subject-level decisions, from the ledger as this transaction sees it.
+        let subject_of = |row: &Vec<Value>| match (spec.has_subject(), row.get(2)) {
+            (true, Some(Value::Uuid(s))) => Some(SubjectId::from_trusted_uuid(*s)),
+            _ => None,
+        };
+        let subjects = subjects_of(rows.iter().filter_map(subject_of));
+        let statuses = crate::consent::ConsentLedger::statuses(tx, &subjects).await?;
+        let now = chrono::Utc::now();
+        let empty = plenum_consent::SubjectStatus::default();
+        let mut kept = Vec::with_capacity(rows.len());
+        let mut first_denial = None;
+        for row in rows {
+            let status = subject_of(&row)
+                .and_then(|s| statuses.get(&s))
+                .unwrap_or(&empty);
+            match policy.decide(purpose, status, now) {
+                plenum_consent::Decision::Allow(_) => kept.push(row),
+                plenum_consent::Decision::Deny(reason) => {
+                    access.excluded += 1;
+                    first_denial.get_or_insert(reason.key());
+                }
+                _ => {
+                    access.excluded += 1;
+                    first_denial.get_or_insert("undecided");
+                }
+            }
+        }
+        if let (Read::One(_), Some(reason)) = (read, first_denial) {
+            return Err(denied(reason));
+        }
+        let items = self
+            .materialise_masked(tenant, kept, Some(&visible))
+            .await?;
+        access.records = items.iter().map(R::id).collect();
+        access.subjects = subjects_of(items.iter().filter_map(R::subject));
+        let next = match limit {
+            Some(l) if l > 0 && scanned as u64 >= u64::from(l) => last_scanned,
+            _ => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    /// [`Repository::report`] for purpose-bound reads: a refusal is reported as `Denied`.
+    async fn report_purpose<T>(
+        &self,
+        tx: &mut TenantTx,
+        mut access: Access,
+        result: Result<T, Error>,
+        rows: impl FnOnce(&T) -> u64,
+    ) -> Result<T, Error> {
+        if let Err(Error::Denied { reason, .. }) = &result {
+            access.outcome = Outcome::Denied(reason);
+            access.records.clear();
+            access.subjects.clear();
+            if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
+                tracing::warn!(
+                    record_type = access.record_type.as_str(),
+                    kind = ?hook_error.kind(),
+                    "access hook failed while reporting a denied operation"
+                );
+            }
+            return result;
+        }
+        self.report(tx, access, result, rows).await
     }
 
     /// The statement [`Repository::find`] runs on `backend` for `field` with `candidates` blind
@@ -872,6 +1068,17 @@ impl<R: Record> Repository<R> {
     /// Rows (tenant, id, [subject], fields) to records: tenant checked, keys resolved for every
     /// sealed value, nothing decrypted.
     async fn materialise(&self, tenant: TenantId, rows: Vec<Vec<Value>>) -> Result<Vec<R>, Error> {
+        self.materialise_masked(tenant, rows, None).await
+    }
+
+    /// [`Repository::materialise`] with some fields withheld (`visible[i] == false`): their
+    /// keys are never resolved, their values never kept.
+    async fn materialise_masked(
+        &self,
+        tenant: TenantId,
+        rows: Vec<Vec<Value>>,
+        visible: Option<&[bool]>,
+    ) -> Result<Vec<R>, Error> {
         let spec = self.spec();
         let rt = spec.record_type().as_str();
         let mut heads = Vec::with_capacity(rows.len());
@@ -895,9 +1102,18 @@ impl<R: Record> Repository<R> {
         let skip = if spec.has_subject() { 3 } else { 2 };
         let mut out = Vec::with_capacity(rows.len());
         for ((id, subject), row) in heads.into_iter().zip(rows) {
-            let values: Vec<Option<Value>> = row.into_iter().skip(skip).map(Some).collect();
+            let mut values: Vec<Option<Value>> = row.into_iter().skip(skip).map(Some).collect();
+            let withheld: Vec<bool> = (0..values.len())
+                .map(|i| visible.is_some_and(|v| !v.get(i).copied().unwrap_or(false)))
+                .collect();
+            for (value, hidden) in values.iter_mut().zip(&withheld) {
+                if *hidden {
+                    // Dropped before any key is looked up: a withheld envelope is never opened.
+                    *value = Some(Value::Null);
+                }
+            }
             let keys = self.read_keys(tenant, subject, &values).await?;
-            let mut reader = RowReader::new(spec, tenant, id, subject, values, keys);
+            let mut reader = RowReader::new(spec, tenant, id, subject, values, keys, withheld);
             out.push(R::read(&mut reader)?);
         }
         Ok(out)
@@ -926,6 +1142,10 @@ impl<R: Record> Repository<R> {
             subjects,
             rows: 0,
             outcome: Outcome::Success,
+            purpose: None,
+            legal_basis: None,
+            policy_version: None,
+            excluded: 0,
         }
     }
 
