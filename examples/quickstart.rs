@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
+use plenum::consent::{ConsentEvent, EventKind, Evidence, Method, Policy, Purpose};
 use plenum::crypto::{Backend, KeyScope, Keyring, KeyringConfig, LocalKeyProvider};
 use plenum::crypto::{BoxFuture, secrecy::SecretBox};
 use plenum::prelude::*;
-use plenum::store::{Access, DbKeyStore, Error};
+use plenum::store::{Access, Authorisation, ConsentLedger, DbKeyStore, Error, Gate, Request};
 
 /// A record, declared once: the table, its encrypted columns, the blind index and the keys all
 /// follow from this.
@@ -28,6 +29,8 @@ struct Customer {
     name: Encrypted<String>,
     #[plenum(pii = "user.contact.email", blind_index = "email-v1", unique)]
     email: Encrypted<String>,
+    #[plenum(pii = "user.contact.phone_number")]
+    phone: Encrypted<String>,
     #[plenum(category = "system.operations")]
     visits: i64,
 }
@@ -46,8 +49,11 @@ impl AccessHook for PrintAccess {
             .iter()
             .map(|(f, c)| format!("{f} ({c})"))
             .collect();
+        let purpose = access.purpose.map_or(String::new(), |p| {
+            format!(" for {p} ({:?})", access.legal_basis)
+        });
         println!(
-            "  [access] {} {}: {} row(s), {:?}; fields: {}",
+            "  [access] {} {}{purpose}: {} row(s), {:?}; fields: {}",
             access.action.as_str(),
             access.record_type,
             access.rows,
@@ -104,6 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         homeowner,
         name: Encrypted::new("Ada Lovelace".to_owned()),
         email: Encrypted::new("Ada.Lovelace@Example.com".to_owned()),
+        phone: Encrypted::new("+1 217 555 0142".to_owned()),
         visits: 3,
     };
     println!("Debug of a record: {ada:?}");
@@ -169,7 +176,75 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let job = TenantBound::new(tenant, customer);
     println!("job payload {}", serde_json::to_string(&job)?);
 
-    // 3. Erasure: destroying the homeowner's key makes every copy of their PII unreadable,
+    // 3. Purposes and consent. A grant to act for one purpose is minted by the gate (policy +
+    // which roles may act for which purposes) for one request; reads under it withhold the
+    // fields the purpose may not see, and consent purposes see only consenting subjects.
+    println!("\n-- purposes and consent --");
+    let gate = Gate::new(
+        Policy::plenum_default(),
+        Authorisation::new().allow(role!("marketer"), [Purpose::MarketingEmail]),
+    );
+    let marketer =
+        Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("marketer"));
+    let request = Request::new(tenant, marketer);
+    let evidence = || Evidence {
+        notice_version: "privacy-2026-11".to_owned(),
+        notice_sha256: [0x5a; 32],
+        method: Method::Ui,
+        actor: ActorId::generate(),
+        at: chrono::Utc::now(),
+    };
+    let mut tx = pool.begin(tenant).await?;
+    ConsentLedger::record(
+        &mut tx,
+        &ConsentEvent::given(homeowner, Purpose::MarketingEmail, evidence()),
+    )
+    .await?;
+    let grant = gate.grant(&request, &tx, Purpose::MarketingEmail)?;
+    let for_marketing = customers.get_for(&mut tx, &grant, customer).await?;
+    println!(
+        "marketing.email sees email <{}>, name {}; visits {}; phone {:?} -> {}",
+        for_marketing.email.open()?.expose(),
+        for_marketing.name.open()?.expose(),
+        for_marketing.visits,
+        for_marketing.phone,
+        for_marketing
+            .phone
+            .open()
+            .err()
+            .map_or("opened?!".into(), |e| e.to_string())
+    );
+    tx.commit().await?;
+
+    // The homeowner withdraws; the very next read under the purpose is refused.
+    let mut tx = pool.begin(tenant).await?;
+    let mut withdrawal = ConsentEvent::about(
+        homeowner,
+        EventKind::Withdrawn,
+        Purpose::MarketingEmail,
+        evidence(),
+    );
+    withdrawal.evidence.at += chrono::Duration::milliseconds(1);
+    ConsentLedger::record(&mut tx, &withdrawal).await?;
+    tx.commit().await?;
+    let mut tx = pool.begin(tenant).await?;
+    let grant = gate.grant(&request, &tx, Purpose::MarketingEmail)?;
+    println!(
+        "after withdrawal: get -> {}; list -> {} customer(s)",
+        customers
+            .get_for(&mut tx, &grant, customer)
+            .await
+            .err()
+            .map_or("allowed?!".into(), |e| e.to_string()),
+        customers
+            .list_for(&mut tx, &grant, None, 100)
+            .await?
+            .items
+            .len()
+    );
+    tx.commit().await?;
+
+    // 4. Erasure: destroying the homeowner's key makes every copy of their PII unreadable,
     // backups included; the row itself can still be read (and deleted, or kept if the law says
     // so).
     println!("\n-- erasure --");
