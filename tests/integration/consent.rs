@@ -482,3 +482,135 @@ mod purpose_bound {
         assert!(err.to_string().contains("plain_field_not_visible"), "{err}");
     }
 }
+
+mod views {
+    use plenum::consent::{ConsentEvent, Policy, Purpose};
+    use plenum::core::{Actor, ActorId, ActorKind, RecordId, SubjectId, role};
+    use plenum::store::{Authorisation, ConsentLedger, Encrypted, ErrorKind, Gate, Request, View};
+    use plenum_hvac::{
+        Customer, CustomerForDispatch, CustomerForMarketingEmail, LocationPing,
+        LocationPingForTechnicianLocation,
+    };
+
+    use super::evidence;
+    use crate::records::{Env, customer};
+
+    #[test]
+    fn views_hold_exactly_the_fields_the_default_policy_allows() {
+        assert_eq!(
+            CustomerForMarketingEmail::FIELDS,
+            ["name", "email", "created_at"]
+        );
+        assert_eq!(
+            CustomerForDispatch::FIELDS,
+            ["name", "phone", "service_address", "created_at"]
+        );
+        assert_eq!(
+            LocationPingForTechnicianLocation::FIELDS,
+            ["recorded_at", "latitude_micro", "longitude_micro"]
+        );
+        assert_eq!(CustomerForMarketingEmail::PURPOSE, Purpose::MarketingEmail);
+    }
+
+    #[tokio::test]
+    async fn views_are_read_with_a_grant_for_their_purpose() {
+        for env in Env::both().await {
+            let t = env.tenant().await;
+            let repo = env.records.repository::<Customer>();
+            let yes = customer(t, "yes@example.com", "2175550101");
+            let no = customer(t, "no@example.com", "2175550102");
+            let mut tx = env.pool.begin(t).await.unwrap();
+            repo.insert_many(&mut tx, &[yes.clone(), no.clone()])
+                .await
+                .unwrap();
+            ConsentLedger::record(
+                &mut tx,
+                &ConsentEvent::given(yes.subject, Purpose::MarketingEmail, evidence()),
+            )
+            .await
+            .unwrap();
+            let gate = Gate::new(
+                Policy::plenum_default(),
+                Authorisation::new()
+                    .allow(role!("marketer"), [Purpose::MarketingEmail])
+                    .allow(
+                        role!("dispatcher"),
+                        [Purpose::Dispatch, Purpose::TechnicianLocation],
+                    ),
+            );
+            let marketer = Request::new(
+                t,
+                Actor::new(ActorKind::AccountUser, ActorId::generate())
+                    .with_role(role!("marketer")),
+            );
+            let grant = gate.grant(&marketer, &tx, Purpose::MarketingEmail).unwrap();
+            let page = repo
+                .list_views::<CustomerForMarketingEmail>(&mut tx, &grant, None, 10)
+                .await
+                .unwrap();
+            let ids: Vec<RecordId> = page.items.iter().map(|v| v.id).collect();
+            assert_eq!(ids, [yes.id], "{}", env.name());
+            assert_eq!(
+                page.items[0].email.open().unwrap().expose(),
+                "yes@example.com"
+            );
+            // A grant for another purpose does not read this view.
+            let dispatcher = Request::new(
+                t,
+                Actor::new(ActorKind::AccountUser, ActorId::generate())
+                    .with_role(role!("dispatcher")),
+            );
+            let dispatch = gate.grant(&dispatcher, &tx, Purpose::Dispatch).unwrap();
+            let err = repo
+                .get_view::<CustomerForMarketingEmail>(&mut tx, &dispatch, yes.id)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Denied);
+            assert!(
+                err.to_string().contains("grant_for_another_purpose"),
+                "{err}"
+            );
+            let view = repo
+                .get_view::<CustomerForDispatch>(&mut tx, &dispatch, no.id)
+                .await
+                .unwrap();
+            assert_eq!(view.phone.open().unwrap().expose(), "2175550102");
+            assert_eq!(
+                view.service_address.open().unwrap().expose(),
+                "12 Furnace Lane, Springfield"
+            );
+
+            // Technician location: the view holds the coordinates, for consenting technicians.
+            let pings = env.records.repository::<LocationPing>();
+            let tech = SubjectId::generate();
+            let ping = LocationPing {
+                id: RecordId::generate(),
+                tenant: t,
+                technician: tech,
+                recorded_at: chrono::Utc::now(),
+                latitude_micro: Encrypted::new(1),
+                longitude_micro: Encrypted::new(2),
+            };
+            pings.insert(&mut tx, &ping).await.unwrap();
+            let location = gate
+                .grant(&dispatcher, &tx, Purpose::TechnicianLocation)
+                .unwrap();
+            let err = pings
+                .get_view::<LocationPingForTechnicianLocation>(&mut tx, &location, ping.id)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("consent_missing"), "{err}");
+            ConsentLedger::record(
+                &mut tx,
+                &ConsentEvent::given(tech, Purpose::TechnicianLocation, evidence()),
+            )
+            .await
+            .unwrap();
+            let view = pings
+                .get_view::<LocationPingForTechnicianLocation>(&mut tx, &location, ping.id)
+                .await
+                .unwrap();
+            assert_eq!(*view.latitude_micro.open().unwrap().expose(), 1);
+        }
+    }
+}

@@ -11,6 +11,10 @@
 //! | [`Invoice`]       | the homeowner | amount, **tenant key** (financial records outlive erasure) | -       |
 //! | [`LocationPing`]  | the technician| latitude, longitude (`user.location.precise`)          | -           |
 //!
+//! Customers have view types for marketing email and SMS and for dispatch
+//! (`CustomerForMarketingEmail`, ...), location pings for technician location and marketing email
+//! (the latter holds no coordinates at all).
+//!
 //! Invoice amounts are sealed under the tenant's key, not the subject's: the policy keeps
 //! financial records for seven years, so erasing a homeowner must not destroy them (they are
 //! erased by their own retention sweep instead).
@@ -24,7 +28,10 @@ use plenum::store::{Encrypted, Record as _, TableSpec};
 
 /// A homeowner or business the tenant serves.
 #[derive(Debug, Clone, Record)]
-#[plenum(record_type = "customers")]
+#[plenum(
+    record_type = "customers",
+    views("marketing.email", "marketing.sms", "service.dispatch")
+)]
 pub struct Customer {
     /// Id.
     #[plenum(id)]
@@ -157,7 +164,10 @@ pub struct Invoice {
 /// A technician's precise position, sampled while on duty (explicit consent in the consent
 /// issue).
 #[derive(Debug, Clone, Record)]
-#[plenum(record_type = "technician_location_pings")]
+#[plenum(
+    record_type = "technician_location_pings",
+    views("service.technician_location", "marketing.email")
+)]
 pub struct LocationPing {
     /// Id.
     #[plenum(id)]

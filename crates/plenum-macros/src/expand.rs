@@ -44,6 +44,8 @@ struct FieldDecl {
 struct Container {
     record_type: LitStr,
     krate: syn::Path,
+    /// Purposes to generate view types for, with the span of their key.
+    views: Vec<(plenum_consent::Purpose, Span)>,
 }
 
 fn err(span: Span, message: impl core::fmt::Display) -> syn::Error {
@@ -87,6 +89,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
     let mut record_type = None;
     let mut krate: Option<syn::Path> = None;
+    let mut views = Vec::new();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("plenum")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("record_type") {
@@ -103,8 +106,31 @@ fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
                 let lit: LitStr = meta.value()?.parse()?;
                 krate = Some(lit.parse()?);
                 Ok(())
+            } else if meta.path.is_ident("views") {
+                let content;
+                syn::parenthesized!(content in meta.input);
+                let keys =
+                    content.parse_terminated(|i| i.parse::<LitStr>(), syn::Token![,])?;
+                for key in keys {
+                    match plenum_consent::Purpose::from_key(&key.value()) {
+                        Ok(p) => views.push((p, key.span())),
+                        Err(_) => {
+                            let known: Vec<&str> =
+                                plenum_consent::Purpose::ALL.iter().map(|p| p.key()).collect();
+                            return Err(err(
+                                key.span(),
+                                format!(
+                                    "unknown purpose `{}`; Plenum's purposes are: {}",
+                                    key.value(),
+                                    known.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Ok(())
             } else {
-                Err(meta.error("unknown record attribute; expected `record_type = \"...\"` or `crate = \"...\"`"))
+                Err(meta.error("unknown record attribute; expected `record_type = \"...\"`, `crate = \"...\"` or `views(\"<purpose key>\", ...)`"))
             }
         })?;
     }
@@ -117,6 +143,7 @@ fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
     Ok(Container {
         record_type,
         krate: krate.unwrap_or_else(|| syn::parse_quote!(::plenum)),
+        views,
     })
 }
 
@@ -435,7 +462,10 @@ fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) -> TokenStr
             }
         }
     };
+    let views = generate_views(input, c, decls);
     quote! {
+        #views
+
         impl #k::store::Record for #ident {
             fn spec() -> &'static #k::store::RecordSpec {
                 static SPEC: ::std::sync::LazyLock<#k::store::RecordSpec> =
@@ -482,6 +512,71 @@ fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) -> TokenStr
     }
 }
 
+/// One struct per requested purpose, holding the id, tenant and subject and only the fields the
+/// default policy lets that purpose see: a forbidden field does not exist in the view.
+fn generate_views(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) -> TokenStream {
+    let k = &c.krate;
+    let ident = &input.ident;
+    let vis = &input.vis;
+    let policy = plenum_consent::Policy::plenum_default();
+    let mut out = TokenStream::new();
+    for (purpose, span) in &c.views {
+        let variant = format_ident!("{}", format!("{purpose:?}"), span = *span);
+        let name = format_ident!("{}For{}", ident, variant, span = *span);
+        let mut fields = Vec::new();
+        let mut moves = Vec::new();
+        let mut kept_names = Vec::new();
+        for d in decls {
+            let visible = match d.role {
+                Role::Id | Role::Tenant | Role::Subject => true,
+                Role::Field => {
+                    let category = d
+                        .pii
+                        .as_ref()
+                        .or(d.category.as_ref())
+                        .map_or_else(|| DEFAULT_CATEGORY.to_owned(), LitStr::value);
+                    plenum_core::DataCategory::new(category)
+                        .is_ok_and(|cat| policy.allows_category(*purpose, &cat))
+                }
+            };
+            if visible {
+                let (f, ty) = (&d.ident, &d.ty);
+                let field_doc = format!("The record's `{f}`.");
+                fields.push(quote!(#[doc = #field_doc] pub #f: #ty));
+                moves.push(quote!(#f: record.#f));
+                if d.role == Role::Field {
+                    kept_names.push(f.to_string());
+                }
+            }
+        }
+        let doc = format!(
+            "`{ident}` as the purpose `{}` may see it under Plenum's default policy: {}. \
+             Every other field does not exist here. Read it with `Repository::get_view` or \
+             `list_views` and a grant for that purpose.",
+            purpose.key(),
+            kept_names.join(", ")
+        );
+        out.extend(quote! {
+            #[doc = #doc]
+            #[derive(Debug)]
+            #vis struct #name {
+                #(#fields,)*
+            }
+
+            impl #k::store::View for #name {
+                type Record = #ident;
+                const PURPOSE: #k::consent::Purpose = #k::consent::Purpose::#variant;
+                const FIELDS: &'static [&'static str] = &[#(#kept_names),*];
+
+                fn from_record(record: #ident) -> Self {
+                    Self { #(#moves,)* }
+                }
+            }
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,6 +617,39 @@ mod tests {
         assert!(out.contains("encrypted_indexed (0usize"));
         assert!(out.contains("plain (1usize"));
         assert!(out.contains(":: plenum :: store :: Record for Customer"));
+    }
+
+    #[test]
+    fn views_leave_out_what_the_purpose_may_not_see() {
+        let input: DeriveInput = syn::parse_quote! {
+            #[plenum(record_type = "pings", views("marketing.email", "service.technician_location"))]
+            pub struct Ping {
+                #[plenum(id)] id: RecordId,
+                #[plenum(tenant)] tenant: TenantId,
+                #[plenum(subject)] technician: SubjectId,
+                #[plenum(pii = "user.location.precise")] lat: Encrypted<i32>,
+                #[plenum(pii = "user.contact.email")] email: Encrypted<String>,
+            }
+        };
+        let out = expand(&input).map(|t| t.to_string()).unwrap_or_default();
+        let marketing = out
+            .split("pub struct PingForMarketingEmail")
+            .nth(1)
+            .and_then(|rest| rest.split('}').next())
+            .unwrap_or_default();
+        assert!(
+            marketing.contains("email") && !marketing.contains("lat"),
+            "{marketing}"
+        );
+        let location = out
+            .split("pub struct PingForTechnicianLocation")
+            .nth(1)
+            .and_then(|rest| rest.split('}').next())
+            .unwrap_or_default();
+        assert!(
+            location.contains("lat") && !location.contains("email"),
+            "{location}"
+        );
     }
 
     #[test]

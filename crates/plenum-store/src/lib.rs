@@ -116,7 +116,7 @@ pub use crate::postgres::Finding;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::record::{
     BlindIndexField, BlindIndexSpec, ColumnType, EncryptedColumn, FieldSpec, KeyOwner, Record,
-    RecordSpec, RowReader, RowWriter, Storage, Value,
+    RecordSpec, RowReader, RowWriter, Storage, Value, View,
 };
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::repo::{Page, Records, Repository};

@@ -11,7 +11,9 @@ use crate::access::{Access, AccessHook, Action, Outcome};
 use crate::encrypted::KeySlot;
 use crate::error::Error;
 use crate::gate::PurposeGrant;
-use crate::record::{KeyOwner, Record, RecordSpec, RowReader, RowWriter, Slot, Storage, Value};
+use crate::record::{
+    KeyOwner, Record, RecordSpec, RowReader, RowWriter, Slot, Storage, Value, View,
+};
 use crate::sql::{self, Conn, Dialect};
 use crate::table::SqlType;
 use crate::tx::{TenantTx, check_tenant};
@@ -468,9 +470,82 @@ impl<R: Record> Repository<R> {
         id: RecordId,
     ) -> Result<R, Error> {
         let mut access = self.describe(Action::Read, vec![id], Vec::new(), Vec::new());
-        let result = self.read_for(tx, grant, Read::One(id), &mut access).await;
+        let result = self
+            .read_for(tx, grant, Read::One(id), None, &mut access)
+            .await;
         let result = result.and_then(|mut page| page.items.pop().ok_or_else(|| self.not_found()));
         self.report_purpose(tx, access, result, |_| 1).await
+    }
+
+    /// [`Repository::get_for`] into the purpose's view type `V`, in which the fields the
+    /// purpose may not see do not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Denied`] (`grant_for_another_purpose` if the grant is not for `V::PURPOSE`),
+    /// and the errors of [`Repository::get_for`].
+    pub async fn get_view<V: View<Record = R>>(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+    ) -> Result<V, Error> {
+        let mut access = self.describe(Action::Read, vec![id], Vec::new(), Vec::new());
+        let result = match self.view_purpose::<V>(grant) {
+            Ok(()) => self
+                .read_for(tx, grant, Read::One(id), Some(V::FIELDS), &mut access)
+                .await
+                .and_then(|mut page| page.items.pop().ok_or_else(|| self.not_found())),
+            Err(e) => Err(e),
+        };
+        self.report_purpose(tx, access, result, |_| 1)
+            .await
+            .map(V::from_record)
+    }
+
+    /// [`Repository::list_for`] into the purpose's view type `V`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Repository::get_view`], without `NotFound`.
+    pub async fn list_views<V: View<Record = R>>(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        after: Option<RecordId>,
+        limit: u32,
+    ) -> Result<Page<V>, Error> {
+        let mut access = self.describe(Action::List, Vec::new(), Vec::new(), Vec::new());
+        let result = match self.view_purpose::<V>(grant) {
+            Ok(()) => {
+                self.read_for(
+                    tx,
+                    grant,
+                    Read::Page(after, limit),
+                    Some(V::FIELDS),
+                    &mut access,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        self.report_purpose(tx, access, result, |p| p.items.len() as u64)
+            .await
+            .map(|page| Page {
+                items: page.items.into_iter().map(V::from_record).collect(),
+                next: page.next,
+            })
+    }
+
+    fn view_purpose<V: View<Record = R>>(&self, grant: &PurposeGrant<'_>) -> Result<(), Error> {
+        if grant.purpose() == V::PURPOSE {
+            Ok(())
+        } else {
+            Err(Error::Denied {
+                purpose: grant.purpose().key(),
+                reason: "grant_for_another_purpose",
+            })
+        }
     }
 
     /// One keyset page for the purpose of `grant`. Rows whose subject may not be processed for
@@ -491,7 +566,7 @@ impl<R: Record> Repository<R> {
     ) -> Result<Page<R>, Error> {
         let mut access = self.describe(Action::List, Vec::new(), Vec::new(), Vec::new());
         let result = self
-            .read_for(tx, grant, Read::Page(after, limit), &mut access)
+            .read_for(tx, grant, Read::Page(after, limit), None, &mut access)
             .await;
         self.report_purpose(tx, access, result, |p| p.items.len() as u64)
             .await
@@ -502,6 +577,7 @@ impl<R: Record> Repository<R> {
         tx: &mut TenantTx,
         grant: &PurposeGrant<'_>,
         read: Read,
+        view_fields: Option<&[&str]>,
         access: &mut Access,
     ) -> Result<Page<R>, Error> {
         let spec = self.spec();
@@ -520,16 +596,18 @@ impl<R: Record> Repository<R> {
             purpose: purpose.key(),
             reason,
         };
+        // A view drops the fields it does not hold, so only its own fields need be visible.
+        let in_view = |name: &str| view_fields.is_none_or(|fields| fields.contains(&name));
         let visible: Vec<bool> = spec
             .fields()
             .iter()
-            .map(|f| policy.allows_category(purpose, &f.category))
+            .map(|f| in_view(f.name.as_str()) && policy.allows_category(purpose, &f.category))
             .collect();
         if spec
             .fields()
             .iter()
             .zip(&visible)
-            .any(|(f, v)| !v && !f.is_encrypted())
+            .any(|(f, v)| !v && !f.is_encrypted() && in_view(f.name.as_str()))
         {
             return Err(denied("plain_field_not_visible"));
         }
@@ -604,9 +682,15 @@ impl<R: Record> Repository<R> {
         if let (Read::One(_), Some(reason)) = (read, first_denial) {
             return Err(denied(reason));
         }
-        let items = self
-            .materialise_masked(tenant, kept, Some(&visible))
-            .await?;
+        // Plain fields are never withheld here: a visible one is returned, an invisible one
+        // outside the view is dropped by the view, and an invisible one inside it refused above.
+        let keep: Vec<bool> = spec
+            .fields()
+            .iter()
+            .zip(&visible)
+            .map(|(f, v)| *v || !f.is_encrypted())
+            .collect();
+        let items = self.materialise_masked(tenant, kept, Some(&keep)).await?;
         access.records = items.iter().map(R::id).collect();
         access.subjects = subjects_of(items.iter().filter_map(R::subject));
         let next = match limit {
