@@ -221,7 +221,7 @@ impl ConsentLedger {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT e.* FROM unnest($2::uuid[]) AS s(id) \
                      CROSS JOIN LATERAL (SELECT {COLUMNS} FROM plenum.consent_events \
-                         WHERE tenant_id = $1 AND subject_id = s.id ORDER BY at OFFSET 0) AS e"
+                         WHERE tenant_id = $1 AND subject_id = s.id ORDER BY at, recorded_at OFFSET 0) AS e"
                 )))
                 .bind(tenant.as_uuid())
                 .bind(&ids)
@@ -235,7 +235,7 @@ impl ConsentLedger {
                 for s in subjects {
                     let mut some: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                         "SELECT {COLUMNS} FROM plenum_consent_events \
-                         WHERE tenant_id = ?1 AND subject_id = ?2 ORDER BY at"
+                         WHERE tenant_id = ?1 AND subject_id = ?2 ORDER BY at, recorded_at"
                     )))
                     .bind(tenant.as_uuid())
                     .bind(s.as_uuid())
