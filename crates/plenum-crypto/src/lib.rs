@@ -4,6 +4,7 @@
 mod backend;
 mod blind;
 mod cache;
+pub mod digest;
 mod envelope;
 mod error;
 mod format;
