@@ -461,9 +461,25 @@ mod purpose_bound {
             .unwrap_err();
         assert!(err.to_string().contains("actor_not_authorised"), "{err}");
         drop(tx_a);
-        let tx_b = env.pool.begin(b).await.unwrap();
+        // (SQLite in memory has one connection: mint A's grant before B's transaction.)
+        let tx_a = env.pool.begin(a).await.unwrap();
+        let grant_a = gate.grant(&request, &tx_a, Purpose::Scheduling).unwrap();
+        drop(tx_a);
+        let mut tx_b = env.pool.begin(b).await.unwrap();
         let err = gate
             .grant(&request, &tx_b, Purpose::Scheduling)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::IsolationViolation);
+        // A grant minted in A's transaction does not work in B's either.
+        let customers = env.records.repository::<Customer>();
+        let err = customers
+            .list_for(&mut tx_b, &grant_a, None, 10)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::IsolationViolation);
+        let err = customers
+            .get_for(&mut tx_b, &grant_a, RecordId::generate())
+            .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::IsolationViolation);
         drop(tx_b);
