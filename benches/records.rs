@@ -22,11 +22,12 @@
     reason = "bench harness: a panic aborts the bench, and criterion's macros generate items"
 )]
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use criterion::{Bencher, Criterion, SamplingMode, criterion_group, criterion_main};
 use plenum::Record;
 use plenum::core::{RecordId, SubjectId, TenantId, field_name, record_type};
 use plenum::crypto::secrecy::SecretBox;
@@ -36,6 +37,7 @@ use plenum::store::{
     TenantPool,
 };
 use plenum_test::pg::TestDb;
+use tokio::runtime::Runtime;
 use uuid::Uuid;
 
 const ROWS: usize = 10_000;
@@ -271,6 +273,29 @@ async fn read_envelopes(pool: &TenantPool, tenant: TenantId) -> usize {
     bytes
 }
 
+/// The paired design: every iteration runs `other` and then `measured`, and times only
+/// `measured`, so noise on the shared machine lands on both variants alike.
+fn paired<O, M, FO, FM>(rt: &Runtime, b: &mut Bencher<'_>, other: O, measured: M)
+where
+    O: Fn() -> FO,
+    M: Fn() -> FM,
+    FO: Future,
+    FM: Future,
+{
+    b.iter_custom(|iters| {
+        rt.block_on(async {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                other().await;
+                let start = Instant::now();
+                measured().await;
+                timed += start.elapsed();
+            }
+            timed
+        })
+    });
+}
+
 fn records(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -304,32 +329,20 @@ fn records(c: &mut Criterion) {
     let mut g = c.benchmark_group("records");
     g.sampling_mode(SamplingMode::Flat);
     g.bench_function("insert-10k/hand-written/batch-1000", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    insert_plenum(&pool, &repo).await;
-                    let start = Instant::now();
-                    insert_hand_written(&pool).await;
-                    timed += start.elapsed();
-                }
-                timed
-            })
-        });
+        paired(
+            &rt,
+            b,
+            || insert_plenum(&pool, &repo),
+            || insert_hand_written(&pool),
+        )
     });
     g.bench_function("insert-10k/plenum/batch-1000", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    insert_hand_written(&pool).await;
-                    let start = Instant::now();
-                    insert_plenum(&pool, &repo).await;
-                    timed += start.elapsed();
-                }
-                timed
-            })
-        });
+        paired(
+            &rt,
+            b,
+            || insert_hand_written(&pool),
+            || insert_plenum(&pool, &repo),
+        )
     });
 
     // Steady state: new rows for customers whose keys exist and are cached (an appointment or
@@ -344,32 +357,20 @@ fn records(c: &mut Criterion) {
         (tenant, subjects)
     });
     g.bench_function("insert-10k-known-subjects/hand-written/batch-1000", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    insert_plenum_for(&pool, &steady, steady_tenant, &steady_subjects).await;
-                    let start = Instant::now();
-                    insert_hand_written_for(&pool, steady_tenant, &steady_subjects).await;
-                    timed += start.elapsed();
-                }
-                timed
-            })
-        });
+        paired(
+            &rt,
+            b,
+            || insert_plenum_for(&pool, &steady, steady_tenant, &steady_subjects),
+            || insert_hand_written_for(&pool, steady_tenant, &steady_subjects),
+        )
     });
     g.bench_function("insert-10k-known-subjects/plenum/batch-1000", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    insert_hand_written_for(&pool, steady_tenant, &steady_subjects).await;
-                    let start = Instant::now();
-                    insert_plenum_for(&pool, &steady, steady_tenant, &steady_subjects).await;
-                    timed += start.elapsed();
-                }
-                timed
-            })
-        });
+        paired(
+            &rt,
+            b,
+            || insert_hand_written_for(&pool, steady_tenant, &steady_subjects),
+            || insert_plenum_for(&pool, &steady, steady_tenant, &steady_subjects),
+        )
     });
 
     let (plain_tenant, plenum_tenant) = rt.block_on(async {
@@ -385,46 +386,28 @@ fn records(c: &mut Criterion) {
         (p, e)
     });
     g.bench_function("read-10k/hand-written/page-500", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    read_plenum(&pool, &reader, plenum_tenant).await;
-                    let start = Instant::now();
-                    read_hand_written(&pool, plain_tenant).await;
-                    timed += start.elapsed();
-                }
-                timed
-            })
-        });
+        paired(
+            &rt,
+            b,
+            || read_plenum(&pool, &reader, plenum_tenant),
+            || read_hand_written(&pool, plain_tenant),
+        )
     });
     g.bench_function("read-10k/envelopes-unopened/page-500", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    read_hand_written(&pool, plain_tenant).await;
-                    let start = Instant::now();
-                    read_envelopes(&pool, plenum_tenant).await;
-                    timed += start.elapsed();
-                }
-                timed
-            })
-        });
+        paired(
+            &rt,
+            b,
+            || read_hand_written(&pool, plain_tenant),
+            || read_envelopes(&pool, plenum_tenant),
+        )
     });
     g.bench_function("read-10k/plenum/page-500", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    read_hand_written(&pool, plain_tenant).await;
-                    let start = Instant::now();
-                    read_plenum(&pool, &reader, plenum_tenant).await;
-                    timed += start.elapsed();
-                }
-                timed
-            })
-        });
+        paired(
+            &rt,
+            b,
+            || read_hand_written(&pool, plain_tenant),
+            || read_plenum(&pool, &reader, plenum_tenant),
+        )
     });
     g.finish();
 }

@@ -184,7 +184,7 @@ mod purpose_bound {
     use super::evidence;
     use crate::records::{Env, customer};
 
-    fn gate() -> Gate {
+    pub(super) fn gate() -> Gate {
         Gate::new(
             plenum::consent::Policy::plenum_default(),
             Authorisation::new()
@@ -205,7 +205,7 @@ mod purpose_bound {
         )
     }
 
-    fn staff(role: plenum::core::Role) -> Actor {
+    pub(super) fn staff(role: plenum::core::Role) -> Actor {
         Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role)
     }
 
@@ -500,15 +500,16 @@ mod purpose_bound {
 }
 
 mod views {
-    use plenum::consent::{ConsentEvent, Policy, Purpose};
-    use plenum::core::{Actor, ActorId, ActorKind, RecordId, SubjectId, role};
-    use plenum::store::{Authorisation, ConsentLedger, Encrypted, ErrorKind, Gate, Request, View};
+    use plenum::consent::{ConsentEvent, Purpose};
+    use plenum::core::{RecordId, SubjectId, role};
+    use plenum::store::{ConsentLedger, Encrypted, ErrorKind, Request, View};
     use plenum_hvac::{
         Customer, CustomerForDispatch, CustomerForMarketingEmail, LocationPing,
         LocationPingForTechnicianLocation,
     };
 
     use super::evidence;
+    use super::purpose_bound::{gate, staff};
     use crate::records::{Env, customer};
 
     #[test]
@@ -545,20 +546,8 @@ mod views {
             )
             .await
             .unwrap();
-            let gate = Gate::new(
-                Policy::plenum_default(),
-                Authorisation::new()
-                    .allow(role!("marketer"), [Purpose::MarketingEmail])
-                    .allow(
-                        role!("dispatcher"),
-                        [Purpose::Dispatch, Purpose::TechnicianLocation],
-                    ),
-            );
-            let marketer = Request::new(
-                t,
-                Actor::new(ActorKind::AccountUser, ActorId::generate())
-                    .with_role(role!("marketer")),
-            );
+            let gate = gate();
+            let marketer = Request::new(t, staff(role!("marketer")));
             let grant = gate.grant(&marketer, &tx, Purpose::MarketingEmail).unwrap();
             let page = repo
                 .list_views::<CustomerForMarketingEmail>(&mut tx, &grant, None, 10)
@@ -571,11 +560,7 @@ mod views {
                 "yes@example.com"
             );
             // A grant for another purpose does not read this view.
-            let dispatcher = Request::new(
-                t,
-                Actor::new(ActorKind::AccountUser, ActorId::generate())
-                    .with_role(role!("dispatcher")),
-            );
+            let dispatcher = Request::new(t, staff(role!("dispatcher")));
             let dispatch = gate.grant(&dispatcher, &tx, Purpose::Dispatch).unwrap();
             let err = repo
                 .get_view::<CustomerForMarketingEmail>(&mut tx, &dispatch, yes.id)

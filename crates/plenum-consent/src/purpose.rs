@@ -61,6 +61,21 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Every channel.
+    pub const ALL: [Self; 2] = [Self::Email, Self::Sms];
+
+    /// Looks a channel up by key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownConsentTerm`].
+    pub fn from_key(key: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.key() == key)
+            .ok_or(Error::UnknownConsentTerm("channel"))
+    }
+
     /// A stable lower-case key.
     pub const fn key(self) -> &'static str {
         match self {

@@ -136,6 +136,31 @@ struct ScopeKeys {
     active: Option<u32>,
 }
 
+impl ScopeKeys {
+    fn new() -> Self {
+        Self {
+            versions: HashMap::new(),
+            active: None,
+        }
+    }
+
+    /// Adds one stored version with its unwrapped material (`None` once destroyed); the
+    /// highest active version with material is the active one.
+    fn add(&mut self, key: &StoredKey, material: Option<KeyMaterial>) {
+        let version = key.key_ref.version;
+        if key.state == KeyState::Active && material.is_some() {
+            self.active = Some(self.active.map_or(version, |a| a.max(version)));
+        }
+        self.versions.insert(
+            version,
+            VersionEntry {
+                state: key.state,
+                material,
+            },
+        );
+    }
+}
+
 struct VersionEntry {
     state: KeyState,
     /// `None` once destroyed.
@@ -524,8 +549,7 @@ impl Keyring {
         // One derived wrapping key per tenant key version, not one per subject.
         let mut wrappers: HashMap<u32, crate::backend::PreparedAead> = HashMap::new();
         for (subject, stored) in by_subject {
-            let mut versions = HashMap::new();
-            let mut active = None;
+            let mut keys = ScopeKeys::new();
             for key in stored {
                 let material = match &key.wrapped {
                     Some(wrapped) if key.state != KeyState::Destroyed => {
@@ -545,20 +569,9 @@ impl Keyring {
                     }
                     _ => None,
                 };
-                if key.state == KeyState::Active && material.is_some() {
-                    active = Some(
-                        active.map_or(key.key_ref.version, |a: u32| a.max(key.key_ref.version)),
-                    );
-                }
-                versions.insert(
-                    key.key_ref.version,
-                    VersionEntry {
-                        state: key.state,
-                        material,
-                    },
-                );
+                keys.add(&key, material);
             }
-            let cell = OnceCell::new_with(Some(Arc::new(ScopeKeys { versions, active })));
+            let cell = OnceCell::new_with(Some(Arc::new(keys)));
             lock(&self.scopes).insert((tenant, KeyScope::Subject(subject)), Arc::new(cell));
         }
         Ok(())
@@ -907,8 +920,7 @@ impl Keyring {
         tenant: TenantId,
         scope: KeyScope,
     ) -> Result<Arc<ScopeKeys>, Error> {
-        let mut versions = HashMap::new();
-        let mut active = None;
+        let mut keys = ScopeKeys::new();
         for key in store.load(tenant, scope).await? {
             let material = match &key.wrapped {
                 Some(wrapped) if key.state != KeyState::Destroyed => {
@@ -916,19 +928,9 @@ impl Keyring {
                 }
                 _ => None,
             };
-            if key.state == KeyState::Active && material.is_some() {
-                active =
-                    Some(active.map_or(key.key_ref.version, |a: u32| a.max(key.key_ref.version)));
-            }
-            versions.insert(
-                key.key_ref.version,
-                VersionEntry {
-                    state: key.state,
-                    material,
-                },
-            );
+            keys.add(&key, material);
         }
-        Ok(Arc::new(ScopeKeys { versions, active }))
+        Ok(Arc::new(keys))
     }
 
     async fn unwrap_stored(

@@ -37,17 +37,6 @@ type Row = (
 const COLUMNS: &str = "tenant_id, subject_id, kind, purpose, purpose_version, channel, explicit, \
                        expires_at, notice_version, notice_sha256, method, actor_id, at";
 
-fn channel_key(c: Channel) -> &'static str {
-    c.key()
-}
-
-fn channel_from(key: &str) -> Result<Channel, Error> {
-    [Channel::Email, Channel::Sms]
-        .into_iter()
-        .find(|c| c.key() == key)
-        .ok_or(Error::Config("unknown channel in the consent ledger"))
-}
-
 fn decode(tenant: TenantId, row: Row) -> Result<ConsentEvent, Error> {
     let (
         t,
@@ -78,7 +67,10 @@ fn decode(tenant: TenantId, row: Row) -> Result<ConsentEvent, Error> {
             .map_err(bad)?,
         purpose_version: u16::try_from(version)
             .map_err(|_| Error::Config("purpose version out of range"))?,
-        channel: channel.map(|c| channel_from(&c)).transpose()?,
+        channel: channel
+            .map(|c| Channel::from_key(&c))
+            .transpose()
+            .map_err(bad)?,
         explicit,
         expires_at,
         evidence: Evidence {
@@ -109,7 +101,7 @@ impl ConsentLedger {
         let id = RecordId::generate();
         let tenant = tx.tenant();
         let purpose = event.purpose.map(Purpose::key);
-        let channel = event.channel.map(channel_key);
+        let channel = event.channel.map(Channel::key);
         let version = i32::from(event.purpose_version);
         let e = &event.evidence;
         macro_rules! bind_all {

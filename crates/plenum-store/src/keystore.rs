@@ -138,14 +138,13 @@ async fn select_subjects(
     tenant: TenantId,
     subjects: &[SubjectId],
 ) -> Result<Vec<StoredKey>, Error> {
-    type SubjectRow = (Uuid, Uuid, i32, String, Option<Vec<u8>>);
     let rows: Vec<SubjectRow> = match tx.backend() {
         #[cfg(feature = "postgres")]
         BackendKind::Postgres => {
             let ids: Vec<Uuid> = subjects.iter().map(|s| *s.as_uuid()).collect();
             // One primary-key probe per subject: a LATERAL subquery kept from being flattened
-            // into a join by `OFFSET 0`, so that no plan can do otherwise. `subject_id = ANY($2)` had the generic plan scan every key
-            // of the tenant against the whole array (67 ms for 1,000 subjects of a 10,000-key
+            // into a join by `OFFSET 0`, so that no plan can do otherwise. `subject_id =
+            // ANY($2)` had the generic plan scan every key of the tenant against the whole array (67 ms for 1,000 subjects of a 10,000-key
             // tenant), and a plain join against `unnest` got a nested loop with a join filter
             // (400 ms) whenever the statistics of a young table said the tenant had one key.
             sqlx::query_as(
@@ -181,6 +180,13 @@ async fn select_subjects(
         )]
         _ => return Err(Error::Config("backend not compiled in")),
     };
+    subject_keys(tenant, rows)
+}
+
+/// A subject key row: tenant, subject, version, state, wrapped material.
+type SubjectRow = (Uuid, Uuid, i32, String, Option<Vec<u8>>);
+
+fn subject_keys(tenant: TenantId, rows: Vec<SubjectRow>) -> Result<Vec<StoredKey>, Error> {
     rows.into_iter()
         .map(|(t, subject, version, state, wrapped)| {
             let scope = KeyScope::Subject(SubjectId::from_trusted_uuid(subject));
@@ -373,7 +379,6 @@ async fn insert_subject_keys(
     match tx.backend() {
         #[cfg(feature = "postgres")]
         BackendKind::Postgres => {
-            type SubjectRow = (Uuid, Uuid, i32, String, Option<Vec<u8>>);
             let rows: Vec<SubjectRow> = sqlx::query_as(
                 "WITH new AS ( \
                      SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::bytea[]) AS k(s, v, st, w) \
@@ -396,12 +401,7 @@ async fn insert_subject_keys(
             .bind(&wrapped)
             .fetch_all(tx.postgres_internal()?)
             .await?;
-            rows.into_iter()
-                .map(|(t, subject, version, state, wrapped)| {
-                    let scope = KeyScope::Subject(SubjectId::from_trusted_uuid(subject));
-                    to_stored(tenant, scope, (t, version, state, wrapped))
-                })
-                .collect()
+            subject_keys(tenant, rows)
         }
         #[cfg(feature = "sqlite")]
         BackendKind::Sqlite => {

@@ -187,7 +187,7 @@ impl FieldSpec {
         }
     }
 
-    fn sql_type(&self) -> SqlType {
+    pub(crate) fn sql_type(&self) -> SqlType {
         match self.storage {
             Storage::Plain(ty) => ty,
             Storage::Encrypted { .. } => SqlType::Bytes,

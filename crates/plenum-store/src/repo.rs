@@ -144,7 +144,7 @@ impl Statements {
         }
         for f in spec.fields() {
             read_cols.push(f.name.to_string());
-            read_types.push(column_type(&f.storage));
+            read_types.push(f.sql_type());
         }
         let mut write_cols = read_cols.clone();
         let mut write_types = read_types.clone();
@@ -211,22 +211,15 @@ impl Statements {
     }
 }
 
-fn column_type(storage: &Storage) -> SqlType {
-    match storage {
-        Storage::Plain(ty) => *ty,
-        Storage::Encrypted { .. } => SqlType::Bytes,
-    }
-}
-
-/// What a purpose-bound read asks for.
+/// What a read asks for: one record, or one keyset page.
 #[derive(Clone, Copy)]
 enum Read {
     One(RecordId),
     Page(Option<RecordId>, u32),
 }
 
-/// The subject-owned field keys of a row, or why they could not be had.
-type KeyBundle = Result<Arc<[FieldKey]>, Error>;
+/// The subject-owned field keys of a row, or the scope of the destroyed key that sealed them.
+type KeyBundle = Result<Arc<[FieldKey]>, plenum_crypto::KeyScopeKind>;
 
 /// Per-call key material: tenant-owned field keys and blind indexers resolved once per
 /// operation, subject-owned field keys per row.
@@ -310,22 +303,36 @@ impl<R: Record> Repository<R> {
 
     async fn get_inner(&self, tx: &mut TenantTx, id: RecordId) -> Result<R, Error> {
         let tenant = tx.tenant();
-        let statement = &self.sql.for_dialect(Dialect::of(tx)).get;
-        let rows = sql::fetch(
-            Conn::of(tx)?,
-            statement,
-            &[
-                (SqlType::Uuid, Value::Uuid(*tenant.as_uuid())),
-                (SqlType::Uuid, Value::Uuid(*id.as_uuid())),
-            ],
-            &self.sql.read_types,
-        )
-        .await
-        .map_err(|e| self.db_error(e))?;
+        let rows = self.fetch_rows(tx, Read::One(id)).await?;
         self.materialise(tenant, rows)
             .await?
             .pop()
             .ok_or_else(|| self.not_found())
+    }
+
+    /// The rows of a point read or of one keyset page (tenant, id, [subject], fields).
+    async fn fetch_rows(&self, tx: &mut TenantTx, read: Read) -> Result<Vec<Vec<Value>>, Error> {
+        let s = self.sql.for_dialect(Dialect::of(tx));
+        let tenant_bind = (SqlType::Uuid, Value::Uuid(*tx.tenant().as_uuid()));
+        let limit_bind = |limit: u32| (SqlType::BigInt, Value::BigInt(i64::from(limit)));
+        let (statement, binds) = match read {
+            Read::One(id) => (
+                &s.get,
+                vec![tenant_bind, (SqlType::Uuid, Value::Uuid(*id.as_uuid()))],
+            ),
+            Read::Page(None, limit) => (&s.list_first, vec![tenant_bind, limit_bind(limit)]),
+            Read::Page(Some(a), limit) => (
+                &s.list_after,
+                vec![
+                    tenant_bind,
+                    (SqlType::Uuid, Value::Uuid(*a.as_uuid())),
+                    limit_bind(limit),
+                ],
+            ),
+        };
+        sql::fetch(Conn::of(tx)?, statement, &binds, &self.sql.read_types)
+            .await
+            .map_err(|e| self.db_error(e))
     }
 
     /// One page of records in id order, after `after` (the previous page's `next`), at most
@@ -361,23 +368,7 @@ impl<R: Record> Repository<R> {
         limit: u32,
     ) -> Result<Page<R>, Error> {
         let tenant = tx.tenant();
-        let s = self.sql.for_dialect(Dialect::of(tx));
-        let tenant_bind = (SqlType::Uuid, Value::Uuid(*tenant.as_uuid()));
-        let limit_bind = (SqlType::BigInt, Value::BigInt(i64::from(limit)));
-        let (statement, binds) = match after {
-            None => (&s.list_first, vec![tenant_bind, limit_bind]),
-            Some(a) => (
-                &s.list_after,
-                vec![
-                    tenant_bind,
-                    (SqlType::Uuid, Value::Uuid(*a.as_uuid())),
-                    limit_bind,
-                ],
-            ),
-        };
-        let rows = sql::fetch(Conn::of(tx)?, statement, &binds, &self.sql.read_types)
-            .await
-            .map_err(|e| self.db_error(e))?;
+        let rows = self.fetch_rows(tx, Read::Page(after, limit)).await?;
         let full = rows.len() as u64 >= u64::from(limit) && limit > 0;
         let items = self.materialise(tenant, rows).await?;
         let next = if full { items.last().map(R::id) } else { None };
@@ -618,35 +609,11 @@ impl<R: Record> Repository<R> {
             .filter(|(_, v)| **v)
             .map(|(f, _)| (f.name.clone(), f.category.clone()))
             .collect();
-        let s = self.sql.for_dialect(Dialect::of(tx));
-        let tenant_bind = (SqlType::Uuid, Value::Uuid(*tenant.as_uuid()));
-        let (statement, binds, limit) = match read {
-            Read::One(id) => (
-                &s.get,
-                vec![tenant_bind, (SqlType::Uuid, Value::Uuid(*id.as_uuid()))],
-                None,
-            ),
-            Read::Page(None, limit) => (
-                &s.list_first,
-                vec![
-                    tenant_bind,
-                    (SqlType::BigInt, Value::BigInt(i64::from(limit))),
-                ],
-                Some(limit),
-            ),
-            Read::Page(Some(a), limit) => (
-                &s.list_after,
-                vec![
-                    tenant_bind,
-                    (SqlType::Uuid, Value::Uuid(*a.as_uuid())),
-                    (SqlType::BigInt, Value::BigInt(i64::from(limit))),
-                ],
-                Some(limit),
-            ),
+        let limit = match read {
+            Read::One(_) => None,
+            Read::Page(_, limit) => Some(limit),
         };
-        let rows = sql::fetch(Conn::of(tx)?, statement, &binds, &self.sql.read_types)
-            .await
-            .map_err(|e| self.db_error(e))?;
+        let rows = self.fetch_rows(tx, read).await?;
         let scanned = rows.len();
         let last_scanned = rows.last().and_then(|r| match r.get(1) {
             Some(Value::Uuid(id)) => Some(RecordId::from_trusted_uuid(*id)),
@@ -732,10 +699,7 @@ impl<R: Record> Repository<R> {
         backend: crate::tx::BackendKind,
         candidates: usize,
     ) -> String {
-        let d = match backend {
-            crate::tx::BackendKind::Postgres => Dialect::Postgres,
-            crate::tx::BackendKind::Sqlite => Dialect::Sqlite,
-        };
+        let d = Dialect::from(backend);
         let column = self
             .spec()
             .fields()
@@ -827,7 +791,7 @@ impl<R: Record> Repository<R> {
                     if f.is_encrypted() {
                         changed.push((f.name.clone(), f.category.clone()));
                     }
-                    sets.push((f.name.to_string(), column_type(&f.storage), value));
+                    sets.push((f.name.to_string(), f.sql_type(), value));
                     if let (Some(b), Some(index)) = (f.blind_index_spec(), index) {
                         sets.push((b.column.to_string(), SqlType::Bytes, index));
                     }
@@ -921,16 +885,8 @@ impl<R: Record> Repository<R> {
         subjects: &[SubjectId],
         create: bool,
     ) -> Result<(), Error> {
-        let subject_owned = self.spec().fields().iter().any(|f| {
-            matches!(
-                f.storage,
-                Storage::Encrypted {
-                    owner: KeyOwner::Subject,
-                    ..
-                }
-            )
-        });
-        if subject_owned && !subjects.is_empty() {
+        // Only subject-owned fields need subject keys.
+        if !self.sql.subject_positions.is_empty() && !subjects.is_empty() {
             self.shared
                 .keyring
                 .prepare_subjects(&*self.shared.keys, tenant, subjects, create)
@@ -1045,7 +1001,7 @@ impl<R: Record> Repository<R> {
                 .iter()
                 .find_map(|p| envelope(*p).and_then(Envelope::peek_key_version));
             if let Some(v) = version {
-                let keys = self
+                let keys = match self
                     .shared
                     .keyring
                     .field_keys(
@@ -1057,32 +1013,27 @@ impl<R: Record> Repository<R> {
                         &self.sql.subject_names,
                     )
                     .await
-                    .map_err(Error::from);
+                {
+                    Ok(keys) => Ok(keys),
+                    Err(plenum_crypto::Error::KeyDestroyed { scope, .. }) => Err(scope),
+                    Err(e) => return Err(e.into()),
+                };
                 bundle = Some((v, keys));
             }
         }
-        for (i, pos) in self.sql.subject_positions.iter().enumerate() {
-            let Some(bytes) = envelope(*pos) else {
-                continue;
-            };
-            match &bundle {
-                Some((v, Ok(keys))) if Envelope::peek_key_version(bytes) == Some(*v) => {
-                    out[*pos] = keys.get(i).cloned().map(KeySlot::Ready);
+        if let Some((v, keys)) = &bundle {
+            for (i, pos) in self.sql.subject_positions.iter().enumerate() {
+                // A field sealed under another version (mid-rotation) is opened on its own below.
+                if envelope(*pos).and_then(Envelope::peek_key_version) != Some(*v) {
+                    continue;
                 }
-                Some((v, Err(Error::Crypto(plenum_crypto::Error::KeyDestroyed { scope, .. }))))
-                    if Envelope::peek_key_version(bytes) == Some(*v) =>
-                {
-                    out[*pos] = Some(KeySlot::Destroyed {
+                out[*pos] = match keys {
+                    Ok(keys) => keys.get(i).cloned().map(KeySlot::Ready),
+                    Err(scope) => Some(KeySlot::Destroyed {
                         scope: *scope,
                         version: *v,
-                    });
-                }
-                Some((v, Err(_))) if Envelope::peek_key_version(bytes) == Some(*v) => {
-                    if let Some((_, Err(e))) = bundle {
-                        return Err(e);
-                    }
-                }
-                _ => {}
+                    }),
+                };
             }
         }
         for (pos, (f, value)) in spec.fields().iter().zip(values).enumerate() {

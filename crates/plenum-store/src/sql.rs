@@ -14,12 +14,18 @@ pub(crate) use crate::table::Dialect;
 use crate::table::SqlType;
 use crate::tx::{BackendKind, TenantTx};
 
-impl Dialect {
-    pub(crate) fn of(tx: &TenantTx) -> Self {
-        match tx.backend() {
+impl From<BackendKind> for Dialect {
+    fn from(backend: BackendKind) -> Self {
+        match backend {
             BackendKind::Postgres => Self::Postgres,
             BackendKind::Sqlite => Self::Sqlite,
         }
+    }
+}
+
+impl Dialect {
+    pub(crate) fn of(tx: &TenantTx) -> Self {
+        tx.backend().into()
     }
 
     /// The `n`th (1-based) bind placeholder.
