@@ -23,18 +23,21 @@
 )]
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use criterion::{Bencher, Criterion, SamplingMode, criterion_group, criterion_main};
 use plenum::Record;
-use plenum::core::{RecordId, SubjectId, TenantId, field_name, record_type};
+use plenum::consent::{Policy, Purpose};
+use plenum::core::{
+    Actor, ActorId, ActorKind, RecordId, SubjectId, TenantId, field_name, record_type, role,
+};
 use plenum::crypto::secrecy::SecretBox;
 use plenum::crypto::{Backend, Keyring, KeyringConfig, LocalKeyProvider};
 use plenum::store::{
-    DbKeyStore, DiscardAccess, Encrypted, Record as _, Records, Repository, SqlType, TableSpec,
-    TenantPool,
+    Authorisation, DbKeyStore, DiscardAccess, Encrypted, Gate, Record as _, Records, Repository,
+    Request, SqlType, TableSpec, TenantPool,
 };
 use plenum_test::pg::TestDb;
 use tokio::runtime::Runtime;
@@ -65,6 +68,22 @@ struct Customer {
 }
 
 /// The plaintext twin: same keys, same RLS, `text` instead of envelopes, the email indexed.
+/// The bench runs as an office user acting for scheduling: every call pays for the purpose
+/// checks (authorisation, field categories, the consent ledger lookup per page or batch).
+static GATE: LazyLock<Gate> = LazyLock::new(|| {
+    Gate::new(
+        Policy::plenum_default(),
+        Authorisation::new().allow(role!("office"), [Purpose::Scheduling]),
+    )
+});
+
+fn office(tenant: TenantId) -> Request {
+    Request::new(
+        tenant,
+        Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("office")),
+    )
+}
+
 fn plain_table() -> TableSpec {
     TableSpec::new(record_type!("plain_customers"))
         .column(field_name!("subject_id"), SqlType::Uuid, false)
@@ -119,8 +138,10 @@ async fn insert_plenum_for(
                 }
             })
             .collect();
+        let request = office(tenant);
+        let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
         let mut tx = pool.begin(tenant).await.unwrap();
-        repo.insert_many(&mut tx, &batch).await.unwrap();
+        repo.insert_many(&mut tx, &grant, &batch).await.unwrap();
         tx.commit().await.unwrap();
     }
 }
@@ -173,10 +194,12 @@ async fn insert_hand_written_for(pool: &TenantPool, tenant: TenantId, subjects: 
 }
 
 async fn read_plenum(pool: &TenantPool, repo: &Repository<Customer>, tenant: TenantId) -> usize {
+    let request = office(tenant);
+    let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
     let mut tx = pool.begin(tenant).await.unwrap();
     let (mut after, mut bytes, mut rows) = (None, 0, 0);
     loop {
-        let page = repo.list(&mut tx, after, PAGE).await.unwrap();
+        let page = repo.list(&mut tx, &grant, after, PAGE).await.unwrap();
         for c in &page.items {
             for field in [&c.name, &c.email, &c.phone, &c.address] {
                 bytes += field.open().unwrap().expose().len();

@@ -104,6 +104,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let records = Records::new(keyring.clone(), keys.clone(), Arc::new(PrintAccess));
     let customers = records.repository::<Customer>();
 
+    // Every repository call takes a grant to act for one purpose, minted by the gate (the
+    // processing policy + which roles may act for which purposes) for one request.
+    let gate = Gate::new(
+        Policy::plenum_default(),
+        Authorisation::new()
+            .allow(role!("dispatcher"), [Purpose::Scheduling, Purpose::Support])
+            .allow(role!("marketer"), [Purpose::MarketingEmail])
+            .allow(role!("privacy_officer"), [Purpose::RightsFulfilment]),
+    );
+    let office = Request::new(tenant, dispatcher.clone());
+    let scheduling = gate.grant(&office, Purpose::Scheduling)?;
+
     let ada = Customer {
         id: customer,
         tenant,
@@ -115,7 +127,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("Debug of a record: {ada:?}");
     let mut tx = pool.begin(tenant).await?;
-    customers.insert(&mut tx, &ada).await?;
+    customers.insert(&mut tx, &scheduling, &ada).await?;
     tx.commit().await?;
 
     // Find by email: the blind index makes it case- and space-insensitive, without decrypting.
@@ -123,6 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let found = customers
         .find(
             &mut tx,
+            &scheduling,
             Customer::EMAIL_INDEX,
             "  ada.lovelace@EXAMPLE.com ",
         )
@@ -135,7 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         back.email.open()?.expose(),
         back.visits
     );
-    let again = customers.get(&mut tx, customer).await?;
+    let again = customers.get(&mut tx, &scheduling, customer).await?;
     println!("get        {:?}", again.email);
 
     // What the database holds: envelopes and a blind index, never the plaintext.
@@ -157,15 +170,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Another tenant sees nothing, whatever it asks.
     let other = TenantId::generate();
     pool.register_tenant(other).await?;
+    let their_office = Request::new(other, dispatcher.clone());
+    let theirs_scheduling = gate.grant(&their_office, Purpose::Scheduling)?;
     let mut tx = pool.begin(other).await?;
     let theirs = customers
-        .find(&mut tx, Customer::EMAIL_INDEX, "ada.lovelace@example.com")
+        .find(
+            &mut tx,
+            &theirs_scheduling,
+            Customer::EMAIL_INDEX,
+            "ada.lovelace@example.com",
+        )
         .await?;
     println!(
         "other tenant finds {} row(s); get -> {}",
         theirs.len(),
         customers
-            .get(&mut tx, customer)
+            .get(&mut tx, &theirs_scheduling, customer)
             .await
             .err()
             .map_or("found?!".into(), |e| e.to_string())
@@ -176,14 +196,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let job = TenantBound::new(tenant, customer);
     println!("job payload {}", serde_json::to_string(&job)?);
 
-    // 3. Purposes and consent. A grant to act for one purpose is minted by the gate (policy +
-    // which roles may act for which purposes) for one request; reads under it withhold the
-    // fields the purpose may not see, and consent purposes see only consenting subjects.
+    // 3. Purposes and consent. Reads under a grant withhold the fields its purpose may not
+    // see, and consent purposes see only consenting subjects.
     println!("\n-- purposes and consent --");
-    let gate = Gate::new(
-        Policy::plenum_default(),
-        Authorisation::new().allow(role!("marketer"), [Purpose::MarketingEmail]),
-    );
     let marketer =
         Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("marketer"));
     let request = Request::new(tenant, marketer);
@@ -200,8 +215,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &ConsentEvent::given(homeowner, Purpose::MarketingEmail, evidence()),
     )
     .await?;
-    let grant = gate.grant(&request, &tx, Purpose::MarketingEmail)?;
-    let for_marketing = customers.get_for(&mut tx, &grant, customer).await?;
+    let grant = gate.grant(&request, Purpose::MarketingEmail)?;
+    let for_marketing = customers.get(&mut tx, &grant, customer).await?;
     println!(
         "marketing.email sees email <{}>, name {}; visits {}; phone {:?} -> {}",
         for_marketing.email.open()?.expose(),
@@ -228,16 +243,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ConsentLedger::record(&mut tx, &withdrawal).await?;
     tx.commit().await?;
     let mut tx = pool.begin(tenant).await?;
-    let grant = gate.grant(&request, &tx, Purpose::MarketingEmail)?;
+    let grant = gate.grant(&request, Purpose::MarketingEmail)?;
     println!(
         "after withdrawal: get -> {}; list -> {} customer(s)",
         customers
-            .get_for(&mut tx, &grant, customer)
+            .get(&mut tx, &grant, customer)
             .await
             .err()
             .map_or("allowed?!".into(), |e| e.to_string()),
         customers
-            .list_for(&mut tx, &grant, None, 100)
+            .list(&mut tx, &grant, None, 100)
             .await?
             .items
             .len()
@@ -251,8 +266,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     keyring
         .destroy_scope(&*keys, tenant, KeyScope::Subject(homeowner))
         .await?;
+    let officer =
+        Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("privacy_officer"));
+    let dsr = Request::new(tenant, officer);
+    let rights = gate.grant(&dsr, Purpose::RightsFulfilment)?;
     let mut tx = pool.begin(tenant).await?;
-    let erased = customers.get(&mut tx, customer).await?;
+    let erased = customers.get(&mut tx, &rights, customer).await?;
     println!(
         "after erasure: {:?}, open -> {}",
         erased.email,

@@ -182,7 +182,7 @@ mod purpose_bound {
     use plenum_hvac::{Appointment, Customer, LocationPing};
 
     use super::evidence;
-    use crate::records::{Env, customer};
+    use crate::records::{Env, customer, grant};
 
     pub(super) fn gate() -> Gate {
         Gate::new(
@@ -201,7 +201,9 @@ mod purpose_bound {
                     role!("security"),
                     [Purpose::SecurityProtection, Purpose::ImproveAggregated],
                 )
-                .allow(role!("compliance"), [Purpose::LegalObligation]),
+                .allow(role!("compliance"), [Purpose::LegalObligation])
+                .allow(role!("sign_in"), [Purpose::Authentication])
+                .allow_unrestricted(role!("migrator")),
         )
     }
 
@@ -226,7 +228,7 @@ mod purpose_bound {
         let mut consented = BTreeSet::new();
         for chunk in customers.chunks(1000) {
             let mut tx = env.pool.begin(t).await.unwrap();
-            repo.insert_many(&mut tx, chunk).await.unwrap();
+            repo.insert_many(&mut tx, &grant(t), chunk).await.unwrap();
             tx.commit().await.unwrap();
         }
         let mut tx = env.pool.begin(t).await.unwrap();
@@ -296,11 +298,11 @@ mod purpose_bound {
         let gate = gate();
         let request = Request::new(t, staff(role!("marketer")));
         let mut tx = env.pool.begin(t).await.unwrap();
-        let grant = gate.grant(&request, &tx, Purpose::MarketingEmail).unwrap();
+        let grant = gate.grant(&request, Purpose::MarketingEmail).unwrap();
         env.hook.take();
         let (mut listed, mut after) = (BTreeSet::new(), None);
         loop {
-            let page = repo.list_for(&mut tx, &grant, after, 1000).await.unwrap();
+            let page = repo.list(&mut tx, &grant, after, 1000).await.unwrap();
             for c in &page.items {
                 assert!(c.email.open().is_ok(), "email is what this purpose is for");
                 assert!(c.phone.is_withheld() && c.service_address.is_withheld());
@@ -341,7 +343,7 @@ mod purpose_bound {
             let repo = env.records.repository::<Customer>();
             let c = customer(t, "ada@example.com", "2175550142");
             let mut tx = env.pool.begin(t).await.unwrap();
-            repo.insert(&mut tx, &c).await.unwrap();
+            repo.insert(&mut tx, &grant(t), &c).await.unwrap();
             ConsentLedger::record(
                 &mut tx,
                 &ConsentEvent::given(c.subject, Purpose::MarketingEmail, evidence()),
@@ -355,8 +357,8 @@ mod purpose_bound {
             let compliance = Request::new(t, staff(role!("compliance")));
 
             let mut tx = env.pool.begin(t).await.unwrap();
-            let grant = gate.grant(&marketer, &tx, Purpose::MarketingEmail).unwrap();
-            let first = repo.get_for(&mut tx, &grant, c.id).await.unwrap();
+            let grant = gate.grant(&marketer, Purpose::MarketingEmail).unwrap();
+            let first = repo.get(&mut tx, &grant, c.id).await.unwrap();
             assert_eq!(first.email.open().unwrap().expose(), "ada@example.com");
             tx.commit().await.unwrap();
 
@@ -372,12 +374,12 @@ mod purpose_bound {
             w.commit().await.unwrap();
 
             let mut tx = env.pool.begin(t).await.unwrap();
-            let grant = gate.grant(&marketer, &tx, Purpose::MarketingEmail).unwrap();
-            let err = repo.get_for(&mut tx, &grant, c.id).await.unwrap_err();
+            let grant = gate.grant(&marketer, Purpose::MarketingEmail).unwrap();
+            let err = repo.get(&mut tx, &grant, c.id).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Denied, "{}", env.name());
             assert!(err.to_string().contains("consent_withdrawn"), "{err}");
             assert!(
-                repo.list_for(&mut tx, &grant, None, 10)
+                repo.list(&mut tx, &grant, None, 10)
                     .await
                     .unwrap()
                     .items
@@ -388,11 +390,11 @@ mod purpose_bound {
                 .take()
                 .into_iter()
                 .find(|a| a.outcome == Outcome::Denied("consent_withdrawn"));
-            assert!(denied.is_some_and(|a| a.records.is_empty() && a.action == Action::Read));
+            assert!(denied.is_some_and(|a| a.records == vec![c.id] && a.action == Action::Read));
 
             // Scheduling works until the subject restricts processing; compliance still works.
-            let grant = gate.grant(&dispatcher, &tx, Purpose::Scheduling).unwrap();
-            let for_scheduling = repo.get_for(&mut tx, &grant, c.id).await.unwrap();
+            let grant = gate.grant(&dispatcher, Purpose::Scheduling).unwrap();
+            let for_scheduling = repo.get(&mut tx, &grant, c.id).await.unwrap();
             assert!(
                 for_scheduling.phone.open().is_ok()
                     && for_scheduling.service_address.open().is_ok()
@@ -400,13 +402,138 @@ mod purpose_bound {
             let mut placed = ConsentEvent::restriction(c.subject, true, evidence());
             placed.evidence.at += chrono::Duration::milliseconds(10);
             ConsentLedger::record(&mut tx, &placed).await.unwrap();
-            let err = repo.get_for(&mut tx, &grant, c.id).await.unwrap_err();
+            let err = repo.get(&mut tx, &grant, c.id).await.unwrap_err();
             assert!(err.to_string().contains("restricted"), "{err}");
-            let legal = gate
-                .grant(&compliance, &tx, Purpose::LegalObligation)
-                .unwrap();
-            assert!(repo.get_for(&mut tx, &legal, c.id).await.is_ok());
+            let legal = gate.grant(&compliance, Purpose::LegalObligation).unwrap();
+            assert!(repo.get(&mut tx, &legal, c.id).await.is_ok());
         }
+    }
+
+    #[tokio::test]
+    async fn writes_are_purpose_bound_too() {
+        for env in Env::both().await {
+            let t = env.tenant().await;
+            let gate = gate();
+            let repo = env.records.repository::<Customer>();
+            let (dispatcher, marketer) = (
+                Request::new(t, staff(role!("dispatcher"))),
+                Request::new(t, staff(role!("marketer"))),
+            );
+            let (sign_in, compliance) = (
+                Request::new(t, staff(role!("sign_in"))),
+                Request::new(t, staff(role!("compliance"))),
+            );
+            let scheduling = gate.grant(&dispatcher, Purpose::Scheduling).unwrap();
+            let marketing = gate.grant(&marketer, Purpose::MarketingEmail).unwrap();
+            let auth = gate.grant(&sign_in, Purpose::Authentication).unwrap();
+            let legal = gate.grant(&compliance, Purpose::LegalObligation).unwrap();
+            let c = customer(t, "writes@example.com", "2175550142");
+            let mut tx = env.pool.begin(t).await.unwrap();
+            env.hook.take();
+
+            // Marketing may not write a customer's address, authentication not their name:
+            // nothing is written either time.
+            let err = repo.insert(&mut tx, &marketing, &c).await.unwrap_err();
+            assert!(
+                err.to_string().contains("field_not_in_purpose"),
+                "{}: {err}",
+                env.name()
+            );
+            let err = repo.insert(&mut tx, &auth, &c).await.unwrap_err();
+            assert!(
+                err.to_string().contains("field_not_in_purpose"),
+                "{}: {err}",
+                env.name()
+            );
+            assert_eq!(repo.count(&mut tx, &scheduling).await.unwrap(), 0);
+            let log = env.hook.take();
+            assert_eq!(
+                log.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+                [
+                    Outcome::Denied("field_not_in_purpose"),
+                    Outcome::Denied("field_not_in_purpose"),
+                    Outcome::Success
+                ],
+                "{}",
+                env.name()
+            );
+            assert_eq!(log[0].action, Action::Insert);
+            assert_eq!(log[0].purpose, Some(Purpose::MarketingEmail));
+
+            // Scheduling creates and changes the customer.
+            repo.insert(&mut tx, &scheduling, &c).await.unwrap();
+            let mut loaded = repo.get(&mut tx, &scheduling, c.id).await.unwrap();
+            loaded.phone.set("2175550199".to_owned());
+            repo.update(&mut tx, &scheduling, &loaded).await.unwrap();
+            // Marketing may not change even the email of someone who has not consented.
+            let mut loaded = repo.get(&mut tx, &scheduling, c.id).await.unwrap();
+            loaded.email.set("new@example.com".to_owned());
+            let err = repo.update(&mut tx, &marketing, &loaded).await.unwrap_err();
+            assert!(
+                err.to_string().contains("consent_missing"),
+                "{}: {err}",
+                env.name()
+            );
+
+            // Once processing is restricted, scheduling can neither change nor delete it; a
+            // compliance purpose still can.
+            let placed = ConsentEvent::restriction(c.subject, true, evidence());
+            ConsentLedger::record(&mut tx, &placed).await.unwrap();
+            let err = repo
+                .update(&mut tx, &scheduling, &loaded)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("restricted"), "{err}");
+            let err = repo.delete(&mut tx, &scheduling, c.id).await.unwrap_err();
+            assert!(err.to_string().contains("restricted"), "{err}");
+            assert_eq!(repo.count(&mut tx, &legal).await.unwrap(), 1);
+            env.hook.take();
+            repo.delete(&mut tx, &legal, c.id).await.unwrap();
+            let log = env.hook.take();
+            assert_eq!(
+                log[0].subjects,
+                vec![c.subject],
+                "the deleted row's subject"
+            );
+            assert_eq!(repo.count(&mut tx, &legal).await.unwrap(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn unrestricted_grants_need_the_role_and_are_reported_as_such() {
+        let env = Env::sqlite().await;
+        let t = env.tenant().await;
+        let gate = gate();
+        let migrator = Request::new(t, staff(role!("migrator")));
+        let err = gate.unrestricted(&migrator, " ").unwrap_err();
+        assert!(err.to_string().contains("no_reason"), "{err}");
+        let grant = gate.unrestricted(&migrator, "backfill 2026-11").unwrap();
+        assert_eq!(grant.purpose(), None);
+        let repo = env.records.repository::<Customer>();
+        let c = customer(t, "backfill@example.com", "2175550142");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.hook.take();
+        repo.insert(&mut tx, &grant, &c).await.unwrap();
+        let back = repo.get(&mut tx, &grant, c.id).await.unwrap();
+        assert!(back.phone.open().is_ok(), "nothing is withheld");
+        let log = env.hook.take();
+        assert_eq!(log.len(), 2);
+        for access in &log {
+            assert_eq!(access.purpose, None);
+            assert_eq!(access.unrestricted, Some("backfill 2026-11"));
+            assert_eq!(access.policy_version, None);
+            assert_eq!(access.actor, *migrator.actor());
+            assert_eq!(access.request, migrator.id());
+        }
+        // A view needs its purpose: an unrestricted grant is not a marketing grant.
+        let err = repo
+            .get_view::<plenum_hvac::CustomerForMarketingEmail>(&mut tx, &grant, c.id)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("grant_for_another_purpose"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -425,7 +552,7 @@ mod purpose_bound {
             };
             let pings = [ping(consenting), ping(silent), ping(consenting)];
             let mut tx = env.pool.begin(t).await.unwrap();
-            repo.insert_many(&mut tx, &pings).await.unwrap();
+            repo.insert_many(&mut tx, &grant(t), &pings).await.unwrap();
             ConsentLedger::record(
                 &mut tx,
                 &ConsentEvent::given(consenting, Purpose::TechnicianLocation, evidence()),
@@ -434,17 +561,15 @@ mod purpose_bound {
             .unwrap();
             let gate = gate();
             let request = Request::new(t, staff(role!("dispatcher")));
-            let grant = gate
-                .grant(&request, &tx, Purpose::TechnicianLocation)
-                .unwrap();
-            let page = repo.list_for(&mut tx, &grant, None, 10).await.unwrap();
+            let grant = gate.grant(&request, Purpose::TechnicianLocation).unwrap();
+            let page = repo.list(&mut tx, &grant, None, 10).await.unwrap();
             let who: Vec<SubjectId> = page.items.iter().map(|p| p.technician).collect();
             assert_eq!(who, [consenting, consenting], "{}", env.name());
             assert!(page.items.iter().all(|p| p.latitude_micro.open().is_ok()));
             // Dispatch (imprecise location only) cannot read pings at all: the coordinates
             // would be withheld, and nothing else is there to read.
-            let dispatch = gate.grant(&request, &tx, Purpose::Dispatch).unwrap();
-            let page = repo.list_for(&mut tx, &dispatch, None, 10).await.unwrap();
+            let dispatch = gate.grant(&request, Purpose::Dispatch).unwrap();
+            let page = repo.list(&mut tx, &dispatch, None, 10).await.unwrap();
             assert!(page.items.iter().all(|p| p.latitude_micro.is_withheld()));
         }
     }
@@ -455,30 +580,23 @@ mod purpose_bound {
         let (a, b) = (env.tenant().await, env.tenant().await);
         let gate = gate();
         let request = Request::new(a, staff(role!("dispatcher")));
-        let tx_a = env.pool.begin(a).await.unwrap();
+        let err = gate.grant(&request, Purpose::MarketingEmail).unwrap_err();
+        assert!(err.to_string().contains("actor_not_authorised"), "{err}");
         let err = gate
-            .grant(&request, &tx_a, Purpose::MarketingEmail)
+            .unrestricted(&request, "not for dispatchers")
             .unwrap_err();
         assert!(err.to_string().contains("actor_not_authorised"), "{err}");
-        drop(tx_a);
-        // (SQLite in memory has one connection: mint A's grant before B's transaction.)
-        let tx_a = env.pool.begin(a).await.unwrap();
-        let grant_a = gate.grant(&request, &tx_a, Purpose::Scheduling).unwrap();
-        drop(tx_a);
+        // A grant for a request in A does not work in B's transaction.
+        let grant_a = gate.grant(&request, Purpose::Scheduling).unwrap();
         let mut tx_b = env.pool.begin(b).await.unwrap();
-        let err = gate
-            .grant(&request, &tx_b, Purpose::Scheduling)
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::IsolationViolation);
-        // A grant minted in A's transaction does not work in B's either.
         let customers = env.records.repository::<Customer>();
         let err = customers
-            .list_for(&mut tx_b, &grant_a, None, 10)
+            .list(&mut tx_b, &grant_a, None, 10)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::IsolationViolation);
         let err = customers
-            .get_for(&mut tx_b, &grant_a, RecordId::generate())
+            .get(&mut tx_b, &grant_a, RecordId::generate())
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::IsolationViolation);
@@ -486,13 +604,11 @@ mod purpose_bound {
         // A purpose that may not see a plain personal column cannot read the record at all.
         let security = Request::new(a, staff(role!("security")));
         let mut tx = env.pool.begin(a).await.unwrap();
-        let improve = gate
-            .grant(&security, &tx, Purpose::ImproveAggregated)
-            .unwrap();
+        let improve = gate.grant(&security, Purpose::ImproveAggregated).unwrap();
         let err = env
             .records
             .repository::<Appointment>()
-            .list_for(&mut tx, &improve, None, 10)
+            .list(&mut tx, &improve, None, 10)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("plain_field_not_visible"), "{err}");
@@ -510,7 +626,7 @@ mod views {
 
     use super::evidence;
     use super::purpose_bound::{gate, staff};
-    use crate::records::{Env, customer};
+    use crate::records::{Env, customer, grant};
 
     #[test]
     fn views_hold_exactly_the_fields_the_default_policy_allows() {
@@ -537,7 +653,7 @@ mod views {
             let yes = customer(t, "yes@example.com", "2175550101");
             let no = customer(t, "no@example.com", "2175550102");
             let mut tx = env.pool.begin(t).await.unwrap();
-            repo.insert_many(&mut tx, &[yes.clone(), no.clone()])
+            repo.insert_many(&mut tx, &grant(t), &[yes.clone(), no.clone()])
                 .await
                 .unwrap();
             ConsentLedger::record(
@@ -548,7 +664,7 @@ mod views {
             .unwrap();
             let gate = gate();
             let marketer = Request::new(t, staff(role!("marketer")));
-            let grant = gate.grant(&marketer, &tx, Purpose::MarketingEmail).unwrap();
+            let grant = gate.grant(&marketer, Purpose::MarketingEmail).unwrap();
             let page = repo
                 .list_views::<CustomerForMarketingEmail>(&mut tx, &grant, None, 10)
                 .await
@@ -561,7 +677,7 @@ mod views {
             );
             // A grant for another purpose does not read this view.
             let dispatcher = Request::new(t, staff(role!("dispatcher")));
-            let dispatch = gate.grant(&dispatcher, &tx, Purpose::Dispatch).unwrap();
+            let dispatch = gate.grant(&dispatcher, Purpose::Dispatch).unwrap();
             let err = repo
                 .get_view::<CustomerForMarketingEmail>(&mut tx, &dispatch, yes.id)
                 .await
@@ -592,9 +708,12 @@ mod views {
                 latitude_micro: Encrypted::new(1),
                 longitude_micro: Encrypted::new(2),
             };
-            pings.insert(&mut tx, &ping).await.unwrap();
+            pings
+                .insert(&mut tx, &crate::records::grant(t), &ping)
+                .await
+                .unwrap();
             let location = gate
-                .grant(&dispatcher, &tx, Purpose::TechnicianLocation)
+                .grant(&dispatcher, Purpose::TechnicianLocation)
                 .unwrap();
             let err = pings
                 .get_view::<LocationPingForTechnicianLocation>(&mut tx, &location, ping.id)

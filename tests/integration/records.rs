@@ -8,16 +8,36 @@
     reason = "test fixtures: a failed set-up is a failed test"
 )]
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{NaiveDate, TimeZone as _, Utc};
 use plenum::crypto::secrecy::SecretBox;
 use plenum::crypto::{Backend, KeyScope, Keyring, KeyringConfig, LocalKeyProvider};
 use plenum::prelude::*;
-use plenum::store::{Access, Action, BackendKind, DbKeyStore, Error, ErrorKind, Outcome};
+use plenum::store::{
+    Access, Action, Authorisation, BackendKind, DbKeyStore, Error, ErrorKind, Gate, Outcome,
+    PurposeGrant, Request,
+};
 use plenum_hvac::{Appointment, Customer, Equipment, Invoice, LocationPing, Property};
 use plenum_test::pg::TestDb;
 use plenum_test::{CANARY_EMAIL, CANARY_PHONE, assert_no_canary};
+
+/// The gate of these storage tests: one role that may take unrestricted grants.
+static GATE: LazyLock<Gate> = LazyLock::new(|| {
+    Gate::new(
+        plenum::consent::Policy::plenum_default(),
+        Authorisation::new().allow_unrestricted(plenum::core::role!("migrator")),
+    )
+});
+
+/// An unrestricted grant in `tenant`: these tests are about storage, tenancy and keys; purposes
+/// are tested in `consent.rs`. The request is leaked so the grant can be `'static` in a test.
+pub(crate) fn grant(tenant: TenantId) -> PurposeGrant<'static> {
+    let actor = Actor::new(ActorKind::SystemJob, ActorId::generate())
+        .with_role(plenum::core::role!("migrator"));
+    let request = Box::leak(Box::new(Request::new(tenant, actor)));
+    GATE.unrestricted(request, "storage test").unwrap()
+}
 
 /// A recording hook: what a test sees of every operation.
 #[derive(Default)]
@@ -251,33 +271,37 @@ async fn every_example_record_round_trips_on_both_backends() {
         };
         let r = &env.records;
         r.repository::<Customer>()
-            .insert(&mut tx, &c)
+            .insert(&mut tx, &grant(t), &c)
             .await
             .unwrap();
         r.repository::<Property>()
-            .insert(&mut tx, &property)
+            .insert(&mut tx, &grant(t), &property)
             .await
             .unwrap();
         r.repository::<Equipment>()
-            .insert(&mut tx, &equipment)
+            .insert(&mut tx, &grant(t), &equipment)
             .await
             .unwrap();
         r.repository::<Appointment>()
-            .insert_many(&mut tx, &[appointment.clone(), no_notes.clone()])
+            .insert_many(&mut tx, &grant(t), &[appointment.clone(), no_notes.clone()])
             .await
             .unwrap();
         r.repository::<Invoice>()
-            .insert(&mut tx, &invoice)
+            .insert(&mut tx, &grant(t), &invoice)
             .await
             .unwrap();
         r.repository::<LocationPing>()
-            .insert(&mut tx, &ping)
+            .insert(&mut tx, &grant(t), &ping)
             .await
             .unwrap();
         tx.commit().await.unwrap();
 
         let mut tx = env.pool.begin(t).await.unwrap();
-        let back = r.repository::<Customer>().get(&mut tx, c.id).await.unwrap();
+        let back = r
+            .repository::<Customer>()
+            .get(&mut tx, &grant(t), c.id)
+            .await
+            .unwrap();
         assert_eq!(back.subject, c.subject);
         assert_eq!(back.tenant, t);
         assert_eq!(back.created_at, c.created_at);
@@ -287,14 +311,14 @@ async fn every_example_record_round_trips_on_both_backends() {
         assert!(back.email.is_loaded());
         let p = r
             .repository::<Property>()
-            .get(&mut tx, property.id)
+            .get(&mut tx, &grant(t), property.id)
             .await
             .unwrap();
         assert_eq!((p.customer_id, p.square_feet), (c.id, Some(1850)));
         assert_eq!(text(&p.address), "12 Furnace Lane");
         let e = r
             .repository::<Equipment>()
-            .get(&mut tx, equipment.id)
+            .get(&mut tx, &grant(t), equipment.id)
             .await
             .unwrap();
         assert_eq!(e.model, "Carrier 59MN7");
@@ -302,7 +326,7 @@ async fn every_example_record_round_trips_on_both_backends() {
         assert_eq!(text(&e.serial), "SN-4471-XQ");
         let a = r
             .repository::<Appointment>()
-            .get(&mut tx, appointment.id)
+            .get(&mut tx, &grant(t), appointment.id)
             .await
             .unwrap();
         assert_eq!(
@@ -315,13 +339,13 @@ async fn every_example_record_round_trips_on_both_backends() {
         );
         let none = r
             .repository::<Appointment>()
-            .get(&mut tx, no_notes.id)
+            .get(&mut tx, &grant(t), no_notes.id)
             .await
             .unwrap();
         assert!(none.notes.is_none());
         let i = r
             .repository::<Invoice>()
-            .get(&mut tx, invoice.id)
+            .get(&mut tx, &grant(t), invoice.id)
             .await
             .unwrap();
         assert_eq!(*i.amount_cents.open().unwrap().expose(), 48_950);
@@ -331,14 +355,17 @@ async fn every_example_record_round_trips_on_both_backends() {
         );
         let l = r
             .repository::<LocationPing>()
-            .get(&mut tx, ping.id)
+            .get(&mut tx, &grant(t), ping.id)
             .await
             .unwrap();
         assert_eq!(*l.latitude_micro.open().unwrap().expose(), 39_781_721);
         assert_eq!(*l.longitude_micro.open().unwrap().expose(), -89_650_148);
         assert_eq!(l.technician, technician);
         assert_eq!(
-            r.repository::<Appointment>().count(&mut tx).await.unwrap(),
+            r.repository::<Appointment>()
+                .count(&mut tx, &grant(t))
+                .await
+                .unwrap(),
             2,
             "{}",
             env.name()
@@ -362,7 +389,7 @@ async fn stored_columns_hold_no_plaintext() {
         let mut tx = env.pool.begin(t).await.unwrap();
         env.records
             .repository::<Customer>()
-            .insert(&mut tx, &c)
+            .insert(&mut tx, &grant(t), &c)
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -412,18 +439,18 @@ async fn blind_index_lookups_are_normalised_and_never_cross_tenants() {
         let other = customer(a, "grace@example.com", "217-555-0199");
         let same_in_b = customer(b, "ada@example.com", "+1 217 555 0142");
         let mut tx = env.pool.begin(a).await.unwrap();
-        repo.insert_many(&mut tx, &[ada.clone(), other.clone()])
+        repo.insert_many(&mut tx, &grant(a), &[ada.clone(), other.clone()])
             .await
             .unwrap();
         tx.commit().await.unwrap();
         let mut tx = env.pool.begin(b).await.unwrap();
-        repo.insert(&mut tx, &same_in_b).await.unwrap();
+        repo.insert(&mut tx, &grant(b), &same_in_b).await.unwrap();
         tx.commit().await.unwrap();
 
         let mut tx = env.pool.begin(a).await.unwrap();
         for spelling in ["ada@example.com", "  ADA@EXAMPLE.COM ", "Ada@Example.com"] {
             let found = repo
-                .find(&mut tx, Customer::EMAIL_INDEX, spelling)
+                .find(&mut tx, &grant(a), Customer::EMAIL_INDEX, spelling)
                 .await
                 .unwrap();
             let ids: Vec<_> = found.iter().map(|c| c.id).collect();
@@ -436,21 +463,26 @@ async fn blind_index_lookups_are_normalised_and_never_cross_tenants() {
             "1 (217) 555-0142",
         ] {
             let found = repo
-                .find(&mut tx, Customer::PHONE_INDEX, spelling)
+                .find(&mut tx, &grant(a), Customer::PHONE_INDEX, spelling)
                 .await
                 .unwrap();
             let ids: Vec<_> = found.iter().map(|c| c.id).collect();
             assert_eq!(ids, vec![ada.id], "{}: {spelling}", env.name());
         }
         assert!(
-            repo.find(&mut tx, Customer::EMAIL_INDEX, "nobody@example.com")
-                .await
-                .unwrap()
-                .is_empty()
+            repo.find(
+                &mut tx,
+                &grant(a),
+                Customer::EMAIL_INDEX,
+                "nobody@example.com"
+            )
+            .await
+            .unwrap()
+            .is_empty()
         );
         // A malformed phone is a clear error, not an empty result.
         let err = repo
-            .find(&mut tx, Customer::PHONE_INDEX, "call me")
+            .find(&mut tx, &grant(a), Customer::PHONE_INDEX, "call me")
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", env.name());
@@ -458,7 +490,7 @@ async fn blind_index_lookups_are_normalised_and_never_cross_tenants() {
 
         let mut tx = env.pool.begin(b).await.unwrap();
         let found = repo
-            .find(&mut tx, Customer::EMAIL_INDEX, "ada@example.com")
+            .find(&mut tx, &grant(b), Customer::EMAIL_INDEX, "ada@example.com")
             .await
             .unwrap();
         let ids: Vec<_> = found.iter().map(|c| c.id).collect();
@@ -481,7 +513,7 @@ async fn a_ciphertext_moved_by_raw_sql_fails_to_open() {
         let three = customer(b, "three@example.com", "2175550103");
         for (t, c) in [(a, &one), (a, &two), (b, &three)] {
             let mut tx = env.pool.begin(t).await.unwrap();
-            repo.insert(&mut tx, c).await.unwrap();
+            repo.insert(&mut tx, &grant(t), c).await.unwrap();
             tx.commit().await.unwrap();
         }
         let id = |c: &Customer| c.id.to_string();
@@ -510,7 +542,7 @@ async fn a_ciphertext_moved_by_raw_sql_fails_to_open() {
         .await;
 
         let mut tx = env.pool.begin(a).await.unwrap();
-        let got_one = repo.get(&mut tx, one.id).await.unwrap();
+        let got_one = repo.get(&mut tx, &grant(a), one.id).await.unwrap();
         // Reading the row works: only the field asked for is decrypted, and it fails alone.
         assert_eq!(
             got_one.name.open().unwrap_err().kind(),
@@ -519,7 +551,7 @@ async fn a_ciphertext_moved_by_raw_sql_fails_to_open() {
             env.name()
         );
         assert_eq!(text(&got_one.email), "one@example.com");
-        let got_two = repo.get(&mut tx, two.id).await.unwrap();
+        let got_two = repo.get(&mut tx, &grant(a), two.id).await.unwrap();
         assert_eq!(
             got_two.phone.open().unwrap_err().kind(),
             ErrorKind::DecryptionFailed
@@ -527,7 +559,7 @@ async fn a_ciphertext_moved_by_raw_sql_fails_to_open() {
         assert_eq!(text(&got_two.email), "two@example.com");
         drop(tx);
         let mut tx = env.pool.begin(b).await.unwrap();
-        let got_three = repo.get(&mut tx, three.id).await.unwrap();
+        let got_three = repo.get(&mut tx, &grant(b), three.id).await.unwrap();
         let err = got_three.email.open().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::DecryptionFailed, "{}", env.name());
         assert_no_canary("decryption error", &format!("{err} {err:?}"));
@@ -541,18 +573,21 @@ async fn another_tenants_records_are_unreachable_through_every_method() {
         let repo = env.records.repository::<Customer>();
         let victim = customer(a, "victim@example.com", "2175550111");
         let mut tx = env.pool.begin(a).await.unwrap();
-        repo.insert(&mut tx, &victim).await.unwrap();
+        repo.insert(&mut tx, &grant(a), &victim).await.unwrap();
         tx.commit().await.unwrap();
 
         let mut tx = env.pool.begin(b).await.unwrap();
         let n = env.name();
         assert_eq!(
-            repo.get(&mut tx, victim.id).await.unwrap_err().kind(),
+            repo.get(&mut tx, &grant(b), victim.id)
+                .await
+                .unwrap_err()
+                .kind(),
             ErrorKind::NotFound,
             "{n}"
         );
         assert!(
-            repo.list(&mut tx, None, 100)
+            repo.list(&mut tx, &grant(b), None, 100)
                 .await
                 .unwrap()
                 .items
@@ -560,37 +595,48 @@ async fn another_tenants_records_are_unreachable_through_every_method() {
             "{n}"
         );
         assert!(
-            repo.find(&mut tx, Customer::EMAIL_INDEX, "victim@example.com")
-                .await
-                .unwrap()
-                .is_empty(),
+            repo.find(
+                &mut tx,
+                &grant(b),
+                Customer::EMAIL_INDEX,
+                "victim@example.com"
+            )
+            .await
+            .unwrap()
+            .is_empty(),
             "{n}"
         );
-        assert_eq!(repo.count(&mut tx).await.unwrap(), 0, "{n}");
+        assert_eq!(repo.count(&mut tx, &grant(b)).await.unwrap(), 0, "{n}");
         // B's copy of A's record, with B as tenant: the id exists only in A, so nothing changes.
         let mut forged = victim.clone();
         forged.tenant = b;
         forged.name.set("Mallory".to_owned());
         assert_eq!(
-            repo.update(&mut tx, &forged).await.unwrap_err().kind(),
+            repo.update(&mut tx, &grant(b), &forged)
+                .await
+                .unwrap_err()
+                .kind(),
             ErrorKind::NotFound,
             "{n}"
         );
         assert_eq!(
-            repo.delete(&mut tx, victim.id).await.unwrap_err().kind(),
+            repo.delete(&mut tx, &grant(b), victim.id)
+                .await
+                .unwrap_err()
+                .kind(),
             ErrorKind::NotFound,
             "{n}"
         );
         // A's record written in B's transaction: refused before any SQL.
-        let err = repo.insert(&mut tx, &victim).await.unwrap_err();
+        let err = repo.insert(&mut tx, &grant(b), &victim).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::IsolationViolation, "{n}");
         assert!(matches!(err, Error::TenantMismatch { .. }));
-        let err = repo.update(&mut tx, &victim).await.unwrap_err();
+        let err = repo.update(&mut tx, &grant(b), &victim).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::IsolationViolation, "{n}");
         tx.commit().await.unwrap();
 
         let mut tx = env.pool.begin(a).await.unwrap();
-        let still = repo.get(&mut tx, victim.id).await.unwrap();
+        let still = repo.get(&mut tx, &grant(a), victim.id).await.unwrap();
         assert_eq!(text(&still.name), "Ada Lovelace", "{n}: untouched");
     }
 }
@@ -602,13 +648,13 @@ async fn updates_reseal_only_changed_fields_and_keep_indexes_true() {
         let repo = env.records.repository::<Customer>();
         let c = customer(t, "ada@example.com", "2175550142");
         let mut tx = env.pool.begin(t).await.unwrap();
-        repo.insert(&mut tx, &c).await.unwrap();
-        let mut loaded = repo.get(&mut tx, c.id).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &c).await.unwrap();
+        let mut loaded = repo.get(&mut tx, &grant(t), c.id).await.unwrap();
         let name_before = loaded.name.envelope().unwrap().clone();
         let phone_before = loaded.phone.envelope().unwrap().clone();
         loaded.phone.set("217-555-0199".to_owned());
         env.hook.take();
-        repo.update(&mut tx, &loaded).await.unwrap();
+        repo.update(&mut tx, &grant(t), &loaded).await.unwrap();
         let access = env.hook.take();
         let fields: Vec<&str> = access[0].fields.iter().map(|f| f.0.as_str()).collect();
         assert!(
@@ -616,7 +662,7 @@ async fn updates_reseal_only_changed_fields_and_keep_indexes_true() {
             "{fields:?}"
         );
 
-        let after = repo.get(&mut tx, c.id).await.unwrap();
+        let after = repo.get(&mut tx, &grant(t), c.id).await.unwrap();
         assert_eq!(
             after.name.envelope(),
             Some(&name_before),
@@ -631,13 +677,13 @@ async fn updates_reseal_only_changed_fields_and_keep_indexes_true() {
         );
         assert_eq!(text(&after.phone), "217-555-0199");
         assert!(
-            repo.find(&mut tx, Customer::PHONE_INDEX, "2175550142")
+            repo.find(&mut tx, &grant(t), Customer::PHONE_INDEX, "2175550142")
                 .await
                 .unwrap()
                 .is_empty()
         );
         assert_eq!(
-            repo.find(&mut tx, Customer::PHONE_INDEX, "2175550199")
+            repo.find(&mut tx, &grant(t), Customer::PHONE_INDEX, "2175550199")
                 .await
                 .unwrap()
                 .len(),
@@ -645,9 +691,9 @@ async fn updates_reseal_only_changed_fields_and_keep_indexes_true() {
         );
 
         // Delete, then the record is gone.
-        repo.delete(&mut tx, c.id).await.unwrap();
+        repo.delete(&mut tx, &grant(t), c.id).await.unwrap();
         assert_eq!(
-            repo.get(&mut tx, c.id).await.unwrap_err().kind(),
+            repo.get(&mut tx, &grant(t), c.id).await.unwrap_err().kind(),
             ErrorKind::NotFound
         );
     }
@@ -659,13 +705,13 @@ async fn unique_violations_name_the_logical_field_never_the_value() {
         let t = env.tenant().await;
         let repo = env.records.repository::<Customer>();
         let mut tx = env.pool.begin(t).await.unwrap();
-        repo.insert(&mut tx, &customer(t, CANARY_EMAIL, "2175550142"))
+        repo.insert(&mut tx, &grant(t), &customer(t, CANARY_EMAIL, "2175550142"))
             .await
             .unwrap();
         tx.commit().await.unwrap();
         let mut tx = env.pool.begin(t).await.unwrap();
         let dup = customer(t, &CANARY_EMAIL.to_uppercase(), CANARY_PHONE);
-        let err = repo.insert(&mut tx, &dup).await.unwrap_err();
+        let err = repo.insert(&mut tx, &grant(t), &dup).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Conflict, "{}: {err}", env.name());
         match &err {
             Error::UniqueViolation { record_type, field } => {
@@ -689,11 +735,11 @@ async fn keyset_pages_cover_every_row_once_in_id_order() {
             .map(|i| customer(t, &format!("c{i}@example.com"), &format!("21755501{i:02}")))
             .collect();
         let mut tx = env.pool.begin(t).await.unwrap();
-        repo.insert_many(&mut tx, &batch).await.unwrap();
+        repo.insert_many(&mut tx, &grant(t), &batch).await.unwrap();
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = repo.list(&mut tx, after, 10).await.unwrap();
+            let page = repo.list(&mut tx, &grant(t), after, 10).await.unwrap();
             seen.extend(page.items.iter().map(|c| c.id));
             match page.next {
                 Some(n) => after = Some(n),
@@ -703,7 +749,7 @@ async fn keyset_pages_cover_every_row_once_in_id_order() {
         let mut expected: Vec<RecordId> = batch.iter().map(|c| c.id).collect();
         expected.sort();
         assert_eq!(seen, expected, "{}", env.name());
-        assert_eq!(repo.count(&mut tx).await.unwrap(), 25);
+        assert_eq!(repo.count(&mut tx, &grant(t)).await.unwrap(), 25);
     }
 }
 
@@ -725,12 +771,12 @@ async fn erasing_a_subject_leaves_rows_readable_and_their_pii_unrecoverable() {
         let mut tx = env.pool.begin(t).await.unwrap();
         env.records
             .repository::<Customer>()
-            .insert(&mut tx, &c)
+            .insert(&mut tx, &grant(t), &c)
             .await
             .unwrap();
         env.records
             .repository::<Invoice>()
-            .insert(&mut tx, &invoice)
+            .insert(&mut tx, &grant(t), &invoice)
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -748,7 +794,7 @@ async fn erasing_a_subject_leaves_rows_readable_and_their_pii_unrecoverable() {
         let mut tx = env.pool.begin(t).await.unwrap();
         let back = fresh
             .repository::<Customer>()
-            .get(&mut tx, c.id)
+            .get(&mut tx, &grant(t), c.id)
             .await
             .unwrap();
         assert_eq!(
@@ -760,7 +806,7 @@ async fn erasing_a_subject_leaves_rows_readable_and_their_pii_unrecoverable() {
         assert!(format!("{:?}", back.email).contains("erased"));
         let inv = fresh
             .repository::<Invoice>()
-            .get(&mut tx, invoice.id)
+            .get(&mut tx, &grant(t), invoice.id)
             .await
             .unwrap();
         assert_eq!(
@@ -773,7 +819,7 @@ async fn erasing_a_subject_leaves_rows_readable_and_their_pii_unrecoverable() {
         again.subject = c.subject;
         let err = fresh
             .repository::<Customer>()
-            .insert(&mut tx, &again)
+            .insert(&mut tx, &grant(t), &again)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::KeyDestroyed, "{}", env.name());
@@ -788,15 +834,15 @@ async fn every_operation_is_described_to_the_hook_without_values() {
         let c = customer(t, CANARY_EMAIL, CANARY_PHONE);
         let mut tx = env.pool.begin(t).await.unwrap();
         env.hook.take();
-        repo.insert(&mut tx, &c).await.unwrap();
-        repo.get(&mut tx, c.id).await.unwrap();
-        repo.list(&mut tx, None, 10).await.unwrap();
-        repo.find(&mut tx, Customer::EMAIL_INDEX, CANARY_EMAIL)
+        repo.insert(&mut tx, &grant(t), &c).await.unwrap();
+        repo.get(&mut tx, &grant(t), c.id).await.unwrap();
+        repo.list(&mut tx, &grant(t), None, 10).await.unwrap();
+        repo.find(&mut tx, &grant(t), Customer::EMAIL_INDEX, CANARY_EMAIL)
             .await
             .unwrap();
-        repo.count(&mut tx).await.unwrap();
+        repo.count(&mut tx, &grant(t)).await.unwrap();
         let missing = RecordId::generate();
-        repo.get(&mut tx, missing).await.unwrap_err();
+        repo.get(&mut tx, &grant(t), missing).await.unwrap_err();
         let log = env.hook.take();
         let actions: Vec<Action> = log.iter().map(|a| a.action).collect();
         assert_eq!(
@@ -835,17 +881,21 @@ async fn a_hook_that_cannot_record_fails_the_operation_closed() {
         let repo = closed.repository::<Customer>();
         let c = customer(t, "closed@example.com", "2175550142");
         let mut tx = env.pool.begin(t).await.unwrap();
-        assert!(repo.insert(&mut tx, &c).await.is_err(), "{}", env.name());
+        assert!(
+            repo.insert(&mut tx, &grant(t), &c).await.is_err(),
+            "{}",
+            env.name()
+        );
         drop(tx);
         // Reads fail closed too: the record exists, but an unrecorded read returns nothing.
         let open = env.records.repository::<Customer>();
         let mut tx = env.pool.begin(t).await.unwrap();
-        open.insert(&mut tx, &c).await.unwrap();
+        open.insert(&mut tx, &grant(t), &c).await.unwrap();
         tx.commit().await.unwrap();
         let mut tx = env.pool.begin(t).await.unwrap();
-        let err = repo.get(&mut tx, c.id).await.unwrap_err();
+        let err = repo.get(&mut tx, &grant(t), c.id).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{}", env.name());
-        assert!(repo.list(&mut tx, None, 10).await.is_err());
+        assert!(repo.list(&mut tx, &grant(t), None, 10).await.is_err());
     }
 }
 
@@ -859,7 +909,7 @@ async fn find_by_email_is_an_index_scan() {
         .map(|i| customer(t, &format!("c{i}@example.com"), &format!("217555{i:04}")))
         .collect();
     let mut tx = env.pool.begin(t).await.unwrap();
-    repo.insert_many(&mut tx, &batch).await.unwrap();
+    repo.insert_many(&mut tx, &grant(t), &batch).await.unwrap();
     tx.commit().await.unwrap();
     let su = db.superuser().await;
     sqlx::query("ANALYZE app.customers")
@@ -883,7 +933,12 @@ async fn find_by_email_is_an_index_scan() {
     assert!(!plan.contains("Seq Scan"), "{plan}");
     // And the repository's lookup finds the row through it.
     let found = repo
-        .find(&mut tx, Customer::EMAIL_INDEX, "C1999@example.com")
+        .find(
+            &mut tx,
+            &grant(t),
+            Customer::EMAIL_INDEX,
+            "C1999@example.com",
+        )
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
@@ -921,7 +976,7 @@ async fn lookups_span_every_live_index_key_version() {
         let repo = env.records.repository::<Customer>();
         let old = customer(t, "old@example.com", "2175550101");
         let mut tx = env.pool.begin(t).await.unwrap();
-        repo.insert(&mut tx, &old).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &old).await.unwrap();
         tx.commit().await.unwrap();
 
         // Rotate the tenant's index key: new rows are indexed under v2, old rows still carry v1
@@ -935,13 +990,13 @@ async fn lookups_span_every_live_index_key_version() {
         assert_eq!(v2.version, 2);
         let new = customer(t, "new@example.com", "2175550102");
         let mut tx = env.pool.begin(t).await.unwrap();
-        repo.insert(&mut tx, &new).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &new).await.unwrap();
         let found_old = repo
-            .find(&mut tx, Customer::EMAIL_INDEX, "OLD@example.com")
+            .find(&mut tx, &grant(t), Customer::EMAIL_INDEX, "OLD@example.com")
             .await
             .unwrap();
         let found_new = repo
-            .find(&mut tx, Customer::EMAIL_INDEX, "new@example.com")
+            .find(&mut tx, &grant(t), Customer::EMAIL_INDEX, "new@example.com")
             .await
             .unwrap();
         assert_eq!(
@@ -979,7 +1034,7 @@ async fn a_file_backed_sqlite_database_keeps_data_and_keys_across_restarts() {
         let mut tx = pool.begin(tenant).await.unwrap();
         records
             .repository::<Customer>()
-            .insert(&mut tx, &c)
+            .insert(&mut tx, &grant(tenant), &c)
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -998,7 +1053,7 @@ async fn a_file_backed_sqlite_database_keeps_data_and_keys_across_restarts() {
     let mut tx = pool.begin(tenant).await.unwrap();
     let back = records
         .repository::<Customer>()
-        .get(&mut tx, c.id)
+        .get(&mut tx, &grant(tenant), c.id)
         .await
         .unwrap();
     assert_eq!(text(&back.email), "file@example.com");

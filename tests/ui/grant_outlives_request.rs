@@ -1,10 +1,10 @@
 // A grant borrows its request: it cannot be kept after the request is gone (say, cached
 // across a consent withdrawal).
 use plenum::consent::Purpose;
-use plenum::store::{Gate, PurposeGrant, Request, TenantTx};
+use plenum::store::{Gate, PurposeGrant, Request};
 
-fn keep<'g>(gate: &'g Gate, tx: &TenantTx, request: Request) -> PurposeGrant<'g> {
-    gate.grant(&request, tx, Purpose::Scheduling).unwrap()
+fn keep(gate: &Gate, request: Request) -> PurposeGrant<'_> {
+    gate.grant(&request, Purpose::Scheduling).unwrap()
 }
 
 fn main() {}

@@ -1,7 +1,7 @@
 //! What every repository operation reports, and to whom.
 
 use plenum_consent::{LegalBasis, Purpose};
-use plenum_core::{DataCategory, FieldName, RecordId, RecordType, SubjectId};
+use plenum_core::{Actor, DataCategory, FieldName, RecordId, RecordType, RequestId, SubjectId};
 use plenum_crypto::BoxFuture;
 
 use crate::error::{Error, ErrorKind};
@@ -58,6 +58,10 @@ pub enum Outcome {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
+    /// Who acted (from the grant's request).
+    pub actor: Actor,
+    /// The request the operation belonged to.
+    pub request: RequestId,
     /// What was done.
     pub action: Action,
     /// To which record type.
@@ -72,14 +76,17 @@ pub struct Access {
     pub rows: u64,
     /// How it ended.
     pub outcome: Outcome,
-    /// The purpose it ran under, for purpose-bound operations.
+    /// The purpose it ran under; `None` under an unrestricted grant.
     pub purpose: Option<Purpose>,
+    /// For an unrestricted grant ([`Gate::unrestricted`](crate::Gate::unrestricted)): the
+    /// reason given for stepping outside the policy.
+    pub unrestricted: Option<&'static str>,
     /// The legal basis the policy gives that purpose.
     pub legal_basis: Option<LegalBasis>,
     /// The version of the policy that decided.
     pub policy_version: Option<String>,
-    /// For lists under a consent purpose: how many rows were left out because their subject's
-    /// consent, objection or restriction forbade the purpose.
+    /// For lists and searches: how many rows were left out because their subject's consent,
+    /// objection or restriction forbade the purpose.
     pub excluded: u64,
 }
 

@@ -1,5 +1,6 @@
-//! Purpose-bound access: the only way to a purpose-checked repository read is a [`PurposeGrant`],
-//! and the only way to a grant is [`Gate::grant`].
+//! Purpose-bound access: every repository operation takes a [`PurposeGrant`], and the only ways
+//! to a grant are [`Gate::grant`] (for a purpose, checked against the policy) and
+//! [`Gate::unrestricted`] (the named escape hatch for migrations, tests and rights tooling).
 
 use core::fmt;
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,7 +10,6 @@ use plenum_consent::{Policy, Purpose};
 use plenum_core::{Actor, RequestId, Role, TenantId};
 
 use crate::error::Error;
-use crate::tx::TenantTx;
 
 /// One request (or job run): who acts, for which tenant. Grants borrow it, so none outlives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,7 @@ impl Request {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Authorisation {
     by_role: BTreeMap<String, BTreeSet<Purpose>>,
+    unrestricted: BTreeSet<String>,
 }
 
 impl Authorisation {
@@ -65,6 +66,21 @@ impl Authorisation {
             .or_default()
             .extend(purposes);
         self
+    }
+
+    /// Lets actors with `role` take [`Gate::unrestricted`] grants, which skip the policy. Give it
+    /// to the role migrations and data-subject-request tooling run as, and to nobody else.
+    #[must_use]
+    pub fn allow_unrestricted(mut self, role: Role) -> Self {
+        self.unrestricted.insert(role.as_str().to_owned());
+        self
+    }
+
+    /// Whether `actor` holds a role that may take unrestricted grants.
+    pub fn permits_unrestricted(&self, actor: &Actor) -> bool {
+        actor
+            .roles()
+            .any(|r| self.unrestricted.contains(r.as_str()))
     }
 
     /// Whether `actor` holds a role that may act for `purpose`.
@@ -113,25 +129,20 @@ impl Gate {
         &self.inner.policy
     }
 
-    /// Mints a grant to act for `purpose` in `request`, after checking that the transaction is
-    /// the request's tenant's, that the policy enables the purpose, and that the actor holds a
-    /// role authorised for it. Subject-level checks (consent, objection, restriction) happen
-    /// per row when the grant is used, against the ledger as the transaction sees it.
+    /// Mints a grant to act for `purpose` in `request`, after checking that the policy enables
+    /// the purpose and that the actor holds a role authorised for it. The rest is checked when
+    /// the grant is used: that the transaction is the request's tenant's, and per row the
+    /// subject's consent, objection and restriction, against the ledger as that transaction
+    /// sees it.
     ///
     /// # Errors
     ///
-    /// [`Error::TenantMismatch`], or [`Error::Denied`] with the reason.
+    /// [`Error::Denied`] with the reason.
     pub fn grant<'r>(
         &'r self,
         request: &'r Request,
-        tx: &TenantTx,
         purpose: Purpose,
     ) -> Result<PurposeGrant<'r>, Error> {
-        if tx.tenant() != request.tenant {
-            return Err(Error::TenantMismatch {
-                record_type: "grant".to_owned(),
-            });
-        }
         if self.inner.policy.rule(purpose).is_none() {
             return Err(Error::Denied {
                 purpose: purpose.key(),
@@ -147,25 +158,78 @@ impl Gate {
         Ok(PurposeGrant {
             request,
             policy: &self.inner.policy,
-            purpose,
+            scope: Scope::Purpose(purpose),
+        })
+    }
+
+    /// Mints a grant that skips the policy: no purpose, no field withholding, no consent,
+    /// objection or restriction checks. Every use still reaches the access hook, with `reason`
+    /// and no purpose, so the audit log shows each one. The actor must hold a role given
+    /// [`Authorisation::allow_unrestricted`]. The name is the point: `grep unrestricted` finds
+    /// every place a service steps outside purpose limitation.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Denied`] (`actor_not_authorised`, or `no_reason` when `reason` is empty).
+    pub fn unrestricted<'r>(
+        &'r self,
+        request: &'r Request,
+        reason: &'static str,
+    ) -> Result<PurposeGrant<'r>, Error> {
+        let denied = |reason| Error::Denied {
+            purpose: "unrestricted",
+            reason,
+        };
+        if reason.trim().is_empty() {
+            return Err(denied("no_reason"));
+        }
+        if !self
+            .inner
+            .authorisation
+            .permits_unrestricted(&request.actor)
+        {
+            return Err(denied("actor_not_authorised"));
+        }
+        Ok(PurposeGrant {
+            request,
+            policy: &self.inner.policy,
+            scope: Scope::Unrestricted(reason),
         })
     }
 }
 
-/// Permission to act for one purpose within one request. It has no public constructor (only
-/// [`Gate::grant`] makes one) and borrows the request, so it cannot be forged, stored past the
-/// request, or carried into another tenant's transaction.
+/// What a grant permits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Purpose(Purpose),
+    Unrestricted(&'static str),
+}
+
+/// Permission to act for one purpose (or, from [`Gate::unrestricted`], for none) within one
+/// request. It has no public constructor and borrows the request, so it cannot be forged,
+/// stored past the request, or carried into another tenant's transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct PurposeGrant<'r> {
     request: &'r Request,
     policy: &'r Policy,
-    purpose: Purpose,
+    scope: Scope,
 }
 
 impl PurposeGrant<'_> {
-    /// The purpose.
-    pub fn purpose(&self) -> Purpose {
-        self.purpose
+    /// The purpose; `None` for an unrestricted grant.
+    pub fn purpose(&self) -> Option<Purpose> {
+        match self.scope {
+            Scope::Purpose(p) => Some(p),
+            Scope::Unrestricted(_) => None,
+        }
+    }
+
+    /// For an unrestricted grant, the reason it was taken.
+    pub fn unrestricted_reason(&self) -> Option<&'static str> {
+        match self.scope {
+            Scope::Purpose(_) => None,
+            Scope::Unrestricted(reason) => Some(reason),
+        }
     }
 
     /// The request it was minted for.

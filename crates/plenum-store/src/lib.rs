@@ -39,19 +39,23 @@
 //! its table ([`RecordSpec::table`]), its encrypted fields with their data categories and key
 //! owners, its blind indexes. [`Records`] holds the keyring, the key store and the
 //! [`AccessHook`]; [`Records::repository`] gives a [`Repository`] whose every method takes the
-//! [`TenantTx`] it runs in:
+//! [`TenantTx`] it runs in and a [`PurposeGrant`] that only a [`Gate`] mints:
 //!
 //! ```no_run
 //! # async fn demo<R: plenum_store::Record>(
 //! #     pool: plenum_store::TenantPool,
 //! #     records: plenum_store::Records,
-//! #     tenant: plenum_core::TenantId,
+//! #     gate: plenum_store::Gate,
+//! #     request: plenum_store::Request,
 //! #     id: plenum_core::RecordId,
 //! # ) -> Result<(), plenum_store::Error> {
+//! use plenum_consent::Purpose;
+//!
 //! let repo = records.repository::<R>();
-//! let mut tx = pool.begin(tenant).await?;
-//! let record = repo.get(&mut tx, id).await?; // sealed fields stay sealed until opened
-//! repo.update(&mut tx, &record).await?; // re-seals only the fields set since the read
+//! let mut tx = pool.begin(request.tenant()).await?;
+//! let grant = gate.grant(&request, Purpose::Scheduling)?; // policy + authorisation
+//! let record = repo.get(&mut tx, &grant, id).await?; // consent checked, sealed until opened
+//! repo.update(&mut tx, &grant, &record).await?; // re-seals only the fields set since the read
 //! tx.commit().await?;
 //! # Ok(()) }
 //! ```

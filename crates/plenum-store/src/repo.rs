@@ -4,6 +4,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use std::sync::Arc;
 
+use plenum_consent::Purpose;
 use plenum_core::{FieldName, RecordId, SubjectId, TenantId};
 use plenum_crypto::{BlindIndexer, Envelope, FieldKey, FieldLocator, KeyStore, Keyring, Owner};
 
@@ -128,6 +129,7 @@ struct DialectStatements {
     list_first: String,
     list_after: String,
     count: String,
+    subject_of: String,
     delete: String,
     insert: String,
     table: String,
@@ -171,6 +173,15 @@ impl Statements {
                     d.p(3)
                 ),
                 count: format!("SELECT count(*) FROM {table} WHERE tenant_id = {}", d.p(1)),
+                subject_of: format!(
+                    "SELECT tenant_id, subject_id FROM {table} WHERE tenant_id = {} AND id = {}{}",
+                    d.p(1),
+                    d.p(2),
+                    match d {
+                        Dialect::Postgres => " FOR UPDATE",
+                        Dialect::Sqlite => "",
+                    }
+                ),
                 delete: format!(
                     "DELETE FROM {table} WHERE tenant_id = {} AND id = {}",
                     d.p(1),
@@ -211,11 +222,32 @@ impl Statements {
     }
 }
 
-/// What a read asks for: one record, or one keyset page.
-#[derive(Clone, Copy)]
+/// What a read asks for: one record, one keyset page, or the rows a blind index names.
 enum Read {
     One(RecordId),
     Page(Option<RecordId>, u32),
+    Find {
+        column: &'static str,
+        candidates: Vec<Vec<u8>>,
+    },
+}
+
+/// The subject-level decisions of one operation: which subjects the grant's purpose may not
+/// process, and why.
+#[derive(Default)]
+struct Decisions {
+    denied: std::collections::HashMap<SubjectId, &'static str>,
+    /// The decision for rows without a subject (an empty ledger).
+    without_subject: Option<&'static str>,
+}
+
+impl Decisions {
+    fn denial(&self, subject: Option<SubjectId>) -> Option<&'static str> {
+        match subject {
+            Some(s) => self.denied.get(&s).copied(),
+            None => self.without_subject,
+        }
+    }
 }
 
 /// The subject-owned field keys of a row, or the scope of the destroyed key that sealed them.
@@ -228,6 +260,9 @@ struct WriteKeys {
     indexers: Vec<Option<BlindIndexer>>,
 }
 
+/// Every operation takes a [`PurposeGrant`]: reads return only what the grant's purpose may
+/// see of the subjects it may process, writes touch only fields and subjects the purpose may,
+/// and each operation reaches the access hook with the grant's actor, request and purpose.
 impl<R: Record> Repository<R> {
     fn spec(&self) -> &'static RecordSpec {
         R::spec()
@@ -238,37 +273,61 @@ impl<R: Record> Repository<R> {
     /// # Errors
     ///
     /// As [`Repository::insert_many`].
-    pub async fn insert(&self, tx: &mut TenantTx, record: &R) -> Result<(), Error> {
-        self.insert_many(tx, core::slice::from_ref(record)).await
+    pub async fn insert(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        record: &R,
+    ) -> Result<(), Error> {
+        self.insert_many(tx, grant, core::slice::from_ref(record))
+            .await
     }
 
-    /// Inserts records in one statement (one round trip on PostgreSQL, `unnest` binds). Subject
-    /// keys missing for any of them are created first, in one key store round trip.
+    /// Inserts records in one statement (one round trip on PostgreSQL, `unnest` binds). Under
+    /// a purpose, every field's category must be one the purpose may touch and every subject
+    /// one it may process (a restricted subject takes compliance purposes only, a consent
+    /// purpose needs consent); otherwise nothing is written. Subject keys missing for any
+    /// record are created first, in one key store round trip.
     ///
     /// # Errors
     ///
-    /// [`Error::TenantMismatch`] if a record belongs to another tenant (nothing is written);
-    /// [`Error::UniqueViolation`] naming the logical field; [`Error::ForeignKeyViolation`];
-    /// key and sealing failures ([`Error::Crypto`]).
-    pub async fn insert_many(&self, tx: &mut TenantTx, records: &[R]) -> Result<(), Error> {
-        let access = self.describe(
-            Action::Insert,
-            records.iter().map(R::id).collect(),
-            subjects_of(records.iter().filter_map(R::subject)),
-            self.all_fields(),
-        );
-        let result = self.insert_inner(tx, records).await;
+    /// [`Error::Denied`] (`field_not_in_purpose`, or the policy's reason for a subject);
+    /// [`Error::TenantMismatch`] if a record or the grant belongs to another tenant (nothing
+    /// is written); [`Error::UniqueViolation`] naming the logical field;
+    /// [`Error::ForeignKeyViolation`]; key and sealing failures ([`Error::Crypto`]).
+    pub async fn insert_many(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        records: &[R],
+    ) -> Result<(), Error> {
+        let mut access = self.describe(grant, Action::Insert);
+        access.records = records.iter().map(R::id).collect();
+        access.subjects = subjects_of(records.iter().filter_map(R::subject));
+        access.fields = self.all_fields();
+        let result = self.insert_inner(tx, grant, records).await;
         self.report(tx, access, result, |_| records.len() as u64)
             .await
     }
 
-    async fn insert_inner(&self, tx: &mut TenantTx, records: &[R]) -> Result<(), Error> {
+    async fn insert_inner(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        records: &[R],
+    ) -> Result<(), Error> {
+        self.check_grant(tx, grant)?;
         if records.is_empty() {
             return Ok(());
         }
         let tenant = tx.tenant();
         self.check_write_tenant(tenant, records)?;
+        self.check_writable(grant, self.spec().fields().iter())?;
         let subjects = subjects_of(records.iter().filter_map(R::subject));
+        let decisions = self.decide(tx, grant, &subjects).await?;
+        if let Some(reason) = records.iter().find_map(|r| decisions.denial(r.subject())) {
+            return Err(self.denied(grant, reason));
+        }
         self.prepare(tenant, &subjects, true).await?;
         let keys = self.write_keys(tenant).await?;
         let mut rows = Vec::with_capacity(records.len());
@@ -285,130 +344,158 @@ impl<R: Record> Repository<R> {
             .map_err(|e| self.db_error(e))
     }
 
-    /// Reads one record by id.
+    /// Reads one record by id for the grant's purpose: the subject's consent, objection and
+    /// restriction are checked against the ledger as this transaction sees it, and fields whose
+    /// category the purpose may not see come back [withheld](crate::Encrypted::is_withheld),
+    /// never decrypted. Under an unrestricted grant every field comes back.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] if this tenant has no such record (whether or not another tenant
-    /// does); [`Error::IsolationViolation`] if a row of another tenant came back.
-    pub async fn get(&self, tx: &mut TenantTx, id: RecordId) -> Result<R, Error> {
-        let result = self.get_inner(tx, id).await;
-        let subjects = match &result {
-            Ok(r) => subjects_of(r.subject()),
-            Err(_) => Vec::new(),
-        };
-        let access = self.describe(Action::Read, vec![id], subjects, self.all_fields());
+    /// [`Error::Denied`] (the policy's reason, or `plain_field_not_visible` when the record has
+    /// a plain field the purpose may not see); [`Error::NotFound`] if this tenant has no such
+    /// record (whether or not another tenant does); [`Error::IsolationViolation`] if a row of
+    /// another tenant came back; [`Error::TenantMismatch`] for a grant of another tenant.
+    pub async fn get(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+    ) -> Result<R, Error> {
+        let mut access = self.describe(grant, Action::Read);
+        access.records = vec![id];
+        let result = self
+            .read(tx, grant, Read::One(id), None, &mut access)
+            .await
+            .and_then(|mut page| page.items.pop().ok_or_else(|| self.not_found()));
+        if result.is_err() {
+            // What was asked for, whether or not it exists or may be read.
+            access.records = vec![id];
+        }
         self.report(tx, access, result, |_| 1).await
     }
 
-    async fn get_inner(&self, tx: &mut TenantTx, id: RecordId) -> Result<R, Error> {
-        let tenant = tx.tenant();
-        let rows = self.fetch_rows(tx, Read::One(id)).await?;
-        self.materialise(tenant, rows)
-            .await?
-            .pop()
-            .ok_or_else(|| self.not_found())
-    }
-
-    /// The rows of a point read or of one keyset page (tenant, id, [subject], fields).
-    async fn fetch_rows(&self, tx: &mut TenantTx, read: Read) -> Result<Vec<Vec<Value>>, Error> {
-        let s = self.sql.for_dialect(Dialect::of(tx));
-        let tenant_bind = (SqlType::Uuid, Value::Uuid(*tx.tenant().as_uuid()));
-        let limit_bind = |limit: u32| (SqlType::BigInt, Value::BigInt(i64::from(limit)));
-        let (statement, binds) = match read {
-            Read::One(id) => (
-                &s.get,
-                vec![tenant_bind, (SqlType::Uuid, Value::Uuid(*id.as_uuid()))],
-            ),
-            Read::Page(None, limit) => (&s.list_first, vec![tenant_bind, limit_bind(limit)]),
-            Read::Page(Some(a), limit) => (
-                &s.list_after,
-                vec![
-                    tenant_bind,
-                    (SqlType::Uuid, Value::Uuid(*a.as_uuid())),
-                    limit_bind(limit),
-                ],
-            ),
-        };
-        sql::fetch(Conn::of(tx)?, statement, &binds, &self.sql.read_types)
-            .await
-            .map_err(|e| self.db_error(e))
-    }
-
-    /// One page of records in id order, after `after` (the previous page's `next`), at most
-    /// `limit` of them. Keyset pagination: each page is an index range scan on the primary key.
+    /// [`Repository::get`] into the purpose's view type `V`, in which the fields the purpose
+    /// may not see do not exist.
     ///
     /// # Errors
     ///
-    /// Database, key and isolation failures.
+    /// [`Error::Denied`] (`grant_for_another_purpose` if the grant is not for `V::PURPOSE`),
+    /// and the errors of [`Repository::get`].
+    pub async fn get_view<V: View<Record = R>>(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+    ) -> Result<V, Error> {
+        let mut access = self.describe(grant, Action::Read);
+        access.records = vec![id];
+        let result = match self.view_purpose::<V>(grant) {
+            Ok(()) => self
+                .read(tx, grant, Read::One(id), Some(V::FIELDS), &mut access)
+                .await
+                .and_then(|mut page| page.items.pop().ok_or_else(|| self.not_found())),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            access.records = vec![id];
+        }
+        self.report(tx, access, result, |_| 1)
+            .await
+            .map(V::from_record)
+    }
+
+    /// One keyset page in id order, after `after` (the previous page's `next`), scanning at
+    /// most `limit` rows: each page is an index range scan on the primary key. Rows whose
+    /// subject the purpose may not process (no live consent for a consent purpose, an
+    /// objection, a restriction) are left out, so a marketing list holds exactly the consented
+    /// subjects, and pages can hold fewer than `limit` records; fields the purpose may not see
+    /// are withheld.
+    ///
+    /// # Errors
+    ///
+    /// As [`Repository::get`], without `NotFound`.
     pub async fn list(
         &self,
         tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
         after: Option<RecordId>,
         limit: u32,
     ) -> Result<Page<R>, Error> {
-        let result = self.list_inner(tx, after, limit).await;
-        let access = match &result {
-            Ok(page) => self.describe(
-                Action::List,
-                page.items.iter().map(R::id).collect(),
-                subjects_of(page.items.iter().filter_map(R::subject)),
-                self.all_fields(),
-            ),
-            Err(_) => self.describe(Action::List, Vec::new(), Vec::new(), self.all_fields()),
-        };
+        let mut access = self.describe(grant, Action::List);
+        let result = self
+            .read(tx, grant, Read::Page(after, limit), None, &mut access)
+            .await;
         self.report(tx, access, result, |p| p.items.len() as u64)
             .await
     }
 
-    async fn list_inner(
-        &self,
-        tx: &mut TenantTx,
-        after: Option<RecordId>,
-        limit: u32,
-    ) -> Result<Page<R>, Error> {
-        let tenant = tx.tenant();
-        let rows = self.fetch_rows(tx, Read::Page(after, limit)).await?;
-        let full = rows.len() as u64 >= u64::from(limit) && limit > 0;
-        let items = self.materialise(tenant, rows).await?;
-        let next = if full { items.last().map(R::id) } else { None };
-        Ok(Page { items, next })
-    }
-
-    /// The records whose blind-indexed `field` equals `value` after normalisation, under every
-    /// live index key version (so a rotation's re-index sweep does not hide rows). The lookup is
-    /// an index scan on `(tenant_id, <field>_bidx)`.
+    /// [`Repository::list`] into the purpose's view type `V`.
     ///
     /// # Errors
     ///
-    /// Normalisation failures ([`Error::Crypto`], kind `InvalidInput`), database, key and
-    /// isolation failures.
+    /// As [`Repository::get_view`], without `NotFound`.
+    pub async fn list_views<V: View<Record = R>>(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        after: Option<RecordId>,
+        limit: u32,
+    ) -> Result<Page<V>, Error> {
+        let mut access = self.describe(grant, Action::List);
+        let result = match self.view_purpose::<V>(grant) {
+            Ok(()) => {
+                self.read(
+                    tx,
+                    grant,
+                    Read::Page(after, limit),
+                    Some(V::FIELDS),
+                    &mut access,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        self.report(tx, access, result, |p| p.items.len() as u64)
+            .await
+            .map(|page| Page {
+                items: page.items.into_iter().map(V::from_record).collect(),
+                next: page.next,
+            })
+    }
+
+    /// The records whose blind-indexed `field` equals `value` after normalisation, under every
+    /// live index key version (so a rotation's re-index sweep does not hide rows), filtered and
+    /// withheld for the grant's purpose like [`Repository::list`]. The lookup is an index scan
+    /// on `(tenant_id, <field>_bidx)`.
+    ///
+    /// # Errors
+    ///
+    /// Normalisation failures ([`Error::Crypto`], kind `InvalidInput`), and the errors of
+    /// [`Repository::list`].
     pub async fn find(
         &self,
         tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
         field: crate::record::BlindIndexField<R>,
         value: &str,
     ) -> Result<Vec<R>, Error> {
-        let result = self.find_inner(tx, field, value).await;
-        let access = match &result {
-            Ok(items) => self.describe(
-                Action::Search,
-                items.iter().map(R::id).collect(),
-                subjects_of(items.iter().filter_map(R::subject)),
-                self.all_fields(),
-            ),
-            Err(_) => self.describe(Action::Search, Vec::new(), Vec::new(), self.all_fields()),
+        let mut access = self.describe(grant, Action::Search);
+        let result = match self.find_candidates(tx.tenant(), field, value).await {
+            Ok(read) => self
+                .read(tx, grant, read, None, &mut access)
+                .await
+                .map(|page| page.items),
+            Err(e) => Err(e),
         };
         self.report(tx, access, result, |v| v.len() as u64).await
     }
 
-    async fn find_inner(
+    async fn find_candidates(
         &self,
-        tx: &mut TenantTx,
+        tenant: TenantId,
         field: crate::record::BlindIndexField<R>,
         value: &str,
-    ) -> Result<Vec<R>, Error> {
-        let tenant = tx.tenant();
+    ) -> Result<Read, Error> {
         let spec = self.spec();
         let f = spec
             .fields()
@@ -429,266 +516,10 @@ impl<R: Record> Repository<R> {
                 value,
             )
             .await?;
-        let d = Dialect::of(tx);
-        let select = &self.sql.for_dialect(d).select;
-        let candidates: Vec<Vec<u8>> = candidates.iter().map(|c| c.as_bytes().to_vec()).collect();
-        let (statement, binds) = sql::any_of(
-            d,
-            select,
-            b.column.as_str(),
-            (SqlType::Uuid, Value::Uuid(*tenant.as_uuid())),
-            candidates,
-        );
-        let rows = sql::fetch(Conn::of(tx)?, &statement, &binds, &self.sql.read_types)
-            .await
-            .map_err(|e| self.db_error(e))?;
-        self.materialise(tenant, rows).await
-    }
-
-    /// Reads one record for the purpose of `grant`: the subject's consent, objection and
-    /// restriction are checked against the ledger as this transaction sees it, and fields whose
-    /// category the purpose may not see come back withheld, never decrypted.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Denied`] (reason from the policy, or `plain_field_not_visible` when the record
-    /// has a plain field the purpose may not see), [`Error::NotFound`], and the errors of
-    /// [`Repository::get`].
-    pub async fn get_for(
-        &self,
-        tx: &mut TenantTx,
-        grant: &PurposeGrant<'_>,
-        id: RecordId,
-    ) -> Result<R, Error> {
-        let mut access = self.describe(Action::Read, vec![id], Vec::new(), Vec::new());
-        let result = self
-            .read_for(tx, grant, Read::One(id), None, &mut access)
-            .await;
-        let result = result.and_then(|mut page| page.items.pop().ok_or_else(|| self.not_found()));
-        self.report_purpose(tx, access, result, |_| 1).await
-    }
-
-    /// [`Repository::get_for`] into the purpose's view type `V`, in which the fields the
-    /// purpose may not see do not exist.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Denied`] (`grant_for_another_purpose` if the grant is not for `V::PURPOSE`),
-    /// and the errors of [`Repository::get_for`].
-    pub async fn get_view<V: View<Record = R>>(
-        &self,
-        tx: &mut TenantTx,
-        grant: &PurposeGrant<'_>,
-        id: RecordId,
-    ) -> Result<V, Error> {
-        let mut access = self.describe(Action::Read, vec![id], Vec::new(), Vec::new());
-        let result = match self.view_purpose::<V>(grant) {
-            Ok(()) => self
-                .read_for(tx, grant, Read::One(id), Some(V::FIELDS), &mut access)
-                .await
-                .and_then(|mut page| page.items.pop().ok_or_else(|| self.not_found())),
-            Err(e) => Err(e),
-        };
-        self.report_purpose(tx, access, result, |_| 1)
-            .await
-            .map(V::from_record)
-    }
-
-    /// [`Repository::list_for`] into the purpose's view type `V`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Repository::get_view`], without `NotFound`.
-    pub async fn list_views<V: View<Record = R>>(
-        &self,
-        tx: &mut TenantTx,
-        grant: &PurposeGrant<'_>,
-        after: Option<RecordId>,
-        limit: u32,
-    ) -> Result<Page<V>, Error> {
-        let mut access = self.describe(Action::List, Vec::new(), Vec::new(), Vec::new());
-        let result = match self.view_purpose::<V>(grant) {
-            Ok(()) => {
-                self.read_for(
-                    tx,
-                    grant,
-                    Read::Page(after, limit),
-                    Some(V::FIELDS),
-                    &mut access,
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
-        self.report_purpose(tx, access, result, |p| p.items.len() as u64)
-            .await
-            .map(|page| Page {
-                items: page.items.into_iter().map(V::from_record).collect(),
-                next: page.next,
-            })
-    }
-
-    fn view_purpose<V: View<Record = R>>(&self, grant: &PurposeGrant<'_>) -> Result<(), Error> {
-        if grant.purpose() == V::PURPOSE {
-            Ok(())
-        } else {
-            Err(Error::Denied {
-                purpose: grant.purpose().key(),
-                reason: "grant_for_another_purpose",
-            })
-        }
-    }
-
-    /// One keyset page for the purpose of `grant`. Rows whose subject may not be processed for
-    /// the purpose (no live consent for a consent purpose, an objection, a restriction) are left
-    /// out, so a marketing list holds exactly the consented subjects; fields the purpose may
-    /// not see are withheld. `next` continues after the last row scanned, so pages can hold
-    /// fewer than `limit` records.
-    ///
-    /// # Errors
-    ///
-    /// As [`Repository::get_for`], without `NotFound`.
-    pub async fn list_for(
-        &self,
-        tx: &mut TenantTx,
-        grant: &PurposeGrant<'_>,
-        after: Option<RecordId>,
-        limit: u32,
-    ) -> Result<Page<R>, Error> {
-        let mut access = self.describe(Action::List, Vec::new(), Vec::new(), Vec::new());
-        let result = self
-            .read_for(tx, grant, Read::Page(after, limit), None, &mut access)
-            .await;
-        self.report_purpose(tx, access, result, |p| p.items.len() as u64)
-            .await
-    }
-
-    async fn read_for(
-        &self,
-        tx: &mut TenantTx,
-        grant: &PurposeGrant<'_>,
-        read: Read,
-        view_fields: Option<&[&str]>,
-        access: &mut Access,
-    ) -> Result<Page<R>, Error> {
-        let spec = self.spec();
-        let purpose = grant.purpose();
-        let policy = grant.policy();
-        access.purpose = Some(purpose);
-        access.policy_version = Some(policy.version().to_owned());
-        access.legal_basis = policy.rule(purpose).map(|r| r.basis);
-        let tenant = tx.tenant();
-        if grant.request().tenant() != tenant {
-            return Err(Error::TenantMismatch {
-                record_type: spec.record_type().to_string(),
-            });
-        }
-        let denied = |reason: &'static str| Error::Denied {
-            purpose: purpose.key(),
-            reason,
-        };
-        // A view drops the fields it does not hold, so only its own fields need be visible.
-        let in_view = |name: &str| view_fields.is_none_or(|fields| fields.contains(&name));
-        let visible: Vec<bool> = spec
-            .fields()
-            .iter()
-            .map(|f| in_view(f.name.as_str()) && policy.allows_category(purpose, &f.category))
-            .collect();
-        if spec
-            .fields()
-            .iter()
-            .zip(&visible)
-            .any(|(f, v)| !v && !f.is_encrypted() && in_view(f.name.as_str()))
-        {
-            return Err(denied("plain_field_not_visible"));
-        }
-        access.fields = spec
-            .fields()
-            .iter()
-            .zip(&visible)
-            .filter(|(_, v)| **v)
-            .map(|(f, _)| (f.name.clone(), f.category.clone()))
-            .collect();
-        let limit = match read {
-            Read::One(_) => None,
-            Read::Page(_, limit) => Some(limit),
-        };
-        let rows = self.fetch_rows(tx, read).await?;
-        let scanned = rows.len();
-        let last_scanned = rows.last().and_then(|r| match r.get(1) {
-            Some(Value::Uuid(id)) => Some(RecordId::from_trusted_uuid(*id)),
-            _ => None,
-        });
-        // Subject-level decisions, from the ledger as this transaction sees it.
-        let subject_of = |row: &Vec<Value>| match (spec.has_subject(), row.get(2)) {
-            (true, Some(Value::Uuid(s))) => Some(SubjectId::from_trusted_uuid(*s)),
-            _ => None,
-        };
-        let subjects = subjects_of(rows.iter().filter_map(subject_of));
-        let statuses = crate::consent::ConsentLedger::statuses(tx, &subjects).await?;
-        let now = chrono::Utc::now();
-        let empty = plenum_consent::SubjectStatus::default();
-        let mut kept = Vec::with_capacity(rows.len());
-        let mut first_denial = None;
-        for row in rows {
-            let status = subject_of(&row)
-                .and_then(|s| statuses.get(&s))
-                .unwrap_or(&empty);
-            match policy.decide(purpose, status, now) {
-                plenum_consent::Decision::Allow(_) => kept.push(row),
-                plenum_consent::Decision::Deny(reason) => {
-                    access.excluded += 1;
-                    first_denial.get_or_insert(reason.key());
-                }
-                _ => {
-                    access.excluded += 1;
-                    first_denial.get_or_insert("undecided");
-                }
-            }
-        }
-        if let (Read::One(_), Some(reason)) = (read, first_denial) {
-            return Err(denied(reason));
-        }
-        // Plain fields are never withheld here: a visible one is returned, an invisible one
-        // outside the view is dropped by the view, and an invisible one inside it refused above.
-        let keep: Vec<bool> = spec
-            .fields()
-            .iter()
-            .zip(&visible)
-            .map(|(f, v)| *v || !f.is_encrypted())
-            .collect();
-        let items = self.materialise_masked(tenant, kept, Some(&keep)).await?;
-        access.records = items.iter().map(R::id).collect();
-        access.subjects = subjects_of(items.iter().filter_map(R::subject));
-        let next = match limit {
-            Some(l) if l > 0 && scanned as u64 >= u64::from(l) => last_scanned,
-            _ => None,
-        };
-        Ok(Page { items, next })
-    }
-
-    /// [`Repository::report`] for purpose-bound reads: a refusal is reported as `Denied`.
-    async fn report_purpose<T>(
-        &self,
-        tx: &mut TenantTx,
-        mut access: Access,
-        result: Result<T, Error>,
-        rows: impl FnOnce(&T) -> u64,
-    ) -> Result<T, Error> {
-        if let Err(Error::Denied { reason, .. }) = &result {
-            access.outcome = Outcome::Denied(reason);
-            access.records.clear();
-            access.subjects.clear();
-            if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
-                tracing::warn!(
-                    record_type = access.record_type.as_str(),
-                    kind = ?hook_error.kind(),
-                    "access hook failed while reporting a denied operation"
-                );
-            }
-            return result;
-        }
-        self.report(tx, access, result, rows).await
+        Ok(Read::Find {
+            column: b.column.as_str(),
+            candidates: candidates.iter().map(|c| c.as_bytes().to_vec()).collect(),
+        })
     }
 
     /// The statement [`Repository::find`] runs on `backend` for `field` with `candidates` blind
@@ -716,14 +547,18 @@ impl<R: Record> Repository<R> {
         .0
     }
 
-    /// How many records this tenant has.
+    /// How many records this tenant has. A count reveals no field and no subject, so it is
+    /// not filtered by subject decisions; it still needs a grant and reaches the hook.
     ///
     /// # Errors
     ///
-    /// Database failures.
-    pub async fn count(&self, tx: &mut TenantTx) -> Result<u64, Error> {
-        let result = self.count_inner(tx).await;
-        let access = self.describe(Action::Count, Vec::new(), Vec::new(), Vec::new());
+    /// [`Error::TenantMismatch`] for a grant of another tenant; database failures.
+    pub async fn count(&self, tx: &mut TenantTx, grant: &PurposeGrant<'_>) -> Result<u64, Error> {
+        let access = self.describe(grant, Action::Count);
+        let result = match self.check_grant(tx, grant) {
+            Ok(()) => self.count_inner(tx).await,
+            Err(e) => Err(e),
+        };
         self.report(tx, access, result, |n| *n).await
     }
 
@@ -745,52 +580,61 @@ impl<R: Record> Repository<R> {
     }
 
     /// Writes a changed record: plain fields, and only the encrypted fields set since the record
-    /// was read (each re-sealed, with its blind index). A record's subject cannot change: an
-    /// update naming another subject finds no row.
+    /// was read (each re-sealed, with its blind index). Under a purpose, the written fields'
+    /// categories and the subject must be ones the purpose may touch. A record's subject
+    /// cannot change: an update naming another subject finds no row.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] if this tenant has no such record; [`Error::TenantMismatch`];
-    /// constraint, key and sealing failures.
-    pub async fn update(&self, tx: &mut TenantTx, record: &R) -> Result<(), Error> {
-        let result = self.update_inner(tx, record).await;
-        let fields = match &result {
-            Ok(changed) => changed.clone(),
-            Err(_) => Vec::new(),
-        };
-        let access = self.describe(
-            Action::Update,
-            vec![record.id()],
-            subjects_of(record.subject()),
-            fields,
-        );
+    /// [`Error::Denied`]; [`Error::NotFound`] if this tenant has no such record;
+    /// [`Error::TenantMismatch`]; constraint, key and sealing failures.
+    pub async fn update(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        record: &R,
+    ) -> Result<(), Error> {
+        let mut access = self.describe(grant, Action::Update);
+        access.records = vec![record.id()];
+        access.subjects = subjects_of(record.subject());
+        let result = self.update_inner(tx, grant, record).await;
+        if let Ok(changed) = &result {
+            access.fields.clone_from(changed);
+        }
         self.report(tx, access, result.map(|_| ()), |_| 1).await
     }
 
     async fn update_inner(
         &self,
         tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
         record: &R,
     ) -> Result<Vec<(FieldName, plenum_core::DataCategory)>, Error> {
+        self.check_grant(tx, grant)?;
         let tenant = tx.tenant();
         self.check_write_tenant(tenant, core::slice::from_ref(record))?;
         let spec = self.spec();
         let subjects = subjects_of(record.subject());
+        if let Some(reason) = self
+            .decide(tx, grant, &subjects)
+            .await?
+            .denial(record.subject())
+        {
+            return Err(self.denied(grant, reason));
+        }
         self.prepare(tenant, &subjects, true).await?;
         let keys = self.write_keys(tenant).await?;
         let row_keys = self.row_keys(tenant, record.subject(), &keys).await?;
         let mut writer = RowWriter::new(record.id(), &row_keys, &keys.indexers, true);
         record.write(&mut writer)?;
         let mut sets: Vec<(String, SqlType, Value)> = Vec::new();
-        let mut changed = Vec::new();
+        let mut written = Vec::new();
         for (f, slot) in spec.fields().iter().zip(writer.slots) {
             match slot {
                 Slot::Empty => return Err(self.unwritten()),
                 Slot::Unchanged => {}
                 Slot::Set(value, index) => {
-                    if f.is_encrypted() {
-                        changed.push((f.name.clone(), f.category.clone()));
-                    }
+                    written.push(f);
                     sets.push((f.name.to_string(), f.sql_type(), value));
                     if let (Some(b), Some(index)) = (f.blind_index_spec(), index) {
                         sets.push((b.column.to_string(), SqlType::Bytes, index));
@@ -798,6 +642,14 @@ impl<R: Record> Repository<R> {
                 }
             }
         }
+        self.check_writable(grant, written.iter().copied())?;
+        // Encrypted fields first, then plain ones: the order the hook has always seen.
+        let mut changed: Vec<_> = written
+            .iter()
+            .filter(|f| f.is_encrypted())
+            .chain(written.iter().filter(|f| !f.is_encrypted()))
+            .map(|f| (f.name.clone(), f.category.clone()))
+            .collect();
         let d = Dialect::of(tx);
         let mut binds = vec![
             (SqlType::Uuid, Value::Uuid(*tenant.as_uuid())),
@@ -810,7 +662,14 @@ impl<R: Record> Repository<R> {
         }
         if sets.is_empty() {
             // Nothing to write; still prove the row exists in this tenant.
-            self.get_inner(tx, record.id()).await?;
+            if self
+                .fetch_rows(tx, &Read::One(record.id()))
+                .await?
+                .is_empty()
+            {
+                return Err(self.not_found());
+            }
+            changed.clear();
             return Ok(changed);
         }
         let mut assignments = Vec::with_capacity(sets.len());
@@ -831,41 +690,280 @@ impl<R: Record> Repository<R> {
         if affected == 0 {
             return Err(self.not_found());
         }
-        for f in spec.fields().iter().filter(|f| !f.is_encrypted()) {
-            changed.push((f.name.clone(), f.category.clone()));
-        }
         Ok(changed)
     }
 
-    /// Deletes one record.
+    /// Deletes one record. Under a purpose, its subject must be one the purpose may process
+    /// (erasure for a restricted subject goes through a compliance purpose).
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] if this tenant has no such record; [`Error::ForeignKeyViolation`] if
-    /// other records still reference it.
-    pub async fn delete(&self, tx: &mut TenantTx, id: RecordId) -> Result<(), Error> {
-        let result = self.delete_inner(tx, id).await;
-        let access = self.describe(Action::Delete, vec![id], Vec::new(), self.all_fields());
-        self.report(tx, access, result, |_| 1).await
+    /// [`Error::Denied`]; [`Error::NotFound`] if this tenant has no such record;
+    /// [`Error::ForeignKeyViolation`] if other records still reference it.
+    pub async fn delete(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+    ) -> Result<(), Error> {
+        let mut access = self.describe(grant, Action::Delete);
+        access.records = vec![id];
+        access.fields = self.all_fields();
+        let result = self.delete_inner(tx, grant, id).await;
+        if let Ok(subject) = &result {
+            access.subjects = subjects_of(*subject);
+        }
+        self.report(tx, access, result.map(|_| ()), |_| 1).await
     }
 
-    async fn delete_inner(&self, tx: &mut TenantTx, id: RecordId) -> Result<(), Error> {
+    async fn delete_inner(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+    ) -> Result<Option<SubjectId>, Error> {
+        self.check_grant(tx, grant)?;
         let tenant = tx.tenant();
-        let statement = &self.sql.for_dialect(Dialect::of(tx)).delete;
-        let affected = sql::execute(
-            Conn::of(tx)?,
-            statement,
-            &[
-                (SqlType::Uuid, Value::Uuid(*tenant.as_uuid())),
-                (SqlType::Uuid, Value::Uuid(*id.as_uuid())),
-            ],
-        )
-        .await
-        .map_err(|e| self.db_error(e))?;
+        let s = self.sql.for_dialect(Dialect::of(tx));
+        let key = [
+            (SqlType::Uuid, Value::Uuid(*tenant.as_uuid())),
+            (SqlType::Uuid, Value::Uuid(*id.as_uuid())),
+        ];
+        let mut subject = None;
+        if self.spec().has_subject() {
+            // The subject decides whether the purpose may delete; FOR UPDATE on PostgreSQL
+            // keeps the row from changing subject between the decision and the delete.
+            let rows = sql::fetch(
+                Conn::of(tx)?,
+                &s.subject_of,
+                &key,
+                &[SqlType::Uuid, SqlType::Uuid],
+            )
+            .await
+            .map_err(|e| self.db_error(e))?;
+            let row = rows.first().ok_or_else(|| self.not_found())?;
+            match row.as_slice() {
+                [Value::Uuid(t), Value::Uuid(sub)] => {
+                    check_tenant(tenant, *t, self.spec().record_type().as_str())?;
+                    subject = Some(SubjectId::from_trusted_uuid(*sub));
+                }
+                _ => return Err(self.decode_error("subject_id")),
+            }
+            let subjects = subjects_of(subject);
+            if let Some(reason) = self.decide(tx, grant, &subjects).await?.denial(subject) {
+                return Err(self.denied(grant, reason));
+            }
+        }
+        let affected = sql::execute(Conn::of(tx)?, &s.delete, &key)
+            .await
+            .map_err(|e| self.db_error(e))?;
         if affected == 0 {
             return Err(self.not_found());
         }
+        Ok(subject)
+    }
+
+    // --- purposes --------------------------------------------------------------------------
+
+    fn view_purpose<V: View<Record = R>>(&self, grant: &PurposeGrant<'_>) -> Result<(), Error> {
+        if grant.purpose() == Some(V::PURPOSE) {
+            Ok(())
+        } else {
+            Err(self.denied(grant, "grant_for_another_purpose"))
+        }
+    }
+
+    fn check_grant(&self, tx: &TenantTx, grant: &PurposeGrant<'_>) -> Result<(), Error> {
+        if grant.request().tenant() == tx.tenant() {
+            Ok(())
+        } else {
+            Err(Error::TenantMismatch {
+                record_type: self.spec().record_type().to_string(),
+            })
+        }
+    }
+
+    fn denied(&self, grant: &PurposeGrant<'_>, reason: &'static str) -> Error {
+        Error::Denied {
+            purpose: grant.purpose().map_or("unrestricted", Purpose::key),
+            reason,
+        }
+    }
+
+    /// Refuses a write touching a field whose category the grant's purpose may not touch.
+    fn check_writable<'f>(
+        &self,
+        grant: &PurposeGrant<'_>,
+        mut fields: impl Iterator<Item = &'f crate::record::FieldSpec>,
+    ) -> Result<(), Error> {
+        let Some(purpose) = grant.purpose() else {
+            return Ok(());
+        };
+        if fields.any(|f| !grant.policy().allows_category(purpose, &f.category)) {
+            return Err(self.denied(grant, "field_not_in_purpose"));
+        }
         Ok(())
+    }
+
+    /// The policy's decision for each of `subjects` under the grant's purpose, from the ledger
+    /// as this transaction sees it. An unrestricted grant denies nobody and reads no ledger.
+    async fn decide(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        subjects: &[SubjectId],
+    ) -> Result<Decisions, Error> {
+        let Some(purpose) = grant.purpose() else {
+            return Ok(Decisions::default());
+        };
+        let policy = grant.policy();
+        let now = chrono::Utc::now();
+        let reason =
+            |status: &plenum_consent::SubjectStatus| match policy.decide(purpose, status, now) {
+                plenum_consent::Decision::Allow(_) => None,
+                plenum_consent::Decision::Deny(reason) => Some(reason.key()),
+                _ => Some("undecided"),
+            };
+        let mut out = Decisions {
+            without_subject: reason(&plenum_consent::SubjectStatus::default()),
+            ..Decisions::default()
+        };
+        if subjects.is_empty() {
+            return Ok(out);
+        }
+        let statuses = crate::consent::ConsentLedger::statuses(tx, subjects).await?;
+        for (subject, status) in &statuses {
+            if let Some(r) = reason(status) {
+                out.denied.insert(*subject, r);
+            }
+        }
+        // A subject the ledger did not answer for has no events: decide on the empty status.
+        for s in subjects {
+            if let (false, Some(r)) = (statuses.contains_key(s), out.without_subject) {
+                out.denied.insert(*s, r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rows of a read (tenant, id, [subject], fields).
+    async fn fetch_rows(&self, tx: &mut TenantTx, read: &Read) -> Result<Vec<Vec<Value>>, Error> {
+        let d = Dialect::of(tx);
+        let s = self.sql.for_dialect(d);
+        let tenant_bind = (SqlType::Uuid, Value::Uuid(*tx.tenant().as_uuid()));
+        let limit_bind = |limit: u32| (SqlType::BigInt, Value::BigInt(i64::from(limit)));
+        let found;
+        let (statement, binds) = match read {
+            Read::One(id) => (
+                &s.get,
+                vec![tenant_bind, (SqlType::Uuid, Value::Uuid(*id.as_uuid()))],
+            ),
+            Read::Page(None, limit) => (&s.list_first, vec![tenant_bind, limit_bind(*limit)]),
+            Read::Page(Some(a), limit) => (
+                &s.list_after,
+                vec![
+                    tenant_bind,
+                    (SqlType::Uuid, Value::Uuid(*a.as_uuid())),
+                    limit_bind(*limit),
+                ],
+            ),
+            Read::Find { column, candidates } => {
+                let (statement, binds) =
+                    sql::any_of(d, &s.select, column, tenant_bind, candidates.clone());
+                found = statement;
+                (&found, binds)
+            }
+        };
+        sql::fetch(Conn::of(tx)?, statement, &binds, &self.sql.read_types)
+            .await
+            .map_err(|e| self.db_error(e))
+    }
+
+    /// A read under `grant`: rows fetched, subjects decided, fields withheld, records built.
+    async fn read(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        read: Read,
+        view_fields: Option<&[&str]>,
+        access: &mut Access,
+    ) -> Result<Page<R>, Error> {
+        let spec = self.spec();
+        self.check_grant(tx, grant)?;
+        let tenant = tx.tenant();
+        // A view drops the fields it does not hold, so only its own fields need be visible.
+        let in_view = |name: &str| view_fields.is_none_or(|fields| fields.contains(&name));
+        let visible: Vec<bool> = spec
+            .fields()
+            .iter()
+            .map(|f| {
+                in_view(f.name.as_str())
+                    && grant
+                        .purpose()
+                        .is_none_or(|p| grant.policy().allows_category(p, &f.category))
+            })
+            .collect();
+        if spec
+            .fields()
+            .iter()
+            .zip(&visible)
+            .any(|(f, v)| !v && !f.is_encrypted() && in_view(f.name.as_str()))
+        {
+            return Err(self.denied(grant, "plain_field_not_visible"));
+        }
+        access.fields = spec
+            .fields()
+            .iter()
+            .zip(&visible)
+            .filter(|(_, v)| **v)
+            .map(|(f, _)| (f.name.clone(), f.category.clone()))
+            .collect();
+        let limit = match read {
+            Read::Page(_, limit) => Some(limit),
+            _ => None,
+        };
+        let rows = self.fetch_rows(tx, &read).await?;
+        let scanned = rows.len();
+        let last_scanned = rows.last().and_then(|r| match r.get(1) {
+            Some(Value::Uuid(id)) => Some(RecordId::from_trusted_uuid(*id)),
+            _ => None,
+        });
+        let subject_of = |row: &Vec<Value>| match (spec.has_subject(), row.get(2)) {
+            (true, Some(Value::Uuid(s))) => Some(SubjectId::from_trusted_uuid(*s)),
+            _ => None,
+        };
+        let subjects = subjects_of(rows.iter().filter_map(subject_of));
+        let decisions = self.decide(tx, grant, &subjects).await?;
+        let mut kept = Vec::with_capacity(rows.len());
+        let mut first_denial = None;
+        for row in rows {
+            match decisions.denial(subject_of(&row)) {
+                None => kept.push(row),
+                Some(reason) => {
+                    access.excluded += 1;
+                    first_denial.get_or_insert(reason);
+                }
+            }
+        }
+        if let (Read::One(_), Some(reason)) = (&read, first_denial) {
+            return Err(self.denied(grant, reason));
+        }
+        // Plain fields are never withheld here: a visible one is returned, an invisible one
+        // outside the view is dropped by the view, and an invisible one inside it refused above.
+        let keep: Vec<bool> = spec
+            .fields()
+            .iter()
+            .zip(&visible)
+            .map(|(f, v)| *v || !f.is_encrypted())
+            .collect();
+        let items = self.materialise(tenant, kept, &keep).await?;
+        access.records = items.iter().map(R::id).collect();
+        access.subjects = subjects_of(items.iter().filter_map(R::subject));
+        let next = match limit {
+            Some(l) if l > 0 && scanned as u64 >= u64::from(l) => last_scanned,
+            _ => None,
+        };
+        Ok(Page { items, next })
     }
 
     // --- shared plumbing -------------------------------------------------------------------
@@ -1101,18 +1199,13 @@ impl<R: Record> Repository<R> {
     }
 
     /// Rows (tenant, id, [subject], fields) to records: tenant checked, keys resolved for every
-    /// sealed value, nothing decrypted.
-    async fn materialise(&self, tenant: TenantId, rows: Vec<Vec<Value>>) -> Result<Vec<R>, Error> {
-        self.materialise_masked(tenant, rows, None).await
-    }
-
-    /// [`Repository::materialise`] with some fields withheld (`visible[i] == false`): their
-    /// keys are never resolved, their values never kept.
-    async fn materialise_masked(
+    /// sealed value the record keeps, nothing decrypted. Fields with `visible[i] == false` are
+    /// withheld: their keys are never resolved, their values never kept.
+    async fn materialise(
         &self,
         tenant: TenantId,
         rows: Vec<Vec<Value>>,
-        visible: Option<&[bool]>,
+        visible: &[bool],
     ) -> Result<Vec<R>, Error> {
         let spec = self.spec();
         let rt = spec.record_type().as_str();
@@ -1139,7 +1232,7 @@ impl<R: Record> Repository<R> {
         for ((id, subject), row) in heads.into_iter().zip(rows) {
             let mut values: Vec<Option<Value>> = row.into_iter().skip(skip).map(Some).collect();
             let withheld: Vec<bool> = (0..values.len())
-                .map(|i| visible.is_some_and(|v| !v.get(i).copied().unwrap_or(false)))
+                .map(|i| !visible.get(i).copied().unwrap_or(false))
                 .collect();
             for (value, hidden) in values.iter_mut().zip(&withheld) {
                 if *hidden {
@@ -1162,29 +1255,29 @@ impl<R: Record> Repository<R> {
             .collect()
     }
 
-    fn describe(
-        &self,
-        action: Action,
-        records: Vec<RecordId>,
-        subjects: Vec<SubjectId>,
-        fields: Vec<(FieldName, plenum_core::DataCategory)>,
-    ) -> Access {
+    fn describe(&self, grant: &PurposeGrant<'_>, action: Action) -> Access {
+        let purpose = grant.purpose();
+        let rule = purpose.and_then(|p| grant.policy().rule(p));
         Access {
+            actor: grant.request().actor().clone(),
+            request: grant.request().id(),
             action,
             record_type: self.spec().record_type().clone(),
-            records,
-            fields,
-            subjects,
+            records: Vec::new(),
+            fields: Vec::new(),
+            subjects: Vec::new(),
             rows: 0,
             outcome: Outcome::Success,
-            purpose: None,
-            legal_basis: None,
-            policy_version: None,
+            purpose,
+            unrestricted: grant.unrestricted_reason(),
+            legal_basis: rule.map(|r| r.basis),
+            policy_version: purpose.map(|_| grant.policy().version().to_owned()),
             excluded: 0,
         }
     }
 
     /// Tells the hook, failing closed on success and keeping the original error on failure.
+    /// A refusal by the purpose layer is reported as `Denied`, with nothing read or written.
     async fn report<T>(
         &self,
         tx: &mut TenantTx,
@@ -1199,12 +1292,15 @@ impl<R: Record> Repository<R> {
                 Ok(value)
             }
             Err(e) => {
-                access.outcome = Outcome::Failed(e.kind());
+                access.outcome = match &e {
+                    Error::Denied { reason, .. } => Outcome::Denied(reason),
+                    other => Outcome::Failed(other.kind()),
+                };
                 if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
                     tracing::warn!(
                         record_type = access.record_type.as_str(),
                         kind = ?hook_error.kind(),
-                        "access hook failed while reporting a failed operation"
+                        "access hook failed while reporting an operation that did not happen"
                     );
                 }
                 Err(e)
