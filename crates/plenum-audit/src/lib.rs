@@ -1,10 +1,29 @@
-//! Audit events, sinks and the per-tenant tamper-evident log.
+//! Audit events and the per-tenant tamper-evident log they are appended to.
 //!
-//! Built so far: [`merkle`], the RFC 6962 / RFC 9162 Merkle tree the log is made of (root,
-//! inclusion and consistency proofs and their verification), checked against the RFC 6962
-//! reference data. Events, their canonical serialisation, capture in the access hook, signed
-//! checkpoints and the verifier come with the audit issue.
+//! - [`event`]: the event schema (version 1). Events hold names, ids, data categories, counts
+//!   and keyed subject pseudonyms, never values.
+//! - [`canonical`]: the canonical JSON form events are stored and hashed in.
+//! - [`merkle`]: the RFC 6962 / RFC 9162 tree (leaf `SHA-256(0x00 || body)`, node
+//!   `SHA-256(0x01 || left || right)`), proofs, and the [`merkle::Frontier`] checkpoints are
+//!   computed with.
+//! - [`checkpoint`]: C2SP checkpoints signed as C2SP signed notes (Ed25519).
+//! - [`verify`]: the verifier over an export, inclusion and consistency proofs.
+//!
+//! Capture (writing an event in the same transaction as the access it describes) lives in
+//! `plenum-store`, which owns the transactions. The format is specified byte for byte in
+//! `docs/audit-format.md`; the `plenum-audit` binary verifies exports and proofs from the
+//! command line.
 
 #![forbid(unsafe_code)]
 
+pub mod canonical;
+pub mod checkpoint;
+mod error;
+pub mod event;
 pub mod merkle;
+pub mod verify;
+
+pub use crate::checkpoint::{Checkpoint, CheckpointSigner, VerifierKey};
+pub use crate::error::{Error, ErrorKind, Problem};
+pub use crate::event::{Event, Outcome, Pseudonym};
+pub use crate::verify::{Entry, Export, Report, verify_log};

@@ -174,6 +174,61 @@ pub fn verify_consistency(
     fr == *old_root && sr == *new_root && s_n == 0
 }
 
+/// The right edge of a tree: the roots of its perfect subtrees, largest first (one per set bit
+/// of the size). Enough to append leaves and compute the root without the leaves themselves,
+/// which is how checkpoints are computed incrementally.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    peaks: Vec<Hash>,
+}
+
+impl Frontier {
+    /// The empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A frontier from its stored form; `None` unless there is one peak per set bit of `size`.
+    pub fn from_parts(size: u64, peaks: Vec<Hash>) -> Option<Self> {
+        (peaks.len() == size.count_ones() as usize).then_some(Self { size, peaks })
+    }
+
+    /// The number of leaves.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The peaks, largest subtree first.
+    pub fn peaks(&self) -> &[Hash] {
+        &self.peaks
+    }
+
+    /// Appends one leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut size = self.size;
+        while size & 1 == 1 {
+            match self.peaks.pop() {
+                Some(left) => hash = node_hash(&left, &hash),
+                None => break,
+            }
+            size >>= 1;
+        }
+        self.peaks.push(hash);
+        self.size += 1;
+    }
+
+    /// The root: the same value as [`root`] over all the leaves pushed.
+    pub fn root(&self) -> Hash {
+        let mut peaks = self.peaks.iter().rev();
+        let Some(last) = peaks.next() else {
+            return sha256(&[]);
+        };
+        peaks.fold(*last, |acc, left| node_hash(left, &acc))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +355,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_frontier_root_is_the_tree_root_at_every_size() {
+        let leaves: Vec<Hash> = (0u32..70).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut f = Frontier::new();
+        assert_eq!(f.root(), root(&[]));
+        for (n, leaf) in leaves.iter().enumerate() {
+            f.push(*leaf);
+            assert_eq!(f.root(), root(&leaves[..=n]), "size {}", n + 1);
+            let again = Frontier::from_parts(f.size(), f.peaks().to_vec()).unwrap();
+            assert_eq!(again, f);
+        }
+        assert!(Frontier::from_parts(3, vec![[0; 32]]).is_none());
     }
 }

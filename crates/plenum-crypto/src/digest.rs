@@ -1,7 +1,15 @@
-//! SHA-256 for the other crates (the audit log's Merkle tree), so that only this crate names a
-//! hash implementation.
+//! SHA-256 and random bytes for the other crates (the audit log's Merkle tree and salts), so
+//! that only this crate names a hash implementation or a random number generator.
 
 use sha2::Digest as _;
+
+/// `N` bytes from the thread-local CSPRNG (salts, nonces of other crates).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use rand::RngCore as _;
+    let mut out = [0u8; N];
+    rand::thread_rng().fill_bytes(&mut out);
+    out
+}
 
 /// SHA-256 over the concatenation of `parts`.
 pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {

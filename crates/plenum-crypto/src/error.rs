@@ -83,6 +83,11 @@ pub enum Error {
     /// The caller broke a documented rule of the API; never caused by untrusted data.
     #[error("API misuse: {0}")]
     ApiMisuse(&'static str),
+
+    /// A signature did not verify under the key: wrong key, modified message or modified
+    /// signature.
+    #[error("signature verification failed")]
+    BadSignature,
 }
 
 impl Error {
@@ -98,6 +103,7 @@ impl Error {
             }
             Self::Provider(_) | Self::Store(_) => ErrorKind::Environment,
             Self::ApiMisuse(_) => ErrorKind::ApiMisuse,
+            Self::BadSignature => ErrorKind::BadSignature,
         }
     }
 }
@@ -120,6 +126,8 @@ pub enum ErrorKind {
     Environment,
     /// A caller bug.
     ApiMisuse,
+    /// A signature did not verify.
+    BadSignature,
 }
 
 /// Which structural rule a malformed envelope or wrapped key broke.

@@ -22,6 +22,7 @@ pub(crate) const LABEL_ENVELOPE: &[u8] = b"plenum-envelope-v1";
 pub(crate) const LABEL_FIELD_KEY: &[u8] = b"field-key";
 pub(crate) const LABEL_SUBJECT_WRAP: &[u8] = b"subject-key-wrap";
 pub(crate) const LABEL_BLIND_INDEX: &[u8] = b"blind-index";
+pub(crate) const LABEL_AUDIT_PSEUDONYM: &[u8] = b"audit-pseudonym";
 pub(crate) const LABEL_KEY_WRAP: &[u8] = b"plenum-key-wrap-v1";
 
 /// Key-wrap format version 1 (AES-256-GCM).
@@ -156,6 +157,16 @@ pub(crate) fn subject_wrap_info(tenant: TenantId, tenant_key_version: u32) -> Ve
     put_lp(&mut out, LABEL_SUBJECT_WRAP);
     put_lp(&mut out, tenant.as_bytes());
     out.extend_from_slice(&tenant_key_version.to_be_bytes());
+    out
+}
+
+/// HKDF info for a subject's audit pseudonym under one version of the subject's key.
+pub(crate) fn pseudonym_info(key: &KeyRef) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    put_lp(&mut out, LABEL_AUDIT_PSEUDONYM);
+    put_lp(&mut out, key.tenant.as_bytes());
+    put_lp(&mut out, &scope_bytes(&key.scope));
+    out.extend_from_slice(&key.version.to_be_bytes());
     out
 }
 

@@ -13,7 +13,7 @@ use crate::cache::Bounded;
 use crate::envelope::{FieldKey, FieldLocator, Owner};
 use crate::error::{Error, Malformed};
 use crate::format::{
-    Header, blind_index_info, field_key_info, key_wrap_context, subject_wrap_info,
+    Header, blind_index_info, field_key_info, key_wrap_context, pseudonym_info, subject_wrap_info,
 };
 use crate::keys::{KeyMaterial, KeyRef, KeyScope, KeyState, StoredKey};
 use crate::pii::{Pii, PiiValue};
@@ -444,6 +444,80 @@ impl Keyring {
         let bundle: Arc<[FieldKey]> = bundle.into();
         lock(&self.bundles).insert(cache_key, (fields.into(), bundle.clone()));
         Ok(bundle)
+    }
+
+    /// Keyed pseudonyms of `subjects` for the audit log, in the order given: 16 bytes of HKDF
+    /// output under each subject's active key. Destroying the subject's keys (erasure) makes
+    /// the pseudonym impossible to recompute, which unlinks every event that names it. Missing
+    /// subject keys are created (one store round trip for all), so every subject the log names
+    /// can later be erased; an erased subject gets `None`.
+    ///
+    /// # Errors
+    ///
+    /// Store or provider failures.
+    pub async fn subject_pseudonyms(
+        &self,
+        store: &dyn KeyStore,
+        tenant: TenantId,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<Option<[u8; 16]>>, Error> {
+        self.prepare_subjects(store, tenant, subjects, true).await?;
+        let mut out = Vec::with_capacity(subjects.len());
+        for s in subjects {
+            let scope = KeyScope::Subject(*s);
+            let keys = match self.cached_scope(tenant, scope) {
+                Some(keys) => keys,
+                None => self.scope_keys(store, tenant, scope, false).await?,
+            };
+            out.push(match keys.active {
+                Some(version) => Some(pseudonym(
+                    &keys,
+                    KeyRef {
+                        tenant,
+                        scope,
+                        version,
+                    },
+                )?),
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every pseudonym `subject` may appear under in the audit log: one per live (not
+    /// destroyed) key version. Empty once the subject is erased. Creates nothing.
+    ///
+    /// # Errors
+    ///
+    /// Store or provider failures.
+    pub async fn subject_pseudonym_candidates(
+        &self,
+        store: &dyn KeyStore,
+        tenant: TenantId,
+        subject: SubjectId,
+    ) -> Result<Vec<[u8; 16]>, Error> {
+        let scope = KeyScope::Subject(subject);
+        let keys = self.scope_keys(store, tenant, scope, false).await?;
+        let mut versions: Vec<u32> = keys
+            .versions
+            .iter()
+            .filter(|(_, e)| e.material.is_some())
+            .map(|(v, _)| *v)
+            .collect();
+        versions.sort_unstable_by(|a, b| b.cmp(a));
+        versions
+            .into_iter()
+            .map(|version| {
+                pseudonym(
+                    &keys,
+                    KeyRef {
+                        tenant,
+                        scope,
+                        version,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Loads the keys of many subjects at once, creating the missing ones when `create` is set:
@@ -1002,6 +1076,14 @@ impl Keyring {
             .await?;
         Ok(stored.key_ref)
     }
+}
+
+fn pseudonym(keys: &ScopeKeys, key: KeyRef) -> Result<[u8; 16], Error> {
+    use secrecy::ExposeSecret as _;
+    let derived = derive(usable_material(keys, &key)?, &pseudonym_info(&key))?;
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&derived.expose_secret()[..16]);
+    Ok(out)
 }
 
 fn scope_of(owner: Owner) -> KeyScope {

@@ -15,6 +15,7 @@ mod keys;
 mod pii;
 mod primitives;
 mod provider;
+pub mod signing;
 mod store;
 
 pub use crate::backend::Backend;
