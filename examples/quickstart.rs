@@ -1,17 +1,21 @@
 //! The Plenum tour: run with `cargo run --example quickstart` (no database server needed).
 //!
-//! It grows with the library: the core vocabulary, a record declared once, stored encrypted in a
-//! tenant-scoped transaction, found by email and read back. Purposes and audit join as they land.
+//! The core vocabulary; a record declared once, stored encrypted in a tenant-scoped
+//! transaction, found by email and read back; purposes and consent; erasure; and the audit
+//! trail of all of it, verified.
 
 #![expect(clippy::print_stdout, reason = "an example's job is to show output")]
 
 use std::sync::Arc;
 
+use plenum::audit::checkpoint::CheckpointSigner;
+use plenum::audit::verify;
 use plenum::consent::{ConsentEvent, EventKind, Evidence, Method, Policy, Purpose};
-use plenum::crypto::{Backend, KeyScope, Keyring, KeyringConfig, LocalKeyProvider};
-use plenum::crypto::{BoxFuture, secrecy::SecretBox};
+use plenum::crypto::secrecy::SecretBox;
+use plenum::crypto::signing::SigningKey;
+use plenum::crypto::{Backend, Keyring, KeyringConfig, LocalKeyProvider};
 use plenum::prelude::*;
-use plenum::store::{Access, Authorisation, ConsentLedger, DbKeyStore, Error, Gate, Request};
+use plenum::store::{AuditLog, Auditor, Authorisation, DbKeyStore, Gate, Request};
 
 /// A record, declared once: the table, its encrypted columns, the blind index and the keys all
 /// follow from this.
@@ -33,35 +37,6 @@ struct Customer {
     phone: Encrypted<String>,
     #[plenum(category = "system.operations")]
     visits: i64,
-}
-
-/// An access hook that prints what every operation reports (the audit log will record it).
-struct PrintAccess;
-
-impl AccessHook for PrintAccess {
-    fn on_access<'a>(
-        &'a self,
-        _tx: &'a mut TenantTx,
-        access: &'a Access,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        let fields: Vec<String> = access
-            .fields
-            .iter()
-            .map(|(f, c)| format!("{f} ({c})"))
-            .collect();
-        let purpose = access.purpose.map_or(String::new(), |p| {
-            format!(" for {p} ({:?})", access.legal_basis)
-        });
-        println!(
-            "  [access] {} {}{purpose}: {} row(s), {:?}; fields: {}",
-            access.action.as_str(),
-            access.record_type,
-            access.rows,
-            access.outcome,
-            fields.join(", ")
-        );
-        Box::pin(async { Ok(()) })
-    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -101,7 +76,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = LocalKeyProvider::new(Backend::default(), 1, &SecretBox::new(Box::new([7u8; 32])))?;
     let keyring = Arc::new(Keyring::new(Arc::new(root), KeyringConfig::default()));
     let keys = Arc::new(DbKeyStore::new(pool.clone()));
-    let records = Records::new(keyring.clone(), keys.clone(), Arc::new(PrintAccess));
+    // Every repository call is audited: one event per operation, in the same transaction, in
+    // the tenant's tamper-evident log.
+    let auditor = Auditor::new(keyring.clone(), keys.clone(), "quickstart")?;
+    let records = Records::new(keyring.clone(), keys.clone(), Arc::new(auditor));
     let customers = records.repository::<Customer>();
 
     // Every repository call takes a grant to act for one purpose, minted by the gate (the
@@ -210,11 +188,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         at: chrono::Utc::now(),
     };
     let mut tx = pool.begin(tenant).await?;
-    ConsentLedger::record(
-        &mut tx,
-        &ConsentEvent::given(homeowner, Purpose::MarketingEmail, evidence()),
-    )
-    .await?;
+    records
+        .record_consent(
+            &mut tx,
+            &request,
+            &ConsentEvent::given(homeowner, Purpose::MarketingEmail, evidence()),
+        )
+        .await?;
     let grant = gate.grant(&request, Purpose::MarketingEmail)?;
     let for_marketing = customers.get(&mut tx, &grant, customer).await?;
     println!(
@@ -240,7 +220,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         evidence(),
     );
     withdrawal.evidence.at += chrono::Duration::milliseconds(1);
-    ConsentLedger::record(&mut tx, &withdrawal).await?;
+    records
+        .record_consent(&mut tx, &request, &withdrawal)
+        .await?;
     tx.commit().await?;
     let mut tx = pool.begin(tenant).await?;
     let grant = gate.grant(&request, Purpose::MarketingEmail)?;
@@ -263,13 +245,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // backups included; the row itself can still be read (and deleted, or kept if the law says
     // so).
     println!("\n-- erasure --");
-    keyring
-        .destroy_scope(&*keys, tenant, KeyScope::Subject(homeowner))
-        .await?;
     let officer =
         Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("privacy_officer"));
     let dsr = Request::new(tenant, officer);
     let rights = gate.grant(&dsr, Purpose::RightsFulfilment)?;
+
+    // Before erasing: "who accessed my data?" Events name subjects by keyed pseudonyms only.
+    let mut tx = pool.begin(tenant).await?;
+    let about = AuditLog::events_about(&mut tx, &keyring, &*keys, homeowner).await?;
+    println!(
+        "events naming the homeowner before erasure: {}",
+        about.len()
+    );
+    records.erase_subject(&mut tx, &rights, homeowner).await?;
+    tx.commit().await?;
     let mut tx = pool.begin(tenant).await?;
     let erased = customers.get(&mut tx, &rights, customer).await?;
     println!(
@@ -281,6 +270,61 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .err()
             .map_or("opened?!".into(), |e| e.to_string())
     );
+    let about = AuditLog::events_about(&mut tx, &keyring, &*keys, homeowner).await?;
+    println!(
+        "events naming the homeowner after erasure: {} (unlinked)",
+        about.len()
+    );
     tx.commit().await?;
+
+    // 5. The audit trail: the tenant's log, a signed checkpoint (a demo key here; a KMS-held
+    // key in production), and the verifier anyone can run from docs/audit-format.md.
+    println!("\n-- audit trail --");
+    let signer = CheckpointSigner::new("plenum.quickstart", SigningKey::generate())?;
+    let mut tx = pool.begin(tenant).await?;
+    AuditLog::checkpoint(&mut tx, &signer).await?;
+    let export = AuditLog::export(&mut tx).await?;
+    tx.commit().await?;
+    for entry in &export.entries {
+        let event: serde_json::Value = serde_json::from_str(entry.body.as_deref().unwrap_or("{}"))?;
+        println!(
+            "  #{:<2} {:<18} {:<15} {:<29} {:<8} {} row(s) by {}",
+            entry.seq,
+            event["action"].as_str().unwrap_or("?"),
+            event["record_type"].as_str().unwrap_or("-"),
+            event["purpose"]["key"].as_str().unwrap_or("-"),
+            event["outcome"]["status"].as_str().unwrap_or("?"),
+            event["rows"],
+            event["actor"]["roles"]
+        );
+    }
+    let trusted = [signer.verifier()];
+    let report = verify::verify_log(&export, &trusted)?;
+    println!(
+        "verified: {} events, {} checkpoint(s), root signed by {}",
+        report.entries,
+        report.checkpoints,
+        signer.verifier()
+    );
+    let proof = verify::prove_inclusion(&export, 1, 0, &trusted)?;
+    let checked = verify::verify_inclusion(&proof, export.entries[1].body.as_deref(), &trusted)?;
+    println!(
+        "event #1 proven in a log of {} with {} hashes",
+        checked.size,
+        proof.path.len()
+    );
+    let mut forged = export.clone();
+    if let Some(entry) = forged.entries.get_mut(2) {
+        entry.body = entry
+            .body
+            .as_ref()
+            .map(|b| b.replacen("\"success\"", "\"denied\"", 1));
+    }
+    println!(
+        "a copy with one event rewritten -> {}",
+        verify::verify_log(&forged, &trusted)
+            .err()
+            .map_or("verified?!".into(), |e| e.to_string())
+    );
     Ok(())
 }

@@ -32,12 +32,14 @@ async fn a_withdrawal_counts_for_the_next_read() {
         let t = env.tenant().await;
         let s = SubjectId::generate();
         let mut tx = env.pool.begin(t).await.unwrap();
-        ConsentLedger::record(
-            &mut tx,
-            &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
-        )
-        .await
-        .unwrap();
+        env.records
+            .record_consent(
+                &mut tx,
+                crate::records::request(t),
+                &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+            )
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
 
         let mut read1 = env.pool.begin(t).await.unwrap();
@@ -55,7 +57,10 @@ async fn a_withdrawal_counts_for_the_next_read() {
         let mut withdrawal =
             ConsentEvent::about(s, EventKind::Withdrawn, Purpose::MarketingEmail, evidence());
         withdrawal.evidence.at = Utc::now() + Duration::milliseconds(1);
-        ConsentLedger::record(&mut w, &withdrawal).await.unwrap();
+        env.records
+            .record_consent(&mut w, crate::records::request(t), &withdrawal)
+            .await
+            .unwrap();
         w.commit().await.unwrap();
 
         let mut read2 = env.pool.begin(t).await.unwrap();
@@ -86,15 +91,22 @@ async fn restriction_and_objection_are_read_back_for_many_subjects_at_once() {
         let mut tx = env.pool.begin(t).await.unwrap();
         for (i, s) in subjects.iter().enumerate() {
             if i % 2 == 0 {
-                ConsentLedger::record(
-                    &mut tx,
-                    &ConsentEvent::given(*s, Purpose::MarketingSms, evidence()),
-                )
-                .await
-                .unwrap();
+                env.records
+                    .record_consent(
+                        &mut tx,
+                        crate::records::request(t),
+                        &ConsentEvent::given(*s, Purpose::MarketingSms, evidence()),
+                    )
+                    .await
+                    .unwrap();
             }
             if i % 5 == 0 {
-                ConsentLedger::record(&mut tx, &ConsentEvent::restriction(*s, true, evidence()))
+                env.records
+                    .record_consent(
+                        &mut tx,
+                        crate::records::request(t),
+                        &ConsentEvent::restriction(*s, true, evidence()),
+                    )
                     .await
                     .unwrap();
             }
@@ -106,7 +118,10 @@ async fn restriction_and_objection_are_read_back_for_many_subjects_at_once() {
                     evidence(),
                 );
                 gpc.evidence.method = Method::GlobalPrivacyControl;
-                ConsentLedger::record(&mut tx, &gpc).await.unwrap();
+                env.records
+                    .record_consent(&mut tx, crate::records::request(t), &gpc)
+                    .await
+                    .unwrap();
             }
         }
         let statuses = ConsentLedger::statuses(&mut tx, &subjects).await.unwrap();
@@ -144,12 +159,14 @@ async fn the_ledger_is_append_only_for_the_runtime_role() {
         let t = env.tenant().await;
         let s = SubjectId::generate();
         let mut tx = env.pool.begin(t).await.unwrap();
-        ConsentLedger::record(
-            &mut tx,
-            &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
-        )
-        .await
-        .unwrap();
+        env.records
+            .record_consent(
+                &mut tx,
+                crate::records::request(t),
+                &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+            )
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         let mut tx = env.pool.begin(t).await.unwrap();
         let refused = match tx.postgres() {
@@ -168,7 +185,11 @@ async fn the_ledger_is_append_only_for_the_runtime_role() {
         let mut tx = env.pool.begin(t).await.unwrap();
         let mut bad = ConsentEvent::given(s, Purpose::MarketingEmail, evidence());
         bad.purpose = None;
-        let err = ConsentLedger::record(&mut tx, &bad).await.unwrap_err();
+        let err = env
+            .records
+            .record_consent(&mut tx, crate::records::request(t), &bad)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 }
@@ -178,7 +199,7 @@ mod purpose_bound {
 
     use plenum::consent::{ConsentEvent, EventKind, Purpose};
     use plenum::core::{Actor, ActorId, ActorKind, RecordId, SubjectId, role};
-    use plenum::store::{Action, Authorisation, ConsentLedger, ErrorKind, Gate, Outcome, Request};
+    use plenum::store::{Action, Authorisation, ErrorKind, Gate, Outcome, Request};
     use plenum_hvac::{Appointment, Customer, LocationPing};
 
     use super::evidence;
@@ -238,56 +259,74 @@ mod purpose_bound {
             let s = c.subject;
             match i % 5 {
                 0 => {
-                    ConsentLedger::record(
-                        &mut tx,
-                        &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
-                    )
-                    .await
-                    .unwrap();
+                    env.records
+                        .record_consent(
+                            &mut tx,
+                            crate::records::request(t),
+                            &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+                        )
+                        .await
+                        .unwrap();
                     consented.insert(c.id);
                 }
                 1 => {
-                    ConsentLedger::record(
-                        &mut tx,
-                        &ConsentEvent::given(s, Purpose::MarketingSms, evidence()),
-                    )
-                    .await
-                    .unwrap();
+                    env.records
+                        .record_consent(
+                            &mut tx,
+                            crate::records::request(t),
+                            &ConsentEvent::given(s, Purpose::MarketingSms, evidence()),
+                        )
+                        .await
+                        .unwrap();
                 }
                 2 => {
                     let mut given = ConsentEvent::given(s, Purpose::MarketingEmail, evidence());
                     given.evidence.at -= chrono::Duration::seconds(5);
-                    ConsentLedger::record(&mut tx, &given).await.unwrap();
-                    ConsentLedger::record(
-                        &mut tx,
-                        &ConsentEvent::about(
-                            s,
-                            EventKind::Withdrawn,
-                            Purpose::MarketingEmail,
-                            evidence(),
-                        ),
-                    )
-                    .await
-                    .unwrap();
+                    env.records
+                        .record_consent(&mut tx, crate::records::request(t), &given)
+                        .await
+                        .unwrap();
+                    env.records
+                        .record_consent(
+                            &mut tx,
+                            crate::records::request(t),
+                            &ConsentEvent::about(
+                                s,
+                                EventKind::Withdrawn,
+                                Purpose::MarketingEmail,
+                                evidence(),
+                            ),
+                        )
+                        .await
+                        .unwrap();
                 }
                 3 if i % 2 == 0 => {
-                    ConsentLedger::record(
-                        &mut tx,
-                        &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
-                    )
-                    .await
-                    .unwrap();
-                    ConsentLedger::record(&mut tx, &ConsentEvent::restriction(s, true, evidence()))
+                    env.records
+                        .record_consent(
+                            &mut tx,
+                            crate::records::request(t),
+                            &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+                        )
+                        .await
+                        .unwrap();
+                    env.records
+                        .record_consent(
+                            &mut tx,
+                            crate::records::request(t),
+                            &ConsentEvent::restriction(s, true, evidence()),
+                        )
                         .await
                         .unwrap();
                 }
                 3 => {
-                    ConsentLedger::record(
-                        &mut tx,
-                        &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
-                    )
-                    .await
-                    .unwrap();
+                    env.records
+                        .record_consent(
+                            &mut tx,
+                            crate::records::request(t),
+                            &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+                        )
+                        .await
+                        .unwrap();
                     consented.insert(c.id);
                 }
                 _ => {}
@@ -344,12 +383,14 @@ mod purpose_bound {
             let c = customer(t, "ada@example.com", "2175550142");
             let mut tx = env.pool.begin(t).await.unwrap();
             repo.insert(&mut tx, &grant(t), &c).await.unwrap();
-            ConsentLedger::record(
-                &mut tx,
-                &ConsentEvent::given(c.subject, Purpose::MarketingEmail, evidence()),
-            )
-            .await
-            .unwrap();
+            env.records
+                .record_consent(
+                    &mut tx,
+                    crate::records::request(t),
+                    &ConsentEvent::given(c.subject, Purpose::MarketingEmail, evidence()),
+                )
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             let gate = gate();
             let marketer = Request::new(t, staff(role!("marketer")));
@@ -370,7 +411,10 @@ mod purpose_bound {
                 evidence(),
             );
             withdrawal.evidence.at += chrono::Duration::milliseconds(5);
-            ConsentLedger::record(&mut w, &withdrawal).await.unwrap();
+            env.records
+                .record_consent(&mut w, crate::records::request(t), &withdrawal)
+                .await
+                .unwrap();
             w.commit().await.unwrap();
 
             let mut tx = env.pool.begin(t).await.unwrap();
@@ -401,7 +445,10 @@ mod purpose_bound {
             );
             let mut placed = ConsentEvent::restriction(c.subject, true, evidence());
             placed.evidence.at += chrono::Duration::milliseconds(10);
-            ConsentLedger::record(&mut tx, &placed).await.unwrap();
+            env.records
+                .record_consent(&mut tx, crate::records::request(t), &placed)
+                .await
+                .unwrap();
             let err = repo.get(&mut tx, &grant, c.id).await.unwrap_err();
             assert!(err.to_string().contains("restricted"), "{err}");
             let legal = gate.grant(&compliance, Purpose::LegalObligation).unwrap();
@@ -478,7 +525,10 @@ mod purpose_bound {
             // Once processing is restricted, scheduling can neither change nor delete it; a
             // compliance purpose still can.
             let placed = ConsentEvent::restriction(c.subject, true, evidence());
-            ConsentLedger::record(&mut tx, &placed).await.unwrap();
+            env.records
+                .record_consent(&mut tx, crate::records::request(t), &placed)
+                .await
+                .unwrap();
             let err = repo
                 .update(&mut tx, &scheduling, &loaded)
                 .await
@@ -553,12 +603,14 @@ mod purpose_bound {
             let pings = [ping(consenting), ping(silent), ping(consenting)];
             let mut tx = env.pool.begin(t).await.unwrap();
             repo.insert_many(&mut tx, &grant(t), &pings).await.unwrap();
-            ConsentLedger::record(
-                &mut tx,
-                &ConsentEvent::given(consenting, Purpose::TechnicianLocation, evidence()),
-            )
-            .await
-            .unwrap();
+            env.records
+                .record_consent(
+                    &mut tx,
+                    crate::records::request(t),
+                    &ConsentEvent::given(consenting, Purpose::TechnicianLocation, evidence()),
+                )
+                .await
+                .unwrap();
             let gate = gate();
             let request = Request::new(t, staff(role!("dispatcher")));
             let grant = gate.grant(&request, Purpose::TechnicianLocation).unwrap();
@@ -618,7 +670,7 @@ mod purpose_bound {
 mod views {
     use plenum::consent::{ConsentEvent, Purpose};
     use plenum::core::{RecordId, SubjectId, role};
-    use plenum::store::{ConsentLedger, Encrypted, ErrorKind, Request, View};
+    use plenum::store::{Encrypted, ErrorKind, Request, View};
     use plenum_hvac::{
         Customer, CustomerForDispatch, CustomerForMarketingEmail, LocationPing,
         LocationPingForTechnicianLocation,
@@ -656,12 +708,14 @@ mod views {
             repo.insert_many(&mut tx, &grant(t), &[yes.clone(), no.clone()])
                 .await
                 .unwrap();
-            ConsentLedger::record(
-                &mut tx,
-                &ConsentEvent::given(yes.subject, Purpose::MarketingEmail, evidence()),
-            )
-            .await
-            .unwrap();
+            env.records
+                .record_consent(
+                    &mut tx,
+                    crate::records::request(t),
+                    &ConsentEvent::given(yes.subject, Purpose::MarketingEmail, evidence()),
+                )
+                .await
+                .unwrap();
             let gate = gate();
             let marketer = Request::new(t, staff(role!("marketer")));
             let grant = gate.grant(&marketer, Purpose::MarketingEmail).unwrap();
@@ -720,12 +774,14 @@ mod views {
                 .await
                 .unwrap_err();
             assert!(err.to_string().contains("consent_missing"), "{err}");
-            ConsentLedger::record(
-                &mut tx,
-                &ConsentEvent::given(tech, Purpose::TechnicianLocation, evidence()),
-            )
-            .await
-            .unwrap();
+            env.records
+                .record_consent(
+                    &mut tx,
+                    crate::records::request(t),
+                    &ConsentEvent::given(tech, Purpose::TechnicianLocation, evidence()),
+                )
+                .await
+                .unwrap();
             let view = pings
                 .get_view::<LocationPingForTechnicianLocation>(&mut tx, &location, ping.id)
                 .await

@@ -1,5 +1,6 @@
 //! Integration tests written only against the public `plenum` facade, as a service would use it.
 
+mod audit;
 mod consent;
 mod datamap;
 mod records;

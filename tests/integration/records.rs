@@ -33,10 +33,15 @@ static GATE: LazyLock<Gate> = LazyLock::new(|| {
 /// An unrestricted grant in `tenant`: these tests are about storage, tenancy and keys; purposes
 /// are tested in `consent.rs`. The request is leaked so the grant can be `'static` in a test.
 pub(crate) fn grant(tenant: TenantId) -> PurposeGrant<'static> {
+    GATE.unrestricted(request(tenant), "storage test").unwrap()
+}
+
+/// A request in `tenant` by a system job that may take unrestricted grants, leaked so it can be
+/// `'static` in a test.
+pub(crate) fn request(tenant: TenantId) -> &'static Request {
     let actor = Actor::new(ActorKind::SystemJob, ActorId::generate())
         .with_role(plenum::core::role!("migrator"));
-    let request = Box::leak(Box::new(Request::new(tenant, actor)));
-    GATE.unrestricted(request, "storage test").unwrap()
+    Box::leak(Box::new(Request::new(tenant, actor)))
 }
 
 /// A recording hook: what a test sees of every operation.

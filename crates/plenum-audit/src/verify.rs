@@ -88,9 +88,6 @@ pub fn verify_log(export: &Export, trusted: &[VerifierKey]) -> Result<Report, Er
         {
             return Err(Error::at(Problem::CheckpointOrder, at));
         }
-        if c.size > export.entries.len() as u64 {
-            return Err(Error::at(Problem::Truncated, at));
-        }
         checkpoints.push(c);
     }
     let mut frontier = Frontier::new();
@@ -137,6 +134,10 @@ pub fn verify_log(export: &Export, trusted: &[VerifierKey]) -> Result<Report, Er
         }
         frontier.push(leaf);
         check_at(&frontier, &mut next_checkpoint, &mut pending_times)?;
+    }
+    if next_checkpoint < checkpoints.len() {
+        // A signed size beyond the last entry: the tail was cut off.
+        return Err(Error::at(Problem::Truncated, next_checkpoint as u64));
     }
     Ok(Report {
         entries: export.entries.len() as u64,

@@ -25,10 +25,17 @@ pub enum Action {
     Update,
     /// A record removed.
     Delete,
+    /// A consent ledger event recorded (given, withdrawn, objection, restriction, ...).
+    Consent(plenum_consent::EventKind),
+    /// A data subject erased: every version of their key destroyed.
+    Erase,
+    /// A key rotated (a new active version).
+    KeyRotate,
 }
 
 impl Action {
-    /// A stable lower-case name (`read`, `list`, ...), for logs and audit events.
+    /// A stable lower-case name (`read`, `list`, `consent.given`, ...), for logs and audit
+    /// events.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Read => "read",
@@ -38,6 +45,18 @@ impl Action {
             Self::Insert => "insert",
             Self::Update => "update",
             Self::Delete => "delete",
+            Self::Consent(kind) => match kind {
+                plenum_consent::EventKind::Given => "consent.given",
+                plenum_consent::EventKind::Withdrawn => "consent.withdrawn",
+                plenum_consent::EventKind::Expired => "consent.expired",
+                plenum_consent::EventKind::Objected => "consent.objected",
+                plenum_consent::EventKind::ObjectionWithdrawn => "consent.objection_withdrawn",
+                plenum_consent::EventKind::RestrictionPlaced => "consent.restriction_placed",
+                plenum_consent::EventKind::RestrictionLifted => "consent.restriction_lifted",
+                _ => "consent.other",
+            },
+            Self::Erase => "erase",
+            Self::KeyRotate => "key.rotate",
         }
     }
 }

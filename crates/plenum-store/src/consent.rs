@@ -85,13 +85,14 @@ fn decode(tenant: TenantId, row: Row) -> Result<ConsentEvent, Error> {
 
 impl ConsentLedger {
     /// Appends `event` in `tx`. It counts for every decision made after `tx` commits (and for
-    /// later decisions inside `tx`).
+    /// later decisions inside `tx`). Services record consent through
+    /// [`Records::record_consent`](crate::Records::record_consent), which audits it.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidRecord`] for an event that names no purpose where it must; database
     /// failures.
-    pub async fn record(tx: &mut TenantTx, event: &ConsentEvent) -> Result<RecordId, Error> {
+    pub(crate) async fn record(tx: &mut TenantTx, event: &ConsentEvent) -> Result<RecordId, Error> {
         if event.kind.has_purpose() != event.purpose.is_some() {
             return Err(Error::InvalidRecord {
                 record_type: "consent_events".to_owned(),

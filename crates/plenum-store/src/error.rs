@@ -98,6 +98,15 @@ pub enum Error {
     #[error("admin audit row could not be written; nothing was done")]
     AdminAudit(#[source] sqlx::Error),
 
+    /// An audit event could not be recorded, so the operation it describes fails (for a read:
+    /// nothing is returned).
+    #[error("audit event could not be recorded: {0}")]
+    Audit(&'static str),
+
+    /// Writing or reading the audit log failed in the database.
+    #[error("audit log database error ({})", db_error_class(.0))]
+    AuditLog(#[source] sqlx::Error),
+
     /// A configuration value is unusable (a role name, a pool option).
     #[error("invalid configuration: {0}")]
     Config(&'static str),
@@ -174,7 +183,7 @@ impl Error {
             Self::Decode { .. } => ErrorKind::Database,
             #[cfg(feature = "postgres")]
             Self::Contract(_) => ErrorKind::Contract,
-            Self::AdminAudit(_) => ErrorKind::Audit,
+            Self::AdminAudit(_) | Self::Audit(_) | Self::AuditLog(_) => ErrorKind::Audit,
             Self::Config(_) => ErrorKind::Config,
             Self::Crypto(e) => match e.kind() {
                 plenum_crypto::ErrorKind::KeyDestroyed => ErrorKind::KeyDestroyed,
@@ -190,7 +199,10 @@ impl Error {
     /// The SQLSTATE code behind this error, if it came from the database.
     pub fn sqlstate(&self) -> Option<String> {
         let source = match self {
-            Self::PermissionDenied(e) | Self::AdminAudit(e) | Self::Database(e) => e,
+            Self::PermissionDenied(e)
+            | Self::AdminAudit(e)
+            | Self::AuditLog(e)
+            | Self::Database(e) => e,
             _ => return None,
         };
         match source {
@@ -305,4 +317,26 @@ pub enum ErrorKind {
     Crypto,
     /// Another database failure.
     Database,
+}
+
+impl ErrorKind {
+    /// A stable snake-case key (`not_found`, `denied`, ...), for audit events and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::PermissionDenied => "permission_denied",
+            Self::IsolationViolation => "isolation_violation",
+            Self::Contract => "contract",
+            Self::Audit => "audit",
+            Self::Config => "config",
+            Self::InvalidInput => "invalid_input",
+            Self::Denied => "denied",
+            Self::Withheld => "withheld",
+            Self::DecryptionFailed => "decryption_failed",
+            Self::KeyDestroyed => "key_destroyed",
+            Self::Crypto => "crypto",
+            Self::Database => "database",
+        }
+    }
 }

@@ -80,6 +80,8 @@
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod access;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod audit;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod consent;
 mod contract;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -105,6 +107,10 @@ mod tx;
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::access::{Access, AccessHook, Action, DiscardAccess, Outcome};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::audit::{
+    AuditLog, AuditSink, Auditor, DbLog, DiscardEvents, MemorySink, TracingSink,
+};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::consent::ConsentLedger;
 pub use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles, TENANT_SETTING};

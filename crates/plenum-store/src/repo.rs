@@ -4,14 +4,14 @@ use core::fmt;
 use core::marker::PhantomData;
 use std::sync::Arc;
 
-use plenum_consent::Purpose;
+use plenum_consent::{ConsentEvent, Purpose};
 use plenum_core::{FieldName, RecordId, SubjectId, TenantId};
 use plenum_crypto::{BlindIndexer, Envelope, FieldKey, FieldLocator, KeyStore, Keyring, Owner};
 
 use crate::access::{Access, AccessHook, Action, Outcome};
 use crate::encrypted::KeySlot;
 use crate::error::Error;
-use crate::gate::PurposeGrant;
+use crate::gate::{PurposeGrant, Request};
 use crate::record::{
     KeyOwner, Record, RecordSpec, RowReader, RowWriter, Slot, Storage, Value, View,
 };
@@ -68,6 +68,125 @@ impl Records {
     /// The key store.
     pub fn key_store(&self) -> &Arc<dyn KeyStore> {
         &self.shared.keys
+    }
+
+    /// Records a consent ledger event (given, withdrawn, objection, restriction, ...) for
+    /// `request`'s actor, and reports it to the access hook in the same transaction: the audit
+    /// log holds every consent change.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantMismatch`] if `request` is another tenant's; the errors of the ledger
+    /// and of the hook.
+    pub async fn record_consent(
+        &self,
+        tx: &mut TenantTx,
+        request: &Request,
+        event: &ConsentEvent,
+    ) -> Result<RecordId, Error> {
+        let mut access = Access {
+            actor: request.actor().clone(),
+            request: request.id(),
+            action: Action::Consent(event.kind),
+            record_type: plenum_core::record_type!("consent_events"),
+            records: Vec::new(),
+            fields: Vec::new(),
+            subjects: vec![event.subject],
+            rows: 1,
+            outcome: Outcome::Success,
+            purpose: event.purpose,
+            unrestricted: None,
+            legal_basis: None,
+            policy_version: None,
+            excluded: 0,
+        };
+        let result = if request.tenant() == tx.tenant() {
+            crate::consent::ConsentLedger::record(tx, event).await
+        } else {
+            Err(Error::TenantMismatch {
+                record_type: "consent_events".to_owned(),
+            })
+        };
+        match result {
+            Ok(id) => {
+                access.records = vec![id];
+                self.shared.hook.on_access(tx, &access).await?;
+                Ok(id)
+            }
+            Err(e) => {
+                access.rows = 0;
+                access.outcome = Outcome::Failed(e.kind());
+                if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
+                    tracing::warn!(kind = ?hook_error.kind(), "access hook failed on a failed consent write");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Erases a data subject: destroys every version of their key, so every field sealed under
+    /// it (in rows, backups and replicas) becomes unreadable and the audit log's pseudonyms for
+    /// them cannot be recomputed. Needs a grant for `compliance.rights_fulfilment` or an
+    /// unrestricted one. The erasure event is appended to the log first (while the subject's
+    /// pseudonym can still be computed), then the key is destroyed; if that fails, the error
+    /// is returned and the caller's rollback removes the event.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Denied`] for another purpose; [`Error::TenantMismatch`]; key store and hook
+    /// errors.
+    pub async fn erase_subject(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        subject: SubjectId,
+    ) -> Result<usize, Error> {
+        if grant.request().tenant() != tx.tenant() {
+            return Err(Error::TenantMismatch {
+                record_type: "keys".to_owned(),
+            });
+        }
+        let policy = grant.policy();
+        let mut access = Access {
+            actor: grant.request().actor().clone(),
+            request: grant.request().id(),
+            action: Action::Erase,
+            record_type: plenum_core::record_type!("keys"),
+            records: Vec::new(),
+            fields: Vec::new(),
+            subjects: vec![subject],
+            rows: 1,
+            outcome: Outcome::Success,
+            purpose: grant.purpose(),
+            unrestricted: grant.unrestricted_reason(),
+            legal_basis: grant
+                .purpose()
+                .and_then(|p| policy.rule(p))
+                .map(|r| r.basis),
+            policy_version: grant.purpose().map(|_| policy.version().to_owned()),
+            excluded: 0,
+        };
+        if !matches!(grant.purpose(), None | Some(Purpose::RightsFulfilment)) {
+            access.rows = 0;
+            access.outcome = Outcome::Denied("erasure_needs_rights_fulfilment");
+            if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
+                tracing::warn!(kind = ?hook_error.kind(), "access hook failed on a denied erasure");
+            }
+            return Err(Error::Denied {
+                purpose: grant.purpose().map_or("unrestricted", Purpose::key),
+                reason: "erasure_needs_rights_fulfilment",
+            });
+        }
+        self.shared.hook.on_access(tx, &access).await?;
+        Ok(self
+            .shared
+            .keyring
+            .destroy_scope(
+                &*self.shared.keys,
+                tx.tenant(),
+                plenum_crypto::KeyScope::Subject(subject),
+            )
+            .await?)
     }
 }
 
@@ -946,6 +1065,8 @@ impl<R: Record> Repository<R> {
             }
         }
         if let (Read::One(_), Some(reason)) = (&read, first_denial) {
+            // Whose record was asked for belongs in the record of a refused attempt.
+            access.subjects = subjects;
             return Err(self.denied(grant, reason));
         }
         // Plain fields are never withheld here: a visible one is returned, an invisible one

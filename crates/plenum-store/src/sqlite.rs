@@ -34,6 +34,43 @@ const LIBRARY_DDL: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_consent_events_no_delete BEFORE DELETE ON plenum_consent_events \
         BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END",
+    // The audit log, as on PostgreSQL (migration 4): heads, entries, checkpoints.
+    "CREATE TABLE IF NOT EXISTS plenum_audit_heads (\
+        tenant_id blob PRIMARY KEY REFERENCES plenum_tenants (id), \
+        size integer NOT NULL CHECK (size >= 0))",
+    "CREATE TABLE IF NOT EXISTS plenum_audit_log (\
+        tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
+        seq integer NOT NULL CHECK (seq >= 0), \
+        event_id blob NOT NULL, \
+        at text NOT NULL, \
+        leaf_hash blob NOT NULL CHECK (length(leaf_hash) = 32), \
+        body text, \
+        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
+        PRIMARY KEY (tenant_id, seq))",
+    "CREATE TABLE IF NOT EXISTS plenum_audit_checkpoints (\
+        tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
+        size integer NOT NULL CHECK (size >= 0), \
+        issued_at text NOT NULL, \
+        note text NOT NULL, \
+        frontier blob NOT NULL, \
+        PRIMARY KEY (tenant_id, size, issued_at))",
+    "CREATE TRIGGER IF NOT EXISTS plenum_audit_heads_forward BEFORE UPDATE ON plenum_audit_heads \
+        WHEN NEW.tenant_id IS NOT OLD.tenant_id OR NEW.size IS NOT OLD.size + 1 \
+        BEGIN SELECT RAISE(ABORT, 'an audit head only moves forward by one'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_audit_log_no_delete BEFORE DELETE ON plenum_audit_log \
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_audit_log_retention_only BEFORE UPDATE ON plenum_audit_log \
+        WHEN NEW.body IS NOT NULL OR NEW.tenant_id IS NOT OLD.tenant_id OR NEW.seq IS NOT OLD.seq \
+        OR NEW.event_id IS NOT OLD.event_id OR NEW.at IS NOT OLD.at \
+        OR NEW.leaf_hash IS NOT OLD.leaf_hash OR NEW.recorded_at IS NOT OLD.recorded_at \
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_audit_log_two_years BEFORE UPDATE ON plenum_audit_log \
+        WHEN OLD.recorded_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 years') \
+        BEGIN SELECT RAISE(ABORT, 'audit event bodies are kept for two years'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_audit_checkpoints_no_update BEFORE UPDATE ON plenum_audit_checkpoints \
+        BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_audit_checkpoints_no_delete BEFORE DELETE ON plenum_audit_checkpoints \
+        BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END",
 ];
 
 /// The key database's table. Keys live in a database of their own: SQLite has one writer per

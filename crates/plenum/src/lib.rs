@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub use plenum_audit as audit;
 pub use plenum_consent as consent;
 pub use plenum_core as core;
 pub use plenum_crypto as crypto;

@@ -167,11 +167,97 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
     v3.push(format!(
         "GRANT SELECT, INSERT ON {LIBRARY_SCHEMA}.consent_events TO {app}"
     ));
+    let v4 = audit_migration(roles);
     vec![
         migration(1, "context function, tenant registry, admin audit", &v1),
         migration(2, "wrapped keys", &v2),
         migration(3, "consent ledger", &v3),
+        migration(4, "audit log", &v4),
     ]
+}
+
+/// The per-tenant audit log: a head row per tenant (the next sequence number; its row lock
+/// orders one tenant's appends and nobody else's), the entries, and signed checkpoints. The
+/// runtime role may read and append; the only change it may make is retention's, enforced by a
+/// trigger: a body older than two years may become NULL, nothing else may change.
+fn audit_migration(roles: &Roles) -> Vec<String> {
+    let (owner, app) = (roles.owner(), roles.app());
+    let s = LIBRARY_SCHEMA;
+    let mut v = vec![
+        format!("SET LOCAL ROLE {owner}"),
+        format!(
+            "CREATE TABLE {s}.audit_heads (\n    \
+             tenant_id uuid PRIMARY KEY REFERENCES {s}.tenants (id),\n    \
+             size bigint NOT NULL CHECK (size >= 0)\n)"
+        ),
+        format!(
+            "CREATE TABLE {s}.audit_log (\n    \
+             tenant_id uuid NOT NULL REFERENCES {s}.tenants (id),\n    \
+             seq bigint NOT NULL CHECK (seq >= 0),\n    \
+             event_id uuid NOT NULL,\n    \
+             at timestamptz NOT NULL,\n    \
+             leaf_hash bytea NOT NULL CHECK (length(leaf_hash) = 32),\n    \
+             body text,\n    \
+             recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    \
+             CONSTRAINT audit_log_pkey PRIMARY KEY (tenant_id, seq)\n)"
+        ),
+        format!(
+            "CREATE TABLE {s}.audit_checkpoints (\n    \
+             tenant_id uuid NOT NULL REFERENCES {s}.tenants (id),\n    \
+             size bigint NOT NULL CHECK (size >= 0),\n    \
+             issued_at timestamptz NOT NULL,\n    \
+             note text NOT NULL,\n    \
+             frontier bytea NOT NULL,\n    \
+             CONSTRAINT audit_checkpoints_pkey PRIMARY KEY (tenant_id, size, issued_at)\n)"
+        ),
+        format!(
+            "CREATE FUNCTION {s}.audit_heads_guard() RETURNS trigger LANGUAGE plpgsql \
+             SET search_path = '' AS $$ BEGIN \
+             IF NEW.tenant_id <> OLD.tenant_id OR NEW.size <> OLD.size + 1 THEN \
+             RAISE EXCEPTION 'an audit head only moves forward by one' USING ERRCODE = '42501'; \
+             END IF; RETURN NEW; END $$"
+        ),
+        format!(
+            "CREATE TRIGGER audit_heads_guard BEFORE UPDATE ON {s}.audit_heads \
+             FOR EACH ROW EXECUTE FUNCTION {s}.audit_heads_guard()"
+        ),
+        format!(
+            "CREATE FUNCTION {s}.audit_log_guard() RETURNS trigger LANGUAGE plpgsql \
+             SET search_path = '' AS $$ BEGIN \
+             IF TG_OP = 'DELETE' OR NEW.body IS NOT NULL \
+             OR (NEW.tenant_id, NEW.seq, NEW.event_id, NEW.at, NEW.leaf_hash, NEW.recorded_at) \
+             IS DISTINCT FROM (OLD.tenant_id, OLD.seq, OLD.event_id, OLD.at, OLD.leaf_hash, OLD.recorded_at) THEN \
+             RAISE EXCEPTION 'the audit log is append-only' USING ERRCODE = '42501'; \
+             END IF; \
+             IF OLD.recorded_at > pg_catalog.now() - interval '2 years' THEN \
+             RAISE EXCEPTION 'audit event bodies are kept for two years' USING ERRCODE = '42501'; \
+             END IF; RETURN NEW; END $$"
+        ),
+        format!(
+            "CREATE TRIGGER audit_log_guard BEFORE UPDATE OR DELETE ON {s}.audit_log \
+             FOR EACH ROW EXECUTE FUNCTION {s}.audit_log_guard()"
+        ),
+        format!("REVOKE ALL ON FUNCTION {s}.audit_heads_guard() FROM PUBLIC"),
+        format!("REVOKE ALL ON FUNCTION {s}.audit_log_guard() FROM PUBLIC"),
+    ];
+    for (table, short) in [
+        ("audit_heads", "audit_heads"),
+        ("audit_log", "audit_log"),
+        ("audit_checkpoints", "audit_checkpoints"),
+    ] {
+        v.extend(police(&format!("{s}.{table}"), short, "tenant_id", roles));
+    }
+    v.extend([
+        format!("GRANT SELECT, INSERT, UPDATE (size) ON {s}.audit_heads TO {app}"),
+        // recorded_at is the database's clock: the runtime role cannot set it, so it cannot
+        // date an event into the retention window.
+        format!(
+            "GRANT SELECT, INSERT (tenant_id, seq, event_id, at, leaf_hash, body), \
+             UPDATE (body) ON {s}.audit_log TO {app}"
+        ),
+        format!("GRANT SELECT, INSERT ON {s}.audit_checkpoints TO {app}"),
+    ]);
+    v
 }
 
 fn migration(version: i64, description: &'static str, statements: &[String]) -> Migration {
