@@ -1,0 +1,192 @@
+//! The published audit-format vectors (`tests/data/audit-vectors-v1.json`, documented in
+//! `docs/audit-format.md`) are what this code produces. Regenerate deliberately with
+//! `PLENUM_WRITE_VECTORS=1 cargo test -p plenum-audit --test vectors` and review the diff: a
+//! change here is a format change.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test fixtures: a failed set-up is a failed test"
+)]
+
+use chrono::{TimeZone as _, Utc};
+use plenum_audit::checkpoint::{self, Checkpoint, CheckpointSigner};
+use plenum_audit::merkle::{self, Frontier, leaf_hash};
+use plenum_audit::verify::{self, EXPORT_FORMAT};
+use plenum_audit::{Entry, Event, Export, Outcome, canonical};
+use plenum_core::{Actor, ActorId, ActorKind, RecordId, RequestId, TenantId, role};
+use plenum_crypto::secrecy::SecretBox;
+use plenum_crypto::signing::SigningKey;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/audit-vectors-v1.json");
+
+fn id(n: u8) -> Uuid {
+    // Fixed UUIDv7-shaped ids: version 7, RFC 4122 variant.
+    let mut b = [n; 16];
+    b[6] = 0x70 | (n & 0x0f);
+    b[8] = 0x80 | (n & 0x3f);
+    Uuid::from_bytes(b)
+}
+
+fn tenant() -> TenantId {
+    id(0x11).to_string().parse().unwrap()
+}
+
+fn events() -> Vec<Event> {
+    let actor = Actor::new(ActorKind::AccountUser, id(0x22).to_string().parse::<ActorId>().unwrap())
+        .with_role(role!("dispatcher"));
+    let kinds = ["insert", "read", "list", "consent.given", "read", "erase", "count"];
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, action)| {
+            let n = u8::try_from(i).unwrap();
+            let mut e = Event::new(tenant(), actor.clone(), *action);
+            e.id = id(0x30 + n);
+            e.at = Utc.with_ymd_and_hms(2026, 11, 27, 9, 30, u32::from(n)).unwrap()
+                + chrono::Duration::milliseconds(i64::from(n) * 7);
+            e.salt = [n; 16];
+            e.service = "vectors".to_owned();
+            e.request = Some(id(0x40 + n).to_string().parse::<RequestId>().unwrap());
+            e.record_type = Some("customers".to_owned());
+            e.records = vec![id(0x50 + n).to_string().parse::<RecordId>().unwrap()];
+            e.fields = vec![
+                ("email".to_owned(), "user.contact.email".to_owned()),
+                ("name".to_owned(), "user.name".to_owned()),
+            ];
+            e.subjects = vec![[0xa0 + n; 16]];
+            e.purpose = Some(("service.scheduling".to_owned(), 1));
+            e.legal_basis = Some("contract".to_owned());
+            e.policy = Some("plenum-default-1".to_owned());
+            e.rows = 1;
+            if *action == "read" && i == 4 {
+                e.outcome = Outcome::Denied("consent_missing".to_owned());
+                e.rows = 0;
+                e.purpose = Some(("marketing.email".to_owned(), 1));
+                e.legal_basis = Some("consent".to_owned());
+            }
+            if *action == "erase" {
+                e.subjects_unlinked = 0;
+                e.unrestricted = Some("dsr 2026-118".to_owned());
+                e.purpose = None;
+                e.legal_basis = None;
+                e.policy = None;
+            }
+            e
+        })
+        .collect()
+}
+
+fn signer() -> CheckpointSigner {
+    let seed = SecretBox::new(Box::new([0x5e; 32]));
+    CheckpointSigner::new("plenum.audit.vectors", SigningKey::from_seed(&seed)).unwrap()
+}
+
+fn generate() -> Value {
+    let events = events();
+    let bodies: Vec<String> = events.iter().map(|e| e.canonical().unwrap()).collect();
+    let leaves: Vec<[u8; 32]> = bodies.iter().map(|b| leaf_hash(b.as_bytes())).collect();
+    let signer = signer();
+    let t = tenant();
+    let mut frontier = Frontier::new();
+    let mut roots = vec![json!({"size": 0, "root": hex::encode(merkle::root(&[]))})];
+    let mut notes = Vec::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        frontier.push(*leaf);
+        roots.push(json!({"size": i + 1, "root": hex::encode(frontier.root())}));
+        if i == 2 || i + 1 == leaves.len() {
+            notes.push(signer.sign(&Checkpoint {
+                tenant: t,
+                size: frontier.size(),
+                root: frontier.root(),
+                time: 1_795_772_000 + i64::try_from(i).unwrap(),
+            }));
+        }
+    }
+    let export = Export {
+        format: EXPORT_FORMAT.to_owned(),
+        tenant: t,
+        entries: bodies
+            .iter()
+            .zip(&leaves)
+            .enumerate()
+            .map(|(i, (b, l))| Entry {
+                seq: i as u64,
+                leaf_hash: hex::encode(l),
+                body: Some(b.clone()),
+            })
+            .collect(),
+        checkpoints: notes.clone(),
+    };
+    let trusted = [signer.verifier()];
+    let inclusion = verify::prove_inclusion(&export, 4, 1, &trusted).unwrap();
+    let consistency = verify::prove_consistency(&export, 0, 1, &trusted).unwrap();
+    let canonical_cases: Vec<Value> = [
+        json!({"b": 1, "a": [true, null, -3], "A": "x"}),
+        json!("quote \" backslash \\ newline \n tab \t bell \u{07} e-acute \u{e9} line-sep \u{2028}"),
+        json!({"nested": {"z": {}, "y": []}}),
+        json!(9_007_199_254_740_991u64),
+    ]
+    .into_iter()
+    .map(|v| json!({"value": v, "canonical": canonical::to_string(&v).unwrap()}))
+    .collect();
+    let mut retained = export.clone();
+    for e in retained.entries.iter_mut().take(3) {
+        e.body = None;
+    }
+    json!({
+        "format": "plenum-audit-vectors-1",
+        "tenant": t.to_string(),
+        "canonical": canonical_cases,
+        "events": events.iter().zip(&bodies).zip(&leaves).map(|((e, b), l)| json!({
+            "event": e.to_value(),
+            "canonical": b,
+            "leaf_hash": hex::encode(l),
+        })).collect::<Vec<_>>(),
+        "roots": roots,
+        "key": {
+            "seed": hex::encode([0x5e; 32]),
+            "verifier": signer.verifier().to_string(),
+        },
+        "checkpoints": notes,
+        "inclusion": inclusion,
+        "consistency": consistency,
+        "export": export,
+        "export_after_retention": retained,
+    })
+}
+
+#[test]
+fn vectors_are_what_the_code_produces() {
+    let generated = generate();
+    if std::env::var_os("PLENUM_WRITE_VECTORS").is_some() {
+        let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+        std::fs::write(PATH, text).unwrap();
+    }
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
+    assert_eq!(stored, generated, "regenerate with PLENUM_WRITE_VECTORS=1 and review");
+}
+
+#[test]
+fn the_vector_log_verifies_and_its_proofs_hold() {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
+    let key = plenum_audit::VerifierKey::parse(v["key"]["verifier"].as_str().unwrap()).unwrap();
+    let trusted = [key];
+    for name in ["export", "export_after_retention"] {
+        let export: Export = serde_json::from_value(v[name].clone()).unwrap();
+        let report = verify::verify_log(&export, &trusted).unwrap();
+        assert_eq!(report.covered, 7, "{name}");
+    }
+    let inclusion: verify::InclusionProof = serde_json::from_value(v["inclusion"].clone()).unwrap();
+    let body = v["events"][4]["canonical"].as_str();
+    assert_eq!(verify::verify_inclusion(&inclusion, body, &trusted).unwrap().size, 7);
+    let consistency: verify::ConsistencyProof =
+        serde_json::from_value(v["consistency"].clone()).unwrap();
+    let (old, new) = verify::verify_consistency(&consistency, &trusted).unwrap();
+    assert_eq!((old.size, new.size), (3, 7));
+    let note = v["checkpoints"][0].as_str().unwrap();
+    assert_eq!(checkpoint::open(note, &trusted).unwrap().size, 3);
+}
