@@ -21,7 +21,10 @@ use plenum_crypto::signing::SigningKey;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/audit-vectors-v1.json");
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/audit-vectors-v1.json"
+);
 
 fn id(n: u8) -> Uuid {
     // Fixed UUIDv7-shaped ids: version 7, RFC 4122 variant.
@@ -36,9 +39,20 @@ fn tenant() -> TenantId {
 }
 
 fn events() -> Vec<Event> {
-    let actor = Actor::new(ActorKind::AccountUser, id(0x22).to_string().parse::<ActorId>().unwrap())
-        .with_role(role!("dispatcher"));
-    let kinds = ["insert", "read", "list", "consent.given", "read", "erase", "count"];
+    let actor = Actor::new(
+        ActorKind::AccountUser,
+        id(0x22).to_string().parse::<ActorId>().unwrap(),
+    )
+    .with_role(role!("dispatcher"));
+    let kinds = [
+        "insert",
+        "read",
+        "list",
+        "consent.given",
+        "read",
+        "erase",
+        "count",
+    ];
     kinds
         .iter()
         .enumerate()
@@ -46,7 +60,9 @@ fn events() -> Vec<Event> {
             let n = u8::try_from(i).unwrap();
             let mut e = Event::new(tenant(), actor.clone(), *action);
             e.id = id(0x30 + n);
-            e.at = Utc.with_ymd_and_hms(2026, 11, 27, 9, 30, u32::from(n)).unwrap()
+            e.at = Utc
+                .with_ymd_and_hms(2026, 11, 27, 9, 30, u32::from(n))
+                .unwrap()
                 + chrono::Duration::milliseconds(i64::from(n) * 7);
             e.salt = [n; 16];
             e.service = "vectors".to_owned();
@@ -126,7 +142,9 @@ fn generate() -> Value {
     let consistency = verify::prove_consistency(&export, 0, 1, &trusted).unwrap();
     let canonical_cases: Vec<Value> = [
         json!({"b": 1, "a": [true, null, -3], "A": "x"}),
-        json!("quote \" backslash \\ newline \n tab \t bell \u{07} e-acute \u{e9} line-sep \u{2028}"),
+        json!(
+            "quote \" backslash \\ newline \n tab \t bell \u{07} e-acute \u{e9} line-sep \u{2028}"
+        ),
         json!({"nested": {"z": {}, "y": []}}),
         json!(9_007_199_254_740_991u64),
     ]
@@ -167,7 +185,10 @@ fn vectors_are_what_the_code_produces() {
         std::fs::write(PATH, text).unwrap();
     }
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
-    assert_eq!(stored, generated, "regenerate with PLENUM_WRITE_VECTORS=1 and review");
+    assert_eq!(
+        stored, generated,
+        "regenerate with PLENUM_WRITE_VECTORS=1 and review"
+    );
 }
 
 #[test]
@@ -182,7 +203,12 @@ fn the_vector_log_verifies_and_its_proofs_hold() {
     }
     let inclusion: verify::InclusionProof = serde_json::from_value(v["inclusion"].clone()).unwrap();
     let body = v["events"][4]["canonical"].as_str();
-    assert_eq!(verify::verify_inclusion(&inclusion, body, &trusted).unwrap().size, 7);
+    assert_eq!(
+        verify::verify_inclusion(&inclusion, body, &trusted)
+            .unwrap()
+            .size,
+        7
+    );
     let consistency: verify::ConsistencyProof =
         serde_json::from_value(v["consistency"].clone()).unwrap();
     let (old, new) = verify::verify_consistency(&consistency, &trusted).unwrap();
