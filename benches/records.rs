@@ -22,12 +22,12 @@
     reason = "bench harness: a panic aborts the bench, and criterion's macros generate items"
 )]
 
-use std::future::Future;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use criterion::{Bencher, Criterion, SamplingMode, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use plenum_benches::paired;
 use plenum::Record;
 use plenum::consent::{Policy, Purpose};
 use plenum::core::{
@@ -40,7 +40,6 @@ use plenum::store::{
     Request, SqlType, TableSpec, TenantPool,
 };
 use plenum_test::pg::TestDb;
-use tokio::runtime::Runtime;
 use uuid::Uuid;
 
 const ROWS: usize = 10_000;
@@ -294,29 +293,6 @@ async fn read_envelopes(pool: &TenantPool, tenant: TenantId) -> usize {
     tx.commit().await.unwrap();
     assert_eq!(rows, ROWS);
     bytes
-}
-
-/// The paired design: every iteration runs `other` and then `measured`, and times only
-/// `measured`, so noise on the shared machine lands on both variants alike.
-fn paired<O, M, FO, FM>(rt: &Runtime, b: &mut Bencher<'_>, other: O, measured: M)
-where
-    O: Fn() -> FO,
-    M: Fn() -> FM,
-    FO: Future,
-    FM: Future,
-{
-    b.iter_custom(|iters| {
-        rt.block_on(async {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
-                other().await;
-                let start = Instant::now();
-                measured().await;
-                timed += start.elapsed();
-            }
-            timed
-        })
-    });
 }
 
 fn records(c: &mut Criterion) {

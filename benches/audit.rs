@@ -1,0 +1,251 @@
+//! The price of the audit log, in one run against the local PostgreSQL.
+//!
+//! Two repositories over the same pool, keyring, key store and data, differing only in their
+//! access hook: `DiscardAccess` (unaudited) and `Auditor` writing to the database log
+//! (audited). Both go through the same purpose grant (`service.scheduling`), so the ratio is
+//! the audit log alone: building the event (subject pseudonyms, canonical JSON, SHA-256), the
+//! head-row update and the entry insert, in the access's own transaction.
+//!
+//! - **point-read**: one transaction reading one customer by id (4 encrypted fields) and
+//!   committing.
+//! - **insert**: one transaction inserting one customer of a known subject (key cached) and
+//!   committing.
+//! - **append-200**: 8 tasks x 25 transactions, each an audited `count` and a commit, either all
+//!   on one tenant (its head row orders them) or on 8 tenants (no shared row); and the same
+//!   unaudited. Throughput = 200 / time.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "bench harness: a panic aborts the bench, and criterion's macros generate items"
+)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use plenum::consent::{Policy, Purpose};
+use plenum::core::{Actor, ActorId, ActorKind, RecordId, SubjectId, TenantId, role};
+use plenum::crypto::secrecy::SecretBox;
+use plenum::crypto::{Backend, Keyring, KeyringConfig, LocalKeyProvider};
+use plenum::store::{
+    AccessHook, Auditor, Authorisation, DbKeyStore, DiscardAccess, Encrypted, Gate, Record as _,
+    Records, Repository, Request, TenantPool,
+};
+use plenum_benches::paired;
+use plenum_hvac::Customer;
+use plenum_test::pg::TestDb;
+use tokio::runtime::Runtime;
+
+static GATE: LazyLock<Gate> = LazyLock::new(|| {
+    Gate::new(
+        Policy::plenum_default(),
+        Authorisation::new().allow(role!("office"), [Purpose::Scheduling]),
+    )
+});
+
+fn office(tenant: TenantId) -> Request {
+    Request::new(
+        tenant,
+        Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("office")),
+    )
+}
+
+fn customer(tenant: TenantId, subject: SubjectId, i: usize) -> Customer {
+    Customer {
+        id: RecordId::generate(),
+        tenant,
+        subject,
+        name: Encrypted::new(format!("Customer {i}")),
+        email: Encrypted::new(format!("c{i}.{}@example.com", RecordId::generate())),
+        phone: Encrypted::new(format!("217555{:04}", i % 10_000)),
+        service_address: Encrypted::new(format!("{i} Furnace Lane")),
+        created_at: Utc::now(),
+    }
+}
+
+struct Setup {
+    pool: TenantPool,
+    plain: Repository<Customer>,
+    audited: Repository<Customer>,
+    plain_records: Records,
+    audited_records: Records,
+    tenant: TenantId,
+    ids: Vec<RecordId>,
+    subjects: Vec<SubjectId>,
+    next: AtomicUsize,
+    spread: Vec<TenantId>,
+}
+
+async fn setup(db: &TestDb) -> Setup {
+    let pool = db.app(8).await;
+    let root = SecretBox::new(Box::new([7u8; 32]));
+    let keyring = Arc::new(Keyring::new(
+        Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+        KeyringConfig::default().with_cache_capacity(20_000, 100_000),
+    ));
+    let keys = Arc::new(DbKeyStore::new(pool.clone()));
+    let auditor: Arc<dyn AccessHook> =
+        Arc::new(Auditor::new(keyring.clone(), keys.clone(), "bench").unwrap());
+    let plain_records = Records::new(keyring.clone(), keys.clone(), Arc::new(DiscardAccess));
+    let audited_records = Records::new(keyring, keys, auditor);
+    let plain = plain_records.repository::<Customer>();
+    let audited = audited_records.repository::<Customer>();
+    let tenant = TenantId::generate();
+    pool.register_tenant(tenant).await.unwrap();
+    let subjects: Vec<SubjectId> = (0..1000).map(|_| SubjectId::generate()).collect();
+    let rows: Vec<Customer> = subjects
+        .iter()
+        .enumerate()
+        .map(|(i, s)| customer(tenant, *s, i))
+        .collect();
+    let request = office(tenant);
+    let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
+    let mut tx = pool.begin(tenant).await.unwrap();
+    plain.insert_many(&mut tx, &grant, &rows).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut spread = Vec::new();
+    for _ in 0..8 {
+        let t = TenantId::generate();
+        pool.register_tenant(t).await.unwrap();
+        spread.push(t);
+    }
+    Setup {
+        pool,
+        plain,
+        audited,
+        plain_records,
+        audited_records,
+        tenant,
+        ids: rows.iter().map(|c| c.id).collect(),
+        subjects,
+        next: AtomicUsize::new(0),
+        spread,
+    }
+}
+
+impl Setup {
+    fn tick(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn read(&self, repo: &Repository<Customer>) {
+        let request = office(self.tenant);
+        let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
+        let id = self.ids[self.tick() % self.ids.len()];
+        let mut tx = self.pool.begin(self.tenant).await.unwrap();
+        let c = repo.get(&mut tx, &grant, id).await.unwrap();
+        assert!(c.email.is_loaded());
+        tx.commit().await.unwrap();
+    }
+
+    async fn insert(&self, repo: &Repository<Customer>) {
+        let request = office(self.tenant);
+        let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
+        let i = self.tick();
+        let c = customer(self.tenant, self.subjects[i % self.subjects.len()], i);
+        let mut tx = self.pool.begin(self.tenant).await.unwrap();
+        repo.insert(&mut tx, &grant, &c).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// 8 tasks x 25 transactions of one `count` each, on `tenants` (round robin per task).
+    async fn append_200(&self, records: &Records, tenants: &[TenantId]) {
+        let repo = records.repository::<Customer>();
+        let mut tasks = Vec::with_capacity(8);
+        for task in 0..8 {
+            let tenant = tenants[task % tenants.len()];
+            let (pool, repo) = (self.pool.clone(), repo.clone());
+            tasks.push(async move {
+                let request = office(tenant);
+                let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
+                for _ in 0..25 {
+                    let mut tx = pool.begin(tenant).await.unwrap();
+                    repo.count(&mut tx, &grant).await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+            });
+        }
+        let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    }
+}
+
+fn audit(c: &mut Criterion) {
+    let rt: Runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt.block_on(TestDb::create(&[Customer::spec().table()]));
+    let s = rt.block_on(setup(&db));
+    // Warm both paths (keys, pseudonyms, the tenant's audit head).
+    rt.block_on(async {
+        s.read(&s.plain).await;
+        s.read(&s.audited).await;
+    });
+
+    let mut g = c.benchmark_group("audit");
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("point-read/unaudited/one", |b| {
+        paired(&rt, b, || s.read(&s.audited), || s.read(&s.plain))
+    });
+    g.bench_function("point-read/audited/one", |b| {
+        paired(&rt, b, || s.read(&s.plain), || s.read(&s.audited))
+    });
+    g.bench_function("insert/unaudited/one", |b| {
+        paired(&rt, b, || s.insert(&s.audited), || s.insert(&s.plain))
+    });
+    g.bench_function("insert/audited/one", |b| {
+        paired(&rt, b, || s.insert(&s.plain), || s.insert(&s.audited))
+    });
+    let hot = [s.tenant];
+    g.bench_function("append-200/unaudited/one-tenant", |b| {
+        paired(
+            &rt,
+            b,
+            || s.append_200(&s.audited_records, &hot),
+            || s.append_200(&s.plain_records, &hot),
+        )
+    });
+    g.bench_function("append-200/audited/one-tenant", |b| {
+        paired(
+            &rt,
+            b,
+            || s.append_200(&s.plain_records, &hot),
+            || s.append_200(&s.audited_records, &hot),
+        )
+    });
+    g.bench_function("append-200/unaudited/eight-tenants", |b| {
+        paired(
+            &rt,
+            b,
+            || s.append_200(&s.audited_records, &s.spread),
+            || s.append_200(&s.plain_records, &s.spread),
+        )
+    });
+    g.bench_function("append-200/audited/eight-tenants", |b| {
+        paired(
+            &rt,
+            b,
+            || s.append_200(&s.plain_records, &s.spread),
+            || s.append_200(&s.audited_records, &s.spread),
+        )
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8))
+        .sample_size(20)
+}
+
+criterion_group! { name = benches; config = config(); targets = audit }
+criterion_main!(benches);
