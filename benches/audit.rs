@@ -10,9 +10,14 @@
 //!   committing.
 //! - **insert**: one transaction inserting one customer of a known subject (key cached) and
 //!   committing.
-//! - **append-200**: 8 tasks x 25 transactions, each an audited `count` and a commit, either all
-//!   on one tenant (its head row orders them) or on 8 tenants (no shared row); and the same
-//!   unaudited. Throughput = 200 / time.
+//! - **point-read/audited-async-commit**: the audited read with `synchronous_commit = off` for
+//!   its transaction (bench only, not a library option): how much of the audited read's cost is
+//!   the WAL flush that a transaction with a write pays at commit and a read-only one does not.
+//! - **append-200**: 8 tasks x 25 transactions, each a `count` and a commit, all on one (empty)
+//!   tenant or spread over 8 (empty) tenants; audited and unaudited. Appends take no lock, so the
+//!   hot tenant should cost what the spread ones do. Throughput = 200 / time.
+//! - **sequence-200**: numbering 200 pending events of one tenant and signing a checkpoint
+//!   (`AuditLog::checkpoint`), the background half of an append.
 
 #![allow(
     clippy::unwrap_used,
@@ -27,18 +32,23 @@ use std::time::Duration;
 
 use chrono::Utc;
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use plenum::audit::checkpoint::CheckpointSigner;
 use plenum::consent::{Policy, Purpose};
 use plenum::core::{Actor, ActorId, ActorKind, RecordId, SubjectId, TenantId, role};
 use plenum::crypto::secrecy::SecretBox;
+use plenum::crypto::signing::SigningKey;
 use plenum::crypto::{Backend, Keyring, KeyringConfig, LocalKeyProvider};
 use plenum::store::{
-    AccessHook, Auditor, Authorisation, DbKeyStore, DiscardAccess, Encrypted, Gate, Record as _,
-    Records, Repository, Request, TenantPool,
+    AccessHook, AuditLog, Auditor, Authorisation, DbKeyStore, DiscardAccess, Encrypted, Gate,
+    Record as _, Records, Repository, Request, TenantPool,
 };
 use plenum_benches::paired;
 use plenum_hvac::Customer;
 use plenum_test::pg::TestDb;
 use tokio::runtime::Runtime;
+
+static SIGNER: LazyLock<CheckpointSigner> =
+    LazyLock::new(|| CheckpointSigner::new("plenum.bench", SigningKey::generate()).unwrap());
 
 static GATE: LazyLock<Gate> = LazyLock::new(|| {
     Gate::new(
@@ -78,6 +88,7 @@ struct Setup {
     subjects: Vec<SubjectId>,
     next: AtomicUsize,
     spread: Vec<TenantId>,
+    hot: TenantId,
 }
 
 async fn setup(db: &TestDb) -> Setup {
@@ -107,6 +118,8 @@ async fn setup(db: &TestDb) -> Setup {
     let mut tx = pool.begin(tenant).await.unwrap();
     plain.insert_many(&mut tx, &grant, &rows).await.unwrap();
     tx.commit().await.unwrap();
+    let hot = TenantId::generate();
+    pool.register_tenant(hot).await.unwrap();
     let mut spread = Vec::new();
     for _ in 0..8 {
         let t = TenantId::generate();
@@ -124,6 +137,7 @@ async fn setup(db: &TestDb) -> Setup {
         subjects,
         next: AtomicUsize::new(0),
         spread,
+        hot,
     }
 }
 
@@ -139,6 +153,34 @@ impl Setup {
         let mut tx = self.pool.begin(self.tenant).await.unwrap();
         let c = repo.get(&mut tx, &grant, id).await.unwrap();
         assert!(c.email.is_loaded());
+        tx.commit().await.unwrap();
+    }
+
+    async fn read_async_commit(&self, repo: &Repository<Customer>) {
+        let request = office(self.tenant);
+        let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
+        let id = self.ids[self.tick() % self.ids.len()];
+        let mut tx = self.pool.begin(self.tenant).await.unwrap();
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(tx.postgres().unwrap())
+            .await
+            .unwrap();
+        let c = repo.get(&mut tx, &grant, id).await.unwrap();
+        assert!(c.email.is_loaded());
+        tx.commit().await.unwrap();
+    }
+
+    /// 200 audited counts on a fresh tenant, then its first checkpoint: returns the tenant.
+    async fn pending_200(&self) -> TenantId {
+        let t = TenantId::generate();
+        self.pool.register_tenant(t).await.unwrap();
+        self.append_200(&self.audited_records, &[t]).await;
+        t
+    }
+
+    async fn checkpoint(&self, tenant: TenantId) {
+        let mut tx = self.pool.begin(tenant).await.unwrap();
+        AuditLog::checkpoint(&mut tx, &SIGNER).await.unwrap();
         tx.commit().await.unwrap();
     }
 
@@ -198,13 +240,21 @@ fn audit(c: &mut Criterion) {
     g.bench_function("point-read/audited/one", |b| {
         paired(&rt, b, || s.read(&s.plain), || s.read(&s.audited))
     });
+    g.bench_function("point-read/audited-async-commit/one", |b| {
+        paired(
+            &rt,
+            b,
+            || s.read(&s.plain),
+            || s.read_async_commit(&s.audited),
+        )
+    });
     g.bench_function("insert/unaudited/one", |b| {
         paired(&rt, b, || s.insert(&s.audited), || s.insert(&s.plain))
     });
     g.bench_function("insert/audited/one", |b| {
         paired(&rt, b, || s.insert(&s.plain), || s.insert(&s.audited))
     });
-    let hot = [s.tenant];
+    let hot = [s.hot];
     g.bench_function("append-200/unaudited/one-tenant", |b| {
         paired(
             &rt,
@@ -236,6 +286,22 @@ fn audit(c: &mut Criterion) {
             || s.append_200(&s.plain_records, &s.spread),
             || s.append_200(&s.audited_records, &s.spread),
         )
+    });
+    // The background half: numbering 200 pending events and signing (paired with producing
+    // them, which is not timed).
+    g.bench_function("sequence-200/audited/checkpoint", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = s.pending_200().await;
+                    let start = std::time::Instant::now();
+                    s.checkpoint(t).await;
+                    timed += start.elapsed();
+                }
+                timed
+            })
+        })
     });
     g.finish();
 }

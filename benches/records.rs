@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use plenum_benches::paired;
 use plenum::Record;
 use plenum::consent::{Policy, Purpose};
 use plenum::core::{
@@ -39,6 +38,7 @@ use plenum::store::{
     Authorisation, DbKeyStore, DiscardAccess, Encrypted, Gate, Record as _, Records, Repository,
     Request, SqlType, TableSpec, TenantPool,
 };
+use plenum_benches::paired;
 use plenum_test::pg::TestDb;
 use uuid::Uuid;
 

@@ -55,7 +55,8 @@ impl Audited {
             Authorisation::new()
                 .allow(role!("dispatcher"), [Purpose::Scheduling])
                 .allow(role!("marketer"), [Purpose::MarketingEmail])
-                .allow(role!("privacy"), [Purpose::RightsFulfilment]),
+                .allow(role!("privacy"), [Purpose::RightsFulfilment])
+                .allow(role!("security"), [Purpose::SecurityProtection]),
         );
         let signer = CheckpointSigner::new("plenum.audit.test", SigningKey::generate()).unwrap();
         Self {
@@ -77,6 +78,7 @@ impl Audited {
 
     async fn export(&self, t: TenantId) -> Export {
         let mut tx = self.env.pool.begin(t).await.unwrap();
+        AuditLog::sequence(&mut tx).await.unwrap();
         let export = AuditLog::export(&mut tx).await.unwrap();
         tx.commit().await.unwrap();
         export
@@ -124,7 +126,7 @@ impl Audited {
             None => {
                 let sql = format!(
                     "DROP TRIGGER IF EXISTS plenum_audit_log_no_delete; \
-                     DROP TRIGGER IF EXISTS plenum_audit_log_retention_only; \
+                     DROP TRIGGER IF EXISTS plenum_audit_log_append_only; \
                      DROP TRIGGER IF EXISTS plenum_audit_log_two_years; {}",
                     sql.replace("plenum.audit_log", "plenum_audit_log")
                 );
@@ -224,7 +226,7 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
         .unwrap();
         tx.commit().await.unwrap();
         let seqs: Vec<u64> = about.iter().map(|(seq, _)| *seq).collect();
-        assert_eq!(seqs, [0, 1, 2, 3, 5, 6, 7], "{}", a.name());
+        assert_eq!(seqs, [0, 1, 2, 3, 4, 6, 7, 8], "{}", a.name());
 
         let mut tx = a.env.pool.begin(t).await.unwrap();
         a.records
@@ -242,6 +244,7 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
         assert_eq!(
             actions,
             [
+                "key.create",
                 "insert",
                 "read",
                 "list",
@@ -256,7 +259,9 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
             "{}",
             a.name()
         );
-        let insert = &events[0];
+        assert_eq!(events[0]["subjects"]["refs"].as_array().unwrap().len(), 2);
+        assert_eq!(events[0]["record_type"], "keys");
+        let insert = &events[1];
         assert_eq!(insert["tenant"], t.to_string());
         assert_eq!(insert["service"], "audit-tests");
         assert_eq!(insert["actor"]["id"], office.actor().id().to_string());
@@ -279,18 +284,18 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
             .collect();
         assert!(categories.contains(&"user.contact.email"), "{categories:?}");
         assert_eq!(
-            events[4]["fields"],
+            events[5]["fields"],
             serde_json::json!([]),
             "a count touches no field"
         );
-        let update_fields: Vec<&str> = events[5]["fields"]
+        let update_fields: Vec<&str> = events[6]["fields"]
             .as_array()
             .unwrap()
             .iter()
             .map(|f| f["name"].as_str().unwrap())
             .collect();
         assert!(update_fields.contains(&"phone") && !update_fields.contains(&"email"));
-        let refusal = &events[6];
+        let refusal = &events[7];
         assert_eq!(refusal["outcome"]["status"], "denied");
         assert_eq!(refusal["outcome"]["detail"], "consent_missing");
         assert_eq!(refusal["purpose"]["key"], "marketing.email");
@@ -299,14 +304,14 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
             refusal["records"]["ids"],
             serde_json::json!([c.id.to_string()])
         );
-        assert_eq!(events[7]["purpose"]["key"], "marketing.email");
+        assert_eq!(events[8]["purpose"]["key"], "marketing.email");
         let same_subject = |i: usize| events[i]["subjects"]["refs"][0].clone();
         assert_eq!(
-            same_subject(1),
-            same_subject(7),
+            same_subject(2),
+            same_subject(8),
             "one pseudonym per subject"
         );
-        assert_eq!(events[9]["purpose"]["key"], "compliance.rights_fulfilment");
+        assert_eq!(events[10]["purpose"]["key"], "compliance.rights_fulfilment");
         // The sinks saw the same events, in order.
         let seen: Vec<String> = a.memory.take().iter().map(|e| e.id.to_string()).collect();
         let logged: Vec<String> = events
@@ -352,7 +357,7 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
         a.checkpoint(t).await;
         let export = a.export(t).await;
         let report = verify::verify_log(&export, &a.trusted()).unwrap();
-        assert_eq!((report.entries, report.covered), (11, 11), "{}", a.name());
+        assert_eq!((report.entries, report.covered), (12, 12), "{}", a.name());
         let proof = verify::prove_inclusion(&export, 7, 0, &a.trusted()).unwrap();
         let body = export.entries[7].body.as_deref();
         assert!(verify::verify_inclusion(&proof, body, &a.trusted()).is_ok());
@@ -360,6 +365,67 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
             verify::verify_inclusion(&proof, export.entries[6].body.as_deref(), &a.trusted())
                 .is_err()
         );
+    }
+}
+
+#[tokio::test]
+async fn key_operations_are_audited_and_need_their_purpose() {
+    for a in Audited::both().await {
+        let t = a.seeded(1).await;
+        let (office, security) = (
+            Request::new(t, staff("dispatcher")),
+            Request::new(t, staff("security")),
+        );
+        let scheduling = a.gate.grant(&office, Purpose::Scheduling).unwrap();
+        let protection = a
+            .gate
+            .grant(&security, Purpose::SecurityProtection)
+            .unwrap();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let rotated = a
+            .records
+            .rotate_key(&mut tx, &protection, plenum::crypto::KeyScope::TenantData)
+            .await
+            .unwrap();
+        assert_eq!(rotated.version, 2, "{}", a.name());
+        let err = a
+            .records
+            .rotate_key(&mut tx, &scheduling, plenum::crypto::KeyScope::TenantIndex)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied);
+        let err = a
+            .records
+            .erase_subject(&mut tx, &scheduling, SubjectId::generate())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("erasure_needs_rights_fulfilment"),
+            "{err}"
+        );
+        tx.commit().await.unwrap();
+        let events = bodies(&a.export(t).await);
+        let tail: Vec<(&str, &str)> = events[2..]
+            .iter()
+            .map(|e| {
+                (
+                    e["action"].as_str().unwrap(),
+                    e["outcome"]["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("key.rotate", "success"),
+                ("key.rotate", "denied"),
+                ("erase", "denied")
+            ],
+            "{}",
+            a.name()
+        );
+        assert_eq!(events[2]["purpose"]["key"], "security.protection");
+        assert_eq!(events[2]["subjects"]["refs"], serde_json::json!([]));
     }
 }
 
@@ -379,13 +445,17 @@ async fn a_rolled_back_write_leaves_no_event_and_no_gap() {
         .await
         .unwrap();
         tx.rollback().await.unwrap();
-        assert_eq!(a.export(t).await.entries.len(), 2, "{}", a.name());
+        // Two customers seeded: a key event and an insert event each.
+        assert_eq!(a.export(t).await.entries.len(), 4, "{}", a.name());
         let mut tx = a.env.pool.begin(t).await.unwrap();
         repo.count(&mut tx, &grant).await.unwrap();
         tx.commit().await.unwrap();
         a.checkpoint(t).await;
         let report = a.verify(t).await.unwrap();
-        assert_eq!(report.entries, 3, "the next event takes the freed number");
+        assert_eq!(
+            report.entries, 5,
+            "no number was used by the rolled-back insert"
+        );
     }
 }
 
@@ -457,7 +527,11 @@ async fn killing_the_connection_mid_transaction_leaves_neither_access_nor_event(
     assert!(killed);
     assert!(tx.commit().await.is_err(), "the connection is gone");
     let export = a.export(t).await;
-    assert_eq!(export.entries.len(), 1, "only the seeding insert");
+    assert_eq!(
+        export.entries.len(),
+        2,
+        "only the seeding key event and insert"
+    );
     let mut tx = a.env.pool.begin(t).await.unwrap();
     let err = repo.get(&mut tx, &grant, c.id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
@@ -495,7 +569,8 @@ async fn tampering_in_the_database_is_detected() {
             ),
             (
                 "insert",
-                "UPDATE plenum.audit_log SET seq = seq + 1 WHERE tenant_id = {t} AND seq >= 3; \
+                "UPDATE plenum.audit_log SET seq = seq + 1000 WHERE tenant_id = {t} AND seq >= 3; \
+                 UPDATE plenum.audit_log SET seq = seq - 999 WHERE tenant_id = {t} AND seq >= 1000; \
                  INSERT INTO plenum.audit_log (tenant_id, seq, event_id, at, leaf_hash, body) \
                  SELECT tenant_id, 3, event_id, at, leaf_hash, body FROM plenum.audit_log \
                  WHERE tenant_id = {t} AND seq = 2",
@@ -539,7 +614,7 @@ async fn checkpoints_are_issued_when_idle_and_bodies_expire_without_breaking_the
     let export = a.export(t).await;
     assert_eq!(export.checkpoints.len(), 2);
     let report = verify::verify_log(&export, &a.trusted()).unwrap();
-    assert_eq!((report.checkpoints, report.covered), (2, 6));
+    assert_eq!((report.checkpoints, report.covered), (2, 12));
 
     // The runtime role cannot rewrite or delete the log, nor expire young bodies.
     let mut tx = a.env.pool.begin(t).await.unwrap();
@@ -578,7 +653,7 @@ async fn checkpoints_are_issued_when_idle_and_bodies_expire_without_breaking_the
     let export = a.export(t).await;
     assert!(export.entries[..3].iter().all(|e| e.body.is_none()));
     let report = verify::verify_log(&export, &a.trusted()).unwrap();
-    assert_eq!((report.entries, report.bodies), (6, 3));
+    assert_eq!((report.entries, report.bodies), (12, 9));
     write_interop_files(&a, &export);
 }
 
@@ -608,6 +683,37 @@ async fn one_hot_tenant_gets_gapless_sequence_numbers_under_concurrency() {
     assert_eq!((report.entries, report.covered), (120, 120));
 }
 
+#[tokio::test]
+async fn an_open_transaction_does_not_hold_up_its_tenants_other_requests() {
+    let a = Audited::new(Env::postgres().await);
+    let t = a.seeded(1).await;
+    let office = Request::new(t, staff("dispatcher"));
+    let grant = a.gate.grant(&office, Purpose::Scheduling).unwrap();
+    let repo = a.records.repository::<Customer>();
+    // A request that reads (its event appended) and then dawdles without committing.
+    let mut slow = a.env.pool.begin(t).await.unwrap();
+    repo.count(&mut slow, &grant).await.unwrap();
+    // Another request of the same tenant is audited and commits meanwhile.
+    let other = async {
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        repo.count(&mut tx, &grant).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), other)
+        .await
+        .expect("the second request waited for the first");
+    a.checkpoint(t).await;
+    assert_eq!(
+        a.verify(t).await.unwrap().entries,
+        3,
+        "the open one is not numbered yet"
+    );
+    slow.commit().await.unwrap();
+    a.checkpoint(t).await;
+    let report = a.verify(t).await.unwrap();
+    assert_eq!((report.entries, report.covered), (4, 4));
+}
+
 /// Leaves a verified export, a tampered copy and the verifier key where `.ci/interop.sh` runs
 /// the independent Python verifier over them.
 fn write_interop_files(a: &Audited, export: &Export) {
@@ -619,8 +725,8 @@ fn write_interop_files(a: &Audited, export: &Export) {
     )
     .unwrap();
     let mut tampered = export.clone();
-    let body = tampered.entries[4].body.take().unwrap();
-    tampered.entries[4].body = Some(body.replacen("\"insert\"", "\"delete\"", 1));
+    let body = tampered.entries[9].body.take().unwrap();
+    tampered.entries[9].body = Some(body.replacen("\"success\"", "\"denied\"", 1));
     std::fs::write(
         dir.join("tampered.json"),
         serde_json::to_string_pretty(&tampered).unwrap(),

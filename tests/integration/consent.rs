@@ -567,7 +567,8 @@ mod purpose_bound {
         let back = repo.get(&mut tx, &grant, c.id).await.unwrap();
         assert!(back.phone.open().is_ok(), "nothing is withheld");
         let log = env.hook.take();
-        assert_eq!(log.len(), 2);
+        assert_eq!(log.len(), 3, "key.create, insert, read");
+        assert_eq!(log[0].action, Action::KeyCreate);
         for access in &log {
             assert_eq!(access.purpose, None);
             assert_eq!(access.unrestricted, Some("backfill 2026-11"));

@@ -853,6 +853,7 @@ async fn every_operation_is_described_to_the_hook_without_values() {
         assert_eq!(
             actions,
             [
+                Action::KeyCreate,
                 Action::Insert,
                 Action::Read,
                 Action::List,
@@ -863,17 +864,18 @@ async fn every_operation_is_described_to_the_hook_without_values() {
             "{}",
             env.name()
         );
-        let insert = &log[0];
+        assert_eq!(log[0].subjects, vec![c.subject], "the new subject's key");
+        let insert = &log[1];
         assert_eq!(insert.records, vec![c.id]);
         assert_eq!(insert.subjects, vec![c.subject]);
         assert_eq!(insert.rows, 1);
         assert_eq!(insert.outcome, Outcome::Success);
         let categories: Vec<&str> = insert.fields.iter().map(|f| f.1.as_str()).collect();
         assert!(categories.contains(&"user.contact.email") && categories.contains(&"user.name"));
-        assert_eq!(log[4].rows, 1);
-        assert!(log[4].fields.is_empty(), "a count touches no field");
-        assert_eq!(log[5].outcome, Outcome::Failed(ErrorKind::NotFound));
-        assert_eq!(log[5].records, vec![missing]);
+        assert_eq!(log[5].rows, 1);
+        assert!(log[5].fields.is_empty(), "a count touches no field");
+        assert_eq!(log[6].outcome, Outcome::Failed(ErrorKind::NotFound));
+        assert_eq!(log[6].records, vec![missing]);
         assert_no_canary("access descriptions", &format!("{log:?}"));
     }
 }

@@ -523,7 +523,8 @@ impl Keyring {
     /// Loads the keys of many subjects at once, creating the missing ones when `create` is set:
     /// one [`KeyStore::load_subjects`] and at most one [`KeyStore::insert_many`] for the whole
     /// set, instead of a store round trip per subject. Subjects already cached are skipped; an
-    /// erased subject (every version destroyed) gets no new key. Afterwards
+    /// erased subject (every version destroyed) gets no new key. Returns the subjects whose keys
+    /// this call created (for the audit log's key events). Afterwards
     /// [`Keyring::field_key`] and [`Keyring::opening_key`] for these subjects are cache hits
     /// while the cache holds them.
     ///
@@ -536,7 +537,7 @@ impl Keyring {
         tenant: TenantId,
         subjects: &[SubjectId],
         create: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<SubjectId>, Error> {
         let mut missing: Vec<SubjectId> = {
             let mut scopes = lock(&self.scopes);
             subjects
@@ -552,8 +553,9 @@ impl Keyring {
         missing.sort_unstable();
         missing.dedup();
         if missing.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut created = Vec::new();
         let mut by_subject: HashMap<SubjectId, Vec<StoredKey>> = HashMap::new();
         let group = |keys: Vec<StoredKey>, into: &mut HashMap<SubjectId, Vec<StoredKey>>| {
             for key in keys {
@@ -605,6 +607,11 @@ impl Keyring {
                             == ours.get(s).map(Vec::as_slice))
                 })
                 .collect();
+            created = missing
+                .iter()
+                .copied()
+                .filter(|s| !existing.contains(s))
+                .collect();
             if !existing.is_empty() {
                 for s in &existing {
                     by_subject.remove(s);
@@ -648,7 +655,7 @@ impl Keyring {
             let cell = OnceCell::new_with(Some(Arc::new(keys)));
             lock(&self.scopes).insert((tenant, KeyScope::Subject(subject)), Arc::new(cell));
         }
-        Ok(())
+        Ok(created)
     }
 
     /// Rotates a scope's key: the active version becomes decrypt-only and a new version becomes

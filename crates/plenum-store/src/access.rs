@@ -29,6 +29,8 @@ pub enum Action {
     Consent(plenum_consent::EventKind),
     /// A data subject erased: every version of their key destroyed.
     Erase,
+    /// Keys created (new subjects' keys, created on their first write).
+    KeyCreate,
     /// A key rotated (a new active version).
     KeyRotate,
 }
@@ -56,6 +58,7 @@ impl Action {
                 _ => "consent.other",
             },
             Self::Erase => "erase",
+            Self::KeyCreate => "key.create",
             Self::KeyRotate => "key.rotate",
         }
     }

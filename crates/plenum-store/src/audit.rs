@@ -306,14 +306,15 @@ fn to_u64(n: i64) -> Result<u64, Error> {
 }
 
 impl AuditLog {
-    /// Appends `event` to its tenant's log in `tx` and returns its sequence number. The
-    /// tenant's head row is locked until `tx` ends, so one tenant's appends are ordered and
-    /// gapless (a rolled-back append frees its number) while other tenants are not held up.
+    /// Appends `event` to its tenant's log in `tx`: one insert, no lock and no counter, so
+    /// concurrent accesses of one tenant do not wait for each other. The event gets its
+    /// sequence number from [`AuditLog::sequence`] once `tx` has committed; if `tx` rolls back,
+    /// the event was never there and no number is lost.
     ///
     /// # Errors
     ///
     /// [`Error::TenantMismatch`]; [`Error::AuditLog`] when the database refuses.
-    pub async fn append(tx: &mut TenantTx, event: &Event) -> Result<u64, Error> {
+    pub async fn append(tx: &mut TenantTx, event: &Event) -> Result<(), Error> {
         let tenant = tx.tenant();
         if event.tenant != tenant {
             return Err(Error::TenantMismatch {
@@ -328,89 +329,123 @@ impl AuditLog {
         match tx.backend() {
             #[cfg(feature = "postgres")]
             BackendKind::Postgres => {
-                let conn = tx.postgres_internal()?;
-                for _ in 0..2 {
-                    let seq: Option<i64> = sqlx::query_scalar(
-                        "WITH head AS (UPDATE plenum.audit_heads SET size = size + 1 \
-                         WHERE tenant_id = $1 RETURNING size - 1 AS seq) \
-                         INSERT INTO plenum.audit_log (tenant_id, seq, event_id, at, leaf_hash, body) \
-                         SELECT $1, head.seq, $2, $3, $4, $5 FROM head RETURNING seq",
-                    )
-                    .bind(t)
-                    .bind(event.id)
-                    .bind(event.at)
-                    .bind(&leaf)
-                    .bind(&body)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db)?;
-                    if let Some(seq) = seq {
-                        return to_u64(seq);
-                    }
-                    // The tenant's first event: create its head (a concurrent first append
-                    // waits on the key and then finds the row).
-                    sqlx::query(
-                        "INSERT INTO plenum.audit_heads (tenant_id, size) VALUES ($1, 0) \
-                         ON CONFLICT (tenant_id) DO NOTHING",
-                    )
-                    .bind(t)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
-                }
-                Err(Error::Audit("the tenant's audit head could not be created"))
-            }
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => {
-                let conn = tx.sqlite_internal()?;
-                let seq: Option<i64> = sqlx::query_scalar(
-                    "UPDATE plenum_audit_heads SET size = size + 1 WHERE tenant_id = ?1 \
-                     RETURNING size - 1",
-                )
-                .bind(t)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db)?;
-                let seq = match seq {
-                    Some(seq) => seq,
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO plenum_audit_heads (tenant_id, size) VALUES (?1, 1)",
-                        )
-                        .bind(t)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db)?;
-                        0
-                    }
-                };
                 sqlx::query(
-                    "INSERT INTO plenum_audit_log (tenant_id, seq, event_id, at, leaf_hash, body) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO plenum.audit_log (tenant_id, event_id, at, leaf_hash, body) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(t)
-                .bind(seq)
                 .bind(event.id)
                 .bind(event.at)
                 .bind(&leaf)
                 .bind(&body)
-                .execute(&mut *conn)
+                .execute(tx.postgres_internal()?)
                 .await
                 .map_err(db)?;
-                to_u64(seq)
+            }
+            #[cfg(feature = "sqlite")]
+            BackendKind::Sqlite => {
+                sqlx::query(
+                    "INSERT INTO plenum_audit_log (tenant_id, event_id, at, leaf_hash, body) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .bind(t)
+                .bind(event.id)
+                .bind(event.at)
+                .bind(&leaf)
+                .bind(&body)
+                .execute(tx.sqlite_internal()?)
+                .await
+                .map_err(db)?;
             }
             #[allow(unreachable_patterns, reason = "with both backends compiled in")]
-            _ => Err(Error::Config("backend not compiled in")),
+            _ => return Err(Error::Config("backend not compiled in")),
         }
+        Ok(())
     }
 
-    /// Issues a signed checkpoint of the tenant's log as committed now, also when nothing was
-    /// appended since the last one (a fresh time on the same root shows the logger is alive, so
+    /// Numbers the tenant's committed, not yet numbered events, in append order, continuing
+    /// gaplessly from the log's size, and returns how many it numbered. Holds the tenant's head
+    /// row until `tx` ends, so sequencers of one tenant take turns (other tenants and accesses
+    /// never wait). [`AuditLog::checkpoint`] runs it first; run it more often to keep the
+    /// unnumbered tail short.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AuditLog`].
+    pub async fn sequence(tx: &mut TenantTx) -> Result<u64, Error> {
+        let size = Self::lock_head(tx).await?;
+        let t = *tx.tenant().as_uuid();
+        let numbered = match tx.backend() {
+            #[cfg(feature = "postgres")]
+            BackendKind::Postgres => {
+                let conn = tx.postgres_internal()?;
+                let n = sqlx::query(
+                    "WITH pending AS (SELECT entry, row_number() OVER (ORDER BY entry) - 1 AS i \
+                     FROM plenum.audit_log WHERE tenant_id = $1 AND seq IS NULL) \
+                     UPDATE plenum.audit_log l SET seq = $2 + pending.i FROM pending \
+                     WHERE l.tenant_id = $1 AND l.entry = pending.entry",
+                )
+                .bind(t)
+                .bind(to_i64(size)?)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?
+                .rows_affected();
+                if n > 0 {
+                    sqlx::query(
+                        "UPDATE plenum.audit_heads SET size = size + $2 WHERE tenant_id = $1",
+                    )
+                    .bind(t)
+                    .bind(to_i64(n)?)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                }
+                n
+            }
+            #[cfg(feature = "sqlite")]
+            BackendKind::Sqlite => {
+                // Rows this statement already numbered have seq >= size: counting them with the
+                // pending ones keeps the numbering right whether or not SQLite shows a row's own
+                // statement's earlier updates.
+                let conn = tx.sqlite_internal()?;
+                let n = sqlx::query(
+                    "UPDATE plenum_audit_log SET seq = ?2 + (SELECT count(*) FROM plenum_audit_log p \
+                     WHERE p.tenant_id = ?1 AND (p.seq IS NULL OR p.seq >= ?2) \
+                     AND p.rowid < plenum_audit_log.rowid) \
+                     WHERE tenant_id = ?1 AND seq IS NULL",
+                )
+                .bind(t)
+                .bind(to_i64(size)?)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?
+                .rows_affected();
+                if n > 0 {
+                    sqlx::query(
+                        "UPDATE plenum_audit_heads SET size = size + ?2 WHERE tenant_id = ?1",
+                    )
+                    .bind(t)
+                    .bind(to_i64(n)?)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                }
+                n
+            }
+            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
+            _ => return Err(Error::Config("backend not compiled in")),
+        };
+        Ok(numbered)
+    }
+
+    /// Numbers the pending events ([`AuditLog::sequence`]) and issues a signed checkpoint of the
+    /// tenant's log, also when nothing was appended since the last one (a fresh time on the same root shows the logger is alive, so
     /// a silenced logger or a cut tail shows as a stale or contradicted checkpoint). Continues
     /// from the previous checkpoint's frontier, reading only the entries since.
     ///
-    /// Commit `tx` to publish it. Holds the tenant's head for the duration, so it checkpoints
-    /// exactly the committed entries and no two checkpoints of a tenant interleave.
+    /// Commit `tx` to publish it. Holds the tenant's head for the duration, so no two
+    /// sequencers or checkpoints of a tenant interleave.
     ///
     /// # Errors
     ///
@@ -420,6 +455,7 @@ impl AuditLog {
         signer: &CheckpointSigner,
     ) -> Result<Checkpoint, Error> {
         let tenant = tx.tenant();
+        Self::sequence(tx).await?;
         let size = Self::lock_head(tx).await?;
         let last = Self::last_checkpoint(tx).await?;
         let (mut frontier, last_time) = match last {
@@ -508,9 +544,18 @@ impl AuditLog {
             }
             #[cfg(feature = "sqlite")]
             BackendKind::Sqlite => {
+                let conn = tx.sqlite_internal()?;
+                sqlx::query(
+                    "INSERT INTO plenum_audit_heads (tenant_id, size) VALUES (?1, 0) \
+                     ON CONFLICT (tenant_id) DO NOTHING",
+                )
+                .bind(t)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
                 sqlx::query_scalar("SELECT size FROM plenum_audit_heads WHERE tenant_id = ?1")
                     .bind(t)
-                    .fetch_optional(tx.sqlite_internal()?)
+                    .fetch_optional(&mut *conn)
                     .await
                     .map_err(db)?
             }
@@ -607,8 +652,9 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// The tenant's whole log as the verifier reads it: entries in sequence order and signed
-    /// checkpoints in issue order ([`plenum_audit::verify::verify_log`], the `plenum-audit`
+    /// The tenant's numbered log as the verifier reads it (run [`AuditLog::sequence`] first to
+    /// include the latest events): entries in sequence order and signed checkpoints in issue
+    /// order ([`plenum_audit::verify::verify_log`], the `plenum-audit`
     /// binary, `tests/audit_interop.py`).
     ///
     /// # Errors
@@ -624,7 +670,7 @@ impl AuditLog {
                 let conn = tx.postgres_internal()?;
                 let entries = sqlx::query_as(
                     "SELECT seq, leaf_hash, body FROM plenum.audit_log WHERE tenant_id = $1 \
-                     ORDER BY seq",
+                     AND seq IS NOT NULL ORDER BY seq",
                 )
                 .bind(t)
                 .fetch_all(&mut *conn)
@@ -645,7 +691,7 @@ impl AuditLog {
                 let conn = tx.sqlite_internal()?;
                 let entries = sqlx::query_as(
                     "SELECT seq, leaf_hash, body FROM plenum_audit_log WHERE tenant_id = ?1 \
-                     ORDER BY seq",
+                     AND seq IS NOT NULL ORDER BY seq",
                 )
                 .bind(t)
                 .fetch_all(&mut *conn)
@@ -722,7 +768,7 @@ impl AuditLog {
     }
 
     /// "Who accessed my data": the sequence numbers and bodies of the events naming `subject`
-    /// (under any of its live key versions). Empty once the subject is erased: the pseudonyms
+    /// (under any of its live key versions), after numbering the pending events. Empty once the subject is erased: the pseudonyms
     /// cannot be recomputed. Pair each with
     /// [`plenum_audit::verify::prove_inclusion`] to prove it without the rest of the log.
     ///
@@ -747,6 +793,7 @@ impl AuditLog {
             ) => Vec::new(),
             Err(e) => return Err(e.into()),
         };
+        Self::sequence(tx).await?;
         let export = Self::export(tx).await?;
         let needles: Vec<String> = refs
             .iter()

@@ -127,9 +127,9 @@ impl Records {
     /// Erases a data subject: destroys every version of their key, so every field sealed under
     /// it (in rows, backups and replicas) becomes unreadable and the audit log's pseudonyms for
     /// them cannot be recomputed. Needs a grant for `compliance.rights_fulfilment` or an
-    /// unrestricted one. The erasure event is appended to the log first (while the subject's
-    /// pseudonym can still be computed), then the key is destroyed; if that fails, the error
-    /// is returned and the caller's rollback removes the event.
+    /// unrestricted one. The erasure event is appended first (while the subject's pseudonym can
+    /// still be computed), then the key is destroyed; if that fails, the error is returned and
+    /// the caller's rollback removes the event.
     ///
     /// # Errors
     ///
@@ -141,6 +141,66 @@ impl Records {
         grant: &PurposeGrant<'_>,
         subject: SubjectId,
     ) -> Result<usize, Error> {
+        self.key_operation(
+            tx,
+            grant,
+            Action::Erase,
+            Some(subject),
+            Purpose::RightsFulfilment,
+        )
+        .await?;
+        Ok(self
+            .shared
+            .keyring
+            .destroy_scope(
+                &*self.shared.keys,
+                tx.tenant(),
+                plenum_crypto::KeyScope::Subject(subject),
+            )
+            .await?)
+    }
+
+    /// Rotates a key of this tenant (its data or index key, or a subject's): a new active
+    /// version, the old one kept for decryption. Needs a grant for `security.protection` or an
+    /// unrestricted one; audited like [`Records::erase_subject`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Records::erase_subject`].
+    pub async fn rotate_key(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        scope: plenum_crypto::KeyScope,
+    ) -> Result<plenum_crypto::KeyRef, Error> {
+        let subject = match scope {
+            plenum_crypto::KeyScope::Subject(s) => Some(s),
+            _ => None,
+        };
+        self.key_operation(
+            tx,
+            grant,
+            Action::KeyRotate,
+            subject,
+            Purpose::SecurityProtection,
+        )
+        .await?;
+        Ok(self
+            .shared
+            .keyring
+            .rotate(&*self.shared.keys, tx.tenant(), scope)
+            .await?)
+    }
+
+    /// Checks the grant for a key operation and appends its event (refusals are recorded too).
+    async fn key_operation(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        action: Action,
+        subject: Option<SubjectId>,
+        purpose: Purpose,
+    ) -> Result<(), Error> {
         if grant.request().tenant() != tx.tenant() {
             return Err(Error::TenantMismatch {
                 record_type: "keys".to_owned(),
@@ -150,11 +210,11 @@ impl Records {
         let mut access = Access {
             actor: grant.request().actor().clone(),
             request: grant.request().id(),
-            action: Action::Erase,
+            action,
             record_type: plenum_core::record_type!("keys"),
             records: Vec::new(),
             fields: Vec::new(),
-            subjects: vec![subject],
+            subjects: subject.into_iter().collect(),
             rows: 1,
             outcome: Outcome::Success,
             purpose: grant.purpose(),
@@ -166,27 +226,22 @@ impl Records {
             policy_version: grant.purpose().map(|_| policy.version().to_owned()),
             excluded: 0,
         };
-        if !matches!(grant.purpose(), None | Some(Purpose::RightsFulfilment)) {
+        if grant.purpose().is_some_and(|p| p != purpose) {
+            let reason = match action {
+                Action::Erase => "erasure_needs_rights_fulfilment",
+                _ => "key_operation_needs_security_protection",
+            };
             access.rows = 0;
-            access.outcome = Outcome::Denied("erasure_needs_rights_fulfilment");
+            access.outcome = Outcome::Denied(reason);
             if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
-                tracing::warn!(kind = ?hook_error.kind(), "access hook failed on a denied erasure");
+                tracing::warn!(kind = ?hook_error.kind(), "access hook failed on a denied key operation");
             }
             return Err(Error::Denied {
                 purpose: grant.purpose().map_or("unrestricted", Purpose::key),
-                reason: "erasure_needs_rights_fulfilment",
+                reason,
             });
         }
-        self.shared.hook.on_access(tx, &access).await?;
-        Ok(self
-            .shared
-            .keyring
-            .destroy_scope(
-                &*self.shared.keys,
-                tx.tenant(),
-                plenum_crypto::KeyScope::Subject(subject),
-            )
-            .await?)
+        self.shared.hook.on_access(tx, &access).await
     }
 }
 
@@ -425,7 +480,18 @@ impl<R: Record> Repository<R> {
         access.subjects = subjects_of(records.iter().filter_map(R::subject));
         access.fields = self.all_fields();
         let result = self.insert_inner(tx, grant, records).await;
-        self.report(tx, access, result, |_| records.len() as u64)
+        if let Ok(created) = &result
+            && !created.is_empty()
+        {
+            // The subjects' keys were created in their own committed key transaction: a key
+            // event of its own, before the insert's.
+            let mut keys = self.describe(grant, Action::KeyCreate);
+            keys.record_type = plenum_core::record_type!("keys");
+            keys.subjects.clone_from(created);
+            keys.rows = created.len() as u64;
+            self.shared.hook.on_access(tx, &keys).await?;
+        }
+        self.report(tx, access, result.map(|_| ()), |_| records.len() as u64)
             .await
     }
 
@@ -434,10 +500,10 @@ impl<R: Record> Repository<R> {
         tx: &mut TenantTx,
         grant: &PurposeGrant<'_>,
         records: &[R],
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<SubjectId>, Error> {
         self.check_grant(tx, grant)?;
         if records.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let tenant = tx.tenant();
         self.check_write_tenant(tenant, records)?;
@@ -447,7 +513,7 @@ impl<R: Record> Repository<R> {
         if let Some(reason) = records.iter().find_map(|r| decisions.denial(r.subject())) {
             return Err(self.denied(grant, reason));
         }
-        self.prepare(tenant, &subjects, true).await?;
+        let created = self.prepare(tenant, &subjects, true).await?;
         let keys = self.write_keys(tenant).await?;
         let mut rows = Vec::with_capacity(records.len());
         for record in records {
@@ -460,7 +526,8 @@ impl<R: Record> Repository<R> {
         let statement = &self.sql.for_dialect(d).insert;
         sql::insert_rows(Conn::of(tx)?, statement, &self.sql.write_types, rows)
             .await
-            .map_err(|e| self.db_error(e))
+            .map_err(|e| self.db_error(e))?;
+        Ok(created)
     }
 
     /// Reads one record by id for the grant's purpose: the subject's consent, objection and
@@ -1098,20 +1165,23 @@ impl<R: Record> Repository<R> {
         Ok(())
     }
 
+    /// Loads (and with `create`, creates) the subject keys of `subjects`; returns the subjects
+    /// whose keys were created.
     async fn prepare(
         &self,
         tenant: TenantId,
         subjects: &[SubjectId],
         create: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<SubjectId>, Error> {
         // Only subject-owned fields need subject keys.
-        if !self.sql.subject_positions.is_empty() && !subjects.is_empty() {
-            self.shared
-                .keyring
-                .prepare_subjects(&*self.shared.keys, tenant, subjects, create)
-                .await?;
+        if self.sql.subject_positions.is_empty() || subjects.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(())
+        Ok(self
+            .shared
+            .keyring
+            .prepare_subjects(&*self.shared.keys, tenant, subjects, create)
+            .await?)
     }
 
     fn locator(&self, tenant: TenantId, field: &FieldName, owner: Owner) -> FieldLocator {

@@ -34,19 +34,23 @@ const LIBRARY_DDL: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_consent_events_no_delete BEFORE DELETE ON plenum_consent_events \
         BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END",
-    // The audit log, as on PostgreSQL (migration 4): heads, entries, checkpoints.
+    // The audit log, as on PostgreSQL (migration 4): heads, entries (the rowid orders appends;
+    // seq is set by the sequencer), checkpoints.
     "CREATE TABLE IF NOT EXISTS plenum_audit_heads (\
         tenant_id blob PRIMARY KEY REFERENCES plenum_tenants (id), \
         size integer NOT NULL CHECK (size >= 0))",
     "CREATE TABLE IF NOT EXISTS plenum_audit_log (\
         tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
-        seq integer NOT NULL CHECK (seq >= 0), \
+        seq integer CHECK (seq >= 0), \
         event_id blob NOT NULL, \
         at text NOT NULL, \
         leaf_hash blob NOT NULL CHECK (length(leaf_hash) = 32), \
         body text, \
-        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
-        PRIMARY KEY (tenant_id, seq))",
+        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS plenum_audit_log_seq_key ON plenum_audit_log (tenant_id, seq) \
+        WHERE seq IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS plenum_audit_log_pending_idx ON plenum_audit_log (tenant_id) \
+        WHERE seq IS NULL",
     "CREATE TABLE IF NOT EXISTS plenum_audit_checkpoints (\
         tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
         size integer NOT NULL CHECK (size >= 0), \
@@ -55,17 +59,20 @@ const LIBRARY_DDL: &[&str] = &[
         frontier blob NOT NULL, \
         PRIMARY KEY (tenant_id, size, issued_at))",
     "CREATE TRIGGER IF NOT EXISTS plenum_audit_heads_forward BEFORE UPDATE ON plenum_audit_heads \
-        WHEN NEW.tenant_id IS NOT OLD.tenant_id OR NEW.size IS NOT OLD.size + 1 \
-        BEGIN SELECT RAISE(ABORT, 'an audit head only moves forward by one'); END",
+        WHEN NEW.tenant_id IS NOT OLD.tenant_id OR NEW.size < OLD.size \
+        BEGIN SELECT RAISE(ABORT, 'an audit head only moves forward'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_audit_log_no_delete BEFORE DELETE ON plenum_audit_log \
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS plenum_audit_log_retention_only BEFORE UPDATE ON plenum_audit_log \
-        WHEN NEW.body IS NOT NULL OR NEW.tenant_id IS NOT OLD.tenant_id OR NEW.seq IS NOT OLD.seq \
-        OR NEW.event_id IS NOT OLD.event_id OR NEW.at IS NOT OLD.at \
-        OR NEW.leaf_hash IS NOT OLD.leaf_hash OR NEW.recorded_at IS NOT OLD.recorded_at \
+    "CREATE TRIGGER IF NOT EXISTS plenum_audit_log_append_only BEFORE UPDATE ON plenum_audit_log \
+        WHEN NEW.tenant_id IS NOT OLD.tenant_id OR NEW.event_id IS NOT OLD.event_id \
+        OR NEW.at IS NOT OLD.at OR NEW.leaf_hash IS NOT OLD.leaf_hash \
+        OR NEW.recorded_at IS NOT OLD.recorded_at \
+        OR (OLD.seq IS NOT NULL AND NEW.seq IS NOT OLD.seq) \
+        OR (NEW.body IS NOT OLD.body AND NEW.body IS NOT NULL) \
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_audit_log_two_years BEFORE UPDATE ON plenum_audit_log \
-        WHEN OLD.recorded_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 years') \
+        WHEN NEW.body IS NOT OLD.body \
+        AND OLD.recorded_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 years') \
         BEGIN SELECT RAISE(ABORT, 'audit event bodies are kept for two years'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_audit_checkpoints_no_update BEFORE UPDATE ON plenum_audit_checkpoints \
         BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END",

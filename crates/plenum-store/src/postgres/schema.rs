@@ -176,10 +176,12 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
     ]
 }
 
-/// The per-tenant audit log: a head row per tenant (the next sequence number; its row lock
-/// orders one tenant's appends and nobody else's), the entries, and signed checkpoints. The
-/// runtime role may read and append; the only change it may make is retention's, enforced by a
-/// trigger: a body older than two years may become NULL, nothing else may change.
+/// The per-tenant audit log. An access appends its event in its own transaction as a plain
+/// insert (no lock, no counter): `entry` orders appends, `seq` is NULL until the sequencer
+/// (`AuditLog::sequence`, run by every checkpoint) numbers the committed events of a tenant
+/// gaplessly under that tenant's head row. The runtime role may read and append; the only
+/// changes it may make, enforced by a trigger, are the sequencer's (a NULL `seq` set once) and
+/// retention's (a body older than two years set to NULL).
 fn audit_migration(roles: &Roles) -> Vec<String> {
     let (owner, app) = (roles.owner(), roles.app());
     let s = LIBRARY_SCHEMA;
@@ -193,13 +195,22 @@ fn audit_migration(roles: &Roles) -> Vec<String> {
         format!(
             "CREATE TABLE {s}.audit_log (\n    \
              tenant_id uuid NOT NULL REFERENCES {s}.tenants (id),\n    \
-             seq bigint NOT NULL CHECK (seq >= 0),\n    \
+             entry bigint GENERATED ALWAYS AS IDENTITY,\n    \
+             seq bigint CHECK (seq >= 0),\n    \
              event_id uuid NOT NULL,\n    \
              at timestamptz NOT NULL,\n    \
              leaf_hash bytea NOT NULL CHECK (length(leaf_hash) = 32),\n    \
              body text,\n    \
              recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    \
-             CONSTRAINT audit_log_pkey PRIMARY KEY (tenant_id, seq)\n)"
+             CONSTRAINT audit_log_pkey PRIMARY KEY (tenant_id, entry)\n)"
+        ),
+        format!(
+            "CREATE UNIQUE INDEX audit_log_seq_key ON {s}.audit_log (tenant_id, seq) \
+             WHERE seq IS NOT NULL"
+        ),
+        format!(
+            "CREATE INDEX audit_log_pending_idx ON {s}.audit_log (tenant_id, entry) \
+             WHERE seq IS NULL"
         ),
         format!(
             "CREATE TABLE {s}.audit_checkpoints (\n    \
@@ -213,8 +224,8 @@ fn audit_migration(roles: &Roles) -> Vec<String> {
         format!(
             "CREATE FUNCTION {s}.audit_heads_guard() RETURNS trigger LANGUAGE plpgsql \
              SET search_path = '' AS $$ BEGIN \
-             IF NEW.tenant_id <> OLD.tenant_id OR NEW.size <> OLD.size + 1 THEN \
-             RAISE EXCEPTION 'an audit head only moves forward by one' USING ERRCODE = '42501'; \
+             IF NEW.tenant_id <> OLD.tenant_id OR NEW.size < OLD.size THEN \
+             RAISE EXCEPTION 'an audit head only moves forward' USING ERRCODE = '42501'; \
              END IF; RETURN NEW; END $$"
         ),
         format!(
@@ -224,12 +235,15 @@ fn audit_migration(roles: &Roles) -> Vec<String> {
         format!(
             "CREATE FUNCTION {s}.audit_log_guard() RETURNS trigger LANGUAGE plpgsql \
              SET search_path = '' AS $$ BEGIN \
-             IF TG_OP = 'DELETE' OR NEW.body IS NOT NULL \
-             OR (NEW.tenant_id, NEW.seq, NEW.event_id, NEW.at, NEW.leaf_hash, NEW.recorded_at) \
-             IS DISTINCT FROM (OLD.tenant_id, OLD.seq, OLD.event_id, OLD.at, OLD.leaf_hash, OLD.recorded_at) THEN \
+             IF TG_OP = 'DELETE' \
+             OR (NEW.tenant_id, NEW.entry, NEW.event_id, NEW.at, NEW.leaf_hash, NEW.recorded_at) \
+             IS DISTINCT FROM (OLD.tenant_id, OLD.entry, OLD.event_id, OLD.at, OLD.leaf_hash, OLD.recorded_at) \
+             OR (OLD.seq IS NOT NULL AND NEW.seq IS DISTINCT FROM OLD.seq) \
+             OR (NEW.body IS DISTINCT FROM OLD.body AND NEW.body IS NOT NULL) THEN \
              RAISE EXCEPTION 'the audit log is append-only' USING ERRCODE = '42501'; \
              END IF; \
-             IF OLD.recorded_at > pg_catalog.now() - interval '2 years' THEN \
+             IF NEW.body IS DISTINCT FROM OLD.body \
+             AND OLD.recorded_at > pg_catalog.now() - interval '2 years' THEN \
              RAISE EXCEPTION 'audit event bodies are kept for two years' USING ERRCODE = '42501'; \
              END IF; RETURN NEW; END $$"
         ),
@@ -249,11 +263,11 @@ fn audit_migration(roles: &Roles) -> Vec<String> {
     }
     v.extend([
         format!("GRANT SELECT, INSERT, UPDATE (size) ON {s}.audit_heads TO {app}"),
-        // recorded_at is the database's clock: the runtime role cannot set it, so it cannot
-        // date an event into the retention window.
+        // recorded_at is the database's clock and entry its counter: the runtime role can set
+        // neither, so it cannot date an event into the retention window or reorder appends.
         format!(
-            "GRANT SELECT, INSERT (tenant_id, seq, event_id, at, leaf_hash, body), \
-             UPDATE (body) ON {s}.audit_log TO {app}"
+            "GRANT SELECT, INSERT (tenant_id, event_id, at, leaf_hash, body), \
+             UPDATE (seq, body) ON {s}.audit_log TO {app}"
         ),
         format!("GRANT SELECT, INSERT ON {s}.audit_checkpoints TO {app}"),
     ]);
