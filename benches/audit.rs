@@ -8,6 +8,7 @@
 //!
 //! - **point-read**: one transaction reading one customer by id (4 encrypted fields) and
 //!   committing.
+//! - **read-10-in-one-tx**: ten point reads in one transaction (the flush paid once).
 //! - **insert**: one transaction inserting one customer of a known subject (key cached) and
 //!   committing.
 //! - **point-read/audited-async-commit**: the audited read with `synchronous_commit = off` for
@@ -156,6 +157,19 @@ impl Setup {
         tx.commit().await.unwrap();
     }
 
+    /// Ten point reads in one transaction: the commit's WAL flush is paid once.
+    async fn read_ten(&self, repo: &Repository<Customer>) {
+        let request = office(self.tenant);
+        let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
+        let mut tx = self.pool.begin(self.tenant).await.unwrap();
+        for _ in 0..10 {
+            let id = self.ids[self.tick() % self.ids.len()];
+            let c = repo.get(&mut tx, &grant, id).await.unwrap();
+            assert!(c.email.is_loaded());
+        }
+        tx.commit().await.unwrap();
+    }
+
     async fn read_async_commit(&self, repo: &Repository<Customer>) {
         let request = office(self.tenant);
         let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
@@ -248,6 +262,12 @@ fn audit(c: &mut Criterion) {
             || s.read_async_commit(&s.audited),
         )
     });
+    g.bench_function("read-10-in-one-tx/unaudited/ten", |b| {
+        paired(&rt, b, || s.read_ten(&s.audited), || s.read_ten(&s.plain))
+    });
+    g.bench_function("read-10-in-one-tx/audited/ten", |b| {
+        paired(&rt, b, || s.read_ten(&s.plain), || s.read_ten(&s.audited))
+    });
     g.bench_function("insert/unaudited/one", |b| {
         paired(&rt, b, || s.insert(&s.audited), || s.insert(&s.plain))
     });
@@ -304,6 +324,28 @@ fn audit(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // CPU only: building one event (an actor, one record, four fields, one pseudonym given),
+    // its canonical body and its leaf hash.
+    let mut e = c.benchmark_group("audit-event");
+    let actor = Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("office"));
+    e.bench_function("build+canonical+leaf-hash", |b| {
+        b.iter(|| {
+            let mut ev = plenum::audit::Event::new(s.tenant, actor.clone(), "read");
+            ev.service = "bench".to_owned();
+            ev.record_type = Some("customers".to_owned());
+            ev.records = vec![s.ids[0]];
+            ev.fields = ["name", "email", "phone", "service_address"]
+                .iter()
+                .map(|f| ((*f).to_owned(), "user.contact".to_owned()))
+                .collect();
+            ev.subjects = vec![[7; 16]];
+            ev.purpose = Some(("service.scheduling".to_owned(), 1));
+            let body = ev.canonical().unwrap();
+            plenum::audit::merkle::leaf_hash(body.as_bytes())
+        })
+    });
+    e.finish();
 }
 
 fn config() -> Criterion {

@@ -32,6 +32,10 @@ for group, func, value, ns in rows:
         case, variant, label = parts
         pairs.setdefault((group, case, label), {})[variant] = ns
 for (group, case, label), v in sorted(pairs.items()):
+    for base, measured in (("unaudited", "audited"), ("unaudited", "audited-async-commit")):
+        if base in v and measured in v:
+            print(f"\n{group} {case} {label}: {base} {v[base] / 1000:.1f} us, "
+                  f"{measured} {v[measured] / 1000:.1f} us, ratio {v[measured] / v[base]:.2f}x")
     if "hand-written" in v and "plenum" in v:
         unit, scale = ("us", 1000) if v["hand-written"] > 10_000 else ("ns", 1)
         print(f"\n{group} {case} {label}: hand-written {v['hand-written'] / scale:.1f} {unit}, "

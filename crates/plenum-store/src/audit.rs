@@ -519,6 +519,48 @@ impl AuditLog {
         Ok(checkpoint)
     }
 
+    /// One checkpoint round: for each of `tenants`, its own transaction that sequences and
+    /// checkpoints ([`AuditLog::checkpoint`]) and commits. Run it on a timer, every tenant every
+    /// time (idle ones too: a fresh time on an unchanged root is what shows the logger is
+    /// alive):
+    ///
+    /// ```no_run
+    /// # async fn demo(
+    /// #     pool: plenum_store::TenantPool,
+    /// #     signer: plenum_audit::CheckpointSigner,
+    /// #     tenants: Vec<plenum_core::TenantId>,
+    /// # ) {
+    /// use plenum_store::AuditLog;
+    ///
+    /// loop {
+    ///     for (tenant, result) in AuditLog::checkpoint_all(&pool, &signer, &tenants).await {
+    ///         if let Err(e) = result {
+    ///             tracing::error!(%tenant, kind = ?e.kind(), "audit checkpoint failed");
+    ///         }
+    ///     }
+    ///     // tokio::time::sleep(Duration::from_secs(60)).await;
+    /// }
+    /// # }
+    /// ```
+    pub async fn checkpoint_all(
+        pool: &crate::TenantPool,
+        signer: &CheckpointSigner,
+        tenants: &[TenantId],
+    ) -> Vec<(TenantId, Result<Checkpoint, Error>)> {
+        let mut out = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            let result = async {
+                let mut tx = pool.begin(*tenant).await?;
+                let checkpoint = Self::checkpoint(&mut tx, signer).await?;
+                tx.commit().await?;
+                Ok(checkpoint)
+            }
+            .await;
+            out.push((*tenant, result));
+        }
+        out
+    }
+
     /// The committed size of the tenant's log, with its head locked until `tx` ends.
     async fn lock_head(tx: &mut TenantTx) -> Result<u64, Error> {
         let t = *tx.tenant().as_uuid();
