@@ -18,8 +18,9 @@ async fn the_generated_schema_satisfies_every_invariant() {
     let report = report(&db).await;
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
     assert_eq!(
-        report.tenant_tables, 5,
-        "plenum.tenants, plenum.keys, plenum.consent_events, app.customers, app.orders"
+        report.tenant_tables, 8,
+        "plenum.tenants, plenum.keys, plenum.consent_events, plenum.audit_heads, plenum.audit_log, \
+         plenum.audit_checkpoints, app.customers, app.orders"
     );
     // And the boot path accepts it.
     TenantPool::connect_postgres_verified(
