@@ -101,7 +101,7 @@ async fn setup(db: &TestDb) -> Setup {
     ));
     let keys = Arc::new(DbKeyStore::new(pool.clone()));
     let auditor: Arc<dyn AccessHook> =
-        Arc::new(Auditor::new(keyring.clone(), keys.clone(), "bench").unwrap());
+        Arc::new(Auditor::new(keyring.clone(), keys.clone(), &pool, "bench").unwrap());
     let plain_records = Records::new(keyring.clone(), keys.clone(), Arc::new(DiscardAccess));
     let audited_records = Records::new(keyring, keys, auditor);
     let plain = plain_records.repository::<Customer>();

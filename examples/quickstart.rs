@@ -78,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = Arc::new(DbKeyStore::new(pool.clone()));
     // Every repository call is audited: one event per operation, in the same transaction, in
     // the tenant's tamper-evident log.
-    let auditor = Auditor::new(keyring.clone(), keys.clone(), "quickstart")?;
+    let auditor = Auditor::new(keyring.clone(), keys.clone(), &pool, "quickstart")?;
     let records = Records::new(keyring.clone(), keys.clone(), Arc::new(auditor));
     let customers = records.repository::<Customer>();
 

@@ -46,7 +46,10 @@ impl Audited {
     fn new(env: Env) -> Self {
         let memory = Arc::new(MemorySink::new());
         let keyring = keyring();
-        let sinks: Vec<Arc<dyn AuditSink>> = vec![Arc::new(DbLog), memory.clone()];
+        let sinks: Vec<Arc<dyn AuditSink>> = vec![
+            Arc::new(DbLog::keeping_refusals(env.pool.clone())),
+            memory.clone(),
+        ];
         let auditor =
             Auditor::with_sinks(keyring.clone(), env.keys.clone(), "audit-tests", sinks).unwrap();
         let records = Records::new(keyring, env.keys.clone(), Arc::new(auditor));
@@ -427,6 +430,58 @@ async fn key_operations_are_audited_and_need_their_purpose() {
         assert_eq!(events[2]["purpose"]["key"], "security.protection");
         assert_eq!(events[2]["subjects"]["refs"], serde_json::json!([]));
     }
+}
+
+#[tokio::test]
+async fn refused_and_failed_attempts_stay_recorded_when_the_caller_rolls_back() {
+    let a = Audited::new(Env::postgres().await);
+    let t = a.seeded(1).await;
+    let (office, marketer) = (
+        Request::new(t, staff("dispatcher")),
+        Request::new(t, staff("marketer")),
+    );
+    let scheduling = a.gate.grant(&office, Purpose::Scheduling).unwrap();
+    let marketing = a.gate.grant(&marketer, Purpose::MarketingEmail).unwrap();
+    let repo = a.records.repository::<Customer>();
+    let mut tx = a.env.pool.begin(t).await.unwrap();
+    let id = repo
+        .list(&mut tx, &scheduling, None, 1)
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    tx.commit().await.unwrap();
+    // A refusal, then the caller's `?` drops the transaction.
+    let mut tx = a.env.pool.begin(t).await.unwrap();
+    let err = repo.get(&mut tx, &marketing, id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied);
+    tx.rollback().await.unwrap();
+    // A failure that aborts the PostgreSQL transaction (a duplicate email).
+    let mut tx = a.env.pool.begin(t).await.unwrap();
+    let dup = customer(t, "c0@example.com", "2175550142");
+    let err = repo.insert(&mut tx, &scheduling, &dup).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    drop(tx);
+    let events = bodies(&a.export(t).await);
+    let tail: Vec<(&str, &str, &str)> = events[3..]
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"]["status"].as_str().unwrap(),
+                e["outcome"]["detail"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            ("read", "denied", "consent_missing"),
+            ("insert", "failed", "conflict")
+        ]
+    );
+    a.checkpoint(t).await;
+    assert!(a.verify(t).await.is_ok());
 }
 
 #[tokio::test]

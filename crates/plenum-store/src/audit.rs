@@ -40,8 +40,35 @@ pub trait AuditSink: Send + Sync {
 }
 
 /// The tenant's tamper-evident log in the database: the default sink.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DbLog;
+///
+/// A successful access's event is appended in the access's own transaction, so the two commit
+/// together or not at all. A refused or failed attempt has nothing to commit, and the caller
+/// will usually roll back (or the error already aborted the PostgreSQL transaction), which
+/// would take its event along: with [`DbLog::keeping_refusals`], those events are written in a
+/// transaction of their own instead (on PostgreSQL; SQLite has one writer, so there they stay
+/// in the access's transaction).
+#[derive(Debug, Clone, Default)]
+pub struct DbLog {
+    refusals: Option<crate::TenantPool>,
+}
+
+impl DbLog {
+    /// Every event in the access's transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// As [`DbLog::new`], except that refused and failed attempts are recorded in a
+    /// transaction of their own on `pool`, so they stay recorded whatever the caller does next.
+    /// That takes a second connection for a moment: if none frees up within the pool's acquire
+    /// timeout, the event goes into the access's transaction after all (and a warning is
+    /// logged).
+    pub fn keeping_refusals(pool: crate::TenantPool) -> Self {
+        Self {
+            refusals: Some(pool),
+        }
+    }
+}
 
 impl AuditSink for DbLog {
     fn append<'a>(
@@ -49,7 +76,26 @@ impl AuditSink for DbLog {
         tx: &'a mut TenantTx,
         event: &'a Event,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { AuditLog::append(tx, event).await.map(|_| ()) })
+        Box::pin(async move {
+            let refused = !matches!(event.outcome, plenum_audit::Outcome::Success);
+            if let (Some(pool), true, BackendKind::Postgres) =
+                (&self.refusals, refused, tx.backend())
+            {
+                let own = async {
+                    let mut own = pool.begin(event.tenant).await?;
+                    AuditLog::append(&mut own, event).await?;
+                    own.commit().await
+                };
+                match own.await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => tracing::warn!(
+                        kind = ?e.kind(),
+                        "a refused attempt could not be recorded on its own; recording it in the access's transaction"
+                    ),
+                }
+            }
+            AuditLog::append(tx, event).await
+        })
     }
 }
 
@@ -150,8 +196,9 @@ fn valid_service(name: &str) -> bool {
 }
 
 impl Auditor {
-    /// Audits into the database log ([`DbLog`]) as `service` (`[a-z0-9._-]{1,63}`), naming
-    /// subjects by pseudonyms derived from their keys in `keyring`.
+    /// Audits into the database log as `service` (`[a-z0-9._-]{1,63}`), naming subjects by
+    /// pseudonyms derived from their keys in `keyring`; refused and failed attempts are kept
+    /// even when the caller rolls back ([`DbLog::keeping_refusals`] on `pool`).
     ///
     /// # Errors
     ///
@@ -159,9 +206,15 @@ impl Auditor {
     pub fn new(
         keyring: Arc<Keyring>,
         keys: Arc<dyn KeyStore>,
+        pool: &crate::TenantPool,
         service: &str,
     ) -> Result<Self, Error> {
-        Self::with_sinks(keyring, keys, service, vec![Arc::new(DbLog)])
+        Self::with_sinks(
+            keyring,
+            keys,
+            service,
+            vec![Arc::new(DbLog::keeping_refusals(pool.clone()))],
+        )
     }
 
     /// As [`Auditor::new`] with these sinks instead of the database log; every event goes to
