@@ -12,12 +12,17 @@ import copy
 import datetime
 import hashlib
 import json
+import re
 import sys
+import uuid
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 MAX_SKEW = 300
+DECIMAL = re.compile(r"(0|[1-9][0-9]*)")
+HASH = re.compile(r"[0-9a-f]{64}")
+AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 class Tampered(Exception):
@@ -150,6 +155,8 @@ def open_note(note: str, keys):
             raise ValueError("bad signature line")
         name, blob = line[2:].split(" ", 1)
         blob = base64.b64decode(blob, validate=True)
+        if len(blob) < 4:
+            continue  # another signer's, ignored
         for kname, kid, pub in keys:
             if kname == name and blob[:4] == kid and len(blob) == 68:
                 try:
@@ -163,25 +170,34 @@ def open_note(note: str, keys):
     if len(lines) != 4 or not lines[0].startswith("plenum.audit/") or not lines[3].startswith("time "):
         raise ValueError("bad checkpoint body")
     root = base64.b64decode(lines[2], validate=True)
-    if len(root) != 32 or not lines[1].isdigit():
+    if len(root) != 32 or not DECIMAL.fullmatch(lines[1]) or not DECIMAL.fullmatch(lines[3][5:]):
         raise ValueError("bad checkpoint body")
-    return {"tenant": lines[0][len("plenum.audit/"):], "size": int(lines[1]), "root": root, "time": int(lines[3][5:])}
+    tenant = str(uuid.UUID(lines[0][len("plenum.audit/"):]))
+    return {"tenant": tenant, "size": int(lines[1]), "root": root, "time": int(lines[3][5:])}
 
 
 def verify_log(export, keys):
+    if set(export) != {"format", "tenant", "entries", "checkpoints"}:
+        raise ValueError("unexpected export fields")
     if export["format"] != "plenum-audit-export-1":
         raise ValueError("unknown export format")
-    tenant = export["tenant"]
+    tenant = str(uuid.UUID(export["tenant"]))
     cps = [open_note(n, keys) for n in export["checkpoints"]]
     for i, c in enumerate(cps):
         if c["tenant"] != tenant:
             raise Tampered(f"checkpoint {i} is another log's")
         if i and (c["size"] < cps[i - 1]["size"] or c["time"] < cps[i - 1]["time"]):
             raise Tampered(f"checkpoint {i} goes backwards")
+    if not cps:
+        raise Tampered("no signed checkpoint")
     leaves, ids, times, bodies = [], set(), [], 0
     for i, e in enumerate(export["entries"]):
-        if e["seq"] != i:
+        if set(e) != {"seq", "leaf_hash", "body"}:
+            raise ValueError(f"entry {i}: unexpected fields")
+        if type(e["seq"]) is not int or e["seq"] != i:
             raise Tampered(f"sequence gap or reorder at {i}")
+        if not isinstance(e["leaf_hash"], str) or not HASH.fullmatch(e["leaf_hash"]):
+            raise Tampered(f"entry {i}: malformed leaf hash")
         h = bytes.fromhex(e["leaf_hash"])
         body = e["body"]
         if body is not None:
@@ -190,8 +206,10 @@ def verify_log(export, keys):
                 raise Tampered(f"entry {i} is not canonical")
             if leaf(body) != h:
                 raise Tampered(f"entry {i}: leaf hash mismatch")
-            if event["v"] != 1 or event["tenant"] != tenant:
+            if type(event.get("v")) is not int or event["v"] != 1 or event["tenant"] != tenant:
                 raise Tampered(f"entry {i}: wrong schema or tenant")
+            if not AT.fullmatch(event["at"]):
+                raise Tampered(f"entry {i}: time not in the canonical form")
             if event["id"] in ids:
                 raise Tampered(f"entry {i}: duplicate event id")
             ids.add(event["id"])
@@ -277,6 +295,9 @@ def vectors(path):
             t["entries"][i], t["entries"][i + 1] = b, a
             b["seq"], a["seq"] = i, i + 1
             tampers.append((f"reorder {i}", t))
+    t = copy.deepcopy(base)
+    t["checkpoints"] = []
+    tampers.append(("no checkpoints", t))
     for keep in range(len(base["entries"])):
         t = copy.deepcopy(base)
         t["entries"] = t["entries"][:keep]

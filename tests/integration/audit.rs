@@ -217,7 +217,9 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
         repo.delete(&mut tx, &scheduling, gone.id).await.unwrap();
         tx.commit().await.unwrap();
 
-        // Who accessed this customer's data, before erasure: every event naming them.
+        // Who accessed this customer's data, before erasure: every event naming them (numbered
+        // first, so the answer carries sequence numbers).
+        a.export(t).await;
         let mut tx = a.env.pool.begin(t).await.unwrap();
         let about = AuditLog::events_about(
             &mut tx,
@@ -228,8 +230,9 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        let seqs: Vec<u64> = about.iter().map(|(seq, _)| *seq).collect();
-        assert_eq!(seqs, [0, 1, 2, 3, 4, 6, 7, 8], "{}", a.name());
+        let seqs: Vec<Option<u64>> = about.iter().map(|(seq, _)| *seq).collect();
+        let expected: Vec<Option<u64>> = [0, 1, 2, 3, 4, 6, 7, 8].into_iter().map(Some).collect();
+        assert_eq!(seqs, expected, "{}", a.name());
 
         let mut tx = a.env.pool.begin(t).await.unwrap();
         a.records
@@ -712,6 +715,51 @@ async fn checkpoints_are_issued_when_idle_and_bodies_expire_without_breaking_the
     let report = verify::verify_log(&export, &a.trusted()).unwrap();
     assert_eq!((report.entries, report.bodies), (12, 9));
     write_interop_files(&a, &export);
+}
+
+#[tokio::test]
+async fn forged_checkpoint_rows_and_body_less_events_get_nowhere() {
+    let a = Audited::new(Env::postgres().await);
+    let t = a.seeded(2).await;
+    let mut tx = a.env.pool.begin(t).await.unwrap();
+    // The runtime role cannot append an event without a body (one it could never be held to).
+    let bodiless = sqlx::query(
+        "INSERT INTO plenum.audit_log (tenant_id, event_id, at, leaf_hash) \
+         VALUES ($1, gen_random_uuid(), now(), decode(repeat('00', 32), 'hex'))",
+    )
+    .bind(t.as_uuid())
+    .execute(tx.postgres().unwrap())
+    .await;
+    assert!(bodiless.is_err());
+    drop(tx);
+    // It can insert a checkpoint row: a forged note, a made-up frontier, a time far ahead.
+    let mut tx = a.env.pool.begin(t).await.unwrap();
+    sqlx::query(
+        "INSERT INTO plenum.audit_checkpoints (tenant_id, size, issued_at, note, frontier) \
+         VALUES ($1, 4, now() + interval '10 years', 'forged', decode(repeat('ab', 32), 'hex'))",
+    )
+    .bind(t.as_uuid())
+    .execute(tx.postgres().unwrap())
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // The next checkpoint ignores it: the right root, signed at the right time.
+    a.checkpoint(t).await;
+    let export = a.export(t).await;
+    assert!(
+        verify::verify_log(&export, &a.trusted()).is_err(),
+        "the forged note is refused"
+    );
+    let mut genuine = export.clone();
+    genuine.checkpoints.retain(|n| n != "forged");
+    let report = verify::verify_log(&genuine, &a.trusted()).unwrap();
+    assert_eq!((report.covered, report.checkpoints), (4, 2));
+    let last =
+        plenum::audit::checkpoint::open(genuine.checkpoints.last().unwrap(), &a.trusted()).unwrap();
+    assert!(
+        last.time <= Utc::now().timestamp() + 1,
+        "not dated into the future"
+    );
 }
 
 #[tokio::test]

@@ -70,7 +70,7 @@ impl Checkpoint {
             .ok_or(bad("origin is not plenum.audit/<tenant>"))?;
         let size = lines
             .next()
-            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()) && (*s == "0" || !s.starts_with('0')))
+            .filter(|s| decimal(s))
             .and_then(|s| s.parse::<u64>().ok())
             .ok_or(bad("size is not a decimal number"))?;
         let root: Hash = lines
@@ -81,6 +81,7 @@ impl Checkpoint {
         let time = lines
             .next()
             .and_then(|l| l.strip_prefix("time "))
+            .filter(|t| decimal(t))
             .and_then(|t| t.parse::<i64>().ok())
             .ok_or(bad("no time line"))?;
         if lines.next().is_some() {
@@ -93,6 +94,12 @@ impl Checkpoint {
             time,
         })
     }
+}
+
+/// `0` or a decimal number without leading zeros or sign: the only spelling of a number in a
+/// checkpoint.
+fn decimal(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
 }
 
 fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
@@ -235,7 +242,7 @@ pub fn open(note: &str, trusted: &[VerifierKey]) -> Result<Checkpoint, Error> {
             .decode(blob)
             .map_err(|_| bad("signature is not base64"))?;
         let (Some(id), Some(sig)) = (blob.get(..4), blob.get(4..)) else {
-            return Err(bad("signature too short"));
+            continue; // too short for any signer we know: another signer's, ignored
         };
         let Ok(sig) = <[u8; SIGNATURE_LEN]>::try_from(sig) else {
             continue; // not an Ed25519 signature: another signer's, ignored

@@ -64,6 +64,9 @@ pub enum Problem {
     /// An inclusion or consistency proof does not verify.
     #[error("proof does not verify")]
     Proof,
+    /// The log has no signed checkpoint at all: nothing commits to it.
+    #[error("no signed checkpoint")]
+    NoCheckpoint,
 }
 
 impl Error {

@@ -51,8 +51,8 @@ pub struct Event {
     pub request: Option<RequestId>,
     /// Who acted.
     pub actor: Actor,
-    /// What was done: `read`, `list`, `search`, `count`, `insert`, `update`, `delete`,
-    /// `export`, `erase`, `consent.<kind>`, `key.<operation>`, `admin.<operation>`.
+    /// What was done: `read`, `list`, `search`, `count`, `insert`, `update`, `delete`, `erase`,
+    /// `key.create`, `key.rotate`, `consent.<kind>` (the list in `docs/audit-format.md`).
     pub action: String,
     /// The record type, for record operations.
     pub record_type: Option<String>,
@@ -195,9 +195,14 @@ pub(crate) fn read_body(body: &str) -> Result<(Hash, BodyHead), Error> {
     let (Some(id), Some(tenant), Some(at)) = (field("id"), field("tenant"), field("at")) else {
         return Err(Error::NotCanonical("missing id, tenant or at"));
     };
-    let at = DateTime::parse_from_rfc3339(at)
+    let parsed = DateTime::parse_from_rfc3339(at)
         .map_err(|_| Error::NotCanonical("at is not RFC 3339"))?
         .with_timezone(&Utc);
+    // One spelling only, the one `to_value` writes (UTC, milliseconds, `Z`).
+    if parsed.to_rfc3339_opts(SecondsFormat::Millis, true) != at {
+        return Err(Error::NotCanonical("at is not in the canonical form"));
+    }
+    let at = parsed;
     Ok((
         leaf_hash(body.as_bytes()),
         BodyHead {
@@ -220,7 +225,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// The inverse of [`hex`] for fixed-size values.
 pub(crate) fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != N * 2 || !text.is_ascii() {
+    // Exactly the form `hex` writes: lower-case digits only (no `+`, no upper case).
+    if text.len() != N * 2 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     let mut out = [0u8; N];
@@ -281,9 +287,10 @@ mod tests {
     }
 
     #[test]
-    fn hex_round_trips() {
+    fn hex_round_trips_and_nothing_else_parses() {
         assert_eq!(unhex::<2>(&hex(&[0xab, 0x01])), Some([0xab, 0x01]));
-        assert_eq!(unhex::<2>("abc"), None);
-        assert_eq!(unhex::<1>("zz"), None);
+        for bad in ["abc", "AB01", "+f01", "ab 1", "zz01"] {
+            assert_eq!(unhex::<2>(bad), None, "{bad}");
+        }
     }
 }

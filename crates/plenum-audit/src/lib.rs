@@ -26,4 +26,4 @@ pub mod verify;
 pub use crate::checkpoint::{Checkpoint, CheckpointSigner, VerifierKey};
 pub use crate::error::{Error, ErrorKind, Problem};
 pub use crate::event::{Event, Outcome, Pseudonym};
-pub use crate::verify::{Entry, Export, Report, verify_log};
+pub use crate::verify::{Entry, Export, Report, verify_log, verify_log_with};

@@ -64,14 +64,37 @@ pub struct Report {
 
 /// Verifies `export` against the `trusted` checkpoint keys: contiguous sequence numbers,
 /// canonical bodies that hash to their leaves and belong to this tenant, unique event ids,
-/// signed checkpoints of this tenant's log whose roots match the entries, sizes and times that
-/// never go backwards, no checkpoint beyond the end of the log (truncation), and event times no
-/// later than the first checkpoint covering them (plus [`MAX_CLOCK_SKEW_SECS`]).
+/// signed checkpoints of this tenant's log (at least one) whose roots match the entries, sizes
+/// and times that never go backwards, no checkpoint beyond the end of the log (truncation), and
+/// event times no later than the first checkpoint covering them (plus [`MAX_CLOCK_SKEW_SECS`]).
+///
+/// What it cannot see: an export that drops its newest checkpoints together with the entries
+/// they cover looks like an older log. Keep checkpoints elsewhere and pass them to
+/// [`verify_log_with`]; and compare [`Report::covered`] with [`Report::entries`]: entries beyond
+/// the last checkpoint are not yet signed. Entries without a body (retention) are counted in
+/// [`Report::entries`] but not [`Report::bodies`]: they prove an event existed, not what it said.
 ///
 /// # Errors
 ///
 /// The first problem found, with the entry's sequence number or the checkpoint's index.
 pub fn verify_log(export: &Export, trusted: &[VerifierKey]) -> Result<Report, Error> {
+    verify_log_with(export, trusted, &[])
+}
+
+/// [`verify_log`], and also against `held`: signed checkpoints of this log that the verifier
+/// kept from earlier (a tenant's own copies, an external store). An export can drop its newest
+/// checkpoints together with the entries they cover; it cannot drop the ones you hold. Each
+/// held checkpoint must be covered by the export's entries and match their root.
+///
+/// # Errors
+///
+/// As [`verify_log`]; [`Problem::Truncated`] or [`Problem::Root`] for a held checkpoint the
+/// export contradicts (its index in `held`).
+pub fn verify_log_with(
+    export: &Export,
+    trusted: &[VerifierKey],
+    held: &[String],
+) -> Result<Report, Error> {
     if export.format != EXPORT_FORMAT {
         return Err(Error::NotCanonical("unknown export format"));
     }
@@ -90,7 +113,12 @@ pub fn verify_log(export: &Export, trusted: &[VerifierKey]) -> Result<Report, Er
         }
         checkpoints.push(c);
     }
+    if checkpoints.is_empty() && held.is_empty() {
+        // An unsigned log proves nothing: anyone could have written it.
+        return Err(Error::at(Problem::NoCheckpoint, 0));
+    }
     let mut frontier = Frontier::new();
+    let mut leaves: Vec<Hash> = Vec::with_capacity(export.entries.len());
     let mut ids = HashSet::new();
     let mut next_checkpoint = 0usize;
     let mut bodies = 0u64;
@@ -102,7 +130,7 @@ pub fn verify_log(export: &Export, trusted: &[VerifierKey]) -> Result<Report, Er
             }
             if let Some((seq, _)) = pending
                 .iter()
-                .find(|(_, t)| *t > c.time + MAX_CLOCK_SKEW_SECS)
+                .find(|(_, t)| *t > c.time.saturating_add(MAX_CLOCK_SKEW_SECS))
             {
                 return Err(Error::at(Problem::Time, *seq));
             }
@@ -133,11 +161,26 @@ pub fn verify_log(export: &Export, trusted: &[VerifierKey]) -> Result<Report, Er
             bodies += 1;
         }
         frontier.push(leaf);
+        leaves.push(leaf);
         check_at(&frontier, &mut next_checkpoint, &mut pending_times)?;
     }
     if next_checkpoint < checkpoints.len() {
         // A signed size beyond the last entry: the tail was cut off.
         return Err(Error::at(Problem::Truncated, next_checkpoint as u64));
+    }
+    for (i, note) in held.iter().enumerate() {
+        let c = checkpoint::open(note, trusted)?;
+        let at = i as u64;
+        if c.tenant != export.tenant {
+            return Err(Error::at(Problem::Origin, at));
+        }
+        let covered = usize::try_from(c.size)
+            .ok()
+            .and_then(|n| leaves.get(..n))
+            .ok_or(Error::at(Problem::Truncated, at))?;
+        if merkle::root(covered) != c.root {
+            return Err(Error::at(Problem::Root, at));
+        }
     }
     Ok(Report {
         entries: export.entries.len() as u64,
@@ -228,9 +271,12 @@ pub fn verify_inclusion(
     let c = checkpoint::open(&proof.checkpoint, trusted)?;
     let leaf: Hash = unhex(&proof.leaf_hash).ok_or(Error::at(Problem::Proof, proof.seq))?;
     if let Some(body) = body {
-        let (hash, _) = read_body(body).map_err(|_| Error::at(Problem::Event, proof.seq))?;
+        let (hash, head) = read_body(body).map_err(|_| Error::at(Problem::Event, proof.seq))?;
         if hash != leaf {
             return Err(Error::at(Problem::LeafHash, proof.seq));
+        }
+        if head.tenant != c.tenant.to_string() {
+            return Err(Error::at(Problem::Tenant, proof.seq));
         }
     }
     let path = parse_path(&proof.path, proof.seq)?;

@@ -22,6 +22,11 @@ struct Log {
 
 /// A log of `n` events with a checkpoint after every `every` events and one at the end.
 fn log(n: u64, every: u64) -> Log {
+    log_with(n, every, false)
+}
+
+/// [`log`], with the first event naming another tenant when `foreign` is set.
+fn log_with(n: u64, every: u64, foreign: bool) -> Log {
     let tenant = TenantId::generate();
     let signer = CheckpointSigner::new("plenum.test", SigningKey::generate()).unwrap();
     let actor = Actor::new(ActorKind::Service, ActorId::generate());
@@ -30,7 +35,12 @@ fn log(n: u64, every: u64) -> Log {
     let mut frontier = Frontier::new();
     let start = chrono::Utc::now().timestamp();
     for seq in 0..n {
-        let mut e = Event::new(tenant, actor.clone(), "read");
+        let owner = if foreign && seq == 0 {
+            TenantId::generate()
+        } else {
+            tenant
+        };
+        let mut e = Event::new(owner, actor.clone(), "read");
         e.records = vec![RecordId::generate()];
         let body = e.canonical().unwrap();
         let leaf = leaf_hash(body.as_bytes());
@@ -208,4 +218,56 @@ fn inclusion_and_consistency_proofs_verify_and_refuse_tampering() {
     let mut bad = proof.clone();
     bad.path[0] = hex::encode([1u8; 32]);
     assert!(verify::verify_consistency(&bad, &l.trusted).is_err());
+}
+
+#[test]
+fn a_log_without_checkpoints_proves_nothing() {
+    let mut l = log(4, 2);
+    l.export.checkpoints.clear();
+    assert_eq!(problem(&l.export, &l.trusted), Problem::NoCheckpoint);
+}
+
+#[test]
+fn held_checkpoints_catch_a_log_cut_back_with_its_newest_checkpoints() {
+    let l = log(9, 3);
+    let held = l.export.checkpoints.clone();
+    let mut cut = l.export.clone();
+    cut.entries.truncate(6);
+    cut.checkpoints.truncate(2);
+    assert!(
+        verify::verify_log(&cut, &l.trusted).is_ok(),
+        "alone, it looks older"
+    );
+    match verify::verify_log_with(&cut, &l.trusted, &held) {
+        Err(plenum_audit::Error::Verification { problem, .. }) => {
+            assert_eq!(problem, Problem::Truncated);
+        }
+        other => panic!("expected truncation, got {other:?}"),
+    }
+    // Rewriting the cut tail's last entry and re-hashing it contradicts a held root too.
+    let mut rewritten = l.export.clone();
+    let body = rewritten.entries[8]
+        .body
+        .take()
+        .unwrap()
+        .replacen("\"read\"", "\"list\"", 1);
+    rewritten.entries[8].leaf_hash = hex::encode(leaf_hash(body.as_bytes()));
+    rewritten.entries[8].body = Some(body);
+    rewritten.checkpoints.truncate(2);
+    assert!(verify::verify_log(&rewritten, &l.trusted).is_ok());
+    assert!(verify::verify_log_with(&rewritten, &l.trusted, &held).is_err());
+    assert!(verify::verify_log_with(&l.export, &l.trusted, &held).is_ok());
+}
+
+#[test]
+fn another_tenants_event_neither_verifies_nor_proves() {
+    let l = log_with(4, 2, true);
+    assert_eq!(problem(&l.export, &l.trusted), Problem::Tenant);
+    let proof = verify::prove_inclusion(&l.export, 0, 1, &l.trusted).unwrap();
+    let body = l.export.entries[0].body.as_deref();
+    assert!(verify::verify_inclusion(&proof, body, &l.trusted).is_err());
+    assert!(
+        verify::verify_inclusion(&proof, None, &l.trusted).is_ok(),
+        "the leaf itself is there"
+    );
 }

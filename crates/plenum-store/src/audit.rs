@@ -341,7 +341,6 @@ pub struct AuditLog;
 
 /// A stored checkpoint: the signed note and the frontier the next one continues from.
 struct Stored {
-    size: u64,
     time: i64,
     frontier: Frontier,
 }
@@ -510,10 +509,8 @@ impl AuditLog {
         let tenant = tx.tenant();
         Self::sequence(tx).await?;
         let size = Self::lock_head(tx).await?;
-        let last = Self::last_checkpoint(tx).await?;
-        let (mut frontier, last_time) = match last {
-            Some(s) if s.size <= size => (s.frontier, s.time),
-            Some(_) => return Err(Error::Audit("a checkpoint is larger than the log")),
+        let (mut frontier, last_time) = match Self::last_checkpoint(tx, signer, size).await? {
+            Some(s) => (s.frontier, s.time),
             None => (Frontier::new(), i64::MIN),
         };
         let leaves = Self::leaves(tx, frontier.size(), size).await?;
@@ -660,50 +657,70 @@ impl AuditLog {
         to_u64(size.unwrap_or(0))
     }
 
-    async fn last_checkpoint(tx: &mut TenantTx) -> Result<Option<Stored>, Error> {
-        let t = *tx.tenant().as_uuid();
-        let row: Option<(i64, DateTime<Utc>, Vec<u8>)> = match tx.backend() {
+    /// The newest stored checkpoint this signer signed, whose stored frontier gives its signed
+    /// root and which the log still covers: where the next checkpoint continues from. Rows are
+    /// only a cache of what was signed; the runtime role can insert rows, so a row that does
+    /// not check out is skipped (and the verifier will refuse its note), and with none the
+    /// tree is rebuilt from the first entry.
+    async fn last_checkpoint(
+        tx: &mut TenantTx,
+        signer: &CheckpointSigner,
+        head: u64,
+    ) -> Result<Option<Stored>, Error> {
+        let tenant = tx.tenant();
+        let t = *tenant.as_uuid();
+        let rows: Vec<(i64, String, Vec<u8>)> = match tx.backend() {
             #[cfg(feature = "postgres")]
             BackendKind::Postgres => sqlx::query_as(
-                "SELECT size, issued_at, frontier FROM plenum.audit_checkpoints \
-                 WHERE tenant_id = $1 ORDER BY size DESC, issued_at DESC LIMIT 1",
+                "SELECT size, note, frontier FROM plenum.audit_checkpoints \
+                 WHERE tenant_id = $1 ORDER BY size DESC, issued_at DESC LIMIT 16",
             )
             .bind(t)
-            .fetch_optional(tx.postgres_internal()?)
+            .fetch_all(tx.postgres_internal()?)
             .await
             .map_err(db)?,
             #[cfg(feature = "sqlite")]
             BackendKind::Sqlite => sqlx::query_as(
-                "SELECT size, issued_at, frontier FROM plenum_audit_checkpoints \
-                 WHERE tenant_id = ?1 ORDER BY size DESC, issued_at DESC LIMIT 1",
+                "SELECT size, note, frontier FROM plenum_audit_checkpoints \
+                 WHERE tenant_id = ?1 ORDER BY size DESC, issued_at DESC LIMIT 16",
             )
             .bind(t)
-            .fetch_optional(tx.sqlite_internal()?)
+            .fetch_all(tx.sqlite_internal()?)
             .await
             .map_err(db)?,
             #[allow(unreachable_patterns, reason = "with both backends compiled in")]
             _ => return Err(Error::Config("backend not compiled in")),
         };
-        let Some((size, issued_at, bytes)) = row else {
-            return Ok(None);
-        };
-        let size = to_u64(size)?;
-        let peaks: Vec<Hash> = bytes
-            .chunks_exact(32)
-            .map(|c| {
-                let mut h = [0u8; 32];
-                h.copy_from_slice(c);
-                h
-            })
-            .collect();
-        let frontier = Frontier::from_parts(size, peaks)
-            .filter(|_| bytes.len() % 32 == 0)
-            .ok_or(Error::Audit("a stored checkpoint frontier is malformed"))?;
-        Ok(Some(Stored {
-            size,
-            time: issued_at.timestamp(),
-            frontier,
-        }))
+        let trusted = [signer.verifier()];
+        for (size, note, bytes) in rows {
+            let stored = plenum_audit::checkpoint::open(&note, &trusted)
+                .ok()
+                .filter(|c| c.tenant == tenant && i64::try_from(c.size).ok() == Some(size))
+                .filter(|c| c.size <= head && bytes.len() % 32 == 0)
+                .and_then(|c| {
+                    let peaks: Vec<Hash> = bytes
+                        .chunks_exact(32)
+                        .map(|chunk| {
+                            let mut h = [0u8; 32];
+                            h.copy_from_slice(chunk);
+                            h
+                        })
+                        .collect();
+                    Frontier::from_parts(c.size, peaks)
+                        .filter(|f| f.root() == c.root)
+                        .map(|frontier| Stored {
+                            time: c.time,
+                            frontier,
+                        })
+                });
+            match stored {
+                Some(s) => return Ok(Some(s)),
+                None => tracing::warn!(
+                    "a stored audit checkpoint does not check out under the signer's key; skipping it"
+                ),
+            }
+        }
+        Ok(None)
     }
 
     async fn leaves(tx: &mut TenantTx, from: u64, to: u64) -> Result<Vec<Hash>, Error> {
@@ -862,10 +879,13 @@ impl AuditLog {
         Ok(done)
     }
 
-    /// "Who accessed my data": the sequence numbers and bodies of the events naming `subject`
-    /// (under any of its live key versions), after numbering the pending events. Empty once the subject is erased: the pseudonyms
-    /// cannot be recomputed. Pair each with
-    /// [`plenum_audit::verify::prove_inclusion`] to prove it without the rest of the log.
+    /// "Who accessed my data": the events naming `subject` among their subjects (under any of
+    /// its live key versions), in append order, with their sequence numbers (`None` while the
+    /// sequencer has not numbered them yet). Empty once the subject is erased: the pseudonyms
+    /// cannot be recomputed. Pair each numbered one with
+    /// [`plenum_audit::verify::prove_inclusion`] to prove it without the rest of the log. Reads
+    /// the tenant's whole log (a data-subject request is rare; an index of pseudonyms would
+    /// be the next step if it is not).
     ///
     /// # Errors
     ///
@@ -875,7 +895,7 @@ impl AuditLog {
         keyring: &Keyring,
         keys: &dyn KeyStore,
         subject: SubjectId,
-    ) -> Result<Vec<(u64, String)>, Error> {
+    ) -> Result<Vec<(Option<u64>, String)>, Error> {
         let tenant = tx.tenant();
         let refs = match keyring
             .subject_pseudonym_candidates(keys, tenant, subject)
@@ -888,22 +908,48 @@ impl AuditLog {
             ) => Vec::new(),
             Err(e) => return Err(e.into()),
         };
-        Self::sequence(tx).await?;
-        let export = Self::export(tx).await?;
-        let needles: Vec<String> = refs
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<String> = refs
             .iter()
-            .map(|r| {
-                format!(
-                    "\"{}\"",
-                    r.iter().map(|b| format!("{b:02x}")).collect::<String>()
-                )
-            })
+            .map(|r| r.iter().map(|b| format!("{b:02x}")).collect())
             .collect();
-        Ok(export
-            .entries
-            .into_iter()
-            .filter_map(|e| e.body.map(|b| (e.seq, b)))
-            .filter(|(_, body)| needles.iter().any(|n| body.contains(n.as_str())))
-            .collect())
+        let t = *tenant.as_uuid();
+        let rows: Vec<(Option<i64>, String)> = match tx.backend() {
+            #[cfg(feature = "postgres")]
+            BackendKind::Postgres => sqlx::query_as(
+                "SELECT seq, body FROM plenum.audit_log WHERE tenant_id = $1 \
+                 AND body IS NOT NULL ORDER BY entry",
+            )
+            .bind(t)
+            .fetch_all(tx.postgres_internal()?)
+            .await
+            .map_err(db)?,
+            #[cfg(feature = "sqlite")]
+            BackendKind::Sqlite => sqlx::query_as(
+                "SELECT seq, body FROM plenum_audit_log WHERE tenant_id = ?1 \
+                 AND body IS NOT NULL ORDER BY rowid",
+            )
+            .bind(t)
+            .fetch_all(tx.sqlite_internal()?)
+            .await
+            .map_err(db)?,
+            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
+            _ => return Err(Error::Config("backend not compiled in")),
+        };
+        let mut out = Vec::new();
+        for (seq, body) in rows {
+            let event: serde_json::Value = serde_json::from_str(&body)
+                .map_err(|_| Error::Audit("a stored event body is not JSON"))?;
+            let names_subject = event["subjects"]["refs"].as_array().is_some_and(|refs| {
+                refs.iter()
+                    .any(|r| r.as_str().is_some_and(|r| wanted.iter().any(|w| w == r)))
+            });
+            if names_subject {
+                out.push((seq.map(to_u64).transpose()?, body));
+            }
+        }
+        Ok(out)
     }
 }

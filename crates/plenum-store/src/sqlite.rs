@@ -46,7 +46,8 @@ const LIBRARY_DDL: &[&str] = &[
         at text NOT NULL, \
         leaf_hash blob NOT NULL CHECK (length(leaf_hash) = 32), \
         body text, \
-        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
+        CHECK (body IS NOT NULL OR seq IS NOT NULL))",
     "CREATE UNIQUE INDEX IF NOT EXISTS plenum_audit_log_seq_key ON plenum_audit_log (tenant_id, seq) \
         WHERE seq IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS plenum_audit_log_pending_idx ON plenum_audit_log (tenant_id) \

@@ -1,7 +1,7 @@
 //! `plenum-audit`: verify exported audit logs and proofs from the command line.
 //!
 //! ```text
-//! plenum-audit verify <export.json> --key <verifier key | @file> ...
+//! plenum-audit verify <export.json> --key <verifier key | @file> ... [--held <notes.json>]
 //! plenum-audit prove <export.json> --seq <n> --checkpoint <i> --key ...   (prints a proof)
 //! plenum-audit check-proof <proof.json> [--body <file>] --key ...
 //! plenum-audit consistency <export.json> --old <i> --new <j> --key ...  (prints a proof)
@@ -22,7 +22,7 @@ use plenum_audit::verify::{self, ConsistencyProof, Export, InclusionProof};
 use plenum_audit::{ErrorKind, VerifierKey};
 
 const USAGE: &str = "usage:
-  plenum-audit verify <export.json> --key <verifier key | @file> ...
+  plenum-audit verify <export.json> --key <verifier key | @file> ... [--held <notes.json>]
   plenum-audit prove <export.json> --seq <n> --checkpoint <i> --key ...
   plenum-audit check-proof <proof.json> [--body <file>] --key ...
   plenum-audit consistency <export.json> --old <i> --new <j> --key ...
@@ -118,11 +118,30 @@ fn run(args: &Args) -> Result<String, Failure> {
     match args.command.as_str() {
         "verify" => {
             let export: Export = load(&args.file)?;
-            let r = verify::verify_log(&export, &args.keys)?;
-            Ok(format!(
+            // Checkpoints kept from earlier (a JSON array of notes): the export must not
+            // contradict them, whatever it left out.
+            let held: Vec<String> = match args.option("--held") {
+                Some(path) => load(path)?,
+                None => Vec::new(),
+            };
+            let r = verify::verify_log_with(&export, &args.keys, &held)?;
+            let mut out = format!(
                 "verified: {} entries ({} with bodies), {} checkpoints, signed up to entry {}",
                 r.entries, r.bodies, r.checkpoints, r.covered
-            ))
+            );
+            if r.covered < r.entries {
+                out.push_str(&format!(
+                    "\nwarning: the last {} entries are not covered by a signed checkpoint yet",
+                    r.entries - r.covered
+                ));
+            }
+            if held.is_empty() {
+                out.push_str(
+                    "\nnote: without --held, a log cut back together with its newest \
+                     checkpoints looks like an older log",
+                );
+            }
+            Ok(out)
         }
         "prove" => {
             let export: Export = load(&args.file)?;

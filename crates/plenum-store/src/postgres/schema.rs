@@ -202,7 +202,8 @@ fn audit_migration(roles: &Roles) -> Vec<String> {
              leaf_hash bytea NOT NULL CHECK (length(leaf_hash) = 32),\n    \
              body text,\n    \
              recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    \
-             CONSTRAINT audit_log_pkey PRIMARY KEY (tenant_id, entry)\n)"
+             CONSTRAINT audit_log_pkey PRIMARY KEY (tenant_id, entry),\n    \
+             CONSTRAINT audit_log_body_until_numbered CHECK (body IS NOT NULL OR seq IS NOT NULL)\n)"
         ),
         format!(
             "CREATE UNIQUE INDEX audit_log_seq_key ON {s}.audit_log (tenant_id, seq) \
