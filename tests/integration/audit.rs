@@ -763,6 +763,53 @@ async fn forged_checkpoint_rows_and_body_less_events_get_nowhere() {
 }
 
 #[tokio::test]
+async fn every_admin_transaction_lands_in_the_platform_log() {
+    use plenum::store::PLATFORM_LOG;
+    use plenum::store::postgres::{AdminPool, AdminPurpose, AdminReason, PgPoolConfig};
+    let a = Audited::new(Env::postgres().await);
+    let db = a.env.db.as_ref().unwrap();
+    let admin = AdminPool::connect(&db.url(&db.roles.admin()), &PgPoolConfig::default())
+        .await
+        .unwrap();
+    let support = Actor::new(ActorKind::Support, ActorId::generate()).with_role(role!("support"));
+    let reason = AdminReason::with_reference(AdminPurpose::SupportRequest, "SUP-1234").unwrap();
+    let tx = admin.begin(&support, &reason).await.unwrap();
+    let committed = tx.audit_id();
+    tx.commit().await.unwrap();
+    let rolled_back = admin
+        .begin(&support, &AdminReason::new(AdminPurpose::Maintenance))
+        .await
+        .unwrap();
+    drop(rolled_back);
+    // The platform log is sequenced, checkpointed and verified like any tenant's.
+    let round = AuditLog::checkpoint_all(&a.env.pool, &a.signer, &[PLATFORM_LOG]).await;
+    assert!(round.iter().all(|(_, r)| r.is_ok()), "{round:?}");
+    let export = a.export(PLATFORM_LOG).await;
+    assert!(verify::verify_log(&export, &a.trusted()).is_ok());
+    let events = bodies(&export);
+    assert_eq!(events.len(), 1, "the rolled-back one took its event along");
+    let e = &events[0];
+    assert_eq!(e["action"], "admin.transaction");
+    assert_eq!(e["actor"]["kind"], "support");
+    assert_eq!(e["actor"]["id"], support.id().to_string());
+    assert_eq!(e["unrestricted"], "support_request SUP-1234");
+    assert_eq!(
+        e["records"]["ids"],
+        serde_json::json!([committed.to_string()])
+    );
+    // The admin role can append to the platform log only.
+    let raw = db.raw_pool(&db.roles.admin(), 1).await;
+    let other = sqlx::query(
+        "INSERT INTO plenum.audit_log (tenant_id, event_id, at, leaf_hash, body) \
+         VALUES ($1, gen_random_uuid(), now(), decode(repeat('00', 32), 'hex'), '{}')",
+    )
+    .bind(a.env.tenant().await.as_uuid())
+    .execute(&raw)
+    .await;
+    assert!(other.is_err());
+}
+
+#[tokio::test]
 async fn one_hot_tenant_gets_gapless_sequence_numbers_under_concurrency() {
     let a = Arc::new(Audited::new(Env::postgres().await));
     let t = a.env.tenant().await;

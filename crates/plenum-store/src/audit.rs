@@ -23,6 +23,14 @@ use crate::access::{Access, AccessHook, Outcome};
 use crate::error::Error;
 use crate::tx::{BackendKind, TenantTx};
 
+/// The log admin transactions are recorded in: a reserved tenant id that holds no data, is
+/// registered by migration 4, and whose log is sequenced, checkpointed, exported and verified
+/// like any tenant's (`TenantPool::begin(PLATFORM_LOG)` as the runtime role). The admin role may
+/// append to this log and to no other.
+pub const PLATFORM_LOG: TenantId = TenantId::from_trusted_uuid(uuid::Uuid::from_u128(
+    0x0000_0000_0000_7000_8000_0000_0000_0a0d,
+));
+
 /// Where audit events go. One method, called inside the transaction of the access the event
 /// describes; an error fails that access (fail closed). Implement it for a SIEM or a queue
 /// (an outbox table written in `tx` keeps the all-or-nothing property).
@@ -345,6 +353,40 @@ struct Stored {
     frontier: Frontier,
 }
 
+/// The PostgreSQL append, shared with the admin transaction (which has no `TenantTx`).
+#[cfg(feature = "postgres")]
+async fn append_pg(
+    conn: &mut sqlx::PgConnection,
+    event: &Event,
+    leaf: &[u8],
+    body: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO plenum.audit_log (tenant_id, event_id, at, leaf_hash, body) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(event.tenant.as_uuid())
+    .bind(event.id)
+    .bind(event.at)
+    .bind(leaf)
+    .bind(body)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Appends `event` to the platform log on an admin connection.
+#[cfg(feature = "postgres")]
+pub(crate) async fn append_platform(
+    conn: &mut sqlx::PgConnection,
+    event: &Event,
+) -> Result<(), sqlx::Error> {
+    let body = event
+        .canonical()
+        .map_err(|_| sqlx::Error::Protocol("audit event is not canonical".into()))?;
+    append_pg(conn, event, &leaf_hash(body.as_bytes()), &body).await
+}
+
 fn db(e: sqlx::Error) -> Error {
     Error::AuditLog(e)
 }
@@ -381,18 +423,9 @@ impl AuditLog {
         match tx.backend() {
             #[cfg(feature = "postgres")]
             BackendKind::Postgres => {
-                sqlx::query(
-                    "INSERT INTO plenum.audit_log (tenant_id, event_id, at, leaf_hash, body) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(t)
-                .bind(event.id)
-                .bind(event.at)
-                .bind(&leaf)
-                .bind(&body)
-                .execute(tx.postgres_internal()?)
-                .await
-                .map_err(db)?;
+                append_pg(tx.postgres_internal()?, event, &leaf, &body)
+                    .await
+                    .map_err(db)?;
             }
             #[cfg(feature = "sqlite")]
             BackendKind::Sqlite => {

@@ -109,7 +109,7 @@ mod tx;
 pub use crate::access::{Access, AccessHook, Action, DiscardAccess, Outcome};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::audit::{
-    AuditLog, AuditSink, Auditor, DbLog, DiscardEvents, MemorySink, TracingSink,
+    AuditLog, AuditSink, Auditor, DbLog, DiscardEvents, MemorySink, PLATFORM_LOG, TracingSink,
 };
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::consent::ConsentLedger;

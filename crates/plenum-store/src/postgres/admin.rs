@@ -107,8 +107,10 @@ impl AdminPool {
     }
 
     /// Begins an admin transaction. Before anything else, in the same transaction, it appends
-    /// an audit row naming the actor and the reason; if that row cannot be written, the
-    /// transaction is rolled back and nothing happens (fail closed).
+    /// an audit row naming the actor and the reason to `plenum.admin_audit`, and an
+    /// `admin.transaction` event to the platform log ([`PLATFORM_LOG`](crate::PLATFORM_LOG));
+    /// if either cannot be written, the transaction is rolled back and nothing happens (fail
+    /// closed).
     ///
     /// # Errors
     ///
@@ -127,11 +129,27 @@ impl AdminPool {
         .bind(reason.reference.as_deref())
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Ok(_) => Ok(AdminTx { tx, audit_id: id }),
+        if let Err(e) = inserted {
             // Dropping `tx` rolls it back.
-            Err(e) => Err(Error::AdminAudit(e)),
+            return Err(Error::AdminAudit(e));
         }
+        // The same transaction, in the tamper-evident platform log.
+        let mut event = plenum_audit::Event::new(
+            crate::audit::PLATFORM_LOG,
+            actor.clone(),
+            "admin.transaction",
+        );
+        event.service = "admin".to_owned();
+        event.record_type = Some("admin_audit".to_owned());
+        event.records = vec![id];
+        event.unrestricted = Some(match &reason.reference {
+            Some(reference) => format!("{} {reference}", reason.purpose.as_str()),
+            None => reason.purpose.as_str().to_owned(),
+        });
+        crate::audit::append_platform(&mut tx, &event)
+            .await
+            .map_err(Error::AdminAudit)?;
+        Ok(AdminTx { tx, audit_id: id })
     }
 }
 

@@ -183,7 +183,7 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
 /// changes it may make, enforced by a trigger, are the sequencer's (a NULL `seq` set once) and
 /// retention's (a body older than two years set to NULL).
 fn audit_migration(roles: &Roles) -> Vec<String> {
-    let (owner, app) = (roles.owner(), roles.app());
+    let (owner, app, admin) = (roles.owner(), roles.app(), roles.admin());
     let s = LIBRARY_SCHEMA;
     let mut v = vec![
         format!("SET LOCAL ROLE {owner}"),
@@ -271,6 +271,23 @@ fn audit_migration(roles: &Roles) -> Vec<String> {
              UPDATE (seq, body) ON {s}.audit_log TO {app}"
         ),
         format!("GRANT SELECT, INSERT ON {s}.audit_checkpoints TO {app}"),
+        // The platform log (admin transactions): a reserved tenant, registered here (the owner
+        // is bound by forced RLS, so it is lifted for this one insert), and the admin role's
+        // right to append to that log and no other.
+        format!("ALTER TABLE {s}.tenants NO FORCE ROW LEVEL SECURITY"),
+        format!(
+            "INSERT INTO {s}.tenants (id) VALUES ('{}') ON CONFLICT (id) DO NOTHING",
+            crate::audit::PLATFORM_LOG
+        ),
+        format!("ALTER TABLE {s}.tenants FORCE ROW LEVEL SECURITY"),
+        format!(
+            "CREATE POLICY audit_log_admin_append ON {s}.audit_log AS PERMISSIVE FOR INSERT \
+             TO {admin} WITH CHECK (tenant_id = '{}'::uuid)",
+            crate::audit::PLATFORM_LOG
+        ),
+        format!(
+            "GRANT INSERT (tenant_id, event_id, at, leaf_hash, body) ON {s}.audit_log TO {admin}"
+        ),
     ]);
     v
 }
