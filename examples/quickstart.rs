@@ -187,15 +187,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         actor: ActorId::generate(),
         at: chrono::Utc::now(),
     };
+    // The sign-up flow that collected the opt-in records it under its own purpose.
+    let grant = gate.grant(&request, Purpose::MarketingEmail)?;
     let mut tx = pool.begin(tenant).await?;
     records
         .record_consent(
             &mut tx,
-            &request,
+            &grant,
             &ConsentEvent::given(homeowner, Purpose::MarketingEmail, evidence()),
         )
         .await?;
-    let grant = gate.grant(&request, Purpose::MarketingEmail)?;
     let for_marketing = customers.get(&mut tx, &grant, customer).await?;
     println!(
         "marketing.email sees email <{}>, name {}; visits {}; phone {:?} -> {}",
@@ -220,12 +221,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         evidence(),
     );
     withdrawal.evidence.at += chrono::Duration::milliseconds(1);
-    records
-        .record_consent(&mut tx, &request, &withdrawal)
-        .await?;
+    // Anyone who hears "stop" may record it.
+    records.record_consent(&mut tx, &grant, &withdrawal).await?;
     tx.commit().await?;
     let mut tx = pool.begin(tenant).await?;
-    let grant = gate.grant(&request, Purpose::MarketingEmail)?;
     println!(
         "after withdrawal: get -> {}; list -> {} customer(s)",
         customers

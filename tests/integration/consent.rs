@@ -35,7 +35,7 @@ async fn a_withdrawal_counts_for_the_next_read() {
         env.records
             .record_consent(
                 &mut tx,
-                crate::records::request(t),
+                &crate::records::grant(t),
                 &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
             )
             .await
@@ -58,7 +58,7 @@ async fn a_withdrawal_counts_for_the_next_read() {
             ConsentEvent::about(s, EventKind::Withdrawn, Purpose::MarketingEmail, evidence());
         withdrawal.evidence.at = Utc::now() + Duration::milliseconds(1);
         env.records
-            .record_consent(&mut w, crate::records::request(t), &withdrawal)
+            .record_consent(&mut w, &crate::records::grant(t), &withdrawal)
             .await
             .unwrap();
         w.commit().await.unwrap();
@@ -94,7 +94,7 @@ async fn restriction_and_objection_are_read_back_for_many_subjects_at_once() {
                 env.records
                     .record_consent(
                         &mut tx,
-                        crate::records::request(t),
+                        &crate::records::grant(t),
                         &ConsentEvent::given(*s, Purpose::MarketingSms, evidence()),
                     )
                     .await
@@ -104,7 +104,7 @@ async fn restriction_and_objection_are_read_back_for_many_subjects_at_once() {
                 env.records
                     .record_consent(
                         &mut tx,
-                        crate::records::request(t),
+                        &crate::records::grant(t),
                         &ConsentEvent::restriction(*s, true, evidence()),
                     )
                     .await
@@ -119,7 +119,7 @@ async fn restriction_and_objection_are_read_back_for_many_subjects_at_once() {
                 );
                 gpc.evidence.method = Method::GlobalPrivacyControl;
                 env.records
-                    .record_consent(&mut tx, crate::records::request(t), &gpc)
+                    .record_consent(&mut tx, &crate::records::grant(t), &gpc)
                     .await
                     .unwrap();
             }
@@ -162,7 +162,7 @@ async fn the_ledger_is_append_only_for_the_runtime_role() {
         env.records
             .record_consent(
                 &mut tx,
-                crate::records::request(t),
+                &crate::records::grant(t),
                 &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
             )
             .await
@@ -187,7 +187,7 @@ async fn the_ledger_is_append_only_for_the_runtime_role() {
         bad.purpose = None;
         let err = env
             .records
-            .record_consent(&mut tx, crate::records::request(t), &bad)
+            .record_consent(&mut tx, &crate::records::grant(t), &bad)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -224,6 +224,7 @@ mod purpose_bound {
                 )
                 .allow(role!("compliance"), [Purpose::LegalObligation])
                 .allow(role!("sign_in"), [Purpose::Authentication])
+                .allow(role!("privacy"), [Purpose::RightsFulfilment])
                 .allow_unrestricted(role!("migrator")),
         )
     }
@@ -262,7 +263,7 @@ mod purpose_bound {
                     env.records
                         .record_consent(
                             &mut tx,
-                            crate::records::request(t),
+                            &grant(t),
                             &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
                         )
                         .await
@@ -273,7 +274,7 @@ mod purpose_bound {
                     env.records
                         .record_consent(
                             &mut tx,
-                            crate::records::request(t),
+                            &grant(t),
                             &ConsentEvent::given(s, Purpose::MarketingSms, evidence()),
                         )
                         .await
@@ -283,13 +284,13 @@ mod purpose_bound {
                     let mut given = ConsentEvent::given(s, Purpose::MarketingEmail, evidence());
                     given.evidence.at -= chrono::Duration::seconds(5);
                     env.records
-                        .record_consent(&mut tx, crate::records::request(t), &given)
+                        .record_consent(&mut tx, &grant(t), &given)
                         .await
                         .unwrap();
                     env.records
                         .record_consent(
                             &mut tx,
-                            crate::records::request(t),
+                            &grant(t),
                             &ConsentEvent::about(
                                 s,
                                 EventKind::Withdrawn,
@@ -304,7 +305,7 @@ mod purpose_bound {
                     env.records
                         .record_consent(
                             &mut tx,
-                            crate::records::request(t),
+                            &grant(t),
                             &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
                         )
                         .await
@@ -312,7 +313,7 @@ mod purpose_bound {
                     env.records
                         .record_consent(
                             &mut tx,
-                            crate::records::request(t),
+                            &grant(t),
                             &ConsentEvent::restriction(s, true, evidence()),
                         )
                         .await
@@ -322,7 +323,7 @@ mod purpose_bound {
                     env.records
                         .record_consent(
                             &mut tx,
-                            crate::records::request(t),
+                            &grant(t),
                             &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
                         )
                         .await
@@ -386,7 +387,7 @@ mod purpose_bound {
             env.records
                 .record_consent(
                     &mut tx,
-                    crate::records::request(t),
+                    &grant(t),
                     &ConsentEvent::given(c.subject, Purpose::MarketingEmail, evidence()),
                 )
                 .await
@@ -412,7 +413,7 @@ mod purpose_bound {
             );
             withdrawal.evidence.at += chrono::Duration::milliseconds(5);
             env.records
-                .record_consent(&mut w, crate::records::request(t), &withdrawal)
+                .record_consent(&mut w, &crate::records::grant(t), &withdrawal)
                 .await
                 .unwrap();
             w.commit().await.unwrap();
@@ -446,7 +447,7 @@ mod purpose_bound {
             let mut placed = ConsentEvent::restriction(c.subject, true, evidence());
             placed.evidence.at += chrono::Duration::milliseconds(10);
             env.records
-                .record_consent(&mut tx, crate::records::request(t), &placed)
+                .record_consent(&mut tx, &crate::records::grant(t), &placed)
                 .await
                 .unwrap();
             let err = repo.get(&mut tx, &grant, c.id).await.unwrap_err();
@@ -526,7 +527,7 @@ mod purpose_bound {
             // compliance purpose still can.
             let placed = ConsentEvent::restriction(c.subject, true, evidence());
             env.records
-                .record_consent(&mut tx, crate::records::request(t), &placed)
+                .record_consent(&mut tx, &grant(t), &placed)
                 .await
                 .unwrap();
             let err = repo
@@ -546,6 +547,113 @@ mod purpose_bound {
                 "the deleted row's subject"
             );
             assert_eq!(repo.count(&mut tx, &legal).await.unwrap(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn searches_deletes_and_consent_changes_are_bound_to_the_grant() {
+        for env in Env::both().await {
+            let t = env.tenant().await;
+            let gate = gate();
+            let repo = env.records.repository::<Customer>();
+            let r = |role| Request::new(t, staff(role));
+            let (dispatcher, marketer, security, privacy) = (
+                r(role!("dispatcher")),
+                r(role!("marketer")),
+                r(role!("security")),
+                r(role!("privacy")),
+            );
+            let dispatch = gate.grant(&dispatcher, Purpose::Dispatch).unwrap();
+            let scheduling = gate.grant(&dispatcher, Purpose::Scheduling).unwrap();
+            let marketing = gate.grant(&marketer, Purpose::MarketingEmail).unwrap();
+            let improve = gate.grant(&security, Purpose::ImproveAggregated).unwrap();
+            let rights = gate.grant(&privacy, Purpose::RightsFulfilment).unwrap();
+            let c = customer(t, "bound@example.com", "2175550142");
+            let mut tx = env.pool.begin(t).await.unwrap();
+            repo.insert(&mut tx, &scheduling, &c).await.unwrap();
+
+            // Dispatch may not see emails, so it may not search by one either.
+            let err = repo
+                .find(
+                    &mut tx,
+                    &dispatch,
+                    Customer::EMAIL_INDEX,
+                    "bound@example.com",
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("field_not_in_purpose"),
+                "{}: {err}",
+                env.name()
+            );
+            assert_eq!(
+                repo.find(&mut tx, &dispatch, Customer::PHONE_INDEX, "2175550142")
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+            // A purpose that may not touch the fields may not delete the row.
+            let err = repo.delete(&mut tx, &improve, c.id).await.unwrap_err();
+            assert!(err.to_string().contains("field_not_in_purpose"), "{err}");
+
+            // Consent: scheduling cannot grant marketing consent, marketing can (its sign-up
+            // flow), anyone can record a withdrawal, only rights fulfilment lifts an objection.
+            let given = ConsentEvent::given(c.subject, Purpose::MarketingEmail, evidence());
+            let err = env
+                .records
+                .record_consent(&mut tx, &scheduling, &given)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Denied);
+            env.records
+                .record_consent(&mut tx, &marketing, &given)
+                .await
+                .unwrap();
+            let mut objected = ConsentEvent::about(
+                c.subject,
+                EventKind::Objected,
+                Purpose::MarketingEmail,
+                evidence(),
+            );
+            objected.evidence.at += chrono::Duration::milliseconds(5);
+            env.records
+                .record_consent(&mut tx, &scheduling, &objected)
+                .await
+                .unwrap();
+            let mut lifted = ConsentEvent::about(
+                c.subject,
+                EventKind::ObjectionWithdrawn,
+                Purpose::MarketingEmail,
+                evidence(),
+            );
+            lifted.evidence.at += chrono::Duration::milliseconds(10);
+            let err = env
+                .records
+                .record_consent(&mut tx, &marketing, &lifted)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Denied);
+            env.records
+                .record_consent(&mut tx, &rights, &lifted)
+                .await
+                .unwrap();
+            // Evidence from the future would outrank every later withdrawal: refused.
+            let mut future = ConsentEvent::given(c.subject, Purpose::MarketingEmail, evidence());
+            future.evidence.at += chrono::Duration::days(365);
+            let err = env
+                .records
+                .record_consent(&mut tx, &marketing, &future)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+
+            // An update that changes nothing still checks the row's subject.
+            let mut other = repo.get(&mut tx, &scheduling, c.id).await.unwrap();
+            other.subject = SubjectId::generate();
+            let err = repo.update(&mut tx, &scheduling, &other).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotFound, "{}", env.name());
         }
     }
 
@@ -607,7 +715,7 @@ mod purpose_bound {
             env.records
                 .record_consent(
                     &mut tx,
-                    crate::records::request(t),
+                    &grant(t),
                     &ConsentEvent::given(consenting, Purpose::TechnicianLocation, evidence()),
                 )
                 .await
@@ -712,7 +820,7 @@ mod views {
             env.records
                 .record_consent(
                     &mut tx,
-                    crate::records::request(t),
+                    &grant(t),
                     &ConsentEvent::given(yes.subject, Purpose::MarketingEmail, evidence()),
                 )
                 .await
@@ -778,7 +886,7 @@ mod views {
             env.records
                 .record_consent(
                     &mut tx,
-                    crate::records::request(t),
+                    &crate::records::grant(t),
                     &ConsentEvent::given(tech, Purpose::TechnicianLocation, evidence()),
                 )
                 .await

@@ -52,9 +52,10 @@ pub trait AuditSink: Send + Sync {
 /// A successful access's event is appended in the access's own transaction, so the two commit
 /// together or not at all. A refused or failed attempt has nothing to commit, and the caller
 /// will usually roll back (or the error already aborted the PostgreSQL transaction), which
-/// would take its event along: with [`DbLog::keeping_refusals`], those events are written in a
-/// transaction of their own instead (on PostgreSQL; SQLite has one writer, so there they stay
-/// in the access's transaction).
+/// would take its event along; and key operations (creation, rotation, erasure) commit in the
+/// key store's own transaction whatever the caller does. With [`DbLog::keeping_refusals`],
+/// those events are written in a transaction of their own instead (on PostgreSQL; SQLite has
+/// one writer, so there they stay in the access's transaction).
 #[derive(Debug, Clone, Default)]
 pub struct DbLog {
     refusals: Option<crate::TenantPool>,
@@ -66,8 +67,9 @@ impl DbLog {
         Self::default()
     }
 
-    /// As [`DbLog::new`], except that refused and failed attempts are recorded in a
-    /// transaction of their own on `pool`, so they stay recorded whatever the caller does next.
+    /// As [`DbLog::new`], except that refused and failed attempts and key operations are
+    /// recorded in a transaction of their own on `pool`, so they stay recorded whatever the
+    /// caller does next.
     /// That takes a second connection for a moment: if none frees up within the pool's acquire
     /// timeout, the event goes into the access's transaction after all (and a warning is
     /// logged).
@@ -86,8 +88,12 @@ impl AuditSink for DbLog {
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let refused = !matches!(event.outcome, plenum_audit::Outcome::Success);
+            // Key operations commit in the key store's own transaction: their events must not
+            // depend on `tx` committing either.
+            let key_operation =
+                matches!(event.action.as_str(), "erase" | "key.create" | "key.rotate");
             if let (Some(pool), true, BackendKind::Postgres) =
-                (&self.refusals, refused, tx.backend())
+                (&self.refusals, refused || key_operation, tx.backend())
             {
                 let own = async {
                     let mut own = pool.begin(event.tenant).await?;

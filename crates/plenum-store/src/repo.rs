@@ -11,7 +11,7 @@ use plenum_crypto::{BlindIndexer, Envelope, FieldKey, FieldLocator, KeyStore, Ke
 use crate::access::{Access, AccessHook, Action, Outcome};
 use crate::encrypted::KeySlot;
 use crate::error::Error;
-use crate::gate::{PurposeGrant, Request};
+use crate::gate::PurposeGrant;
 use crate::record::{
     KeyOwner, Record, RecordSpec, RowReader, RowWriter, Slot, Storage, Value, View,
 };
@@ -70,20 +70,34 @@ impl Records {
         &self.shared.keys
     }
 
-    /// Records a consent ledger event (given, withdrawn, objection, restriction, ...) for
-    /// `request`'s actor, and reports it to the access hook in the same transaction: the audit
-    /// log holds every consent change.
+    /// Records a consent ledger event (given, withdrawn, objection, restriction, ...) under
+    /// `grant`, and reports it to the access hook in the same transaction: the audit log holds
+    /// every consent change. Which grant may record what:
+    ///
+    /// - events that narrow processing (withdrawn, expired, objected, restriction placed): any
+    ///   grant of the tenant, so whoever hears "stop" can record it;
+    /// - consent given: a grant for that same purpose (the flow that collected it), or for
+    ///   `compliance.rights_fulfilment`;
+    /// - events that widen processing again (objection withdrawn, restriction lifted): a grant
+    ///   for `compliance.rights_fulfilment`;
+    /// - anything: an unrestricted grant (imports).
+    ///
+    /// Evidence dated more than five minutes ahead of this clock is refused: ledger state is
+    /// ordered by evidence time, and a future-dated consent would outrank every withdrawal.
     ///
     /// # Errors
     ///
-    /// [`Error::TenantMismatch`] if `request` is another tenant's; the errors of the ledger
-    /// and of the hook.
+    /// [`Error::Denied`] (`consent_event_needs_rights_fulfilment`); [`Error::InvalidRecord`]
+    /// for future-dated evidence or an event without its purpose; [`Error::TenantMismatch`];
+    /// the errors of the ledger and of the hook.
     pub async fn record_consent(
         &self,
         tx: &mut TenantTx,
-        request: &Request,
+        grant: &PurposeGrant<'_>,
         event: &ConsentEvent,
     ) -> Result<RecordId, Error> {
+        use plenum_consent::EventKind;
+        let request = grant.request();
         let mut access = Access {
             actor: request.actor().clone(),
             request: request.id(),
@@ -94,18 +108,41 @@ impl Records {
             subjects: vec![event.subject],
             rows: 1,
             outcome: Outcome::Success,
+            // The consent's purpose: what the log must say the change is about.
             purpose: event.purpose,
-            unrestricted: None,
+            unrestricted: grant.unrestricted_reason(),
             legal_basis: None,
             policy_version: None,
             excluded: 0,
         };
-        let result = if request.tenant() == tx.tenant() {
-            crate::consent::ConsentLedger::record(tx, event).await
-        } else {
+        let narrows = matches!(
+            event.kind,
+            EventKind::Withdrawn
+                | EventKind::Expired
+                | EventKind::Objected
+                | EventKind::RestrictionPlaced
+        );
+        let allowed = match grant.purpose() {
+            None => true,
+            Some(Purpose::RightsFulfilment) => true,
+            Some(p) => narrows || (event.kind == EventKind::Given && event.purpose == Some(p)),
+        };
+        let result = if request.tenant() != tx.tenant() {
             Err(Error::TenantMismatch {
                 record_type: "consent_events".to_owned(),
             })
+        } else if !allowed {
+            Err(Error::Denied {
+                purpose: grant.purpose().map_or("unrestricted", Purpose::key),
+                reason: "consent_event_needs_rights_fulfilment",
+            })
+        } else if event.evidence.at > chrono::Utc::now() + chrono::Duration::minutes(5) {
+            Err(Error::InvalidRecord {
+                record_type: "consent_events".to_owned(),
+                reason: "consent evidence dated in the future",
+            })
+        } else {
+            crate::consent::ConsentLedger::record(tx, event).await
         };
         match result {
             Ok(id) => {
@@ -115,9 +152,12 @@ impl Records {
             }
             Err(e) => {
                 access.rows = 0;
-                access.outcome = Outcome::Failed(e.kind());
+                access.outcome = match &e {
+                    Error::Denied { reason, .. } => Outcome::Denied(reason),
+                    other => Outcome::Failed(other.kind()),
+                };
                 if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
-                    tracing::warn!(kind = ?hook_error.kind(), "access hook failed on a failed consent write");
+                    tracing::warn!(kind = ?hook_error.kind(), "access hook failed on a refused consent write");
                 }
                 Err(e)
             }
@@ -127,9 +167,12 @@ impl Records {
     /// Erases a data subject: destroys every version of their key, so every field sealed under
     /// it (in rows, backups and replicas) becomes unreadable and the audit log's pseudonyms for
     /// them cannot be recomputed. Needs a grant for `compliance.rights_fulfilment` or an
-    /// unrestricted one. The erasure event is appended first (while the subject's pseudonym can
-    /// still be computed), then the key is destroyed; if that fails, the error is returned and
-    /// the caller's rollback removes the event.
+    /// unrestricted one.
+    ///
+    /// The key store commits on its own, so the event does not wait for `tx` either: with the
+    /// database log it is written in a transaction of its own, before the key is destroyed
+    /// (while the pseudonym can still be computed). If the destruction then fails, a `failed`
+    /// event follows it.
     ///
     /// # Errors
     ///
@@ -141,15 +184,16 @@ impl Records {
         grant: &PurposeGrant<'_>,
         subject: SubjectId,
     ) -> Result<usize, Error> {
-        self.key_operation(
-            tx,
-            grant,
-            Action::Erase,
-            Some(subject),
-            Purpose::RightsFulfilment,
-        )
-        .await?;
-        Ok(self
+        let access = self
+            .key_operation(
+                tx,
+                grant,
+                Action::Erase,
+                Some(subject),
+                Purpose::RightsFulfilment,
+            )
+            .await?;
+        let result = self
             .shared
             .keyring
             .destroy_scope(
@@ -157,7 +201,9 @@ impl Records {
                 tx.tenant(),
                 plenum_crypto::KeyScope::Subject(subject),
             )
-            .await?)
+            .await
+            .map_err(Error::from);
+        self.key_operation_failed(tx, access, result).await
     }
 
     /// Rotates a key of this tenant (its data or index key, or a subject's): a new active
@@ -177,22 +223,43 @@ impl Records {
             plenum_crypto::KeyScope::Subject(s) => Some(s),
             _ => None,
         };
-        self.key_operation(
-            tx,
-            grant,
-            Action::KeyRotate,
-            subject,
-            Purpose::SecurityProtection,
-        )
-        .await?;
-        Ok(self
+        let access = self
+            .key_operation(
+                tx,
+                grant,
+                Action::KeyRotate,
+                subject,
+                Purpose::SecurityProtection,
+            )
+            .await?;
+        let result = self
             .shared
             .keyring
             .rotate(&*self.shared.keys, tx.tenant(), scope)
-            .await?)
+            .await
+            .map_err(Error::from);
+        self.key_operation_failed(tx, access, result).await
     }
 
-    /// Checks the grant for a key operation and appends its event (refusals are recorded too).
+    /// After a key operation whose success was already recorded: if it failed after all, say so.
+    async fn key_operation_failed<T>(
+        &self,
+        tx: &mut TenantTx,
+        mut access: Access,
+        result: Result<T, Error>,
+    ) -> Result<T, Error> {
+        if let Err(e) = &result {
+            access.rows = 0;
+            access.outcome = Outcome::Failed(e.kind());
+            if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
+                tracing::warn!(kind = ?hook_error.kind(), "access hook failed on a failed key operation");
+            }
+        }
+        result
+    }
+
+    /// Checks the grant for a key operation and records it (refusals too); returns the
+    /// description recorded.
     async fn key_operation(
         &self,
         tx: &mut TenantTx,
@@ -200,12 +267,7 @@ impl Records {
         action: Action,
         subject: Option<SubjectId>,
         purpose: Purpose,
-    ) -> Result<(), Error> {
-        if grant.request().tenant() != tx.tenant() {
-            return Err(Error::TenantMismatch {
-                record_type: "keys".to_owned(),
-            });
-        }
+    ) -> Result<Access, Error> {
         let policy = grant.policy();
         let mut access = Access {
             actor: grant.request().actor().clone(),
@@ -226,22 +288,34 @@ impl Records {
             policy_version: grant.purpose().map(|_| policy.version().to_owned()),
             excluded: 0,
         };
-        if grant.purpose().is_some_and(|p| p != purpose) {
-            let reason = match action {
-                Action::Erase => "erasure_needs_rights_fulfilment",
-                _ => "key_operation_needs_security_protection",
-            };
-            access.rows = 0;
-            access.outcome = Outcome::Denied(reason);
-            if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
-                tracing::warn!(kind = ?hook_error.kind(), "access hook failed on a denied key operation");
-            }
-            return Err(Error::Denied {
+        let refusal = if grant.request().tenant() != tx.tenant() {
+            Some(Error::TenantMismatch {
+                record_type: "keys".to_owned(),
+            })
+        } else if grant.purpose().is_some_and(|p| p != purpose) {
+            Some(Error::Denied {
                 purpose: grant.purpose().map_or("unrestricted", Purpose::key),
-                reason,
-            });
+                reason: match action {
+                    Action::Erase => "erasure_needs_rights_fulfilment",
+                    _ => "key_operation_needs_security_protection",
+                },
+            })
+        } else {
+            None
+        };
+        if let Some(e) = refusal {
+            access.rows = 0;
+            access.outcome = match &e {
+                Error::Denied { reason, .. } => Outcome::Denied(reason),
+                other => Outcome::Failed(other.kind()),
+            };
+            if let Err(hook_error) = self.shared.hook.on_access(tx, &access).await {
+                tracing::warn!(kind = ?hook_error.kind(), "access hook failed on a refused key operation");
+            }
+            return Err(e);
         }
-        self.shared.hook.on_access(tx, &access).await
+        self.shared.hook.on_access(tx, &access).await?;
+        Ok(access)
     }
 }
 
@@ -666,11 +740,29 @@ impl<R: Record> Repository<R> {
         value: &str,
     ) -> Result<Vec<R>, Error> {
         let mut access = self.describe(grant, Action::Search);
-        let result = match self.find_candidates(tx.tenant(), field, value).await {
-            Ok(read) => self
-                .read(tx, grant, read, None, &mut access)
-                .await
-                .map(|page| page.items),
+        let searchable = self.check_grant(tx, grant).and_then(|()| {
+            // Searching by a field is reading it (a match answers "is this their email?").
+            let category = self
+                .spec()
+                .fields()
+                .get(field.position())
+                .map(|f| &f.category)
+                .ok_or(Error::Config("blind index field out of range"))?;
+            match grant.purpose() {
+                Some(p) if !grant.policy().allows_category(p, category) => {
+                    Err(self.denied(grant, "field_not_in_purpose"))
+                }
+                _ => Ok(()),
+            }
+        });
+        let result = match searchable {
+            Ok(()) => match self.find_candidates(tx.tenant(), field, value).await {
+                Ok(read) => self
+                    .read(tx, grant, read, None, &mut access)
+                    .await
+                    .map(|page| page.items),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         self.report(tx, access, result, |v| v.len() as u64).await
@@ -879,8 +971,9 @@ impl<R: Record> Repository<R> {
         Ok(changed)
     }
 
-    /// Deletes one record. Under a purpose, its subject must be one the purpose may process
-    /// (erasure for a restricted subject goes through a compliance purpose).
+    /// Deletes one record. Under a purpose, the purpose must be one that may touch every field
+    /// of the record, and its subject one the purpose may process (erasure for a restricted
+    /// subject goes through a compliance purpose).
     ///
     /// # Errors
     ///
@@ -895,11 +988,8 @@ impl<R: Record> Repository<R> {
         let mut access = self.describe(grant, Action::Delete);
         access.records = vec![id];
         access.fields = self.all_fields();
-        let result = self.delete_inner(tx, grant, id).await;
-        if let Ok(subject) = &result {
-            access.subjects = subjects_of(*subject);
-        }
-        self.report(tx, access, result.map(|_| ()), |_| 1).await
+        let result = self.delete_inner(tx, grant, id, &mut access).await;
+        self.report(tx, access, result, |_| 1).await
     }
 
     async fn delete_inner(
@@ -907,8 +997,11 @@ impl<R: Record> Repository<R> {
         tx: &mut TenantTx,
         grant: &PurposeGrant<'_>,
         id: RecordId,
-    ) -> Result<Option<SubjectId>, Error> {
+        access: &mut Access,
+    ) -> Result<(), Error> {
         self.check_grant(tx, grant)?;
+        // Deleting a row takes every field of it: the purpose must be one that may touch them.
+        self.check_writable(grant, self.spec().fields().iter())?;
         let tenant = tx.tenant();
         let s = self.sql.for_dialect(Dialect::of(tx));
         let key = [
@@ -935,10 +1028,12 @@ impl<R: Record> Repository<R> {
                 }
                 _ => return Err(self.decode_error("subject_id")),
             }
-            let subjects = subjects_of(subject);
-            if let Some(reason) = self.decide(tx, grant, &subjects).await?.denial(subject) {
-                return Err(self.denied(grant, reason));
-            }
+            // Named in the event whether or not the delete is allowed.
+            access.subjects = subjects_of(subject);
+        }
+        let subjects = subjects_of(subject);
+        if let Some(reason) = self.decide(tx, grant, &subjects).await?.denial(subject) {
+            return Err(self.denied(grant, reason));
         }
         let affected = sql::execute(Conn::of(tx)?, &s.delete, &key)
             .await
@@ -946,7 +1041,7 @@ impl<R: Record> Repository<R> {
         if affected == 0 {
             return Err(self.not_found());
         }
-        Ok(subject)
+        Ok(())
     }
 
     // --- purposes --------------------------------------------------------------------------
@@ -1079,29 +1174,37 @@ impl<R: Record> Repository<R> {
         let tenant = tx.tenant();
         // A view drops the fields it does not hold, so only its own fields need be visible.
         let in_view = |name: &str| view_fields.is_none_or(|fields| fields.contains(&name));
-        let visible: Vec<bool> = spec
+        let allowed: Vec<bool> = spec
             .fields()
             .iter()
             .map(|f| {
-                in_view(f.name.as_str())
-                    && grant
-                        .purpose()
-                        .is_none_or(|p| grant.policy().allows_category(p, &f.category))
+                grant
+                    .purpose()
+                    .is_none_or(|p| grant.policy().allows_category(p, &f.category))
             })
             .collect();
+        // Plain columns are loaded into the record whatever the view keeps (a `View` only
+        // chooses what to hand on), so every one of them must be visible to the purpose.
         if spec
             .fields()
             .iter()
-            .zip(&visible)
-            .any(|(f, v)| !v && !f.is_encrypted() && in_view(f.name.as_str()))
+            .zip(&allowed)
+            .any(|(f, a)| !a && !f.is_encrypted())
         {
             return Err(self.denied(grant, "plain_field_not_visible"));
         }
+        // Encrypted fields are kept only when the purpose may see them and the view holds them.
+        let visible: Vec<bool> = spec
+            .fields()
+            .iter()
+            .zip(&allowed)
+            .map(|(f, a)| *a && in_view(f.name.as_str()))
+            .collect();
         access.fields = spec
             .fields()
             .iter()
             .zip(&visible)
-            .filter(|(_, v)| **v)
+            .filter(|(f, v)| **v || !f.is_encrypted())
             .map(|(f, _)| (f.name.clone(), f.category.clone()))
             .collect();
         let limit = match read {
