@@ -32,6 +32,8 @@
 //! 2. On deploy, as the migrator: [`postgres::migrate`] with the service's [`TableSpec`]s.
 //! 3. At boot, as the runtime role: [`TenantPool::connect_postgres_verified`].
 //! 4. Per request or job: [`TenantPool::begin`] with the tenant, work, [`TenantTx::commit`].
+//! 5. Audit: build [`Records`] with an [`Auditor`], and call [`AuditLog::checkpoint_all`] on a
+//!    timer for every tenant and [`PLATFORM_LOG`], with a signing key kept outside the database.
 //!
 //! # Records and repositories
 //!
@@ -62,6 +64,15 @@
 //!
 //! Sealing and opening happen here, where tenant, record type, field, subject and record id are
 //! known; an [`Encrypted`] field has no sqlx `Encode` or `Decode` of its own.
+//!
+//! # Audit
+//!
+//! [`Auditor`] is the access hook that turns every operation (and every consent change, key
+//! operation and refusal) into a value-free `plenum_audit::Event` in the tenant's
+//! tamper-evident log: appended in the access's transaction (refusals and key operations in one
+//! of their own), numbered by [`AuditLog::sequence`], signed by [`AuditLog::checkpoint`],
+//! exported by [`AuditLog::export`] for `plenum_audit::verify`. The format is
+//! `docs/audit-format.md`.
 //!
 //! # Keys
 //!
