@@ -156,6 +156,7 @@ impl ScopeKeys {
             VersionEntry {
                 state: key.state,
                 material,
+                pseudonym: std::sync::OnceLock::new(),
             },
         );
     }
@@ -165,6 +166,9 @@ struct VersionEntry {
     state: KeyState,
     /// `None` once destroyed.
     material: Option<KeyMaterial>,
+    /// The subject's audit pseudonym under this version, derived on first use. It lives and
+    /// dies with the cached scope, so destroying the key (which invalidates the scope) drops it.
+    pseudonym: std::sync::OnceLock<[u8; 16]>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1085,11 +1089,21 @@ impl Keyring {
     }
 }
 
+/// The pseudonym under `key`, derived once per cached scope version (every audited access
+/// names its subjects, so this is on the hot path).
 fn pseudonym(keys: &ScopeKeys, key: KeyRef) -> Result<[u8; 16], Error> {
     use secrecy::ExposeSecret as _;
-    let derived = derive(usable_material(keys, &key)?, &pseudonym_info(&key))?;
+    let material = usable_material(keys, &key)?;
+    let cached = keys.versions.get(&key.version).map(|e| &e.pseudonym);
+    if let Some(p) = cached.and_then(std::sync::OnceLock::get) {
+        return Ok(*p);
+    }
+    let derived = derive(material, &pseudonym_info(&key))?;
     let mut out = [0u8; 16];
     out.copy_from_slice(&derived.expose_secret()[..16]);
+    if let Some(cell) = cached {
+        let _ = cell.set(out);
+    }
     Ok(out)
 }
 

@@ -21,6 +21,9 @@ use plenum_crypto::{BoxFuture, KeyStore, Keyring};
 
 use crate::access::{Access, AccessHook, Outcome};
 use crate::error::Error;
+use crate::record::Value;
+use crate::sql::{self, Conn, Dialect};
+use crate::table::SqlType;
 use crate::tx::{BackendKind, TenantTx};
 
 /// The log admin transactions are recorded in: a reserved tenant id that holds no data, is
@@ -359,40 +362,6 @@ struct Stored {
     frontier: Frontier,
 }
 
-/// The PostgreSQL append, shared with the admin transaction (which has no `TenantTx`).
-#[cfg(feature = "postgres")]
-async fn append_pg(
-    conn: &mut sqlx::PgConnection,
-    event: &Event,
-    leaf: &[u8],
-    body: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO plenum.audit_log (tenant_id, event_id, at, leaf_hash, body) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(event.tenant.as_uuid())
-    .bind(event.id)
-    .bind(event.at)
-    .bind(leaf)
-    .bind(body)
-    .execute(conn)
-    .await
-    .map(|_| ())
-}
-
-/// Appends `event` to the platform log on an admin connection.
-#[cfg(feature = "postgres")]
-pub(crate) async fn append_platform(
-    conn: &mut sqlx::PgConnection,
-    event: &Event,
-) -> Result<(), sqlx::Error> {
-    let body = event
-        .canonical()
-        .map_err(|_| sqlx::Error::Protocol("audit event is not canonical".into()))?;
-    append_pg(conn, event, &leaf_hash(body.as_bytes()), &body).await
-}
-
 fn db(e: sqlx::Error) -> Error {
     Error::AuditLog(e)
 }
@@ -405,6 +374,60 @@ fn to_u64(n: i64) -> Result<u64, Error> {
     u64::try_from(n).map_err(|_| Error::Audit("negative size in the database"))
 }
 
+fn tenant_bind(tenant: TenantId) -> (SqlType, Value) {
+    (SqlType::Uuid, Value::Uuid(*tenant.as_uuid()))
+}
+
+fn bigint(n: u64) -> Result<(SqlType, Value), Error> {
+    Ok((SqlType::BigInt, Value::BigInt(to_i64(n)?)))
+}
+
+fn unexpected_row() -> Error {
+    Error::Audit("an audit table returned an unexpected row")
+}
+
+fn hash_of(bytes: Vec<u8>) -> Result<Hash, Error> {
+    bytes
+        .try_into()
+        .map_err(|_| Error::Audit("a stored leaf hash is not 32 bytes"))
+}
+
+/// Appends one event on `conn`: the access's transaction, or an admin transaction (which has no
+/// `TenantTx`).
+async fn insert_event(conn: Conn<'_>, d: Dialect, event: &Event) -> Result<(), Error> {
+    let body = event
+        .canonical()
+        .map_err(|_| Error::Audit("event is not canonical"))?;
+    let leaf = leaf_hash(body.as_bytes()).to_vec();
+    let statement = format!(
+        "INSERT INTO {} (tenant_id, event_id, at, leaf_hash, body) VALUES ({}, {}, {}, {}, {})",
+        d.library("audit_log"),
+        d.p(1),
+        d.p(2),
+        d.p(3),
+        d.p(4),
+        d.p(5)
+    );
+    let binds = [
+        tenant_bind(event.tenant),
+        (SqlType::Uuid, Value::Uuid(event.id)),
+        (SqlType::Timestamp, Value::Timestamp(event.at)),
+        (SqlType::Bytes, Value::Bytes(leaf)),
+        (SqlType::Text, Value::Text(body)),
+    ];
+    sql::execute(conn, &statement, &binds).await.map_err(db)?;
+    Ok(())
+}
+
+/// Appends `event` to the platform log on an admin connection.
+#[cfg(feature = "postgres")]
+pub(crate) async fn append_platform(
+    conn: &mut sqlx::PgConnection,
+    event: &Event,
+) -> Result<(), Error> {
+    insert_event(Conn::Pg(conn), Dialect::Postgres, event).await
+}
+
 impl AuditLog {
     /// Appends `event` to its tenant's log in `tx`: one insert, no lock and no counter, so
     /// concurrent accesses of one tenant do not wait for each other. The event gets its
@@ -415,43 +438,13 @@ impl AuditLog {
     ///
     /// [`Error::TenantMismatch`]; [`Error::AuditLog`] when the database refuses.
     pub async fn append(tx: &mut TenantTx, event: &Event) -> Result<(), Error> {
-        let tenant = tx.tenant();
-        if event.tenant != tenant {
+        if event.tenant != tx.tenant() {
             return Err(Error::TenantMismatch {
                 record_type: "audit_log".to_owned(),
             });
         }
-        let body = event
-            .canonical()
-            .map_err(|_| Error::Audit("event is not canonical"))?;
-        let leaf = leaf_hash(body.as_bytes()).to_vec();
-        let t = *tenant.as_uuid();
-        match tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => {
-                append_pg(tx.postgres_internal()?, event, &leaf, &body)
-                    .await
-                    .map_err(db)?;
-            }
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => {
-                sqlx::query(
-                    "INSERT INTO plenum_audit_log (tenant_id, event_id, at, leaf_hash, body) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .bind(t)
-                .bind(event.id)
-                .bind(event.at)
-                .bind(&leaf)
-                .bind(&body)
-                .execute(tx.sqlite_internal()?)
-                .await
-                .map_err(db)?;
-            }
-            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
-            _ => return Err(Error::Config("backend not compiled in")),
-        }
-        Ok(())
+        let d = Dialect::of(tx);
+        insert_event(Conn::of(tx)?, d, event).await
     }
 
     /// Numbers the tenant's committed, not yet numbered events, in append order, continuing
@@ -465,75 +458,48 @@ impl AuditLog {
     /// [`Error::AuditLog`].
     pub async fn sequence(tx: &mut TenantTx) -> Result<u64, Error> {
         let size = Self::lock_head(tx).await?;
-        let t = *tx.tenant().as_uuid();
-        let numbered = match tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => {
-                let conn = tx.postgres_internal()?;
-                let n = sqlx::query(
-                    "WITH pending AS (SELECT entry, row_number() OVER (ORDER BY entry) - 1 AS i \
-                     FROM plenum.audit_log WHERE tenant_id = $1 AND seq IS NULL) \
-                     UPDATE plenum.audit_log l SET seq = $2 + pending.i FROM pending \
-                     WHERE l.tenant_id = $1 AND l.entry = pending.entry",
-                )
-                .bind(t)
-                .bind(to_i64(size)?)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?
-                .rows_affected();
-                if n > 0 {
-                    sqlx::query(
-                        "UPDATE plenum.audit_heads SET size = size + $2 WHERE tenant_id = $1",
-                    )
-                    .bind(t)
-                    .bind(to_i64(n)?)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
-                }
-                n
-            }
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => {
-                // Rows this statement already numbered have seq >= size: counting them with the
-                // pending ones keeps the numbering right whether or not SQLite shows a row's own
-                // statement's earlier updates.
-                let conn = tx.sqlite_internal()?;
-                let n = sqlx::query(
-                    "UPDATE plenum_audit_log SET seq = ?2 + (SELECT count(*) FROM plenum_audit_log p \
-                     WHERE p.tenant_id = ?1 AND (p.seq IS NULL OR p.seq >= ?2) \
-                     AND p.rowid < plenum_audit_log.rowid) \
-                     WHERE tenant_id = ?1 AND seq IS NULL",
-                )
-                .bind(t)
-                .bind(to_i64(size)?)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?
-                .rows_affected();
-                if n > 0 {
-                    sqlx::query(
-                        "UPDATE plenum_audit_heads SET size = size + ?2 WHERE tenant_id = ?1",
-                    )
-                    .bind(t)
-                    .bind(to_i64(n)?)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
-                }
-                n
-            }
-            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
-            _ => return Err(Error::Config("backend not compiled in")),
+        let d = Dialect::of(tx);
+        let log = d.library("audit_log");
+        let number = match d {
+            Dialect::Postgres => format!(
+                "WITH pending AS (SELECT entry, row_number() OVER (ORDER BY entry) - 1 AS i \
+                 FROM {log} WHERE tenant_id = $1 AND seq IS NULL) \
+                 UPDATE {log} l SET seq = $2 + pending.i FROM pending \
+                 WHERE l.tenant_id = $1 AND l.entry = pending.entry"
+            ),
+            // Rows this statement already numbered have seq >= size: counting them with the
+            // pending ones keeps the numbering right whether or not SQLite shows a row the
+            // statement's own earlier updates.
+            Dialect::Sqlite => format!(
+                "UPDATE {log} SET seq = ?2 + (SELECT count(*) FROM {log} p \
+                 WHERE p.tenant_id = ?1 AND (p.seq IS NULL OR p.seq >= ?2) \
+                 AND p.rowid < {log}.rowid) \
+                 WHERE tenant_id = ?1 AND seq IS NULL"
+            ),
         };
+        let tenant = tenant_bind(tx.tenant());
+        let numbered = sql::execute(Conn::of(tx)?, &number, &[tenant.clone(), bigint(size)?])
+            .await
+            .map_err(db)?;
+        if numbered > 0 {
+            let grow = format!(
+                "UPDATE {} SET size = size + {} WHERE tenant_id = {}",
+                d.library("audit_heads"),
+                d.p(2),
+                d.p(1)
+            );
+            sql::execute(Conn::of(tx)?, &grow, &[tenant, bigint(numbered)?])
+                .await
+                .map_err(db)?;
+        }
         Ok(numbered)
     }
 
-    /// Numbers the pending events ([`AuditLog::sequence`]) and issues a signed checkpoint of the
-    /// tenant's log, also when nothing was appended since the last one (a fresh time on the same root shows the logger is alive, so
-    /// a silenced logger or a cut tail shows as a stale or contradicted checkpoint). Continues
-    /// from the previous checkpoint's frontier, reading only the entries since.
+    /// Numbers the pending events ([`AuditLog::sequence`]) and issues a signed checkpoint of
+    /// the tenant's log, also when nothing was appended since the last one (a fresh time on
+    /// the same root shows the logger is alive, so a silenced logger or a cut tail shows as a
+    /// stale or contradicted checkpoint). Continues from the previous checkpoint's frontier,
+    /// reading only the entries since.
     ///
     /// Commit `tx` to publish it. Holds the tenant's head for the duration, so no two
     /// sequencers or checkpoints of a tenant interleave.
@@ -552,8 +518,7 @@ impl AuditLog {
             Some(s) => (s.frontier, s.time),
             None => (Frontier::new(), i64::MIN),
         };
-        let leaves = Self::leaves(tx, frontier.size(), size).await?;
-        for leaf in leaves {
+        for leaf in Self::leaves(tx, frontier.size(), size).await? {
             frontier.push(leaf);
         }
         if frontier.size() != size {
@@ -570,41 +535,26 @@ impl AuditLog {
         let peaks: Vec<u8> = frontier.peaks().iter().flatten().copied().collect();
         let issued_at =
             DateTime::from_timestamp(checkpoint.time, now.timestamp_subsec_nanos()).unwrap_or(now);
-        let (t, n) = (*tenant.as_uuid(), to_i64(size)?);
-        match tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => {
-                sqlx::query(
-                    "INSERT INTO plenum.audit_checkpoints (tenant_id, size, issued_at, note, frontier) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(t)
-                .bind(n)
-                .bind(issued_at)
-                .bind(&note)
-                .bind(&peaks)
-                .execute(tx.postgres_internal()?)
-                .await
-                .map_err(db)?;
-            }
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => {
-                sqlx::query(
-                    "INSERT INTO plenum_audit_checkpoints (tenant_id, size, issued_at, note, frontier) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .bind(t)
-                .bind(n)
-                .bind(issued_at)
-                .bind(&note)
-                .bind(&peaks)
-                .execute(tx.sqlite_internal()?)
-                .await
-                .map_err(db)?;
-            }
-            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
-            _ => return Err(Error::Config("backend not compiled in")),
-        }
+        let d = Dialect::of(tx);
+        let insert = format!(
+            "INSERT INTO {} (tenant_id, size, issued_at, note, frontier) VALUES ({}, {}, {}, {}, {})",
+            d.library("audit_checkpoints"),
+            d.p(1),
+            d.p(2),
+            d.p(3),
+            d.p(4),
+            d.p(5)
+        );
+        let binds = [
+            tenant_bind(tenant),
+            bigint(size)?,
+            (SqlType::Timestamp, Value::Timestamp(issued_at)),
+            (SqlType::Text, Value::Text(note)),
+            (SqlType::Bytes, Value::Bytes(peaks)),
+        ];
+        sql::execute(Conn::of(tx)?, &insert, &binds)
+            .await
+            .map_err(db)?;
         Ok(checkpoint)
     }
 
@@ -652,48 +602,32 @@ impl AuditLog {
 
     /// The committed size of the tenant's log, with its head locked until `tx` ends.
     async fn lock_head(tx: &mut TenantTx) -> Result<u64, Error> {
-        let t = *tx.tenant().as_uuid();
-        let size: Option<i64> = match tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => {
-                let conn = tx.postgres_internal()?;
-                sqlx::query(
-                    "INSERT INTO plenum.audit_heads (tenant_id, size) VALUES ($1, 0) \
-                     ON CONFLICT (tenant_id) DO NOTHING",
-                )
-                .bind(t)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-                sqlx::query_scalar(
-                    "SELECT size FROM plenum.audit_heads WHERE tenant_id = $1 FOR UPDATE",
-                )
-                .bind(t)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db)?
-            }
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => {
-                let conn = tx.sqlite_internal()?;
-                sqlx::query(
-                    "INSERT INTO plenum_audit_heads (tenant_id, size) VALUES (?1, 0) \
-                     ON CONFLICT (tenant_id) DO NOTHING",
-                )
-                .bind(t)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-                sqlx::query_scalar("SELECT size FROM plenum_audit_heads WHERE tenant_id = ?1")
-                    .bind(t)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db)?
-            }
-            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
-            _ => return Err(Error::Config("backend not compiled in")),
+        let d = Dialect::of(tx);
+        let heads = d.library("audit_heads");
+        let tenant = [tenant_bind(tx.tenant())];
+        let create = format!(
+            "INSERT INTO {heads} (tenant_id, size) VALUES ({}, 0) ON CONFLICT (tenant_id) DO NOTHING",
+            d.p(1)
+        );
+        sql::execute(Conn::of(tx)?, &create, &tenant)
+            .await
+            .map_err(db)?;
+        // SQLite has one writer: the transaction's write lock already orders sequencers.
+        let lock = match d {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
         };
-        to_u64(size.unwrap_or(0))
+        let select = format!(
+            "SELECT size FROM {heads} WHERE tenant_id = {}{lock}",
+            d.p(1)
+        );
+        let rows = sql::fetch(Conn::of(tx)?, &select, &tenant, &[SqlType::BigInt])
+            .await
+            .map_err(db)?;
+        match rows.first().map(Vec::as_slice) {
+            Some([Value::BigInt(size)]) => to_u64(*size),
+            _ => Err(unexpected_row()),
+        }
     }
 
     /// The newest stored checkpoint this signer signed, whose stored frontier gives its signed
@@ -707,34 +641,30 @@ impl AuditLog {
         head: u64,
     ) -> Result<Option<Stored>, Error> {
         let tenant = tx.tenant();
-        let t = *tenant.as_uuid();
-        let rows: Vec<(i64, String, Vec<u8>)> = match tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => sqlx::query_as(
-                "SELECT size, note, frontier FROM plenum.audit_checkpoints \
-                 WHERE tenant_id = $1 ORDER BY size DESC, issued_at DESC LIMIT 16",
-            )
-            .bind(t)
-            .fetch_all(tx.postgres_internal()?)
-            .await
-            .map_err(db)?,
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => sqlx::query_as(
-                "SELECT size, note, frontier FROM plenum_audit_checkpoints \
-                 WHERE tenant_id = ?1 ORDER BY size DESC, issued_at DESC LIMIT 16",
-            )
-            .bind(t)
-            .fetch_all(tx.sqlite_internal()?)
-            .await
-            .map_err(db)?,
-            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
-            _ => return Err(Error::Config("backend not compiled in")),
-        };
+        let d = Dialect::of(tx);
+        let select = format!(
+            "SELECT size, note, frontier FROM {} WHERE tenant_id = {} \
+             ORDER BY size DESC, issued_at DESC LIMIT 16",
+            d.library("audit_checkpoints"),
+            d.p(1)
+        );
+        let rows = sql::fetch(
+            Conn::of(tx)?,
+            &select,
+            &[tenant_bind(tenant)],
+            &[SqlType::BigInt, SqlType::Text, SqlType::Bytes],
+        )
+        .await
+        .map_err(db)?;
         let trusted = [signer.verifier()];
-        for (size, note, bytes) in rows {
-            let stored = plenum_audit::checkpoint::open(&note, &trusted)
+        for row in rows {
+            let [Value::BigInt(size), Value::Text(note), Value::Bytes(bytes)] = row.as_slice()
+            else {
+                return Err(unexpected_row());
+            };
+            let stored = plenum_audit::checkpoint::open(note, &trusted)
                 .ok()
-                .filter(|c| c.tenant == tenant && i64::try_from(c.size).ok() == Some(size))
+                .filter(|c| c.tenant == tenant && i64::try_from(c.size).ok() == Some(*size))
                 .filter(|c| c.size <= head && bytes.len() % 32 == 0)
                 .and_then(|c| {
                     let peaks: Vec<Hash> = bytes
@@ -762,120 +692,100 @@ impl AuditLog {
         Ok(None)
     }
 
+    /// The leaf hashes of entries `from..to`, checked to be gapless.
     async fn leaves(tx: &mut TenantTx, from: u64, to: u64) -> Result<Vec<Hash>, Error> {
-        let (t, from, to) = (*tx.tenant().as_uuid(), to_i64(from)?, to_i64(to)?);
-        let rows: Vec<(i64, Vec<u8>)> = match tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => sqlx::query_as(
-                "SELECT seq, leaf_hash FROM plenum.audit_log \
-                 WHERE tenant_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
-            )
-            .bind(t)
-            .bind(from)
-            .bind(to)
-            .fetch_all(tx.postgres_internal()?)
-            .await
-            .map_err(db)?,
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => sqlx::query_as(
-                "SELECT seq, leaf_hash FROM plenum_audit_log \
-                 WHERE tenant_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
-            )
-            .bind(t)
-            .bind(from)
-            .bind(to)
-            .fetch_all(tx.sqlite_internal()?)
-            .await
-            .map_err(db)?,
-            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
-            _ => return Err(Error::Config("backend not compiled in")),
-        };
+        let d = Dialect::of(tx);
+        let select = format!(
+            "SELECT seq, leaf_hash FROM {} WHERE tenant_id = {} AND seq >= {} AND seq < {} \
+             ORDER BY seq",
+            d.library("audit_log"),
+            d.p(1),
+            d.p(2),
+            d.p(3)
+        );
+        let binds = [tenant_bind(tx.tenant()), bigint(from)?, bigint(to)?];
+        let rows = sql::fetch(
+            Conn::of(tx)?,
+            &select,
+            &binds,
+            &[SqlType::BigInt, SqlType::Bytes],
+        )
+        .await
+        .map_err(db)?;
         let mut out = Vec::with_capacity(rows.len());
-        for (i, (seq, hash)) in rows.into_iter().enumerate() {
-            if seq != from + i64::try_from(i).unwrap_or(i64::MAX) {
-                return Err(Error::Audit("the log has a gap below its head"));
+        for (expected, row) in (from..).zip(rows) {
+            match <[Value; 2]>::try_from(row) {
+                Ok([Value::BigInt(seq), Value::Bytes(hash)]) if to_u64(seq)? == expected => {
+                    out.push(hash_of(hash)?);
+                }
+                Ok([Value::BigInt(_), _]) => {
+                    return Err(Error::Audit("the log has a gap below its head"));
+                }
+                _ => return Err(unexpected_row()),
             }
-            out.push(
-                hash.try_into()
-                    .map_err(|_| Error::Audit("a stored leaf hash is not 32 bytes"))?,
-            );
         }
         Ok(out)
     }
 
     /// The tenant's numbered log as the verifier reads it (run [`AuditLog::sequence`] first to
     /// include the latest events): entries in sequence order and signed checkpoints in issue
-    /// order ([`plenum_audit::verify::verify_log`], the `plenum-audit`
-    /// binary, `tests/audit_interop.py`).
+    /// order ([`plenum_audit::verify::verify_log`], the `plenum-audit` binary,
+    /// `tests/audit_interop.py`).
     ///
     /// # Errors
     ///
     /// [`Error::AuditLog`].
     pub async fn export(tx: &mut TenantTx) -> Result<Export, Error> {
         let tenant = tx.tenant();
-        let t = *tenant.as_uuid();
-        type EntryRow = (i64, Vec<u8>, Option<String>);
-        let (entries, notes): (Vec<EntryRow>, Vec<String>) = match tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => {
-                let conn = tx.postgres_internal()?;
-                let entries = sqlx::query_as(
-                    "SELECT seq, leaf_hash, body FROM plenum.audit_log WHERE tenant_id = $1 \
-                     AND seq IS NOT NULL ORDER BY seq",
-                )
-                .bind(t)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(db)?;
-                let notes = sqlx::query_scalar(
-                    "SELECT note FROM plenum.audit_checkpoints WHERE tenant_id = $1 \
-                     ORDER BY size, issued_at",
-                )
-                .bind(t)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(db)?;
-                (entries, notes)
-            }
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => {
-                let conn = tx.sqlite_internal()?;
-                let entries = sqlx::query_as(
-                    "SELECT seq, leaf_hash, body FROM plenum_audit_log WHERE tenant_id = ?1 \
-                     AND seq IS NOT NULL ORDER BY seq",
-                )
-                .bind(t)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(db)?;
-                let notes = sqlx::query_scalar(
-                    "SELECT note FROM plenum_audit_checkpoints WHERE tenant_id = ?1 \
-                     ORDER BY size, issued_at",
-                )
-                .bind(t)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(db)?;
-                (entries, notes)
-            }
-            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
-            _ => return Err(Error::Config("backend not compiled in")),
-        };
-        let entries = entries
+        let d = Dialect::of(tx);
+        let binds = [tenant_bind(tenant)];
+        let entries = format!(
+            "SELECT seq, leaf_hash, body FROM {} WHERE tenant_id = {} AND seq IS NOT NULL \
+             ORDER BY seq",
+            d.library("audit_log"),
+            d.p(1)
+        );
+        let rows = sql::fetch(
+            Conn::of(tx)?,
+            &entries,
+            &binds,
+            &[SqlType::BigInt, SqlType::Bytes, SqlType::Text],
+        )
+        .await
+        .map_err(db)?;
+        let entries = rows
             .into_iter()
-            .map(|(seq, hash, body)| {
-                Ok(Entry {
+            .map(|row| match <[Value; 3]>::try_from(row) {
+                Ok([Value::BigInt(seq), Value::Bytes(hash), body]) => Ok(Entry {
                     seq: to_u64(seq)?,
                     leaf_hash: hash.iter().map(|b| format!("{b:02x}")).collect(),
-                    body,
-                })
+                    body: match body {
+                        Value::Text(body) => Some(body),
+                        _ => None,
+                    },
+                }),
+                _ => Err(unexpected_row()),
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let notes = format!(
+            "SELECT note FROM {} WHERE tenant_id = {} ORDER BY size, issued_at",
+            d.library("audit_checkpoints"),
+            d.p(1)
+        );
+        let checkpoints = sql::fetch(Conn::of(tx)?, &notes, &binds, &[SqlType::Text])
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|row| match <[Value; 1]>::try_from(row) {
+                Ok([Value::Text(note)]) => Ok(note),
+                _ => Err(unexpected_row()),
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(Export {
             format: EXPORT_FORMAT.to_owned(),
             tenant,
             entries,
-            checkpoints: notes,
+            checkpoints,
         })
     }
 
@@ -888,34 +798,26 @@ impl AuditLog {
     ///
     /// [`Error::AuditLog`] (permission denied for a body younger than two years).
     pub async fn expire_bodies(tx: &mut TenantTx, before: DateTime<Utc>) -> Result<u64, Error> {
-        let t = *tx.tenant().as_uuid();
-        let done = match tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => sqlx::query(
-                "UPDATE plenum.audit_log SET body = NULL \
-                 WHERE tenant_id = $1 AND recorded_at < $2 AND body IS NOT NULL",
-            )
-            .bind(t)
-            .bind(before)
-            .execute(tx.postgres_internal()?)
-            .await
-            .map_err(db)?
-            .rows_affected(),
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => sqlx::query(
-                "UPDATE plenum_audit_log SET body = NULL \
-                 WHERE tenant_id = ?1 AND recorded_at < ?2 AND body IS NOT NULL",
-            )
-            .bind(t)
-            .bind(before.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-            .execute(tx.sqlite_internal()?)
-            .await
-            .map_err(db)?
-            .rows_affected(),
-            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
-            _ => return Err(Error::Config("backend not compiled in")),
+        let d = Dialect::of(tx);
+        let update = format!(
+            "UPDATE {} SET body = NULL WHERE tenant_id = {} AND recorded_at < {} \
+             AND body IS NOT NULL",
+            d.library("audit_log"),
+            d.p(1),
+            d.p(2)
+        );
+        let before = match d {
+            Dialect::Postgres => (SqlType::Timestamp, Value::Timestamp(before)),
+            // SQLite compares text: the same spelling as the column's default.
+            Dialect::Sqlite => (
+                SqlType::Text,
+                Value::Text(before.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+            ),
         };
-        Ok(done)
+        let binds = [tenant_bind(tx.tenant()), before];
+        sql::execute(Conn::of(tx)?, &update, &binds)
+            .await
+            .map_err(db)
     }
 
     /// "Who accessed my data": the events naming `subject` among their subjects (under any of
@@ -954,31 +856,32 @@ impl AuditLog {
             .iter()
             .map(|r| r.iter().map(|b| format!("{b:02x}")).collect())
             .collect();
-        let t = *tenant.as_uuid();
-        let rows: Vec<(Option<i64>, String)> = match tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => sqlx::query_as(
-                "SELECT seq, body FROM plenum.audit_log WHERE tenant_id = $1 \
-                 AND body IS NOT NULL ORDER BY entry",
-            )
-            .bind(t)
-            .fetch_all(tx.postgres_internal()?)
-            .await
-            .map_err(db)?,
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => sqlx::query_as(
-                "SELECT seq, body FROM plenum_audit_log WHERE tenant_id = ?1 \
-                 AND body IS NOT NULL ORDER BY rowid",
-            )
-            .bind(t)
-            .fetch_all(tx.sqlite_internal()?)
-            .await
-            .map_err(db)?,
-            #[allow(unreachable_patterns, reason = "with both backends compiled in")]
-            _ => return Err(Error::Config("backend not compiled in")),
+        let d = Dialect::of(tx);
+        // Append order: `entry` on PostgreSQL, the rowid on SQLite.
+        let order = match d {
+            Dialect::Postgres => "entry",
+            Dialect::Sqlite => "rowid",
         };
+        let select = format!(
+            "SELECT seq, body FROM {} WHERE tenant_id = {} AND body IS NOT NULL ORDER BY {order}",
+            d.library("audit_log"),
+            d.p(1)
+        );
+        let rows = sql::fetch(
+            Conn::of(tx)?,
+            &select,
+            &[tenant_bind(tenant)],
+            &[SqlType::BigInt, SqlType::Text],
+        )
+        .await
+        .map_err(db)?;
         let mut out = Vec::new();
-        for (seq, body) in rows {
+        for row in rows {
+            let (seq, body) = match <[Value; 2]>::try_from(row) {
+                Ok([Value::BigInt(seq), Value::Text(body)]) => (Some(seq), body),
+                Ok([Value::Null, Value::Text(body)]) => (None, body),
+                _ => return Err(unexpected_row()),
+            };
             let event: serde_json::Value = serde_json::from_str(&body)
                 .map_err(|_| Error::Audit("a stored event body is not JSON"))?;
             let names_subject = event["subjects"]["refs"].as_array().is_some_and(|refs| {

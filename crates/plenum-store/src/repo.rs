@@ -98,23 +98,18 @@ impl Records {
     ) -> Result<RecordId, Error> {
         use plenum_consent::EventKind;
         let request = grant.request();
-        let mut access = Access {
-            actor: request.actor().clone(),
-            request: request.id(),
-            action: Action::Consent(event.kind),
-            record_type: plenum_core::record_type!("consent_events"),
-            records: Vec::new(),
-            fields: Vec::new(),
-            subjects: vec![event.subject],
-            rows: 1,
-            outcome: Outcome::Success,
-            // The consent's purpose: what the log must say the change is about.
-            purpose: event.purpose,
-            unrestricted: grant.unrestricted_reason(),
-            legal_basis: None,
-            policy_version: None,
-            excluded: 0,
-        };
+        let mut access = describe(
+            grant,
+            Action::Consent(event.kind),
+            plenum_core::record_type!("consent_events"),
+        );
+        access.subjects = vec![event.subject];
+        access.rows = 1;
+        // The consent's purpose: what the log must say the change is about (the policy's
+        // basis and version belong to data processing, not to the ledger).
+        access.purpose = event.purpose;
+        access.legal_basis = None;
+        access.policy_version = None;
         let narrows = matches!(
             event.kind,
             EventKind::Withdrawn
@@ -268,26 +263,9 @@ impl Records {
         subject: Option<SubjectId>,
         purpose: Purpose,
     ) -> Result<Access, Error> {
-        let policy = grant.policy();
-        let mut access = Access {
-            actor: grant.request().actor().clone(),
-            request: grant.request().id(),
-            action,
-            record_type: plenum_core::record_type!("keys"),
-            records: Vec::new(),
-            fields: Vec::new(),
-            subjects: subject.into_iter().collect(),
-            rows: 1,
-            outcome: Outcome::Success,
-            purpose: grant.purpose(),
-            unrestricted: grant.unrestricted_reason(),
-            legal_basis: grant
-                .purpose()
-                .and_then(|p| policy.rule(p))
-                .map(|r| r.basis),
-            policy_version: grant.purpose().map(|_| policy.version().to_owned()),
-            excluded: 0,
-        };
+        let mut access = describe(grant, action, plenum_core::record_type!("keys"));
+        access.subjects = subject.into_iter().collect();
+        access.rows = 1;
         let refusal = if grant.request().tenant() != tx.tenant() {
             Some(Error::TenantMismatch {
                 record_type: "keys".to_owned(),
@@ -1550,24 +1528,7 @@ impl<R: Record> Repository<R> {
     }
 
     fn describe(&self, grant: &PurposeGrant<'_>, action: Action) -> Access {
-        let purpose = grant.purpose();
-        let rule = purpose.and_then(|p| grant.policy().rule(p));
-        Access {
-            actor: grant.request().actor().clone(),
-            request: grant.request().id(),
-            action,
-            record_type: self.spec().record_type().clone(),
-            records: Vec::new(),
-            fields: Vec::new(),
-            subjects: Vec::new(),
-            rows: 0,
-            outcome: Outcome::Success,
-            purpose,
-            unrestricted: grant.unrestricted_reason(),
-            legal_basis: rule.map(|r| r.basis),
-            policy_version: purpose.map(|_| grant.policy().version().to_owned()),
-            excluded: 0,
-        }
+        describe(grant, action, self.spec().record_type().clone())
     }
 
     /// Tells the hook, failing closed on success and keeping the original error on failure.
@@ -1637,6 +1598,33 @@ impl<R: Record> Repository<R> {
             record_type: self.spec().record_type().to_string(),
             field: field.to_owned(),
         }
+    }
+}
+
+/// The description of an operation under `grant`, before anything happened: actor, request,
+/// purpose, basis and policy from the grant, nothing touched yet.
+fn describe(
+    grant: &PurposeGrant<'_>,
+    action: Action,
+    record_type: plenum_core::RecordType,
+) -> Access {
+    let purpose = grant.purpose();
+    let rule = purpose.and_then(|p| grant.policy().rule(p));
+    Access {
+        actor: grant.request().actor().clone(),
+        request: grant.request().id(),
+        action,
+        record_type,
+        records: Vec::new(),
+        fields: Vec::new(),
+        subjects: Vec::new(),
+        rows: 0,
+        outcome: Outcome::Success,
+        purpose,
+        unrestricted: grant.unrestricted_reason(),
+        legal_basis: rule.map(|r| r.basis),
+        policy_version: purpose.map(|_| grant.policy().version().to_owned()),
+        excluded: 0,
     }
 }
 

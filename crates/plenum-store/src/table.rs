@@ -219,11 +219,16 @@ impl Dialect {
         }
     }
 
-    fn tenants(self) -> String {
+    /// A table of the library's own (`plenum.<name>`; `plenum_<name>` on SQLite).
+    pub(crate) fn library(self, name: &str) -> String {
         match self {
-            Self::Postgres => format!("{LIBRARY_SCHEMA}.tenants"),
-            Self::Sqlite => "plenum_tenants".to_owned(),
+            Self::Postgres => format!("{LIBRARY_SCHEMA}.{name}"),
+            Self::Sqlite => format!("plenum_{name}"),
         }
+    }
+
+    fn tenants(self) -> String {
+        self.library("tenants")
     }
 
     pub(crate) fn ty(self, ty: SqlType) -> &'static str {

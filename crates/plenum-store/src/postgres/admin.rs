@@ -114,7 +114,8 @@ impl AdminPool {
     ///
     /// # Errors
     ///
-    /// [`Error::AdminAudit`] if the audit row cannot be written; connection failures.
+    /// [`Error::AdminAudit`] if the audit row cannot be written, [`Error::AuditLog`] if the
+    /// platform log event cannot; connection failures.
     pub async fn begin(&self, actor: &Actor, reason: &AdminReason) -> Result<AdminTx, Error> {
         let mut tx = self.pool.begin().await.map_err(Error::Database)?;
         let actor_json = serde_json::to_value(actor)
@@ -146,9 +147,7 @@ impl AdminPool {
             Some(reference) => format!("{} {reference}", reason.purpose.as_str()),
             None => reason.purpose.as_str().to_owned(),
         });
-        crate::audit::append_platform(&mut tx, &event)
-            .await
-            .map_err(Error::AdminAudit)?;
+        crate::audit::append_platform(&mut tx, &event).await?;
         Ok(AdminTx { tx, audit_id: id })
     }
 }
