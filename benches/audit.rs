@@ -95,15 +95,16 @@ struct Setup {
 async fn setup(db: &TestDb) -> Setup {
     let pool = db.app(8).await;
     let root = SecretBox::new(Box::new([7u8; 32]));
+    let keys = Arc::new(DbKeyStore::new(pool.clone()));
     let keyring = Arc::new(Keyring::new(
         Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+        keys.clone(),
         KeyringConfig::default().with_cache_capacity(20_000, 100_000),
     ));
-    let keys = Arc::new(DbKeyStore::new(pool.clone()));
     let auditor: Arc<dyn AccessHook> =
-        Arc::new(Auditor::new(keyring.clone(), keys.clone(), &pool, "bench").unwrap());
-    let plain_records = Records::new(keyring.clone(), keys.clone(), Arc::new(DiscardAccess));
-    let audited_records = Records::new(keyring, keys, auditor);
+        Arc::new(Auditor::new(keyring.clone(), &pool, "bench").unwrap());
+    let plain_records = Records::new(keyring.clone(), Arc::new(DiscardAccess));
+    let audited_records = Records::new(keyring, auditor);
     let plain = plain_records.repository::<Customer>();
     let audited = audited_records.repository::<Customer>();
     let tenant = TenantId::generate();

@@ -30,10 +30,12 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn keyring(backend: Backend) -> Keyring {
+/// A keyring over `store` (a second keyring on the same store is a second process).
+fn keyring_on(backend: Backend, store: Arc<MemoryKeyStore>) -> Keyring {
     let root = SecretBox::new(Box::new([0x42u8; 32]));
     Keyring::new(
         Arc::new(LocalKeyProvider::new(backend, 1, &root).unwrap()),
+        store,
         KeyringConfig::with_backend(backend),
     )
 }
@@ -61,7 +63,7 @@ fn raw_seal(cipher: &aes_gcm::Aes256Gcm, nonce: &[u8; 12], plaintext: &[u8]) -> 
 
 fn seal_open(c: &mut Criterion) {
     let rt = runtime();
-    let store = MemoryKeyStore::new();
+    let store = Arc::new(MemoryKeyStore::new());
     let loc = locator();
     let key = [7u8; 32];
     let raw = aes_gcm::Aes256Gcm::new_from_slice(&key).unwrap();
@@ -71,8 +73,8 @@ fn seal_open(c: &mut Criterion) {
     let keys: Vec<_> = Backend::all()
         .iter()
         .map(|b| {
-            let ring = keyring(*b);
-            let fk = rt.block_on(ring.field_key(&store, &loc)).unwrap();
+            let ring = keyring_on(*b, store.clone());
+            let fk = rt.block_on(ring.field_key(&loc)).unwrap();
             (*b, fk)
         })
         .collect();
@@ -164,11 +166,11 @@ fn seal_open(c: &mut Criterion) {
 fn paired_targets(c: &mut Criterion) {
     use std::time::{Duration as D, Instant};
     let rt = runtime();
-    let store = MemoryKeyStore::new();
+    let store = Arc::new(MemoryKeyStore::new());
     let loc = locator();
     let raw = aes_gcm::Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
     let fk = rt
-        .block_on(keyring(Backend::RustCrypto).field_key(&store, &loc))
+        .block_on(keyring_on(Backend::RustCrypto, store.clone()).field_key(&loc))
         .unwrap();
     let record = RecordId::generate();
     let mut g = c.benchmark_group("paired");
@@ -233,7 +235,7 @@ fn paired_targets(c: &mut Criterion) {
 
 fn blind_index(c: &mut Criterion) {
     let rt = runtime();
-    let store = MemoryKeyStore::new();
+    let store = Arc::new(MemoryKeyStore::new());
     let loc = locator();
     let email = "Ada.Lovelace@Example.com";
     let normalised = "ada.lovelace@example.com";
@@ -247,10 +249,9 @@ fn blind_index(c: &mut Criterion) {
         });
     });
     for backend in Backend::all() {
-        let ring = keyring(*backend);
+        let ring = keyring_on(*backend, store.clone());
         let indexer = rt
             .block_on(ring.blind_indexer(
-                &store,
                 loc.tenant,
                 &loc.record_type,
                 &loc.field,
@@ -269,13 +270,13 @@ fn blind_index(c: &mut Criterion) {
 
 fn cold_path(c: &mut Criterion) {
     let rt = runtime();
-    let store = MemoryKeyStore::new();
+    let store = Arc::new(MemoryKeyStore::new());
     let loc = locator();
     let record = RecordId::generate();
     let value = Pii::new("ada@example.com".to_owned());
     // Keys exist in the store; each iteration starts with an empty cache, so it unwraps the tenant
     // key (root provider), unwraps the subject key, derives the field key, prepares it and seals.
-    rt.block_on(keyring(Backend::default()).seal(&store, &loc, record, &value))
+    rt.block_on(keyring_on(Backend::default(), store.clone()).seal(&loc, record, &value))
         .unwrap();
     let mut g = c.benchmark_group("cold");
     g.bench_function("raw-aes-gcm-key-setup+seal", |b| {
@@ -286,20 +287,14 @@ fn cold_path(c: &mut Criterion) {
     });
     g.bench_function("plenum-unwrap-derive-seal", |b| {
         b.iter_batched(
-            || keyring(Backend::default()),
-            |ring| {
-                rt.block_on(ring.seal(&store, &loc, record, &value))
-                    .unwrap()
-            },
+            || keyring_on(Backend::default(), store.clone()),
+            |ring| rt.block_on(ring.seal(&loc, record, &value)).unwrap(),
             BatchSize::SmallInput,
         );
     });
-    let warm = keyring(Backend::default());
+    let warm = keyring_on(Backend::default(), store.clone());
     g.bench_function("plenum-keyring-seal-warm", |b| {
-        b.iter(|| {
-            rt.block_on(warm.seal(&store, &loc, record, &value))
-                .unwrap()
-        });
+        b.iter(|| rt.block_on(warm.seal(&loc, record, &value)).unwrap());
     });
     g.finish();
 }

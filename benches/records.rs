@@ -309,13 +309,10 @@ fn records(c: &mut Criterion) {
         let root = SecretBox::new(Box::new([7u8; 32]));
         let keyring = Arc::new(Keyring::new(
             Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+            Arc::new(DbKeyStore::new(pool.clone())),
             config,
         ));
-        Records::new(
-            keyring,
-            Arc::new(DbKeyStore::new(pool.clone())),
-            Arc::new(DiscardAccess),
-        )
+        Records::new(keyring, Arc::new(DiscardAccess))
     };
     // Writers see new subjects only: the default caches, churned by every batch.
     let repo = records(KeyringConfig::default()).repository::<Customer>();

@@ -74,12 +74,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A root key (a fixed demo key here; from a KMS or secret store in production) wraps
     // per-tenant keys, which wrap per-subject keys; wrapped keys live in the database.
     let root = LocalKeyProvider::new(Backend::default(), 1, &SecretBox::new(Box::new([7u8; 32])))?;
-    let keyring = Arc::new(Keyring::new(Arc::new(root), KeyringConfig::default()));
     let keys = Arc::new(DbKeyStore::new(pool.clone()));
+    let keyring = Arc::new(Keyring::new(Arc::new(root), keys, KeyringConfig::default()));
     // Every repository call is audited: one event per operation, in the same transaction, in
     // the tenant's tamper-evident log.
-    let auditor = Auditor::new(keyring.clone(), keys.clone(), &pool, "quickstart")?;
-    let records = Records::new(keyring.clone(), keys.clone(), Arc::new(auditor));
+    let auditor = Auditor::new(keyring.clone(), &pool, "quickstart")?;
+    let records = Records::new(keyring.clone(), Arc::new(auditor));
     let customers = records.repository::<Customer>();
 
     // Every repository call takes a grant to act for one purpose, minted by the gate (the
@@ -251,7 +251,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Before erasing: "who accessed my data?" Events name subjects by keyed pseudonyms only.
     let mut tx = pool.begin(tenant).await?;
-    let about = AuditLog::events_about(&mut tx, &keyring, &*keys, homeowner).await?;
+    let about = AuditLog::events_about(&mut tx, &keyring, homeowner).await?;
     println!(
         "events naming the homeowner before erasure: {}",
         about.len()
@@ -269,7 +269,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .err()
             .map_or("opened?!".into(), |e| e.to_string())
     );
-    let about = AuditLog::events_about(&mut tx, &keyring, &*keys, homeowner).await?;
+    let about = AuditLog::events_about(&mut tx, &keyring, homeowner).await?;
     println!(
         "events naming the homeowner after erasure: {} (unlinked)",
         about.len()

@@ -45,14 +45,13 @@ impl Audited {
 
     fn new(env: Env) -> Self {
         let memory = Arc::new(MemorySink::new());
-        let keyring = keyring();
+        let keyring = keyring(&env.keys);
         let sinks: Vec<Arc<dyn AuditSink>> = vec![
             Arc::new(DbLog::keeping_refusals(env.pool.clone())),
             memory.clone(),
         ];
-        let auditor =
-            Auditor::with_sinks(keyring.clone(), env.keys.clone(), "audit-tests", sinks).unwrap();
-        let records = Records::new(keyring, env.keys.clone(), Arc::new(auditor));
+        let auditor = Auditor::with_sinks(keyring.clone(), "audit-tests", sinks).unwrap();
+        let records = Records::new(keyring, Arc::new(auditor));
         let gate = Gate::new(
             Policy::plenum_default(),
             Authorisation::new()
@@ -221,14 +220,9 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
         // first, so the answer carries sequence numbers).
         a.export(t).await;
         let mut tx = a.env.pool.begin(t).await.unwrap();
-        let about = AuditLog::events_about(
-            &mut tx,
-            a.records.keyring(),
-            &**a.records.key_store(),
-            c.subject,
-        )
-        .await
-        .unwrap();
+        let about = AuditLog::events_about(&mut tx, a.records.keyring(), c.subject)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         let seqs: Vec<Option<u64>> = about.iter().map(|(seq, _)| *seq).collect();
         let expected: Vec<Option<u64>> = [0, 1, 2, 3, 4, 6, 7, 8].into_iter().map(Some).collect();
@@ -343,14 +337,9 @@ async fn every_operation_yields_exactly_one_event_with_the_right_fields_and_no_v
 
         // After erasure the subject's events can no longer be found by pseudonym.
         let mut tx = a.env.pool.begin(t).await.unwrap();
-        let about = AuditLog::events_about(
-            &mut tx,
-            a.records.keyring(),
-            &**a.records.key_store(),
-            c.subject,
-        )
-        .await
-        .unwrap();
+        let about = AuditLog::events_about(&mut tx, a.records.keyring(), c.subject)
+            .await
+            .unwrap();
         assert!(about.is_empty(), "{}", a.name());
         // Reading the erased customer is recorded with the subject unlinked.
         repo.get(&mut tx, &scheduling, c.id).await.unwrap();

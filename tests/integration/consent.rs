@@ -430,11 +430,12 @@ mod purpose_bound {
                     .items
                     .is_empty()
             );
-            let denied = env
-                .hook
-                .take()
-                .into_iter()
-                .find(|a| a.outcome == Outcome::Denied("consent_withdrawn"));
+            let denied = env.hook.take().into_iter().find(|a| {
+                a.outcome
+                    == Outcome::Denied(plenum::store::Denial::Policy(
+                        plenum::consent::DenyReason::ConsentWithdrawn,
+                    ))
+            });
             assert!(denied.is_some_and(|a| a.records == vec![c.id] && a.action == Action::Read));
 
             // Scheduling works until the subject restricts processing; compliance still works.
@@ -498,8 +499,8 @@ mod purpose_bound {
             assert_eq!(
                 log.iter().map(|a| a.outcome).collect::<Vec<_>>(),
                 [
-                    Outcome::Denied("field_not_in_purpose"),
-                    Outcome::Denied("field_not_in_purpose"),
+                    Outcome::Denied(plenum::store::Denial::FieldNotInPurpose),
+                    Outcome::Denied(plenum::store::Denial::FieldNotInPurpose),
                     Outcome::Success
                 ],
                 "{}",

@@ -86,10 +86,12 @@ pub(crate) struct Env {
     pub(crate) keys: Arc<DbKeyStore>,
 }
 
-pub(crate) fn keyring() -> Arc<Keyring> {
+/// A keyring over `keys`: each call is another process's keyring (cold caches).
+pub(crate) fn keyring(keys: &Arc<DbKeyStore>) -> Arc<Keyring> {
     let root = SecretBox::new(Box::new([0x42u8; 32]));
     Arc::new(Keyring::new(
         Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+        keys.clone(),
         KeyringConfig::default(),
     ))
 }
@@ -111,7 +113,7 @@ impl Env {
     fn with(pool: TenantPool, db: Option<TestDb>) -> Self {
         let hook = Arc::new(Recorded::default());
         let keys = Arc::new(DbKeyStore::new(pool.clone()));
-        let records = Records::new(keyring(), keys.clone(), hook.clone());
+        let records = Records::new(keyring(&keys), hook.clone());
         Self {
             pool,
             records,
@@ -789,13 +791,13 @@ async fn erasing_a_subject_leaves_rows_readable_and_their_pii_unrecoverable() {
         let destroyed = env
             .records
             .keyring()
-            .destroy_scope(&*env.keys, t, KeyScope::Subject(c.subject))
+            .destroy_scope(t, KeyScope::Subject(c.subject))
             .await
             .unwrap();
         assert_eq!(destroyed, 1);
 
         // A fresh process (cold caches) reads the same rows.
-        let fresh = Records::new(keyring(), env.keys.clone(), Arc::new(DiscardAccess));
+        let fresh = Records::new(keyring(&env.keys), Arc::new(DiscardAccess));
         let mut tx = env.pool.begin(t).await.unwrap();
         let back = fresh
             .repository::<Customer>()
@@ -884,7 +886,7 @@ async fn every_operation_is_described_to_the_hook_without_values() {
 async fn a_hook_that_cannot_record_fails_the_operation_closed() {
     for env in Env::both().await {
         let t = env.tenant().await;
-        let closed = Records::new(keyring(), env.keys.clone(), Arc::new(Broken));
+        let closed = Records::new(keyring(&env.keys), Arc::new(Broken));
         let repo = closed.repository::<Customer>();
         let c = customer(t, "closed@example.com", "2175550142");
         let mut tx = env.pool.begin(t).await.unwrap();
@@ -991,7 +993,7 @@ async fn lookups_span_every_live_index_key_version() {
         let v2 = env
             .records
             .keyring()
-            .rotate(&*env.keys, t, KeyScope::TenantIndex)
+            .rotate(t, KeyScope::TenantIndex)
             .await
             .unwrap();
         assert_eq!(v2.version, 2);
@@ -1034,8 +1036,7 @@ async fn a_file_backed_sqlite_database_keeps_data_and_keys_across_restarts() {
             .unwrap();
         pool.register_tenant(tenant).await.unwrap();
         let records = Records::new(
-            keyring(),
-            Arc::new(DbKeyStore::new(pool.clone())),
+            keyring(&Arc::new(DbKeyStore::new(pool.clone()))),
             Arc::new(DiscardAccess),
         );
         let mut tx = pool.begin(tenant).await.unwrap();
@@ -1053,8 +1054,7 @@ async fn a_file_backed_sqlite_database_keeps_data_and_keys_across_restarts() {
         .await
         .unwrap();
     let records = Records::new(
-        keyring(),
-        Arc::new(DbKeyStore::new(pool.clone())),
+        keyring(&Arc::new(DbKeyStore::new(pool.clone()))),
         Arc::new(DiscardAccess),
     );
     let mut tx = pool.begin(tenant).await.unwrap();

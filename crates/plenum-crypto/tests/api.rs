@@ -19,7 +19,7 @@ use plenum_test::CANARY_EMAIL;
 
 struct Fixture {
     keyring: Keyring,
-    store: MemoryKeyStore,
+    store: Arc<MemoryKeyStore>,
 }
 
 fn root(byte: u8) -> plenum_crypto::KeyMaterial {
@@ -28,9 +28,14 @@ fn root(byte: u8) -> plenum_crypto::KeyMaterial {
 
 fn fixture(backend: Backend) -> Fixture {
     let provider = LocalKeyProvider::new(backend, 1, &root(0x42)).unwrap();
+    let store = Arc::new(MemoryKeyStore::new());
     Fixture {
-        keyring: Keyring::new(Arc::new(provider), KeyringConfig::with_backend(backend)),
-        store: MemoryKeyStore::new(),
+        keyring: Keyring::new(
+            Arc::new(provider),
+            store.clone(),
+            KeyringConfig::with_backend(backend),
+        ),
+        store,
     }
 }
 
@@ -64,11 +69,7 @@ fn seal_and_open_round_trip() {
             let loc = email_of(TenantId::generate(), SubjectId::generate());
             let record = RecordId::generate();
             let value = Pii::new(CANARY_EMAIL.to_owned());
-            let sealed = fx
-                .keyring
-                .seal(&fx.store, &loc, record, &value)
-                .await
-                .unwrap();
+            let sealed = fx.keyring.seal(&loc, record, &value).await.unwrap();
             assert_eq!(
                 sealed.as_bytes().len(),
                 CANARY_EMAIL.len() + plenum_crypto::ENVELOPE_OVERHEAD
@@ -82,16 +83,12 @@ fn seal_and_open_round_trip() {
             );
             let opened: Pii<String> = fx
                 .keyring
-                .open(&fx.store, &loc, record, sealed.as_bytes())
+                .open(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap();
             assert_eq!(opened.expose(), CANARY_EMAIL, "{backend:?}");
             // Two seals of the same value differ (random nonces).
-            let again = fx
-                .keyring
-                .seal(&fx.store, &loc, record, &value)
-                .await
-                .unwrap();
+            let again = fx.keyring.seal(&loc, record, &value).await.unwrap();
             assert_ne!(again, sealed);
         });
     });
@@ -101,12 +98,13 @@ fn seal_and_open_round_trip() {
 fn backends_read_each_others_envelopes() {
     let backends = Backend::all();
     let provider_key = root(0x42);
-    let store = MemoryKeyStore::new();
+    let store = Arc::new(MemoryKeyStore::new());
     let rings: Vec<Keyring> = backends
         .iter()
         .map(|b| {
             Keyring::new(
                 Arc::new(LocalKeyProvider::new(*b, 1, &provider_key).unwrap()),
+                store.clone(),
                 KeyringConfig::with_backend(*b),
             )
         })
@@ -116,14 +114,12 @@ fn backends_read_each_others_envelopes() {
         let record = RecordId::generate();
         for writer in &rings {
             let sealed = writer
-                .seal(&store, &loc, record, &Pii::new("x@y.z".to_owned()))
+                .seal(&loc, record, &Pii::new("x@y.z".to_owned()))
                 .await
                 .unwrap();
             for reader in &rings {
-                let opened: Pii<String> = reader
-                    .open(&store, &loc, record, sealed.as_bytes())
-                    .await
-                    .unwrap();
+                let opened: Pii<String> =
+                    reader.open(&loc, record, sealed.as_bytes()).await.unwrap();
                 assert_eq!(opened.expose(), "x@y.z");
             }
         }
@@ -139,12 +135,7 @@ fn every_single_bit_flip_is_rejected() {
             let record = RecordId::generate();
             let sealed = fx
                 .keyring
-                .seal(
-                    &fx.store,
-                    &loc,
-                    record,
-                    &Pii::new("ada@example.com".to_owned()),
-                )
+                .seal(&loc, record, &Pii::new("ada@example.com".to_owned()))
                 .await
                 .unwrap();
             let bytes = sealed.as_bytes();
@@ -153,7 +144,7 @@ fn every_single_bit_flip_is_rejected() {
                 tampered[bit / 8] ^= 1 << (bit % 8);
                 let err = fx
                     .keyring
-                    .open::<String>(&fx.store, &loc, record, &tampered)
+                    .open::<String>(&loc, record, &tampered)
                     .await
                     .expect_err("a flipped bit must not open");
                 // Header bits may fail structurally or name a key that does not exist; every
@@ -177,7 +168,7 @@ fn every_single_bit_flip_is_rejected() {
             for len in [0, 1, 18, 34, bytes.len() - 1] {
                 assert!(
                     fx.keyring
-                        .open::<String>(&fx.store, &loc, record, &bytes[..len])
+                        .open::<String>(&loc, record, &bytes[..len])
                         .await
                         .is_err()
                 );
@@ -186,7 +177,7 @@ fn every_single_bit_flip_is_rejected() {
             longer.push(0);
             let err = fx
                 .keyring
-                .open::<String>(&fx.store, &loc, record, &longer)
+                .open::<String>(&loc, record, &longer)
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::DecryptionFailed);
@@ -205,12 +196,7 @@ fn ciphertext_moved_to_another_context_does_not_open() {
             let record = RecordId::generate();
             let sealed = fx
                 .keyring
-                .seal(
-                    &fx.store,
-                    &loc,
-                    record,
-                    &Pii::new("ada@example.com".to_owned()),
-                )
+                .seal(&loc, record, &Pii::new("ada@example.com".to_owned()))
                 .await
                 .unwrap();
             let bytes = sealed.as_bytes();
@@ -245,12 +231,12 @@ fn ciphertext_moved_to_another_context_does_not_open() {
             for (what, target, target_record) in moved {
                 // Give the target context a key of its own first.
                 fx.keyring
-                    .seal(&fx.store, &target, target_record, &Pii::new(String::new()))
+                    .seal(&target, target_record, &Pii::new(String::new()))
                     .await
                     .unwrap();
                 let err = fx
                     .keyring
-                    .open::<String>(&fx.store, &target, target_record, bytes)
+                    .open::<String>(&target, target_record, bytes)
                     .await
                     .unwrap_err();
                 assert!(matches!(err, Error::DecryptionFailed), "{what}: {err}");
@@ -262,7 +248,7 @@ fn ciphertext_moved_to_another_context_does_not_open() {
             };
             let err = fx
                 .keyring
-                .open::<String>(&fx.store, &as_tenant, record, bytes)
+                .open::<String>(&as_tenant, record, bytes)
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Malformed);
@@ -279,15 +265,16 @@ fn wrong_root_key_cannot_unwrap_tenant_keys() {
             let record = RecordId::generate();
             let sealed = fx
                 .keyring
-                .seal(&fx.store, &loc, record, &Pii::new("a@b.c".to_owned()))
+                .seal(&loc, record, &Pii::new("a@b.c".to_owned()))
                 .await
                 .unwrap();
             let wrong = Keyring::new(
                 Arc::new(LocalKeyProvider::new(backend, 1, &root(0x43)).unwrap()),
+                fx.store.clone(),
                 KeyringConfig::with_backend(backend),
             );
             let err = wrong
-                .open::<String>(&fx.store, &loc, record, sealed.as_bytes())
+                .open::<String>(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap_err();
             assert!(matches!(err, Error::DecryptionFailed), "{err}");
@@ -306,7 +293,7 @@ fn unknown_key_version_and_destroyed_keys_have_their_own_errors() {
             let record = RecordId::generate();
             let sealed = fx
                 .keyring
-                .seal(&fx.store, &loc, record, &Pii::new("a@b.c".to_owned()))
+                .seal(&loc, record, &Pii::new("a@b.c".to_owned()))
                 .await
                 .unwrap();
             // Claim version 9 in the header: no such key.
@@ -314,7 +301,7 @@ fn unknown_key_version_and_destroyed_keys_have_their_own_errors() {
             bumped[3..7].copy_from_slice(&9u32.to_be_bytes());
             let err = fx
                 .keyring
-                .open::<String>(&fx.store, &loc, record, &bumped)
+                .open::<String>(&loc, record, &bumped)
                 .await
                 .unwrap_err();
             assert!(
@@ -325,13 +312,13 @@ fn unknown_key_version_and_destroyed_keys_have_their_own_errors() {
             // Erase the subject: destroying its key makes every copy unreadable, distinctly.
             let n = fx
                 .keyring
-                .destroy_scope(&fx.store, tenant, KeyScope::Subject(subject))
+                .destroy_scope(tenant, KeyScope::Subject(subject))
                 .await
                 .unwrap();
             assert_eq!(n, 1);
             let err = fx
                 .keyring
-                .open::<String>(&fx.store, &loc, record, sealed.as_bytes())
+                .open::<String>(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::KeyDestroyed, "{err}");
@@ -349,7 +336,7 @@ fn unknown_key_version_and_destroyed_keys_have_their_own_errors() {
             // An erased subject gets no new key, so no new data.
             let err = fx
                 .keyring
-                .seal(&fx.store, &loc, record, &Pii::new("x".to_owned()))
+                .seal(&loc, record, &Pii::new("x".to_owned()))
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::KeyDestroyed);
@@ -357,12 +344,12 @@ fn unknown_key_version_and_destroyed_keys_have_their_own_errors() {
             let other = email_of(tenant, SubjectId::generate());
             let s2 = fx
                 .keyring
-                .seal(&fx.store, &other, record, &Pii::new("ok".to_owned()))
+                .seal(&other, record, &Pii::new("ok".to_owned()))
                 .await
                 .unwrap();
             let o2: Pii<String> = fx
                 .keyring
-                .open(&fx.store, &other, record, s2.as_bytes())
+                .open(&other, record, s2.as_bytes())
                 .await
                 .unwrap();
             assert_eq!(o2.expose(), "ok");
@@ -380,19 +367,19 @@ fn a_fresh_keyring_sees_destruction_made_by_another_process() {
         let record = RecordId::generate();
         let sealed = fx
             .keyring
-            .seal(&fx.store, &loc, record, &Pii::new("a".to_owned()))
+            .seal(&loc, record, &Pii::new("a".to_owned()))
             .await
             .unwrap();
         let other_process = fixture(Backend::default()).keyring;
         other_process
-            .destroy_scope(&fx.store, tenant, KeyScope::Subject(subject))
+            .destroy_scope(tenant, KeyScope::Subject(subject))
             .await
             .unwrap();
         // This process still has the key cached until the TTL or an explicit invalidation.
         fx.keyring.invalidate(tenant, KeyScope::Subject(subject));
         let err = fx
             .keyring
-            .open::<String>(&fx.store, &loc, record, sealed.as_bytes())
+            .open::<String>(&loc, record, sealed.as_bytes())
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::KeyDestroyed);
@@ -410,27 +397,23 @@ fn rotation_keeps_old_data_readable_and_seals_under_the_new_version() {
             let record = RecordId::generate();
             let v1 = fx
                 .keyring
-                .seal(&fx.store, &loc, record, &Pii::new("old".to_owned()))
+                .seal(&loc, record, &Pii::new("old".to_owned()))
                 .await
                 .unwrap();
             assert_eq!(v1.key_version(), Some(1));
             let new = fx
                 .keyring
-                .rotate(&fx.store, tenant, KeyScope::Subject(subject))
+                .rotate(tenant, KeyScope::Subject(subject))
                 .await
                 .unwrap();
             assert_eq!(new.version, 2);
             let v2 = fx
                 .keyring
-                .seal(&fx.store, &loc, record, &Pii::new("new".to_owned()))
+                .seal(&loc, record, &Pii::new("new".to_owned()))
                 .await
                 .unwrap();
             assert_eq!(v2.key_version(), Some(2));
-            let old: Pii<String> = fx
-                .keyring
-                .open(&fx.store, &loc, record, v1.as_bytes())
-                .await
-                .unwrap();
+            let old: Pii<String> = fx.keyring.open(&loc, record, v1.as_bytes()).await.unwrap();
             assert_eq!(old.expose(), "old");
             let states: Vec<_> = {
                 let mut s: Vec<_> = fx
@@ -454,23 +437,16 @@ fn rotation_keeps_old_data_readable_and_seals_under_the_new_version() {
                 scope: KeyScope::Subject(subject),
                 version: 1,
             };
-            fx.keyring.retire(&fx.store, v1_ref).await.unwrap();
-            assert!(
-                fx.keyring.retire(&fx.store, v1_ref).await.is_err(),
-                "retire twice"
-            );
-            fx.keyring.destroy(&fx.store, v1_ref).await.unwrap();
+            fx.keyring.retire(v1_ref).await.unwrap();
+            assert!(fx.keyring.retire(v1_ref).await.is_err(), "retire twice");
+            fx.keyring.destroy(v1_ref).await.unwrap();
             let err = fx
                 .keyring
-                .open::<String>(&fx.store, &loc, record, v1.as_bytes())
+                .open::<String>(&loc, record, v1.as_bytes())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::KeyDestroyed);
-            let new_data: Pii<String> = fx
-                .keyring
-                .open(&fx.store, &loc, record, v2.as_bytes())
-                .await
-                .unwrap();
+            let new_data: Pii<String> = fx.keyring.open(&loc, record, v2.as_bytes()).await.unwrap();
             assert_eq!(new_data.expose(), "new");
         });
     });
@@ -480,9 +456,10 @@ fn rotation_keeps_old_data_readable_and_seals_under_the_new_version() {
 fn root_key_rotation_rewraps_tenant_keys_only() {
     each_backend(|backend| {
         rt().block_on(async {
-            let store = MemoryKeyStore::new();
+            let store = Arc::new(MemoryKeyStore::new());
             let old_root = Keyring::new(
                 Arc::new(LocalKeyProvider::new(backend, 1, &root(1)).unwrap()),
+                store.clone(),
                 KeyringConfig::with_backend(backend),
             );
             let tenant = TenantId::generate();
@@ -490,7 +467,7 @@ fn root_key_rotation_rewraps_tenant_keys_only() {
             let loc = email_of(tenant, subject);
             let record = RecordId::generate();
             let sealed = old_root
-                .seal(&store, &loc, record, &Pii::new("kept".to_owned()))
+                .seal(&loc, record, &Pii::new("kept".to_owned()))
                 .await
                 .unwrap();
             let subject_before = store
@@ -502,11 +479,15 @@ fn root_key_rotation_rewraps_tenant_keys_only() {
                 .unwrap()
                 .with_version(2, &root(2))
                 .unwrap();
-            let rotating = Keyring::new(Arc::new(both), KeyringConfig::with_backend(backend));
-            let n = rotating.rewrap_tenant_keys(&store, tenant).await.unwrap();
+            let rotating = Keyring::new(
+                Arc::new(both),
+                store.clone(),
+                KeyringConfig::with_backend(backend),
+            );
+            let n = rotating.rewrap_tenant_keys(tenant).await.unwrap();
             assert_eq!(n, 1, "the tenant data key (no index key was created yet)");
             assert_eq!(
-                rotating.rewrap_tenant_keys(&store, tenant).await.unwrap(),
+                rotating.rewrap_tenant_keys(tenant).await.unwrap(),
                 0,
                 "idempotent"
             );
@@ -521,10 +502,11 @@ fn root_key_rotation_rewraps_tenant_keys_only() {
             // Only the new root key is needed now.
             let new_root = Keyring::new(
                 Arc::new(LocalKeyProvider::new(backend, 2, &root(2)).unwrap()),
+                store.clone(),
                 KeyringConfig::with_backend(backend),
             );
             let opened: Pii<String> = new_root
-                .open(&store, &loc, record, sealed.as_bytes())
+                .open(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap();
             assert_eq!(opened.expose(), "kept");
@@ -547,20 +529,20 @@ fn tenant_owned_fields_use_the_tenant_data_key() {
             let record = RecordId::generate();
             let sealed = fx
                 .keyring
-                .seal(&fx.store, &loc, record, &Pii::new(12_345u64))
+                .seal(&loc, record, &Pii::new(12_345u64))
                 .await
                 .unwrap();
             assert_eq!(sealed.as_bytes()[2], 0x01);
             let back: Pii<u64> = fx
                 .keyring
-                .open(&fx.store, &loc, record, sealed.as_bytes())
+                .open(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap();
             assert_eq!(*back.expose(), 12_345);
             // Asking for the wrong plaintext type is an authenticated, typed error.
             let err = fx
                 .keyring
-                .open::<u32>(&fx.store, &loc, record, sealed.as_bytes())
+                .open::<u32>(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap_err();
             assert!(matches!(err, Error::PlaintextType { type_name: "u32" }));
@@ -578,12 +560,12 @@ fn blind_indexes_are_per_tenant_and_format_insensitive() {
             let email = field_name!("email");
             let ia = fx
                 .keyring
-                .blind_indexer(&fx.store, a, &rt_, &email, Normaliser::Email)
+                .blind_indexer(a, &rt_, &email, Normaliser::Email)
                 .await
                 .unwrap();
             let ib = fx
                 .keyring
-                .blind_indexer(&fx.store, b, &rt_, &email, Normaliser::Email)
+                .blind_indexer(b, &rt_, &email, Normaliser::Email)
                 .await
                 .unwrap();
             let x = ia.compute("Ada@Example.com").unwrap();
@@ -597,33 +579,17 @@ fn blind_indexes_are_per_tenant_and_format_insensitive() {
             // Another field of the same tenant gets an unrelated index for the same value.
             let other = fx
                 .keyring
-                .blind_indexer(
-                    &fx.store,
-                    a,
-                    &rt_,
-                    &field_name!("backup_email"),
-                    Normaliser::Email,
-                )
+                .blind_indexer(a, &rt_, &field_name!("backup_email"), Normaliser::Email)
                 .await
                 .unwrap();
             assert_ne!(x, other.compute("ada@example.com").unwrap());
             assert_eq!(format!("{x:?}"), "BlindIndex(v1)");
 
             // Rotation: one candidate per live version, the active one first.
-            fx.keyring
-                .rotate(&fx.store, a, KeyScope::TenantIndex)
-                .await
-                .unwrap();
+            fx.keyring.rotate(a, KeyScope::TenantIndex).await.unwrap();
             let candidates = fx
                 .keyring
-                .blind_index_candidates(
-                    &fx.store,
-                    a,
-                    &rt_,
-                    &email,
-                    Normaliser::Email,
-                    "ADA@example.com",
-                )
+                .blind_index_candidates(a, &rt_, &email, Normaliser::Email, "ADA@example.com")
                 .await
                 .unwrap();
             assert_eq!(candidates.len(), 2);
@@ -651,7 +617,7 @@ fn concurrent_first_use_creates_one_key() {
                 let record = RecordId::generate();
                 let s = fx
                     .keyring
-                    .seal(&fx.store, &loc, record, &Pii::new("v".to_owned()))
+                    .seal(&loc, record, &Pii::new("v".to_owned()))
                     .await
                     .unwrap();
                 (record, s)
@@ -679,11 +645,7 @@ fn concurrent_first_use_creates_one_key() {
         );
         let loc = email_of(tenant, subject);
         for (record, s) in sealed {
-            let v: Pii<String> = fx
-                .keyring
-                .open(&fx.store, &loc, record, s.as_bytes())
-                .await
-                .unwrap();
+            let v: Pii<String> = fx.keyring.open(&loc, record, s.as_bytes()).await.unwrap();
             assert_eq!(v.expose(), "v");
         }
         let key = KeyRef {
@@ -703,18 +665,19 @@ fn usage_counts_trigger_rotation_advice() {
     rt().block_on(async {
         let mut config = KeyringConfig::default();
         config.rotation_threshold = 3;
+        let store = Arc::new(MemoryKeyStore::new());
         let keyring = Keyring::new(
             Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root(9)).unwrap()),
+            store.clone(),
             config,
         );
-        let store = MemoryKeyStore::new();
         let tenant = TenantId::generate();
         let subject = SubjectId::generate();
         let loc = FieldLocator {
             owner: Owner::Tenant,
             ..email_of(tenant, subject)
         };
-        let fk = keyring.field_key(&store, &loc).await.unwrap();
+        let fk = keyring.field_key(&loc).await.unwrap();
         let key = *fk.key_ref();
         assert_eq!(key.scope, KeyScope::TenantData);
         for i in 0..3 {
@@ -760,43 +723,38 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
         );
         // History: one subject rotated to v2, one erased.
         fx.keyring
-            .field_key(&fx.store, &email_of(tenant, rotated))
+            .field_key(&email_of(tenant, rotated))
             .await
             .unwrap();
         fx.keyring
-            .rotate(&fx.store, tenant, KeyScope::Subject(rotated))
+            .rotate(tenant, KeyScope::Subject(rotated))
             .await
             .unwrap();
         fx.keyring
-            .field_key(&fx.store, &email_of(tenant, erased))
+            .field_key(&email_of(tenant, erased))
             .await
             .unwrap();
         fx.keyring
-            .destroy_scope(&fx.store, tenant, KeyScope::Subject(erased))
+            .destroy_scope(tenant, KeyScope::Subject(erased))
             .await
             .unwrap();
 
         // A fresh keyring on the same store prepares all three at once.
         let cold = Keyring::new(
             Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root(0x42)).unwrap()),
+            fx.store.clone(),
             KeyringConfig::default(),
         );
-        cold.prepare_subjects(&fx.store, tenant, &[rotated, erased, fresh], true)
+        cold.prepare_subjects(tenant, &[rotated, erased, fresh], true)
             .await
             .unwrap();
-        let rotated_key = cold
-            .field_key(&fx.store, &email_of(tenant, rotated))
-            .await
-            .unwrap();
+        let rotated_key = cold.field_key(&email_of(tenant, rotated)).await.unwrap();
         assert_eq!(
             rotated_key.key_ref().version,
             2,
             "the active version, not v1"
         );
-        let err = cold
-            .field_key(&fx.store, &email_of(tenant, erased))
-            .await
-            .unwrap_err();
+        let err = cold.field_key(&email_of(tenant, erased)).await.unwrap_err();
         assert_eq!(
             err.kind(),
             ErrorKind::KeyDestroyed,
@@ -813,22 +771,12 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
         // Data sealed by the cold keyring opens in the original one: same stored keys.
         let record = RecordId::generate();
         let sealed = cold
-            .seal(
-                &fx.store,
-                &email_of(tenant, fresh),
-                record,
-                &Pii::new("x".to_owned()),
-            )
+            .seal(&email_of(tenant, fresh), record, &Pii::new("x".to_owned()))
             .await
             .unwrap();
         let back: Pii<String> = fx
             .keyring
-            .open(
-                &fx.store,
-                &email_of(tenant, fresh),
-                record,
-                sealed.as_bytes(),
-            )
+            .open(&email_of(tenant, fresh), record, sealed.as_bytes())
             .await
             .unwrap();
         assert_eq!(back.expose(), "x");
@@ -837,7 +785,6 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
         let fields = [field_name!("name"), field_name!("email")];
         let bundle = cold
             .field_keys(
-                &fx.store,
                 tenant,
                 Owner::Subject(fresh),
                 None,
@@ -849,12 +796,7 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
         let sealed = bundle[1].seal(record, &Pii::new("y".to_owned())).unwrap();
         let back: Pii<String> = fx
             .keyring
-            .open(
-                &fx.store,
-                &email_of(tenant, fresh),
-                record,
-                sealed.as_bytes(),
-            )
+            .open(&email_of(tenant, fresh), record, sealed.as_bytes())
             .await
             .unwrap();
         assert_eq!(back.expose(), "y");

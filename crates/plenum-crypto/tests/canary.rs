@@ -24,14 +24,15 @@ fn canary_never_appears_in_formatted_output() {
         .build()
         .unwrap();
     rt.block_on(async {
+        let store = Arc::new(MemoryKeyStore::new());
         let keyring = Keyring::new(
             Arc::new(
                 LocalKeyProvider::new(Backend::default(), 1, &SecretBox::new(Box::new([1u8; 32])))
                     .unwrap(),
             ),
+            store.clone(),
             KeyringConfig::default(),
         );
-        let store = MemoryKeyStore::new();
         let tenant = TenantId::generate();
         let subject = SubjectId::generate();
         let loc = FieldLocator {
@@ -42,23 +43,14 @@ fn canary_never_appears_in_formatted_output() {
         };
         let record = RecordId::generate();
         let pii = Pii::new(CANARY_EMAIL.to_owned());
-        let sealed = keyring.seal(&store, &loc, record, &pii).await.unwrap();
-        let field_key = keyring.field_key(&store, &loc).await.unwrap();
+        let sealed = keyring.seal(&loc, record, &pii).await.unwrap();
+        let field_key = keyring.field_key(&loc).await.unwrap();
         let indexer = keyring
-            .blind_indexer(
-                &store,
-                tenant,
-                &loc.record_type,
-                &loc.field,
-                Normaliser::Email,
-            )
+            .blind_indexer(tenant, &loc.record_type, &loc.field, Normaliser::Email)
             .await
             .unwrap();
         let index = indexer.compute(CANARY_EMAIL).unwrap();
-        let opened: Pii<String> = keyring
-            .open(&store, &loc, record, sealed.as_bytes())
-            .await
-            .unwrap();
+        let opened: Pii<String> = keyring.open(&loc, record, sealed.as_bytes()).await.unwrap();
 
         let mut outputs: Vec<String> = vec![
             format!("{pii:?}"),
@@ -79,25 +71,25 @@ fn canary_never_appears_in_formatted_output() {
         tampered[25] ^= 1;
         errors.push(
             keyring
-                .open::<String>(&store, &loc, RecordId::generate(), sealed.as_bytes())
+                .open::<String>(&loc, RecordId::generate(), sealed.as_bytes())
                 .await
                 .unwrap_err(),
         );
         errors.push(
             keyring
-                .open::<String>(&store, &loc, record, &tampered)
+                .open::<String>(&loc, record, &tampered)
                 .await
                 .unwrap_err(),
         );
         errors.push(
             keyring
-                .open::<String>(&store, &loc, record, &tampered[..10])
+                .open::<String>(&loc, record, &tampered[..10])
                 .await
                 .unwrap_err(),
         );
         errors.push(
             keyring
-                .open::<u32>(&store, &loc, record, sealed.as_bytes())
+                .open::<u32>(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap_err(),
         );
@@ -108,16 +100,16 @@ fn canary_never_appears_in_formatted_output() {
             LocalKeyProvider::key_from_base64(&SecretString::from(CANARY_PHONE)).unwrap_err(),
         );
         keyring
-            .destroy_scope(&store, tenant, KeyScope::Subject(subject))
+            .destroy_scope(tenant, KeyScope::Subject(subject))
             .await
             .unwrap();
         errors.push(
             keyring
-                .open::<String>(&store, &loc, record, sealed.as_bytes())
+                .open::<String>(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap_err(),
         );
-        errors.push(keyring.seal(&store, &loc, record, &pii).await.unwrap_err());
+        errors.push(keyring.seal(&loc, record, &pii).await.unwrap_err());
         assert!(errors.len() >= 10);
         for err in &errors {
             outputs.push(format!("{err}"));

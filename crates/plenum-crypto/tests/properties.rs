@@ -43,10 +43,12 @@ fn locator() -> impl Strategy<Value = FieldLocator> {
         })
 }
 
-fn keyring(backend: Backend) -> Keyring {
+/// A keyring over `store` (a second keyring on the same store is a second process).
+fn keyring_on(backend: Backend, store: Arc<MemoryKeyStore>) -> Keyring {
     let root = SecretBox::new(Box::new([0x11u8; 32]));
     Keyring::new(
         Arc::new(LocalKeyProvider::new(backend, 1, &root).unwrap()),
+        store,
         KeyringConfig::with_backend(backend),
     )
 }
@@ -64,11 +66,11 @@ proptest! {
     #[test]
     fn seal_open_round_trip(loc in locator(), plaintext in proptest::collection::vec(any::<u8>(), 0..2048)) {
         for backend in Backend::all() {
-            let (ring, store) = (keyring(*backend), MemoryKeyStore::new());
+            let ring = keyring_on(*backend, Arc::new(MemoryKeyStore::new()));
             let record = RecordId::generate();
             let back = block_on(async {
-                let sealed = ring.seal(&store, &loc, record, &Pii::new(plaintext.clone())).await.unwrap();
-                ring.open::<Vec<u8>>(&store, &loc, record, sealed.as_bytes()).await.unwrap()
+                let sealed = ring.seal(&loc, record, &Pii::new(plaintext.clone())).await.unwrap();
+                ring.open::<Vec<u8>>(&loc, record, sealed.as_bytes()).await.unwrap()
             });
             prop_assert_eq!(back.expose(), &plaintext);
         }

@@ -72,8 +72,8 @@ pub enum Outcome {
     Success,
     /// It failed with an error of this kind; nothing was returned or changed by it.
     Failed(ErrorKind),
-    /// The purpose layer refused it (the reason key); nothing was read.
-    Denied(&'static str),
+    /// The purpose layer refused it; nothing was read.
+    Denied(crate::Denial),
 }
 
 /// The description of one repository operation: never a value, only names, ids and counts.

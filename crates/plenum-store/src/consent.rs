@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use crate::error::Error;
+use crate::record::Value;
+#[cfg(feature = "postgres")]
+use crate::sql::Array;
+use crate::sql::{self, Conn, Dialect};
+use crate::table::SqlType;
+use crate::tx::TenantTx;
 use plenum_consent::{Channel, ConsentEvent, EventKind, Evidence, Method, Purpose, SubjectStatus};
 use plenum_core::{ActorId, RecordId, SubjectId, TenantId};
-use uuid::Uuid;
-
-use crate::error::Error;
-use crate::tx::{BackendKind, TenantTx};
 
 /// The consent ledger: `plenum.consent_events` on PostgreSQL (row-level security; the runtime
 /// role may only read and append), `plenum_consent_events` on SQLite (triggers refuse updates
@@ -18,61 +20,87 @@ use crate::tx::{BackendKind, TenantTx};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConsentLedger;
 
-type Row = (
-    Uuid,
-    Uuid,
-    String,
-    Option<String>,
-    i32,
-    Option<String>,
-    bool,
-    Option<DateTime<Utc>>,
-    String,
-    Vec<u8>,
-    String,
-    Uuid,
-    DateTime<Utc>,
-);
-
 const COLUMNS: &str = "tenant_id, subject_id, kind, purpose, purpose_version, channel, explicit, \
                        expires_at, notice_version, notice_sha256, method, actor_id, at";
+const TYPES: [SqlType; 13] = [
+    SqlType::Uuid,
+    SqlType::Uuid,
+    SqlType::Text,
+    SqlType::Text,
+    SqlType::Int,
+    SqlType::Text,
+    SqlType::Bool,
+    SqlType::Timestamp,
+    SqlType::Text,
+    SqlType::Bytes,
+    SqlType::Text,
+    SqlType::Uuid,
+    SqlType::Timestamp,
+];
 
-fn decode(tenant: TenantId, row: Row) -> Result<ConsentEvent, Error> {
-    let (
-        t,
-        subject,
-        kind,
-        purpose,
-        version,
-        channel,
-        explicit,
-        expires_at,
-        notice,
-        sha,
-        method,
-        actor,
-        at,
-    ) = row;
+fn db(e: sqlx::Error) -> Error {
+    Error::from_sqlx(e, "consent_events")
+}
+
+fn text(v: Option<&str>) -> (SqlType, Value) {
+    (
+        SqlType::Text,
+        v.map_or(Value::Null, |t| Value::Text(t.to_owned())),
+    )
+}
+
+/// A ledger row ([`COLUMNS`]) as an event of `tenant`, the row's tenant checked.
+fn decode(tenant: TenantId, row: Vec<Value>) -> Result<ConsentEvent, Error> {
+    let unreadable = || Error::Config("unreadable consent event");
+    let Ok::<[Value; 13], _>(
+        [
+            Value::Uuid(t),
+            Value::Uuid(subject),
+            Value::Text(kind),
+            purpose,
+            Value::BigInt(version),
+            channel,
+            Value::Bool(explicit),
+            expires_at,
+            Value::Text(notice),
+            Value::Bytes(sha),
+            Value::Text(method),
+            Value::Uuid(actor),
+            Value::Timestamp(at),
+        ],
+    ) = row.try_into()
+    else {
+        return Err(unreadable());
+    };
     crate::tx::check_tenant(tenant, t, "plenum.consent_events")?;
-    let bad = |_| Error::Config("unreadable consent event");
+    let optional_text = |v: Value| match v {
+        Value::Text(t) => Ok(Some(t)),
+        Value::Null => Ok(None),
+        _ => Err(unreadable()),
+    };
+    let bad = |_| unreadable();
     let notice_sha256: [u8; 32] = sha
         .try_into()
         .map_err(|_| Error::Config("consent notice hash is not 32 bytes"))?;
     Ok(ConsentEvent {
         subject: SubjectId::from_trusted_uuid(subject),
         kind: EventKind::from_key(&kind).map_err(bad)?,
-        purpose: purpose
+        purpose: optional_text(purpose)?
             .map(|p| Purpose::from_key(&p))
             .transpose()
             .map_err(bad)?,
         purpose_version: u16::try_from(version)
             .map_err(|_| Error::Config("purpose version out of range"))?,
-        channel: channel
+        channel: optional_text(channel)?
             .map(|c| Channel::from_key(&c))
             .transpose()
             .map_err(bad)?,
         explicit,
-        expires_at,
+        expires_at: match expires_at {
+            Value::Timestamp(t) => Some(t),
+            Value::Null => None,
+            _ => return Err(unreadable()),
+        },
         evidence: Evidence {
             notice_version: notice,
             notice_sha256,
@@ -100,60 +128,41 @@ impl ConsentLedger {
             });
         }
         let id = RecordId::generate();
-        let tenant = tx.tenant();
-        let purpose = event.purpose.map(Purpose::key);
-        let channel = event.channel.map(Channel::key);
-        let version = i32::from(event.purpose_version);
         let e = &event.evidence;
-        macro_rules! bind_all {
-            ($q:expr) => {
-                $q.bind(tenant.as_uuid())
-                    .bind(id.as_uuid())
-                    .bind(event.subject.as_uuid())
-                    .bind(event.kind.key())
-                    .bind(purpose)
-                    .bind(version)
-                    .bind(channel)
-                    .bind(event.explicit)
-                    .bind(event.expires_at)
-                    .bind(e.notice_version.as_str())
-                    .bind(e.notice_sha256.to_vec())
-                    .bind(e.method.key())
-                    .bind(e.actor.as_uuid())
-                    .bind(e.at)
-            };
-        }
-        match tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => {
-                bind_all!(sqlx::query(
-                    "INSERT INTO plenum.consent_events (tenant_id, id, subject_id, kind, purpose, \
-                     purpose_version, channel, explicit, expires_at, notice_version, \
-                     notice_sha256, method, actor_id, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-                ))
-                .execute(tx.postgres_internal()?)
-                .await
-                .map_err(|e| Error::from_sqlx(e, "consent_events"))?;
-            }
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => {
-                bind_all!(sqlx::query(
-                    "INSERT INTO plenum_consent_events (tenant_id, id, subject_id, kind, purpose, \
-                     purpose_version, channel, explicit, expires_at, notice_version, \
-                     notice_sha256, method, actor_id, at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-                ))
-                .execute(tx.sqlite_internal()?)
-                .await
-                .map_err(|e| Error::from_sqlx(e, "consent_events"))?;
-            }
-            #[allow(
-                unreachable_patterns,
-                reason = "BackendKind is non_exhaustive across feature sets"
-            )]
-            _ => return Err(Error::Config("backend not compiled in")),
-        }
+        let binds = [
+            (SqlType::Uuid, Value::Uuid(*tx.tenant().as_uuid())),
+            (SqlType::Uuid, Value::Uuid(*id.as_uuid())),
+            (SqlType::Uuid, Value::Uuid(*event.subject.as_uuid())),
+            text(Some(event.kind.key())),
+            text(event.purpose.map(Purpose::key)),
+            (
+                SqlType::BigInt,
+                Value::BigInt(i64::from(event.purpose_version)),
+            ),
+            text(event.channel.map(Channel::key)),
+            (SqlType::Bool, Value::Bool(event.explicit)),
+            (
+                SqlType::Timestamp,
+                event.expires_at.map_or(Value::Null, Value::Timestamp),
+            ),
+            text(Some(&e.notice_version)),
+            (SqlType::Bytes, Value::Bytes(e.notice_sha256.to_vec())),
+            text(Some(e.method.key())),
+            (SqlType::Uuid, Value::Uuid(*e.actor.as_uuid())),
+            (SqlType::Timestamp, Value::Timestamp(e.at)),
+        ];
+        let d = Dialect::of(tx);
+        let params: Vec<String> = (1..=binds.len()).map(|i| d.p(i)).collect();
+        let statement = format!(
+            "INSERT INTO {} (tenant_id, id, subject_id, kind, purpose, purpose_version, channel, \
+             explicit, expires_at, notice_version, notice_sha256, method, actor_id, at) \
+             VALUES ({})",
+            d.library("consent_events"),
+            params.join(", ")
+        );
+        sql::execute(Conn::of(tx)?, &statement, &binds)
+            .await
+            .map_err(db)?;
         Ok(id)
     }
 
@@ -206,44 +215,48 @@ impl ConsentLedger {
         subjects: &[SubjectId],
     ) -> Result<HashMap<SubjectId, Vec<ConsentEvent>>, Error> {
         let tenant = tx.tenant();
-        let rows: Vec<Row> = match tx.backend() {
+        let tenant_bind = (SqlType::Uuid, Value::Uuid(*tenant.as_uuid()));
+        let rows = match Dialect::of(tx) {
             #[cfg(feature = "postgres")]
-            BackendKind::Postgres => {
-                let ids: Vec<Uuid> = subjects.iter().map(|s| *s.as_uuid()).collect();
+            Dialect::Postgres => {
+                let ids = Array::of(
+                    SqlType::Uuid,
+                    subjects.iter().map(|s| Value::Uuid(*s.as_uuid())),
+                )
+                .map_err(db)?;
                 // Per-subject index probes (see the key store for why not `= ANY($2)`).
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                let statement = format!(
                     "SELECT e.* FROM unnest($2::uuid[]) AS s(id) \
                      CROSS JOIN LATERAL (SELECT {COLUMNS} FROM plenum.consent_events \
-                         WHERE tenant_id = $1 AND subject_id = s.id ORDER BY at, recorded_at OFFSET 0) AS e"
-                )))
-                .bind(tenant.as_uuid())
-                .bind(&ids)
-                .fetch_all(tx.postgres_internal()?)
-                .await
-                .map_err(|e| Error::from_sqlx(e, "consent_events"))?
+                         WHERE tenant_id = $1 AND subject_id = s.id \
+                         ORDER BY at, recorded_at OFFSET 0) AS e"
+                );
+                sql::fetch_arrays(Conn::of(tx)?, &statement, &[tenant_bind], vec![ids], &TYPES)
+                    .await
+                    .map_err(db)?
             }
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => {
+            d => {
+                let statement = format!(
+                    "SELECT {COLUMNS} FROM {} WHERE tenant_id = {} AND subject_id = {} \
+                     ORDER BY at, recorded_at",
+                    d.library("consent_events"),
+                    d.p(1),
+                    d.p(2)
+                );
                 let mut rows = Vec::new();
                 for s in subjects {
-                    let mut some: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "SELECT {COLUMNS} FROM plenum_consent_events \
-                         WHERE tenant_id = ?1 AND subject_id = ?2 ORDER BY at, recorded_at"
-                    )))
-                    .bind(tenant.as_uuid())
-                    .bind(s.as_uuid())
-                    .fetch_all(tx.sqlite_internal()?)
-                    .await
-                    .map_err(|e| Error::from_sqlx(e, "consent_events"))?;
-                    rows.append(&mut some);
+                    let binds = [
+                        tenant_bind.clone(),
+                        (SqlType::Uuid, Value::Uuid(*s.as_uuid())),
+                    ];
+                    rows.extend(
+                        sql::fetch(Conn::of(tx)?, &statement, &binds, &TYPES)
+                            .await
+                            .map_err(db)?,
+                    );
                 }
                 rows
             }
-            #[allow(
-                unreachable_patterns,
-                reason = "BackendKind is non_exhaustive across feature sets"
-            )]
-            _ => return Err(Error::Config("backend not compiled in")),
         };
         let mut out: HashMap<SubjectId, Vec<ConsentEvent>> = HashMap::new();
         for row in rows {

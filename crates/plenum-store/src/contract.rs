@@ -1,5 +1,7 @@
 //! Names shared by the generated schema, the runtime and the verifier.
 
+use plenum_core::TenantId;
+
 use crate::error::Error;
 
 /// Schema holding the library's own objects: the context function, the tenant registry, wrapped
@@ -11,6 +13,14 @@ pub const DATA_SCHEMA: &str = "app";
 pub const TENANT_SETTING: &str = "plenum.tenant_id";
 /// The context function every policy calls: `STABLE`, returns `uuid`, NULL without a tenant.
 pub const CONTEXT_FUNCTION: &str = "plenum.current_tenant_id";
+
+/// The log admin transactions are recorded in: a reserved tenant id that holds no data, is
+/// registered by migration 4, and whose log is sequenced, checkpointed, exported and verified
+/// like any tenant's (`TenantPool::begin(PLATFORM_LOG)` as the runtime role). The admin role may
+/// append to this log and to no other.
+pub const PLATFORM_LOG: TenantId = TenantId::from_trusted_uuid(uuid::Uuid::from_u128(
+    0x0000_0000_0000_7000_8000_0000_0000_0a0d,
+));
 
 /// The PostgreSQL roles of the database contract.
 ///

@@ -80,8 +80,8 @@ pub enum Error {
     Denied {
         /// The purpose key.
         purpose: &'static str,
-        /// Why (a stable key: `consent_missing`, `restricted`, `actor_not_authorised`, ...).
-        reason: &'static str,
+        /// Why ([`Denial::as_str`](crate::Denial::as_str) is its stable key).
+        reason: crate::Denial,
     },
 
     /// The field was withheld from this read: its category is not one the purpose may see. It

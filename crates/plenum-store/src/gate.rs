@@ -9,6 +9,7 @@ use std::sync::Arc;
 use plenum_consent::{Policy, Purpose};
 use plenum_core::{Actor, RequestId, Role, TenantId};
 
+use crate::denial::Denial;
 use crate::error::Error;
 
 /// One request (or job run): who acts, for which tenant. Grants borrow it, so none outlives it.
@@ -146,13 +147,13 @@ impl Gate {
         if self.inner.policy.rule(purpose).is_none() {
             return Err(Error::Denied {
                 purpose: purpose.key(),
-                reason: "purpose_disabled",
+                reason: Denial::Policy(plenum_consent::DenyReason::PurposeDisabled),
             });
         }
         if !self.inner.authorisation.permits(&request.actor, purpose) {
             return Err(Error::Denied {
                 purpose: purpose.key(),
-                reason: "actor_not_authorised",
+                reason: Denial::ActorNotAuthorised,
             });
         }
         Ok(PurposeGrant {
@@ -181,14 +182,14 @@ impl Gate {
             reason,
         };
         if reason.trim().is_empty() {
-            return Err(denied("no_reason"));
+            return Err(denied(Denial::NoReason));
         }
         if !self
             .inner
             .authorisation
             .permits_unrestricted(&request.actor)
         {
-            return Err(denied("actor_not_authorised"));
+            return Err(denied(Denial::ActorNotAuthorised));
         }
         Ok(PurposeGrant {
             request,

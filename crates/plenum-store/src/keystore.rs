@@ -7,31 +7,12 @@ use plenum_crypto::{BoxFuture, KeyRef, KeyScope, KeyState, KeyStore, StoredKey, 
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::tx::{BackendKind, TenantPool, TenantTx};
-
-/// Runs one statement on whichever backend `tx` talks to: the SQL differs only in placeholder
-/// style and table name, the binds and the call are written once.
-macro_rules! on_backend {
-    ($tx:expr, $ctor:expr, pg: $pg:literal, sqlite: $lite:literal, |$q:ident| $binds:expr, $call:ident) => {
-        match $tx.backend() {
-            #[cfg(feature = "postgres")]
-            BackendKind::Postgres => {
-                let $q = $ctor($pg);
-                $binds.$call($tx.postgres_internal()?).await.map(Into::into)
-            }
-            #[cfg(feature = "sqlite")]
-            BackendKind::Sqlite => {
-                let $q = $ctor($lite);
-                $binds.$call($tx.sqlite_internal()?).await.map(Into::into)
-            }
-            #[allow(
-                unreachable_patterns,
-                reason = "BackendKind is non_exhaustive across feature sets"
-            )]
-            _ => return Err(Error::Config("backend not compiled in")),
-        }
-    };
-}
+use crate::record::Value;
+#[cfg(feature = "postgres")]
+use crate::sql::Array;
+use crate::sql::{self, Conn, Dialect};
+use crate::table::SqlType;
+use crate::tx::{TenantPool, TenantTx};
 
 /// A [`KeyStore`] over the `plenum.keys` table (PostgreSQL, under RLS) or `plenum_keys` (SQLite).
 ///
@@ -60,7 +41,7 @@ impl DbKeyStore {
     }
 }
 
-fn scope_columns(scope: &KeyScope) -> (i16, Uuid) {
+fn scope_columns(scope: &KeyScope) -> (i64, Uuid) {
     match scope {
         KeyScope::TenantData => (1, Uuid::nil()),
         KeyScope::TenantIndex => (2, Uuid::nil()),
@@ -72,127 +53,240 @@ fn store_err(e: Error) -> plenum_crypto::Error {
     plenum_crypto::Error::Store(Box::new(e))
 }
 
-type Row = (Uuid, i32, String, Option<Vec<u8>>);
-
-/// Rows affected, from either backend's query result.
-struct Done(u64);
-
-#[cfg(feature = "postgres")]
-impl From<sqlx::postgres::PgQueryResult> for Done {
-    fn from(r: sqlx::postgres::PgQueryResult) -> Self {
-        Self(r.rows_affected())
-    }
+fn db(e: sqlx::Error) -> Error {
+    Error::from_sqlx(e, "plenum.keys")
 }
 
-#[cfg(feature = "sqlite")]
-impl From<sqlx::sqlite::SqliteQueryResult> for Done {
-    fn from(r: sqlx::sqlite::SqliteQueryResult) -> Self {
-        Self(r.rows_affected())
-    }
+fn uuid(v: Uuid) -> (SqlType, Value) {
+    (SqlType::Uuid, Value::Uuid(v))
 }
 
+fn int(v: i64) -> (SqlType, Value) {
+    (SqlType::BigInt, Value::BigInt(v))
+}
+
+fn version_column(version: u32) -> Result<i64, Error> {
+    i32::try_from(version)
+        .map(i64::from)
+        .map_err(|_| Error::Config("key version out of range"))
+}
+
+/// The columns every key statement reads, in this order.
+const KEY_COLUMNS: &str = "tenant_id, subject_id, version, state, wrapped";
+const KEY_TYPES: [SqlType; 5] = [
+    SqlType::Uuid,
+    SqlType::Uuid,
+    SqlType::Int,
+    SqlType::Text,
+    SqlType::Bytes,
+];
+
+/// A key row ([`KEY_COLUMNS`]) as a stored key of `tenant`: the row's tenant checked, the scope
+/// taken from `scope` or, for subject keys, from the row's subject.
 fn to_stored(
     tenant: TenantId,
-    scope: KeyScope,
-    (row_tenant, version, state, wrapped): Row,
+    scope: Option<KeyScope>,
+    row: Vec<Value>,
 ) -> Result<StoredKey, Error> {
-    crate::tx::check_tenant(tenant, row_tenant, "plenum.keys")?;
+    let unreadable = || Error::Config("unreadable row in plenum.keys");
+    let mut row = row.into_iter();
+    let (
+        Some(Value::Uuid(t)),
+        Some(Value::Uuid(subject)),
+        Some(Value::BigInt(version)),
+        Some(Value::Text(state)),
+        Some(wrapped),
+    ) = (row.next(), row.next(), row.next(), row.next(), row.next())
+    else {
+        return Err(unreadable());
+    };
+    crate::tx::check_tenant(tenant, t, "plenum.keys")?;
     let version =
         u32::try_from(version).map_err(|_| Error::Config("stored key version out of range"))?;
     let state = KeyState::parse(&state).ok_or(Error::Config("unknown key state in plenum.keys"))?;
+    let wrapped = match wrapped {
+        Value::Bytes(b) => Some(WrappedKey::from_bytes(b)),
+        Value::Null => None,
+        _ => return Err(unreadable()),
+    };
     Ok(StoredKey {
         key_ref: KeyRef {
             tenant,
-            scope,
+            scope: scope.unwrap_or(KeyScope::Subject(SubjectId::from_trusted_uuid(subject))),
             version,
         },
         state,
-        wrapped: wrapped.map(WrappedKey::from_bytes),
+        wrapped,
     })
 }
 
-async fn select(
-    tx: &mut TenantTx,
+fn to_stored_all(
     tenant: TenantId,
-    scope: KeyScope,
-    version: Option<i32>,
-) -> Result<Vec<Row>, Error> {
-    let (kind, subject) = scope_columns(&scope);
-    let rows: Vec<Row> = on_backend!(
-        tx,
-        sqlx::query_as::<_, Row>,
-        pg: "SELECT tenant_id, version, state, wrapped FROM plenum.keys \
-             WHERE tenant_id = $1 AND scope = $2 AND subject_id = $3 AND ($4::int IS NULL OR version = $4)",
-        sqlite: "SELECT tenant_id, version, state, wrapped FROM plenum_keys \
-                 WHERE tenant_id = ?1 AND scope = ?2 AND subject_id = ?3 AND (?4 IS NULL OR version = ?4)",
-        |q| q.bind(tenant.as_uuid()).bind(kind).bind(subject).bind(version),
-        fetch_all
-    )?;
-    Ok(rows)
+    scope: Option<KeyScope>,
+    rows: Vec<Vec<Value>>,
+) -> Result<Vec<StoredKey>, Error> {
+    rows.into_iter()
+        .map(|r| to_stored(tenant, scope, r))
+        .collect()
 }
 
-/// The subject keys of `subjects`, in one query on PostgreSQL (SQLite is in-process: one cheap
-/// query per subject).
+/// Every stored version of one scope (or one version of it).
+async fn select(
+    tx: &mut TenantTx,
+    scope: KeyScope,
+    version: Option<u32>,
+) -> Result<Vec<StoredKey>, Error> {
+    let tenant = tx.tenant();
+    let d = Dialect::of(tx);
+    let (kind, subject) = scope_columns(&scope);
+    let mut binds = vec![uuid(*tenant.as_uuid()), int(kind), uuid(subject)];
+    let mut statement = format!(
+        "SELECT {KEY_COLUMNS} FROM {} WHERE tenant_id = {} AND scope = {} AND subject_id = {}",
+        d.library("keys"),
+        d.p(1),
+        d.p(2),
+        d.p(3)
+    );
+    if let Some(v) = version {
+        binds.push(int(version_column(v)?));
+        statement.push_str(&format!(" AND version = {}", d.p(4)));
+    }
+    let rows = sql::fetch(Conn::of(tx)?, &statement, &binds, &KEY_TYPES)
+        .await
+        .map_err(db)?;
+    to_stored_all(tenant, Some(scope), rows)
+}
+
+/// The subject keys of `subjects`: one statement on PostgreSQL, one cheap in-process query per
+/// subject on SQLite.
 async fn select_subjects(
     tx: &mut TenantTx,
-    tenant: TenantId,
     subjects: &[SubjectId],
 ) -> Result<Vec<StoredKey>, Error> {
-    let rows: Vec<SubjectRow> = match tx.backend() {
+    let tenant = tx.tenant();
+    let rows = match Dialect::of(tx) {
         #[cfg(feature = "postgres")]
-        BackendKind::Postgres => {
-            let ids: Vec<Uuid> = subjects.iter().map(|s| *s.as_uuid()).collect();
+        Dialect::Postgres => {
             // One primary-key probe per subject: a LATERAL subquery kept from being flattened
             // into a join by `OFFSET 0`, so that no plan can do otherwise. `subject_id =
-            // ANY($2)` had the generic plan scan every key of the tenant against the whole array (67 ms for 1,000 subjects of a 10,000-key
-            // tenant), and a plain join against `unnest` got a nested loop with a join filter
-            // (400 ms) whenever the statistics of a young table said the tenant had one key.
-            sqlx::query_as(
+            // ANY($2)` had the generic plan scan every key of the tenant against the whole
+            // array (67 ms for 1,000 subjects of a 10,000-key tenant), and a plain join
+            // against `unnest` got a nested loop with a join filter (400 ms) whenever the
+            // statistics of a young table said the tenant had one key.
+            let ids = Array::of(
+                SqlType::Uuid,
+                subjects.iter().map(|s| Value::Uuid(*s.as_uuid())),
+            )
+            .map_err(db)?;
+            sql::fetch_arrays(
+                Conn::of(tx)?,
                 "SELECT k.tenant_id, k.subject_id, k.version, k.state, k.wrapped \
                  FROM unnest($2::uuid[]) AS s(id) \
                  CROSS JOIN LATERAL (SELECT * FROM plenum.keys \
                      WHERE tenant_id = $1 AND scope = 3 AND subject_id = s.id OFFSET 0) AS k",
+                &[uuid(*tenant.as_uuid())],
+                vec![ids],
+                &KEY_TYPES,
             )
-            .bind(tenant.as_uuid())
-            .bind(&ids)
-            .fetch_all(tx.postgres_internal()?)
-            .await?
+            .await
+            .map_err(db)?
         }
-        #[cfg(feature = "sqlite")]
-        BackendKind::Sqlite => {
+        _ => {
+            let d = Dialect::of(tx);
+            let statement = format!(
+                "SELECT {KEY_COLUMNS} FROM {} WHERE tenant_id = {} AND scope = 3 AND subject_id = {}",
+                d.library("keys"),
+                d.p(1),
+                d.p(2)
+            );
             let mut rows = Vec::new();
             for s in subjects {
-                let mut some: Vec<SubjectRow> = sqlx::query_as(
-                    "SELECT tenant_id, subject_id, version, state, wrapped FROM plenum_keys \
-                     WHERE tenant_id = ?1 AND scope = 3 AND subject_id = ?2",
-                )
-                .bind(tenant.as_uuid())
-                .bind(s.as_uuid())
-                .fetch_all(tx.sqlite_internal()?)
-                .await?;
-                rows.append(&mut some);
+                let binds = [uuid(*tenant.as_uuid()), uuid(*s.as_uuid())];
+                rows.extend(
+                    sql::fetch(Conn::of(tx)?, &statement, &binds, &KEY_TYPES)
+                        .await
+                        .map_err(db)?,
+                );
             }
             rows
         }
-        #[allow(
-            unreachable_patterns,
-            reason = "BackendKind is non_exhaustive across feature sets"
-        )]
-        _ => return Err(Error::Config("backend not compiled in")),
     };
-    subject_keys(tenant, rows)
+    to_stored_all(tenant, None, rows)
 }
 
-/// A subject key row: tenant, subject, version, state, wrapped material.
-type SubjectRow = (Uuid, Uuid, i32, String, Option<Vec<u8>>);
+/// The binds of one key row: tenant, scope, subject, version, state, wrapped material.
+fn key_binds(key: &StoredKey) -> Result<Vec<(SqlType, Value)>, Error> {
+    let (kind, subject) = scope_columns(&key.key_ref.scope);
+    Ok(vec![
+        uuid(*key.key_ref.tenant.as_uuid()),
+        int(kind),
+        uuid(subject),
+        int(version_column(key.key_ref.version)?),
+        (SqlType::Text, Value::Text(key.state.as_str().to_owned())),
+        (
+            SqlType::Bytes,
+            key.wrapped
+                .as_ref()
+                .map_or(Value::Null, |w| Value::Bytes(w.as_bytes().to_vec())),
+        ),
+    ])
+}
 
-fn subject_keys(tenant: TenantId, rows: Vec<SubjectRow>) -> Result<Vec<StoredKey>, Error> {
-    rows.into_iter()
-        .map(|(t, subject, version, state, wrapped)| {
-            let scope = KeyScope::Subject(SubjectId::from_trusted_uuid(subject));
-            to_stored(tenant, scope, (t, version, state, wrapped))
-        })
-        .collect()
+/// Inserts one key unless that version exists (another writer stored it first).
+async fn insert_one(tx: &mut TenantTx, key: &StoredKey) -> Result<(), Error> {
+    let d = Dialect::of(tx);
+    let statement = format!(
+        "INSERT INTO {} (tenant_id, scope, subject_id, version, state, wrapped) \
+         VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING",
+        d.library("keys"),
+        d.p(1),
+        d.p(2),
+        d.p(3),
+        d.p(4),
+        d.p(5),
+        d.p(6)
+    );
+    sql::execute(Conn::of(tx)?, &statement, &key_binds(key)?)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Sets a stored version's state and wrapped material; returns the rows affected.
+async fn update_one(tx: &mut TenantTx, key: &StoredKey) -> Result<u64, Error> {
+    let d = Dialect::of(tx);
+    let now = match d {
+        Dialect::Postgres => "now()",
+        Dialect::Sqlite => "datetime('now')",
+    };
+    let statement = format!(
+        "UPDATE {} SET state = {}, wrapped = {}, updated_at = {now} \
+         WHERE tenant_id = {} AND scope = {} AND subject_id = {} AND version = {}",
+        d.library("keys"),
+        d.p(5),
+        d.p(6),
+        d.p(1),
+        d.p(2),
+        d.p(3),
+        d.p(4)
+    );
+    sql::execute(Conn::of(tx)?, &statement, &key_binds(key)?)
+        .await
+        .map_err(db)
+}
+
+impl DbKeyStore {
+    /// Runs `work` in a short key transaction of `tenant` and commits it.
+    async fn in_own_tx<T>(
+        &self,
+        tenant: TenantId,
+        work: impl AsyncFnOnce(&mut TenantTx) -> Result<T, Error>,
+    ) -> Result<T, plenum_crypto::Error> {
+        let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
+        let out = work(&mut tx).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        Ok(out)
+    }
 }
 
 impl KeyStore for DbKeyStore {
@@ -201,106 +295,39 @@ impl KeyStore for DbKeyStore {
         tenant: TenantId,
         scope: KeyScope,
     ) -> BoxFuture<'a, Result<Vec<StoredKey>, plenum_crypto::Error>> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
-            let rows = select(&mut tx, tenant, scope, None)
-                .await
-                .map_err(store_err)?;
-            tx.commit().await.map_err(store_err)?;
-            rows.into_iter()
-                .map(|r| to_stored(tenant, scope, r).map_err(store_err))
-                .collect()
-        })
+        Box::pin(self.in_own_tx(tenant, async move |tx| select(tx, scope, None).await))
     }
 
     fn insert<'a>(
         &'a self,
         key: StoredKey,
     ) -> BoxFuture<'a, Result<StoredKey, plenum_crypto::Error>> {
-        Box::pin(async move {
-            let KeyRef {
-                tenant,
-                scope,
-                version,
-            } = key.key_ref;
-            let (kind, subject) = scope_columns(&scope);
-            let version = i32::try_from(version)
-                .map_err(|_| store_err(Error::Config("key version out of range")))?;
-            let wrapped = key.wrapped.as_ref().map(|w| w.as_bytes().to_vec());
-            let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
-            let result: Result<u64, Error> = async {
-                let done: sqlx::Result<Done> = on_backend!(
-                    tx,
-                    sqlx::query,
-                    pg: "INSERT INTO plenum.keys (tenant_id, scope, subject_id, version, state, wrapped) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                    sqlite: "INSERT INTO plenum_keys (tenant_id, scope, subject_id, version, state, wrapped) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                    |q| q
-                        .bind(tenant.as_uuid())
-                        .bind(kind)
-                        .bind(subject)
-                        .bind(version)
-                        .bind(key.state.as_str())
-                        .bind(&wrapped),
-                    execute
-                );
-                Ok(done?.0)
-            }
-            .await;
-            result.map_err(store_err)?;
-            let rows = select(&mut tx, tenant, scope, Some(version))
-                .await
-                .map_err(store_err)?;
-            tx.commit().await.map_err(store_err)?;
-            let row = rows.into_iter().next().ok_or_else(|| {
-                store_err(Error::NotFound {
+        Box::pin(self.in_own_tx(key.key_ref.tenant, async move |tx| {
+            insert_one(tx, &key).await?;
+            // What is stored now: ours, or the version another writer stored first.
+            select(tx, key.key_ref.scope, Some(key.key_ref.version))
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::NotFound {
                     record_type: "plenum.keys".to_owned(),
                 })
-            })?;
-            to_stored(tenant, scope, row).map_err(store_err)
-        })
+        }))
     }
 
     fn update<'a>(&'a self, key: StoredKey) -> BoxFuture<'a, Result<(), plenum_crypto::Error>> {
         Box::pin(async move {
-            let KeyRef {
-                tenant,
-                scope,
-                version,
-            } = key.key_ref;
-            let (kind, subject) = scope_columns(&scope);
-            let v = i32::try_from(version)
-                .map_err(|_| store_err(Error::Config("key version out of range")))?;
-            let wrapped = key.wrapped.as_ref().map(|w| w.as_bytes().to_vec());
-            let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
-            let affected: Result<u64, Error> = async {
-                let done: sqlx::Result<Done> = on_backend!(
-                    tx,
-                    sqlx::query,
-                    pg: "UPDATE plenum.keys SET state = $5, wrapped = $6, updated_at = now() \
-                         WHERE tenant_id = $1 AND scope = $2 AND subject_id = $3 AND version = $4",
-                    sqlite: "UPDATE plenum_keys SET state = ?5, wrapped = ?6, updated_at = datetime('now') \
-                             WHERE tenant_id = ?1 AND scope = ?2 AND subject_id = ?3 AND version = ?4",
-                    |q| q
-                        .bind(tenant.as_uuid())
-                        .bind(kind)
-                        .bind(subject)
-                        .bind(v)
-                        .bind(key.state.as_str())
-                        .bind(&wrapped),
-                    execute
-                );
-                Ok(done?.0)
-            }
-            .await;
-            if affected.map_err(store_err)? == 0 {
+            let KeyRef { scope, version, .. } = key.key_ref;
+            let affected = self
+                .in_own_tx(key.key_ref.tenant, async |tx| update_one(tx, &key).await)
+                .await?;
+            if affected == 0 {
                 return Err(plenum_crypto::Error::KeyNotFound {
                     scope: scope.kind(),
                     version,
                 });
             }
-            tx.commit().await.map_err(store_err)
+            Ok(())
         })
     }
 
@@ -309,14 +336,7 @@ impl KeyStore for DbKeyStore {
         tenant: TenantId,
         subjects: &'a [SubjectId],
     ) -> BoxFuture<'a, Result<Vec<StoredKey>, plenum_crypto::Error>> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
-            let keys = select_subjects(&mut tx, tenant, subjects)
-                .await
-                .map_err(store_err)?;
-            tx.commit().await.map_err(store_err)?;
-            Ok(keys)
-        })
+        Box::pin(self.in_own_tx(tenant, async move |tx| select_subjects(tx, subjects).await))
     }
 
     fn insert_many<'a>(
@@ -342,12 +362,10 @@ impl KeyStore for DbKeyStore {
                     }
                 }
             }
-            let mut tx = self.pool.begin_keys(tenant).await.map_err(store_err)?;
-            let stored = insert_subject_keys(&mut tx, tenant, &keys, &subjects)
-                .await
-                .map_err(store_err)?;
-            tx.commit().await.map_err(store_err)?;
-            Ok(stored)
+            self.in_own_tx(tenant, async |tx| {
+                insert_subject_keys(tx, &keys, &subjects).await
+            })
+            .await
         })
     }
 }
@@ -358,30 +376,31 @@ impl KeyStore for DbKeyStore {
 /// existed before it.
 async fn insert_subject_keys(
     tx: &mut TenantTx,
-    tenant: TenantId,
     keys: &[StoredKey],
     subjects: &[SubjectId],
 ) -> Result<Vec<StoredKey>, Error> {
-    let mut ids = Vec::with_capacity(keys.len());
-    let mut versions = Vec::with_capacity(keys.len());
-    let mut states = Vec::with_capacity(keys.len());
-    let mut wrapped = Vec::with_capacity(keys.len());
-    for k in keys {
-        let (_, subject) = scope_columns(&k.key_ref.scope);
-        ids.push(subject);
-        versions.push(
-            i32::try_from(k.key_ref.version)
-                .map_err(|_| Error::Config("key version out of range"))?,
-        );
-        states.push(k.state.as_str());
-        wrapped.push(k.wrapped.as_ref().map(|w| w.as_bytes().to_vec()));
-    }
-    match tx.backend() {
+    let tenant = tx.tenant();
+    match Dialect::of(tx) {
         #[cfg(feature = "postgres")]
-        BackendKind::Postgres => {
-            let rows: Vec<SubjectRow> = sqlx::query_as(
+        Dialect::Postgres => {
+            let mut columns: [Vec<Value>; 4] = Default::default();
+            for k in keys {
+                let mut binds = key_binds(k)?.into_iter().skip(2).map(|(_, v)| v);
+                for column in &mut columns {
+                    column.push(binds.next().unwrap_or(Value::Null));
+                }
+            }
+            let [ids, versions, states, wrapped] = columns;
+            let arrays = vec![
+                Array::of(SqlType::Uuid, ids.into_iter()).map_err(db)?,
+                Array::of(SqlType::BigInt, versions.into_iter()).map_err(db)?,
+                Array::of(SqlType::Text, states.into_iter()).map_err(db)?,
+                Array::of(SqlType::Bytes, wrapped.into_iter()).map_err(db)?,
+            ];
+            let rows = sql::fetch_arrays(
+                Conn::of(tx)?,
                 "WITH new AS ( \
-                     SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::bytea[]) AS k(s, v, st, w) \
+                     SELECT * FROM unnest($2::uuid[], $3::int8[], $4::text[], $5::bytea[]) AS k(s, v, st, w) \
                  ), ins AS ( \
                      INSERT INTO plenum.keys (tenant_id, scope, subject_id, version, state, wrapped) \
                      SELECT $1, 3, s, v, st, w FROM new ON CONFLICT DO NOTHING \
@@ -393,39 +412,19 @@ async fn insert_subject_keys(
                  FROM (SELECT DISTINCT s FROM new) AS n \
                  CROSS JOIN LATERAL (SELECT * FROM plenum.keys \
                      WHERE tenant_id = $1 AND scope = 3 AND subject_id = n.s OFFSET 0) AS k",
+                &[uuid(*tenant.as_uuid())],
+                arrays,
+                &KEY_TYPES,
             )
-            .bind(tenant.as_uuid())
-            .bind(&ids)
-            .bind(&versions)
-            .bind(&states)
-            .bind(&wrapped)
-            .fetch_all(tx.postgres_internal()?)
-            .await?;
-            subject_keys(tenant, rows)
+            .await
+            .map_err(db)?;
+            to_stored_all(tenant, None, rows)
         }
-        #[cfg(feature = "sqlite")]
-        BackendKind::Sqlite => {
-            for (((subject, version), state), wrapped) in
-                ids.iter().zip(&versions).zip(&states).zip(&wrapped)
-            {
-                sqlx::query(
-                    "INSERT INTO plenum_keys (tenant_id, scope, subject_id, version, state, wrapped) \
-                     VALUES (?1, 3, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                )
-                .bind(tenant.as_uuid())
-                .bind(subject)
-                .bind(version)
-                .bind(state)
-                .bind(wrapped)
-                .execute(tx.sqlite_internal()?)
-                .await?;
+        _ => {
+            for k in keys {
+                insert_one(tx, k).await?;
             }
-            select_subjects(tx, tenant, subjects).await
+            select_subjects(tx, subjects).await
         }
-        #[allow(
-            unreachable_patterns,
-            reason = "BackendKind is non_exhaustive across feature sets"
-        )]
-        _ => Err(Error::Config("backend not compiled in")),
     }
 }

@@ -96,6 +96,8 @@ mod audit;
 mod consent;
 mod contract;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod denial;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod encrypted;
 mod error;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -120,11 +122,15 @@ mod tx;
 pub use crate::access::{Access, AccessHook, Action, DiscardAccess, Outcome};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::audit::{
-    AuditLog, AuditSink, Auditor, DbLog, DiscardEvents, MemorySink, PLATFORM_LOG, TracingSink,
+    AuditLog, AuditSink, Auditor, DbLog, DiscardEvents, MemorySink, TracingSink,
 };
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::consent::ConsentLedger;
-pub use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles, TENANT_SETTING};
+pub use crate::contract::{
+    CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, PLATFORM_LOG, Roles, TENANT_SETTING,
+};
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::denial::Denial;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::encrypted::Encrypted;
 pub use crate::error::{Error, ErrorKind};

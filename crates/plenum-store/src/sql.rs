@@ -168,6 +168,9 @@ pub(crate) async fn execute(
     }
 }
 
+/// Inserts rows of `types` with `statement` from [`insert_statement`]: on PostgreSQL one
+/// statement binding the tenant once and every other column as a typed array, on SQLite one
+/// prepared statement run per row.
 pub(crate) async fn insert_rows(
     conn: Conn<'_>,
     statement: &str,
@@ -176,25 +179,21 @@ pub(crate) async fn insert_rows(
 ) -> Result<(), sqlx::Error> {
     match conn {
         #[cfg(feature = "postgres")]
-        Conn::Pg(c) => {
+        Conn::Pg(_) => {
             let Some(tenant) = rows.first().and_then(|r| r.first()).cloned() else {
                 return Ok(());
             };
-            let mut columns: Vec<Column> = types
+            let mut columns: Vec<Array> = types
                 .iter()
                 .skip(1)
-                .map(|t| Column::new(*t, rows.len()))
+                .map(|t| Array(Column::new(*t, rows.len())))
                 .collect();
             for row in rows {
                 for (col, value) in columns.iter_mut().zip(row.into_iter().skip(1)) {
-                    col.push(value)?;
+                    col.0.push(value)?;
                 }
             }
-            let mut q = pg::bind_one(sqlx::query(text(statement)), SqlType::Uuid, tenant);
-            for col in columns {
-                q = col.bind(q);
-            }
-            q.execute(&mut *c).await?;
+            fetch_arrays(conn, statement, &[(SqlType::Uuid, tenant)], columns, &[]).await?;
             Ok(())
         }
         #[cfg(feature = "sqlite")]
@@ -208,6 +207,50 @@ pub(crate) async fn insert_rows(
             Ok(())
         }
     }
+}
+
+/// A typed array bind for PostgreSQL (`$n::<type>[]`, usually under `unnest`): how the
+/// library sends a batch or a page of keys in one statement.
+#[cfg(feature = "postgres")]
+pub(crate) struct Array(Column);
+
+#[cfg(feature = "postgres")]
+impl Array {
+    /// An array of `ty` holding `values` (each of that type, or NULL).
+    pub(crate) fn of(
+        ty: SqlType,
+        values: impl ExactSizeIterator<Item = Value>,
+    ) -> Result<Self, sqlx::Error> {
+        let mut column = Column::new(ty, values.len());
+        for v in values {
+            column.push(v)?;
+        }
+        Ok(Self(column))
+    }
+}
+
+/// [`fetch`] on PostgreSQL with the scalar binds first and then the arrays.
+#[cfg(feature = "postgres")]
+pub(crate) async fn fetch_arrays(
+    conn: Conn<'_>,
+    statement: &str,
+    scalars: &[(SqlType, Value)],
+    arrays: Vec<Array>,
+    out: &[SqlType],
+) -> Result<Vec<Vec<Value>>, sqlx::Error> {
+    #[allow(
+        irrefutable_let_patterns,
+        reason = "Conn has one variant when only PostgreSQL is compiled in"
+    )]
+    let Conn::Pg(c) = conn else {
+        return Err(sqlx::Error::Protocol("array binds need PostgreSQL".into()));
+    };
+    let mut q = pg::bind_all(sqlx::query(text(statement)), scalars);
+    for a in arrays {
+        q = a.0.bind(q);
+    }
+    let rows = q.fetch_all(&mut *c).await?;
+    rows.iter().map(|r| pg::decode_row(r, out)).collect()
 }
 
 #[cfg(feature = "postgres")]
@@ -233,7 +276,7 @@ impl Column {
             SqlType::Uuid => Self::Uuid(Vec::with_capacity(n)),
             SqlType::Text => Self::Text(Vec::with_capacity(n)),
             SqlType::Bytes => Self::Bytes(Vec::with_capacity(n)),
-            SqlType::BigInt => Self::BigInt(Vec::with_capacity(n)),
+            SqlType::BigInt | SqlType::Int => Self::BigInt(Vec::with_capacity(n)),
             SqlType::Bool => Self::Bool(Vec::with_capacity(n)),
             SqlType::Timestamp => Self::Timestamp(Vec::with_capacity(n)),
         }
@@ -295,7 +338,7 @@ macro_rules! backend_codec {
                     (SqlType::Uuid, Value::Null) => q.bind(None::<Uuid>),
                     (SqlType::Text, Value::Null) => q.bind(None::<String>),
                     (SqlType::Bytes, Value::Null) => q.bind(None::<Vec<u8>>),
-                    (SqlType::BigInt, Value::Null) => q.bind(None::<i64>),
+                    (SqlType::BigInt | SqlType::Int, Value::Null) => q.bind(None::<i64>),
                     (SqlType::Bool, Value::Null) => q.bind(None::<bool>),
                     (SqlType::Timestamp, Value::Null) => q.bind(None::<DateTime<Utc>>),
                 }
@@ -327,6 +370,9 @@ macro_rules! backend_codec {
                         SqlType::BigInt => row
                             .try_get::<Option<i64>, _>(i)?
                             .map_or(Value::Null, Value::BigInt),
+                        SqlType::Int => row
+                            .try_get::<Option<i32>, _>(i)?
+                            .map_or(Value::Null, |x| Value::BigInt(i64::from(x))),
                         SqlType::Bool => row
                             .try_get::<Option<bool>, _>(i)?
                             .map_or(Value::Null, Value::Bool),

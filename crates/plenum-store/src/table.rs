@@ -17,6 +17,8 @@ pub enum SqlType {
     Bytes,
     /// `bigint` / `integer`.
     BigInt,
+    /// `integer` / `integer`: a 32-bit column, read and bound as [`Value::BigInt`](crate::Value).
+    Int,
     /// `boolean` / `integer`.
     Bool,
     /// `timestamptz` / `text` (RFC 3339).
@@ -30,6 +32,7 @@ impl SqlType {
             Self::Text => "text",
             Self::Bytes => "bytea",
             Self::BigInt => "bigint",
+            Self::Int => "integer",
             Self::Bool => "boolean",
             Self::Timestamp => "timestamptz",
         }
@@ -39,7 +42,7 @@ impl SqlType {
         match self {
             Self::Uuid | Self::Bytes => "blob",
             Self::Text | Self::Timestamp => "text",
-            Self::BigInt | Self::Bool => "integer",
+            Self::BigInt | Self::Int | Self::Bool => "integer",
         }
     }
 }

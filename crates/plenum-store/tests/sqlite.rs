@@ -107,6 +107,7 @@ async fn keys_persist_in_sqlite() {
                 LocalKeyProvider::new(Backend::default(), 1, &SecretBox::new(Box::new([3u8; 32])))
                     .unwrap(),
             ),
+            Arc::new(store.clone()),
             KeyringConfig::default(),
         )
     };
@@ -119,21 +120,18 @@ async fn keys_persist_in_sqlite() {
     };
     let record = RecordId::generate();
     let sealed = ring()
-        .seal(&store, &loc, record, &Pii::new("x@y.z".to_owned()))
+        .seal(&loc, record, &Pii::new("x@y.z".to_owned()))
         .await
         .unwrap();
-    let opened: Pii<String> = ring()
-        .open(&store, &loc, record, sealed.as_bytes())
-        .await
-        .unwrap();
+    let opened: Pii<String> = ring().open(&loc, record, sealed.as_bytes()).await.unwrap();
     assert_eq!(opened.expose(), "x@y.z");
     ring()
-        .destroy_scope(&store, tenant, KeyScope::Subject(subject))
+        .destroy_scope(tenant, KeyScope::Subject(subject))
         .await
         .unwrap();
     assert!(
         ring()
-            .open::<String>(&store, &loc, record, sealed.as_bytes())
+            .open::<String>(&loc, record, sealed.as_bytes())
             .await
             .is_err()
     );

@@ -136,7 +136,7 @@ impl AdminPool {
         }
         // The same transaction, in the tamper-evident platform log.
         let mut event = plenum_audit::Event::new(
-            crate::audit::PLATFORM_LOG,
+            crate::contract::PLATFORM_LOG,
             actor.clone(),
             "admin.transaction",
         );

@@ -277,13 +277,13 @@ fn audit_migration(roles: &Roles) -> Vec<String> {
         format!("ALTER TABLE {s}.tenants NO FORCE ROW LEVEL SECURITY"),
         format!(
             "INSERT INTO {s}.tenants (id) VALUES ('{}') ON CONFLICT (id) DO NOTHING",
-            crate::audit::PLATFORM_LOG
+            crate::contract::PLATFORM_LOG
         ),
         format!("ALTER TABLE {s}.tenants FORCE ROW LEVEL SECURITY"),
         format!(
             "CREATE POLICY audit_log_admin_append ON {s}.audit_log AS PERMISSIVE FOR INSERT \
              TO {admin} WITH CHECK (tenant_id = '{}'::uuid)",
-            crate::audit::PLATFORM_LOG
+            crate::contract::PLATFORM_LOG
         ),
         format!(
             "GRANT INSERT (tenant_id, event_id, at, leaf_hash, body) ON {s}.audit_log TO {admin}"

@@ -454,7 +454,7 @@ pub(crate) async fn verify(pool: &PgPool, roles: &Roles) -> Result<Report, Error
         let expected = canonical(column);
         let platform_append = squash(&format!(
             "(tenant_id = '{}'::uuid)",
-            crate::audit::PLATFORM_LOG
+            crate::contract::PLATFORM_LOG
         ));
         let empty = Vec::new();
         let table_policies = by_table.get(name).unwrap_or(&empty);

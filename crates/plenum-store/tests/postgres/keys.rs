@@ -12,10 +12,12 @@ use uuid::Uuid;
 
 use crate::fixtures::world;
 
-fn keyring() -> Keyring {
+/// A keyring over `store`: each call is another process's keyring (cold caches).
+fn keyring(store: &DbKeyStore) -> Keyring {
     let root = SecretBox::new(Box::new([0x24u8; 32]));
     Keyring::new(
         Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+        Arc::new(store.clone()),
         KeyringConfig::default(),
     )
 }
@@ -33,26 +35,18 @@ fn email(tenant: TenantId, subject: SubjectId) -> FieldLocator {
 async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
     let w = world().await;
     let store = DbKeyStore::new(w.app.clone());
-    let ring = keyring();
+    let ring = keyring(&store);
     let subject = SubjectId::generate();
     let loc = email(w.a.tenant, subject);
     let record = RecordId::generate();
     let sealed = ring
-        .seal(
-            &store,
-            &loc,
-            record,
-            &Pii::new("ada@example.com".to_owned()),
-        )
+        .seal(&loc, record, &Pii::new("ada@example.com".to_owned()))
         .await
         .unwrap();
 
     // Another process (fresh caches) reads the same keys from the database.
-    let other = keyring();
-    let opened: Pii<String> = other
-        .open(&store, &loc, record, sealed.as_bytes())
-        .await
-        .unwrap();
+    let other = keyring(&store);
+    let opened: Pii<String> = other.open(&loc, record, sealed.as_bytes()).await.unwrap();
     assert_eq!(opened.expose(), "ada@example.com");
 
     let su = w.db.superuser().await;
@@ -92,7 +86,7 @@ async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
     drop(tx);
 
     // Erasure: the subject's key row keeps its place but loses its material.
-    ring.destroy_scope(&store, w.a.tenant, KeyScope::Subject(subject))
+    ring.destroy_scope(w.a.tenant, KeyScope::Subject(subject))
         .await
         .unwrap();
     let state: (String, Option<Vec<u8>>) =
@@ -102,8 +96,8 @@ async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
             .await
             .unwrap();
     assert_eq!(state, ("destroyed".to_owned(), None));
-    let err = keyring()
-        .open::<String>(&store, &loc, record, sealed.as_bytes())
+    let err = keyring(&store)
+        .open::<String>(&loc, record, sealed.as_bytes())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), CryptoErrorKind::KeyDestroyed);
@@ -113,16 +107,16 @@ async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
 async fn two_processes_racing_on_first_use_agree_on_one_key() {
     let w = world().await;
     let store = DbKeyStore::new(w.app.clone());
-    let (p1, p2) = (keyring(), keyring());
+    let (p1, p2) = (keyring(&store), keyring(&store));
     let subject = SubjectId::generate();
     let loc = email(w.b.tenant, subject);
     let (r1, r2) = (RecordId::generate(), RecordId::generate());
     let v = Pii::new("same@example.com".to_owned());
-    let (s1, s2) = tokio::join!(p1.seal(&store, &loc, r1, &v), p2.seal(&store, &loc, r2, &v));
+    let (s1, s2) = tokio::join!(p1.seal(&loc, r1, &v), p2.seal(&loc, r2, &v));
     let (s1, s2) = (s1.unwrap(), s2.unwrap());
     // Each process opens what the other sealed.
-    let a: Pii<String> = p2.open(&store, &loc, r1, s1.as_bytes()).await.unwrap();
-    let b: Pii<String> = p1.open(&store, &loc, r2, s2.as_bytes()).await.unwrap();
+    let a: Pii<String> = p2.open(&loc, r1, s1.as_bytes()).await.unwrap();
+    let b: Pii<String> = p1.open(&loc, r2, s2.as_bytes()).await.unwrap();
     assert_eq!(
         (a.expose().as_str(), b.expose().as_str()),
         ("same@example.com", "same@example.com")
@@ -140,18 +134,18 @@ async fn two_processes_racing_on_first_use_agree_on_one_key() {
 async fn a_key_created_during_a_rolled_back_transaction_survives() {
     let w = world().await;
     let store = DbKeyStore::new(w.app.clone());
-    let ring = keyring();
+    let ring = keyring(&store);
     let loc = email(w.a.tenant, SubjectId::generate());
     let record = RecordId::generate();
     let data_tx = w.app.begin(w.a.tenant).await.unwrap();
     let sealed = ring
-        .seal(&store, &loc, record, &Pii::new("kept".to_owned()))
+        .seal(&loc, record, &Pii::new("kept".to_owned()))
         .await
         .unwrap();
     data_tx.rollback().await.unwrap();
     // A fresh process still finds the key: it was committed on its own.
-    let opened: Pii<String> = keyring()
-        .open(&store, &loc, record, sealed.as_bytes())
+    let opened: Pii<String> = keyring(&store)
+        .open(&loc, record, sealed.as_bytes())
         .await
         .unwrap();
     assert_eq!(opened.expose(), "kept");

@@ -1,0 +1,57 @@
+//! How a keyring is tuned: backend, cache sizes, TTL, rotation threshold.
+
+use std::time::Duration;
+
+use crate::backend::Backend;
+
+/// Tuning of a [`Keyring`]. The defaults suit a service process.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct KeyringConfig {
+    /// Which AEAD/HMAC backend to use.
+    pub backend: Backend,
+    /// How many scopes (tenant keys, subject keys) to keep unwrapped in memory.
+    pub max_scopes: usize,
+    /// How many derived, prepared field keys and blind indexers to keep.
+    pub max_field_keys: usize,
+    /// How long an unwrapped key may be used before it is read from the key store again. Bounds
+    /// how long another process keeps using a key this process rotated or destroyed.
+    pub ttl: Duration,
+    /// Seals under one key version after which [`Keyring::rotation_due`] says so. Far below the
+    /// NIST SP 800-38D limit of 2^32 random-nonce encryptions per key, because counts are per
+    /// process and approximate.
+    pub rotation_threshold: u64,
+}
+
+impl Default for KeyringConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::default(),
+            max_scopes: 10_000,
+            max_field_keys: 50_000,
+            ttl: Duration::from_secs(300),
+            rotation_threshold: 1 << 30,
+        }
+    }
+}
+
+impl KeyringConfig {
+    /// The defaults with another backend.
+    pub fn with_backend(backend: Backend) -> Self {
+        Self {
+            backend,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the cache capacities. Size them to the working set: the caches evict first-in,
+    /// first-out, so a loop over more subjects than `max_scopes` misses on every access. A
+    /// service reading pages of N customers with F encrypted fields each wants at least N
+    /// scopes and N x F field keys.
+    #[must_use]
+    pub fn with_cache_capacity(mut self, max_scopes: usize, max_field_keys: usize) -> Self {
+        self.max_scopes = max_scopes;
+        self.max_field_keys = max_field_keys;
+        self
+    }
+}

@@ -1,0 +1,319 @@
+//! Field keys and blind indexers: what sealing, opening and searching one field needs,
+//! derived from a scope's key and cached. Nothing here touches the store except through the
+//! scope loading in `mod.rs`.
+
+use std::sync::Arc;
+
+use plenum_core::{FieldName, RecordId, RecordType, TenantId};
+
+use super::{
+    BundleCacheKey, FieldCacheKey, IndexCacheKey, Keyring, ScopeKeys, destroyed_or_missing, lock,
+    scope_of, usable_material,
+};
+use crate::backend::PreparedMac;
+use crate::blind::{BlindIndex, BlindIndexer, Normaliser};
+use crate::envelope::{FieldKey, FieldLocator, Owner};
+use crate::error::{Error, Malformed};
+use crate::format::{Header, blind_index_info, field_key_info};
+use crate::keys::{KeyRef, KeyScope};
+use crate::pii::{Pii, PiiValue};
+use crate::primitives::{derive, derive_each, prepare};
+
+impl Keyring {
+    /// The active field key for `locator`, creating the tenant or subject key on first use.
+    ///
+    /// # Errors
+    ///
+    /// Key store or provider failures; [`Error::KeyDestroyed`] if the subject's key was destroyed
+    /// (an erased subject gets no new data).
+    pub async fn field_key(&self, locator: &FieldLocator) -> Result<FieldKey, Error> {
+        let scope = scope_of(locator.owner);
+        let keys = match self.cached_scope(locator.tenant, scope) {
+            Some(keys) if keys.active.is_some() => keys,
+            _ => self.scope_keys(locator.tenant, scope, true).await?,
+        };
+        let version = match keys.active {
+            Some(v) => v,
+            None => return Err(destroyed_or_missing(&keys, scope)),
+        };
+        self.field_key_version(
+            &keys,
+            KeyRef {
+                tenant: locator.tenant,
+                scope,
+                version,
+            },
+            locator,
+        )
+    }
+
+    /// Seals one value for `record` under the active key: [`Keyring::field_key`] then
+    /// [`FieldKey::seal`]. Prefer holding the `FieldKey` when sealing many values of one field.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::field_key`].
+    pub async fn seal<T: PiiValue>(
+        &self,
+        locator: &FieldLocator,
+        record: RecordId,
+        value: &Pii<T>,
+    ) -> Result<crate::Envelope, Error> {
+        self.field_key(locator).await?.seal(record, value)
+    }
+
+    /// Opens an envelope stored at `locator` in record `record`, with whatever key version its
+    /// header names (looked up in O(1), no trial decryption).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`], [`Error::DecryptionFailed`], [`Error::KeyDestroyed`],
+    /// [`Error::KeyNotFound`], [`Error::PlaintextType`], or a store/provider failure.
+    pub async fn open<T: PiiValue>(
+        &self,
+        locator: &FieldLocator,
+        record: RecordId,
+        envelope: &[u8],
+    ) -> Result<Pii<T>, Error> {
+        let header = Header::parse(envelope)?;
+        let scope = scope_of(locator.owner);
+        if header.scope != scope.kind() {
+            return Err(Error::Malformed(Malformed::ScopeMismatch));
+        }
+        let keys = self.scope_keys(locator.tenant, scope, false).await?;
+        let key = KeyRef {
+            tenant: locator.tenant,
+            scope,
+            version: header.key_version,
+        };
+        self.field_key_version(&keys, key, locator)?
+            .open(record, envelope)
+    }
+
+    /// The blind indexer for a field, under the tenant's active index key (created on first use).
+    ///
+    /// # Errors
+    ///
+    /// Key store or provider failures.
+    pub async fn blind_indexer(
+        &self,
+        tenant: TenantId,
+        record_type: &RecordType,
+        field: &FieldName,
+        normaliser: Normaliser,
+    ) -> Result<BlindIndexer, Error> {
+        let scope = KeyScope::TenantIndex;
+        let keys = self.scope_keys(tenant, scope, true).await?;
+        let version = keys
+            .active
+            .ok_or_else(|| destroyed_or_missing(&keys, scope))?;
+        self.indexer_version(
+            &keys,
+            KeyRef {
+                tenant,
+                scope,
+                version,
+            },
+            record_type,
+            field,
+            normaliser,
+        )
+    }
+
+    /// One blind index of `value` per live (not destroyed) index key version, active first: query
+    /// with all of them while a rotation's re-index sweep is under way.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Normalisation`], or key store or provider failures.
+    pub async fn blind_index_candidates(
+        &self,
+        tenant: TenantId,
+        record_type: &RecordType,
+        field: &FieldName,
+        normaliser: Normaliser,
+        value: &str,
+    ) -> Result<Vec<BlindIndex>, Error> {
+        let scope = KeyScope::TenantIndex;
+        let keys = self.scope_keys(tenant, scope, true).await?;
+        let normalised = normaliser.normalise(value)?;
+        let mut versions: Vec<u32> = keys
+            .versions
+            .iter()
+            .filter(|(_, e)| e.material.is_some())
+            .map(|(v, _)| *v)
+            .collect();
+        versions.sort_unstable_by(|a, b| b.cmp(a));
+        if let Some(active) = keys.active {
+            versions.retain(|v| *v != active);
+            versions.insert(0, active);
+        }
+        versions
+            .into_iter()
+            .map(|version| {
+                let indexer = self.indexer_version(
+                    &keys,
+                    KeyRef {
+                        tenant,
+                        scope,
+                        version,
+                    },
+                    record_type,
+                    field,
+                    normaliser,
+                )?;
+                Ok(indexer.compute_normalised(normalised.as_bytes()))
+            })
+            .collect()
+    }
+
+    /// The field key that opens `envelope` stored at `locator`: the version its header names,
+    /// looked up without decrypting anything. Repositories resolve keys when rows arrive and
+    /// decrypt only the fields a caller opens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] for a bad header or one naming another key scope,
+    /// [`Error::KeyDestroyed`], [`Error::KeyNotFound`], or a store/provider failure.
+    pub async fn opening_key(
+        &self,
+        locator: &FieldLocator,
+        envelope: &[u8],
+    ) -> Result<FieldKey, Error> {
+        let header = Header::parse(envelope)?;
+        let scope = scope_of(locator.owner);
+        if header.scope != scope.kind() {
+            return Err(Error::Malformed(Malformed::ScopeMismatch));
+        }
+        let keys = match self.cached_scope(locator.tenant, scope) {
+            Some(keys) => keys,
+            None => self.scope_keys(locator.tenant, scope, false).await?,
+        };
+        let key = KeyRef {
+            tenant: locator.tenant,
+            scope,
+            version: header.key_version,
+        };
+        self.field_key_version(&keys, key, locator)
+    }
+
+    /// The field keys of `fields` of one record type for one owner, in the order given: under
+    /// `version` (what an envelope's header names), or under the active version (creating the
+    /// key on first use) when `None`. One cache lookup for the whole set, which is what a
+    /// repository sealing or opening a row wants; derived and cached together on a miss.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keyring::field_key`]; [`Error::KeyDestroyed`] for a destroyed version.
+    pub async fn field_keys(
+        &self,
+        tenant: TenantId,
+        owner: Owner,
+        version: Option<u32>,
+        record_type: &RecordType,
+        fields: &[FieldName],
+    ) -> Result<Arc<[FieldKey]>, Error> {
+        let scope = scope_of(owner);
+        let keys = match self.cached_scope(tenant, scope) {
+            Some(keys) if version.is_some() || keys.active.is_some() => keys,
+            _ => self.scope_keys(tenant, scope, version.is_none()).await?,
+        };
+        let version = match version {
+            Some(v) => v,
+            None => keys
+                .active
+                .ok_or_else(|| destroyed_or_missing(&keys, scope))?,
+        };
+        let key = KeyRef {
+            tenant,
+            scope,
+            version,
+        };
+        let cache_key = BundleCacheKey {
+            key,
+            record_type: record_type.clone(),
+        };
+        if let Some((names, bundle)) = lock(&self.bundles).get(&cache_key)
+            && *names == *fields
+        {
+            return Ok(bundle);
+        }
+        let material = usable_material(&keys, &key)?;
+        let usage = self.usage_counter(key);
+        let mut bundle = Vec::with_capacity(fields.len());
+        let derived = derive_each(
+            material,
+            fields.iter().map(|f| field_key_info(&key, record_type, f)),
+        )?;
+        for (field, derived) in fields.iter().zip(derived) {
+            let aead = prepare(self.config.backend, &derived)?;
+            let locator = FieldLocator {
+                tenant,
+                record_type: record_type.clone(),
+                field: field.clone(),
+                owner,
+            };
+            bundle.push(FieldKey::new(key, &locator, aead, usage.clone()));
+        }
+        let bundle: Arc<[FieldKey]> = bundle.into();
+        lock(&self.bundles).insert(cache_key, (fields.into(), bundle.clone()));
+        Ok(bundle)
+    }
+
+    pub(super) fn field_key_version(
+        &self,
+        keys: &ScopeKeys,
+        key: KeyRef,
+        locator: &FieldLocator,
+    ) -> Result<FieldKey, Error> {
+        let cache_key = FieldCacheKey {
+            key,
+            record_type: locator.record_type.clone(),
+            field: locator.field.clone(),
+        };
+        if let Some(hit) = lock(&self.field_keys).get(&cache_key) {
+            return Ok(hit);
+        }
+        let material = usable_material(keys, &key)?;
+        let derived = derive(
+            material,
+            &field_key_info(&key, &locator.record_type, &locator.field),
+        )?;
+        let aead = prepare(self.config.backend, &derived)?;
+        let field_key = FieldKey::new(key, locator, aead, self.usage_counter(key));
+        lock(&self.field_keys).insert(cache_key, field_key.clone());
+        Ok(field_key)
+    }
+
+    pub(super) fn indexer_version(
+        &self,
+        keys: &ScopeKeys,
+        key: KeyRef,
+        record_type: &RecordType,
+        field: &FieldName,
+        normaliser: Normaliser,
+    ) -> Result<BlindIndexer, Error> {
+        let cache_key = IndexCacheKey {
+            key,
+            record_type: record_type.clone(),
+            field: field.clone(),
+            normaliser,
+        };
+        if let Some(hit) = lock(&self.indexers).get(&cache_key) {
+            return Ok(hit);
+        }
+        let material = usable_material(keys, &key)?;
+        let derived = derive(
+            material,
+            &blind_index_info(&key, record_type, field, normaliser.id()),
+        )?;
+        let mac = PreparedMac::new(
+            self.config.backend,
+            secrecy::ExposeSecret::expose_secret(&derived),
+        )
+        .map_err(|_| Error::ApiMisuse("backend rejected a 32-byte key"))?;
+        let indexer = BlindIndexer::new(key, normaliser, mac)?;
+        lock(&self.indexers).insert(cache_key, indexer.clone());
+        Ok(indexer)
+    }
+}

@@ -1,0 +1,203 @@
+//! Key lifecycle: rotation, retirement, destruction (erasure), root re-wrapping, and usage
+//! counts. Every state change goes to the store first, then drops this process's caches.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use plenum_core::TenantId;
+
+use super::{Keyring, lock};
+use crate::error::Error;
+use crate::format::key_wrap_context;
+use crate::keys::{KeyRef, KeyScope, KeyState, StoredKey};
+
+impl Keyring {
+    /// Rotates a scope's key: the active version becomes decrypt-only and a new version becomes
+    /// active. Returns the new version. Existing data stays readable; re-sealing it is a sweep.
+    ///
+    /// # Errors
+    ///
+    /// Key store or provider failures; [`Error::KeyState`] if the scope has no active version.
+    pub async fn rotate(&self, tenant: TenantId, scope: KeyScope) -> Result<KeyRef, Error> {
+        self.invalidate(tenant, scope);
+        let stored = self.store.load(tenant, scope).await?;
+        let next = stored
+            .iter()
+            .map(|k| k.key_ref.version)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        if scope == KeyScope::TenantIndex && next > u32::from(u8::MAX) {
+            return Err(Error::ApiMisuse(
+                "blind index keys support at most 255 versions",
+            ));
+        }
+        for key in stored.into_iter().filter(|k| k.state == KeyState::Active) {
+            self.store
+                .update(StoredKey {
+                    state: KeyState::DecryptOnly,
+                    ..key
+                })
+                .await?;
+        }
+        let created = self
+            .create_key(KeyRef {
+                tenant,
+                scope,
+                version: next,
+            })
+            .await?;
+        self.invalidate(tenant, scope);
+        Ok(created)
+    }
+
+    /// Marks a decrypt-only version retired: a sweep has verified that no data refers to it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyState`] unless the version is decrypt-only; store failures.
+    pub async fn retire(&self, key: KeyRef) -> Result<(), Error> {
+        let stored = self.stored(key).await?;
+        if stored.state != KeyState::DecryptOnly {
+            return Err(key_state_error(&stored));
+        }
+        self.store
+            .update(StoredKey {
+                state: KeyState::Retired,
+                ..stored
+            })
+            .await?;
+        self.invalidate(key.tenant, key.scope);
+        Ok(())
+    }
+
+    /// Destroys one key version: its wrapped material is erased from the store and from this
+    /// process's caches. Everything sealed under it becomes unreadable for ever, backups included
+    /// ([`Error::KeyDestroyed`]). Other processes stop using it within the configured TTL.
+    ///
+    /// # Errors
+    ///
+    /// Store failures; [`Error::KeyNotFound`] for an unknown version.
+    pub async fn destroy(&self, key: KeyRef) -> Result<(), Error> {
+        let stored = self.stored(key).await?;
+        self.store
+            .update(StoredKey {
+                state: KeyState::Destroyed,
+                wrapped: None,
+                ..stored
+            })
+            .await?;
+        self.invalidate(key.tenant, key.scope);
+        Ok(())
+    }
+
+    /// Destroys every version of a scope's key: for a subject, this is erasure.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn destroy_scope(&self, tenant: TenantId, scope: KeyScope) -> Result<usize, Error> {
+        let stored = self.store.load(tenant, scope).await?;
+        let mut destroyed = 0;
+        for key in stored
+            .into_iter()
+            .filter(|k| k.state != KeyState::Destroyed)
+        {
+            self.store
+                .update(StoredKey {
+                    state: KeyState::Destroyed,
+                    wrapped: None,
+                    ..key
+                })
+                .await?;
+            destroyed += 1;
+        }
+        self.invalidate(tenant, scope);
+        Ok(destroyed)
+    }
+
+    /// Re-wraps a tenant's keys under the provider's current root key (root key rotation). Subject
+    /// keys are wrapped by the tenant data key and are not touched; no data is re-encrypted.
+    /// Returns how many keys were re-wrapped.
+    ///
+    /// # Errors
+    ///
+    /// Store or provider failures.
+    pub async fn rewrap_tenant_keys(&self, tenant: TenantId) -> Result<usize, Error> {
+        let mut count = 0;
+        for scope in [KeyScope::TenantData, KeyScope::TenantIndex] {
+            for key in self.store.load(tenant, scope).await? {
+                let Some(wrapped) = key.wrapped.as_ref() else {
+                    continue;
+                };
+                if !self.provider.needs_rewrap(wrapped) {
+                    continue;
+                }
+                let context = key_wrap_context(&key.key_ref);
+                let material = self.provider.unwrap(wrapped, &context).await?;
+                let rewrapped = self.provider.wrap(&material, &context).await?;
+                self.store
+                    .update(StoredKey {
+                        wrapped: Some(rewrapped),
+                        ..key
+                    })
+                    .await?;
+                count += 1;
+            }
+            self.invalidate(tenant, scope);
+        }
+        Ok(count)
+    }
+
+    /// Approximate number of seals this process made under the tenant key `key` (all its field
+    /// keys together). Subject keys are not counted one by one (each seals a handful of values,
+    /// far from any AES-GCM limit, and a counter per subject would grow without bound): for
+    /// them this is 0.
+    pub fn usage(&self, key: &KeyRef) -> u64 {
+        lock(&self.usage)
+            .get(key)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Whether `key` has sealed more than the configured threshold in this process and should be
+    /// rotated.
+    pub fn rotation_due(&self, key: &KeyRef) -> bool {
+        self.usage(key) >= self.config.rotation_threshold
+    }
+
+    /// Every key version this process has sealed under, with its approximate count: what a
+    /// store persists periodically to aggregate usage across processes.
+    pub fn usage_report(&self) -> Vec<(KeyRef, u64)> {
+        lock(&self.usage)
+            .iter()
+            .map(|(k, c)| (*k, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    async fn stored(&self, key: KeyRef) -> Result<StoredKey, Error> {
+        self.store
+            .load(key.tenant, key.scope)
+            .await?
+            .into_iter()
+            .find(|k| k.key_ref.version == key.version)
+            .ok_or(Error::KeyNotFound {
+                scope: key.scope.kind(),
+                version: key.version,
+            })
+    }
+
+    pub(super) fn usage_counter(&self, key: KeyRef) -> Arc<AtomicU64> {
+        if matches!(key.scope, KeyScope::Subject(_)) {
+            return self.subject_usage.clone();
+        }
+        lock(&self.usage).entry(key).or_default().clone()
+    }
+}
+
+fn key_state_error(stored: &StoredKey) -> Error {
+    Error::KeyState {
+        scope: stored.key_ref.scope.kind(),
+        version: stored.key_ref.version,
+        state: stored.state,
+    }
+}

@@ -1,0 +1,360 @@
+//! The key hierarchy and its caches: the `Keyring` itself, how a scope's keys are loaded once
+//! (single flight) and unwrapped, and how a missing tenant or subject key is created. What is
+//! done with the keys lives beside it: `fields.rs` (field keys, blind indexers), `subjects.rs`
+//! (bulk subject keys, audit pseudonyms), `lifecycle.rs` (rotate, retire, destroy, usage).
+//! Nothing here opens an envelope or knows a database.
+
+mod config;
+mod fields;
+mod lifecycle;
+mod subjects;
+
+pub use self::config::KeyringConfig;
+
+use core::fmt;
+use core::sync::atomic::AtomicU64;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use plenum_core::{FieldName, RecordType, TenantId};
+use tokio::sync::OnceCell;
+
+use crate::backend::Backend;
+use crate::blind::{BlindIndexer, Normaliser};
+use crate::cache::Bounded;
+use crate::envelope::{FieldKey, Owner};
+use crate::error::Error;
+use crate::format::{key_wrap_context, subject_wrap_info};
+use crate::keys::{KeyMaterial, KeyRef, KeyScope, KeyState, StoredKey};
+use crate::primitives::{derive, prepare, random_key, unwrap_key, wrap_key, wrapping_version};
+use crate::provider::{BoxFuture, KeyProvider};
+use crate::store::KeyStore;
+
+/// The key hierarchy, with its caches: root key provider -> tenant keys (data, index) -> subject
+/// keys -> per-field keys derived with HKDF.
+///
+/// The keyring owns its [`KeyStore`]: a store is not a view of the caller's transaction (the
+/// database store runs each operation in a short committed transaction of its own, so a key is
+/// never lost with a rolled-back data transaction), so nothing needs to thread it through calls.
+pub struct Keyring {
+    config: KeyringConfig,
+    provider: Arc<dyn KeyProvider>,
+    store: Arc<dyn KeyStore>,
+    scopes: Mutex<Bounded<(TenantId, KeyScope), ScopeSlot>>,
+    field_keys: Mutex<Bounded<FieldCacheKey, FieldKey>>,
+    indexers: Mutex<Bounded<IndexCacheKey, BlindIndexer>>,
+    /// All field keys of one record type under one key version, for repositories that seal
+    /// or open a whole row: one lookup per row instead of one per field.
+    bundles: Mutex<Bounded<BundleCacheKey, FieldKeyBundle>>,
+    /// Seal counts of tenant keys. Subject keys share `subject_usage`: each seals a handful of
+    /// values, and a map entry per subject would grow without bound.
+    usage: Mutex<HashMap<KeyRef, Arc<AtomicU64>>>,
+    subject_usage: Arc<AtomicU64>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct BundleCacheKey {
+    key: KeyRef,
+    record_type: RecordType,
+}
+
+/// The fields a bundle was derived for, and their keys in that order.
+type FieldKeyBundle = (Arc<[FieldName]>, Arc<[FieldKey]>);
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct FieldCacheKey {
+    key: KeyRef,
+    record_type: RecordType,
+    field: FieldName,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct IndexCacheKey {
+    key: KeyRef,
+    record_type: RecordType,
+    field: FieldName,
+    normaliser: Normaliser,
+}
+
+/// A scope's keys, loaded at most once by concurrent callers (single flight).
+type ScopeSlot = Arc<OnceCell<Arc<ScopeKeys>>>;
+
+/// Every version of one scope's key, unwrapped.
+struct ScopeKeys {
+    versions: HashMap<u32, VersionEntry>,
+    active: Option<u32>,
+}
+
+impl ScopeKeys {
+    fn new() -> Self {
+        Self {
+            versions: HashMap::new(),
+            active: None,
+        }
+    }
+
+    /// Adds one stored version with its unwrapped material (`None` once destroyed); the
+    /// highest active version with material is the active one.
+    fn add(&mut self, key: &StoredKey, material: Option<KeyMaterial>) {
+        let version = key.key_ref.version;
+        if key.state == KeyState::Active && material.is_some() {
+            self.active = Some(self.active.map_or(version, |a| a.max(version)));
+        }
+        self.versions.insert(
+            version,
+            VersionEntry {
+                state: key.state,
+                material,
+                pseudonym: std::sync::OnceLock::new(),
+            },
+        );
+    }
+}
+
+struct VersionEntry {
+    state: KeyState,
+    /// `None` once destroyed.
+    material: Option<KeyMaterial>,
+    /// The subject's audit pseudonym under this version, derived on first use. It lives and
+    /// dies with the cached scope, so destroying the key (which invalidates the scope) drops it.
+    pseudonym: std::sync::OnceLock<[u8; 16]>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The caches hold derived data only; a panic elsewhere cannot leave them inconsistent in a
+    // way that matters more than a cache miss.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Keyring {
+    /// A keyring whose tenant keys are wrapped by `provider` and whose wrapped keys live in
+    /// `store`.
+    pub fn new(
+        provider: Arc<dyn KeyProvider>,
+        store: Arc<dyn KeyStore>,
+        config: KeyringConfig,
+    ) -> Self {
+        Self {
+            scopes: Mutex::new(Bounded::new(config.max_scopes, config.ttl)),
+            field_keys: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
+            indexers: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
+            bundles: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
+            usage: Mutex::new(HashMap::new()),
+            subject_usage: Arc::new(AtomicU64::new(0)),
+            config,
+            provider,
+            store,
+        }
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.config.backend
+    }
+
+    /// Forgets everything cached for one scope (after this or another process changed it).
+    pub fn invalidate(&self, tenant: TenantId, scope: KeyScope) {
+        lock(&self.scopes).remove_where(|(t, s)| *t == tenant && *s == scope);
+        let hit = |k: &KeyRef| k.tenant == tenant && k.scope == scope;
+        lock(&self.field_keys).remove_where(|k| hit(&k.key));
+        lock(&self.bundles).remove_where(|k| hit(&k.key));
+        lock(&self.indexers).remove_where(|k| hit(&k.key));
+    }
+
+    /// The unwrapped versions of a scope, loaded once per TTL under concurrent demand. With
+    /// `create`, a scope with no active version gets one (first use of a tenant or subject).
+    fn scope_keys<'a>(
+        &'a self,
+        tenant: TenantId,
+        scope: KeyScope,
+        create: bool,
+    ) -> BoxFuture<'a, Result<Arc<ScopeKeys>, Error>> {
+        // Boxed because loading a subject scope loads the tenant data scope (recursion).
+        Box::pin(async move {
+            let keys = self.load_scope_once(tenant, scope).await?;
+            if keys.active.is_some() || !create {
+                return Ok(keys);
+            }
+            if !keys.versions.is_empty()
+                && scope != KeyScope::TenantData
+                && scope != KeyScope::TenantIndex
+            {
+                // A subject whose keys were all destroyed has been erased: no new key, no new data.
+                return Err(destroyed_or_missing(&keys, scope));
+            }
+            let next = keys
+                .versions
+                .keys()
+                .max()
+                .copied()
+                .unwrap_or(0)
+                .saturating_add(1);
+            self.create_key(KeyRef {
+                tenant,
+                scope,
+                version: next,
+            })
+            .await?;
+            self.invalidate(tenant, scope);
+            self.load_scope_once(tenant, scope).await
+        })
+    }
+
+    /// The scope's keys if they are cached and loaded: the synchronous fast path of every
+    /// field key lookup (no future is boxed, no store is touched).
+    fn cached_scope(&self, tenant: TenantId, scope: KeyScope) -> Option<Arc<ScopeKeys>> {
+        lock(&self.scopes)
+            .get(&(tenant, scope))
+            .and_then(|cell| cell.get().cloned())
+    }
+
+    async fn load_scope_once(
+        &self,
+        tenant: TenantId,
+        scope: KeyScope,
+    ) -> Result<Arc<ScopeKeys>, Error> {
+        let cell = {
+            let mut scopes = lock(&self.scopes);
+            match scopes.get(&(tenant, scope)) {
+                Some(cell) => cell,
+                None => {
+                    let cell = Arc::new(OnceCell::new());
+                    scopes.insert((tenant, scope), cell.clone());
+                    cell
+                }
+            }
+        };
+        cell.get_or_try_init(|| self.fetch_scope(tenant, scope))
+            .await
+            .cloned()
+    }
+
+    async fn fetch_scope(
+        &self,
+        tenant: TenantId,
+        scope: KeyScope,
+    ) -> Result<Arc<ScopeKeys>, Error> {
+        let mut keys = ScopeKeys::new();
+        for key in self.store.load(tenant, scope).await? {
+            let material = match &key.wrapped {
+                Some(wrapped) if key.state != KeyState::Destroyed => {
+                    Some(self.unwrap_stored(&key.key_ref, wrapped).await?)
+                }
+                _ => None,
+            };
+            keys.add(&key, material);
+        }
+        Ok(Arc::new(keys))
+    }
+
+    async fn unwrap_stored(
+        &self,
+        key: &KeyRef,
+        wrapped: &crate::keys::WrappedKey,
+    ) -> Result<KeyMaterial, Error> {
+        let context = key_wrap_context(key);
+        match key.scope {
+            KeyScope::TenantData | KeyScope::TenantIndex => {
+                self.provider.unwrap(wrapped, &context).await
+            }
+            KeyScope::Subject(_) => {
+                let version = wrapping_version(wrapped)?;
+                let (_, aead) = self.subject_wrapper(key.tenant, Some(version)).await?;
+                unwrap_key(&aead, wrapped, &context)
+            }
+        }
+    }
+
+    /// The key that wraps subject keys: derived from the tenant data key of `version`, or of
+    /// the active version (created on first use) when `None`. Returns the version used.
+    async fn subject_wrapper(
+        &self,
+        tenant: TenantId,
+        version: Option<u32>,
+    ) -> Result<(u32, crate::backend::PreparedAead), Error> {
+        let tenant_keys = self
+            .scope_keys(tenant, KeyScope::TenantData, version.is_none())
+            .await?;
+        let version = match version {
+            Some(v) => v,
+            None => tenant_keys
+                .active
+                .ok_or_else(|| destroyed_or_missing(&tenant_keys, KeyScope::TenantData))?,
+        };
+        let tenant_ref = KeyRef {
+            tenant,
+            scope: KeyScope::TenantData,
+            version,
+        };
+        let tenant_key = usable_material(&tenant_keys, &tenant_ref)?;
+        let material = derive(tenant_key, &subject_wrap_info(tenant, version))?;
+        Ok((version, prepare(self.config.backend, &material)?))
+    }
+
+    async fn create_key(&self, key: KeyRef) -> Result<KeyRef, Error> {
+        let material = random_key();
+        let context = key_wrap_context(&key);
+        let wrapped = match key.scope {
+            KeyScope::TenantData | KeyScope::TenantIndex => {
+                self.provider.wrap(&material, &context).await?
+            }
+            KeyScope::Subject(_) => {
+                let (version, aead) = self.subject_wrapper(key.tenant, None).await?;
+                wrap_key(&aead, version, &material, &context)?
+            }
+        };
+        let stored = self
+            .store
+            .insert(StoredKey {
+                key_ref: key,
+                state: KeyState::Active,
+                wrapped: Some(wrapped),
+            })
+            .await?;
+        Ok(stored.key_ref)
+    }
+}
+
+fn scope_of(owner: Owner) -> KeyScope {
+    match owner {
+        Owner::Tenant => KeyScope::TenantData,
+        Owner::Subject(s) => KeyScope::Subject(s),
+    }
+}
+
+fn usable_material<'k>(keys: &'k ScopeKeys, key: &KeyRef) -> Result<&'k KeyMaterial, Error> {
+    let entry = keys.versions.get(&key.version).ok_or(Error::KeyNotFound {
+        scope: key.scope.kind(),
+        version: key.version,
+    })?;
+    entry.material.as_ref().ok_or(Error::KeyDestroyed {
+        scope: key.scope.kind(),
+        version: key.version,
+    })
+}
+
+fn destroyed_or_missing(keys: &ScopeKeys, scope: KeyScope) -> Error {
+    match keys.versions.iter().max_by_key(|(v, _)| **v) {
+        Some((version, e)) if e.state == KeyState::Destroyed => Error::KeyDestroyed {
+            scope: scope.kind(),
+            version: *version,
+        },
+        Some((version, e)) => Error::KeyState {
+            scope: scope.kind(),
+            version: *version,
+            state: e.state,
+        },
+        None => Error::KeyNotFound {
+            scope: scope.kind(),
+            version: 1,
+        },
+    }
+}

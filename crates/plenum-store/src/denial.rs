@@ -1,0 +1,96 @@
+//! Why the purpose layer refused an operation: one closed list of reasons, each with the stable
+//! string the audit log and error messages carry. Decides nothing itself; the gate and the
+//! repository's screening stage pick the reason.
+
+use core::fmt;
+
+use plenum_consent::DenyReason;
+
+/// Why an operation was refused by the purpose layer. The string form ([`Denial::as_str`]) is
+/// stable: it is what audit events record and what [`Error::Denied`](crate::Error::Denied)
+/// displays.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Denial {
+    /// The policy's decision about the subject or purpose: consent missing, withdrawn,
+    /// expired, outdated or not explicit; an objection; a restriction; a disabled purpose.
+    Policy(DenyReason),
+    /// The policy returned a decision this version of the library does not know.
+    Undecided,
+    /// The actor holds no role authorised for the purpose (or for unrestricted access).
+    ActorNotAuthorised,
+    /// An unrestricted grant was asked for without a reason.
+    NoReason,
+    /// A written, deleted or searched field's category is not one the purpose may touch.
+    FieldNotInPurpose,
+    /// A read would return a plain (unencrypted) field the purpose may not see.
+    PlainFieldNotVisible,
+    /// A view was asked for under a grant for another purpose.
+    GrantForAnotherPurpose,
+    /// A consent event that widens processing needs `compliance.rights_fulfilment`.
+    ConsentEventNeedsRightsFulfilment,
+    /// Erasure needs `compliance.rights_fulfilment`.
+    ErasureNeedsRightsFulfilment,
+    /// A key operation needs `security.protection`.
+    KeyOperationNeedsSecurityProtection,
+}
+
+impl Denial {
+    /// The stable key: `consent_missing`, `field_not_in_purpose`, `actor_not_authorised`, ...
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Policy(reason) => reason.key(),
+            Self::Undecided => "undecided",
+            Self::ActorNotAuthorised => "actor_not_authorised",
+            Self::NoReason => "no_reason",
+            Self::FieldNotInPurpose => "field_not_in_purpose",
+            Self::PlainFieldNotVisible => "plain_field_not_visible",
+            Self::GrantForAnotherPurpose => "grant_for_another_purpose",
+            Self::ConsentEventNeedsRightsFulfilment => "consent_event_needs_rights_fulfilment",
+            Self::ErasureNeedsRightsFulfilment => "erasure_needs_rights_fulfilment",
+            Self::KeyOperationNeedsSecurityProtection => "key_operation_needs_security_protection",
+        }
+    }
+}
+
+impl From<DenyReason> for Denial {
+    fn from(reason: DenyReason) -> Self {
+        Self::Policy(reason)
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_distinct_snake_case() {
+        let all = [
+            Denial::Policy(DenyReason::ConsentMissing),
+            Denial::Policy(DenyReason::PurposeDisabled),
+            Denial::Undecided,
+            Denial::ActorNotAuthorised,
+            Denial::NoReason,
+            Denial::FieldNotInPurpose,
+            Denial::PlainFieldNotVisible,
+            Denial::GrantForAnotherPurpose,
+            Denial::ConsentEventNeedsRightsFulfilment,
+            Denial::ErasureNeedsRightsFulfilment,
+            Denial::KeyOperationNeedsSecurityProtection,
+        ];
+        let keys: std::collections::HashSet<_> = all.iter().map(|d| d.as_str()).collect();
+        assert_eq!(keys.len(), all.len());
+        for k in keys {
+            assert!(
+                k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{k}"
+            );
+        }
+    }
+}

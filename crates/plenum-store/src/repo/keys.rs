@@ -1,0 +1,234 @@
+//! Key preparation: which keys a row needs and getting them from the keyring, once per
+//! operation for tenant-owned keys and blind indexers, one bundle per row for the
+//! subject-owned fields. A destroyed key is not an error on read (the field comes back
+//! erased). Nothing here decides purposes or runs SQL.
+
+use std::sync::Arc;
+
+use plenum_core::{FieldName, SubjectId, TenantId};
+use plenum_crypto::{BlindIndexer, Envelope, FieldKey, FieldLocator, KeyScopeKind, Keyring, Owner};
+
+use super::{decode_error, invalid};
+use crate::encrypted::KeySlot;
+use crate::error::Error;
+use crate::record::{KeyOwner, RecordSpec, Storage, Value};
+
+/// Where a record type's subject-owned encrypted fields are: their keys are looked up as one
+/// bundle per row.
+pub(super) struct KeyLayout {
+    positions: Vec<usize>,
+    names: Vec<FieldName>,
+}
+
+impl KeyLayout {
+    pub(super) fn new(spec: &RecordSpec) -> Self {
+        let (mut positions, mut names) = (Vec::new(), Vec::new());
+        for (i, f) in spec.fields().iter().enumerate() {
+            if let Storage::Encrypted {
+                owner: KeyOwner::Subject,
+                ..
+            } = f.storage
+            {
+                positions.push(i);
+                names.push(f.name.clone());
+            }
+        }
+        Self { positions, names }
+    }
+}
+
+/// The subject-owned field keys of a row, or the scope of the destroyed key that sealed them.
+type KeyBundle = Result<Arc<[FieldKey]>, KeyScopeKind>;
+
+/// Per-operation key material for writes: tenant-owned field keys and blind indexers,
+/// resolved once; subject-owned field keys are added per row.
+pub(super) struct WriteKeys {
+    tenant_keys: Vec<Option<FieldKey>>,
+    pub(super) indexers: Vec<Option<BlindIndexer>>,
+}
+
+/// The key stage of one repository: the keyring, the record type and where its subject-owned
+/// fields are.
+pub(super) struct RowKeys<'a> {
+    pub(super) keyring: &'a Keyring,
+    pub(super) spec: &'static RecordSpec,
+    pub(super) layout: &'a KeyLayout,
+}
+
+impl RowKeys<'_> {
+    /// Loads (and with `create`, creates) the subject keys of `subjects` in one store round
+    /// trip; returns the subjects whose keys were created.
+    pub(super) async fn prepare(
+        &self,
+        tenant: TenantId,
+        subjects: &[SubjectId],
+        create: bool,
+    ) -> Result<Vec<SubjectId>, Error> {
+        // Only subject-owned fields need subject keys.
+        if self.layout.positions.is_empty() || subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .keyring
+            .prepare_subjects(tenant, subjects, create)
+            .await?)
+    }
+
+    fn locator(&self, tenant: TenantId, field: &FieldName, owner: Owner) -> FieldLocator {
+        FieldLocator {
+            tenant,
+            record_type: self.spec.record_type().clone(),
+            field: field.clone(),
+            owner,
+        }
+    }
+
+    /// The tenant-owned field keys and blind indexers of a write.
+    pub(super) async fn for_writes(&self, tenant: TenantId) -> Result<WriteKeys, Error> {
+        let fields = self.spec.fields();
+        let mut tenant_keys = Vec::with_capacity(fields.len());
+        let mut indexers = Vec::with_capacity(fields.len());
+        for f in fields {
+            let (key, indexer) = match &f.storage {
+                Storage::Plain(_) => (None, None),
+                Storage::Encrypted { owner, blind_index } => {
+                    let key = match owner {
+                        KeyOwner::Tenant => Some(
+                            self.keyring
+                                .field_key(&self.locator(tenant, &f.name, Owner::Tenant))
+                                .await?,
+                        ),
+                        KeyOwner::Subject => None,
+                    };
+                    let indexer = match blind_index {
+                        Some(b) => Some(
+                            self.keyring
+                                .blind_indexer(
+                                    tenant,
+                                    self.spec.record_type(),
+                                    &f.name,
+                                    b.normaliser,
+                                )
+                                .await?,
+                        ),
+                        None => None,
+                    };
+                    (key, indexer)
+                }
+            };
+            tenant_keys.push(key);
+            indexers.push(indexer);
+        }
+        Ok(WriteKeys {
+            tenant_keys,
+            indexers,
+        })
+    }
+
+    /// The sealing key of every encrypted field of one row: `keys`' tenant-owned ones plus the
+    /// subject's active bundle.
+    pub(super) async fn for_row_write(
+        &self,
+        tenant: TenantId,
+        subject: Option<SubjectId>,
+        keys: &WriteKeys,
+    ) -> Result<Vec<Option<FieldKey>>, Error> {
+        let mut out = keys.tenant_keys.clone();
+        if self.layout.positions.is_empty() {
+            return Ok(out);
+        }
+        let s =
+            subject.ok_or_else(|| invalid(self.spec, "a subject-owned field needs a subject"))?;
+        let bundle = self
+            .keyring
+            .field_keys(
+                tenant,
+                Owner::Subject(s),
+                None,
+                self.spec.record_type(),
+                &self.layout.names,
+            )
+            .await?;
+        for (position, key) in self.layout.positions.iter().zip(bundle.iter()) {
+            if let Some(slot) = out.get_mut(*position) {
+                *slot = Some(key.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The keys that open a row's sealed values: the subject-owned fields as one bundle (for
+    /// the version the first of them names), anything else field by field. A destroyed key is
+    /// not an error here: the row is returned and its erased fields refuse to open.
+    pub(super) async fn for_row_read(
+        &self,
+        tenant: TenantId,
+        subject: Option<SubjectId>,
+        values: &[Option<Value>],
+    ) -> Result<Vec<Option<KeySlot>>, Error> {
+        let mut out: Vec<Option<KeySlot>> = vec![None; values.len()];
+        let envelope = |pos: usize| match values.get(pos) {
+            Some(Some(Value::Bytes(b))) => Some(b.as_slice()),
+            _ => None,
+        };
+        if let Some(s) = subject
+            && let Some(v) = self
+                .layout
+                .positions
+                .iter()
+                .find_map(|p| envelope(*p).and_then(Envelope::peek_key_version))
+        {
+            let keys: KeyBundle = match self
+                .keyring
+                .field_keys(
+                    tenant,
+                    Owner::Subject(s),
+                    Some(v),
+                    self.spec.record_type(),
+                    &self.layout.names,
+                )
+                .await
+            {
+                Ok(keys) => Ok(keys),
+                Err(plenum_crypto::Error::KeyDestroyed { scope, .. }) => Err(scope),
+                Err(e) => return Err(e.into()),
+            };
+            for (i, pos) in self.layout.positions.iter().enumerate() {
+                // A field sealed under another version (mid-rotation) is opened on its own below.
+                if envelope(*pos).and_then(Envelope::peek_key_version) != Some(v) {
+                    continue;
+                }
+                out[*pos] = match &keys {
+                    Ok(keys) => keys.get(i).cloned().map(KeySlot::Ready),
+                    Err(scope) => Some(KeySlot::Destroyed {
+                        scope: *scope,
+                        version: v,
+                    }),
+                };
+            }
+        }
+        for (pos, (f, value)) in self.spec.fields().iter().zip(values).enumerate() {
+            let (Storage::Encrypted { owner, .. }, Some(Value::Bytes(bytes))) = (&f.storage, value)
+            else {
+                continue;
+            };
+            if out[pos].is_some() {
+                continue;
+            }
+            let owner = match (owner, subject) {
+                (KeyOwner::Subject, Some(s)) => Owner::Subject(s),
+                (KeyOwner::Subject, None) => return Err(decode_error(self.spec, "subject_id")),
+                _ => Owner::Tenant,
+            };
+            let locator = self.locator(tenant, &f.name, owner);
+            out[pos] = Some(match self.keyring.opening_key(&locator, bytes).await {
+                Ok(k) => KeySlot::Ready(k),
+                Err(plenum_crypto::Error::KeyDestroyed { scope, version }) => {
+                    KeySlot::Destroyed { scope, version }
+                }
+                Err(e) => return Err(e.into()),
+            });
+        }
+        Ok(out)
+    }
+}

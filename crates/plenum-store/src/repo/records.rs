@@ -1,0 +1,244 @@
+//! The service hub: [`Records`] holds the keyring and the access hook, hands out repositories,
+//! and runs the operations that are not about one record type: recording consent, erasing a
+//! subject, rotating a key. Each is screened and reported like a repository call.
+
+use core::fmt;
+use std::sync::Arc;
+
+use plenum_consent::{ConsentEvent, EventKind, Purpose};
+use plenum_core::{RecordId, SubjectId};
+use plenum_crypto::{KeyRef, KeyScope, Keyring};
+
+use super::report::{describe, report};
+use super::screen::{self, denied};
+use super::{Repository, Shared};
+use crate::access::{Access, AccessHook, Action};
+use crate::consent::ConsentLedger;
+use crate::denial::Denial;
+use crate::error::Error;
+use crate::gate::PurposeGrant;
+use crate::record::Record;
+use crate::tx::TenantTx;
+
+/// How far ahead of this clock consent evidence may be dated (clock skew between the device
+/// that collected it and this service).
+const EVIDENCE_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// What every repository shares: the key hierarchy (which owns where wrapped keys live) and
+/// the access hook. Build one per service and hand out [`Records::repository`]s.
+#[derive(Clone)]
+pub struct Records {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Records {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Records").finish_non_exhaustive()
+    }
+}
+
+impl Records {
+    /// Repositories sealing with `keyring` (whose key store is a
+    /// [`DbKeyStore`](crate::DbKeyStore) in a service), reporting every operation to `hook`.
+    pub fn new(keyring: Arc<Keyring>, hook: Arc<dyn AccessHook>) -> Self {
+        Self {
+            shared: Arc::new(Shared { keyring, hook }),
+        }
+    }
+
+    /// The repository of `R`. Cheap: the SQL is rendered once per call, so keep it.
+    pub fn repository<R: Record>(&self) -> Repository<R> {
+        Repository::new(self.shared.clone())
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.shared.keyring
+    }
+
+    /// Records a consent ledger event (given, withdrawn, objection, restriction, ...) under
+    /// `grant`, and reports it to the access hook in the same transaction: the audit log holds
+    /// every consent change. Which grant may record what:
+    ///
+    /// - events that narrow processing (withdrawn, expired, objected, restriction placed): any
+    ///   grant of the tenant, so whoever hears "stop" can record it;
+    /// - consent given: a grant for that same purpose (the flow that collected it), or for
+    ///   `compliance.rights_fulfilment`;
+    /// - events that widen processing again (objection withdrawn, restriction lifted): a grant
+    ///   for `compliance.rights_fulfilment`;
+    /// - anything: an unrestricted grant (imports).
+    ///
+    /// Evidence dated more than five minutes ahead of this clock is refused: ledger state is
+    /// ordered by evidence time, and a future-dated consent would outrank every withdrawal.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Denied`] (`consent_event_needs_rights_fulfilment`); [`Error::InvalidRecord`]
+    /// for future-dated evidence or an event without its purpose; [`Error::TenantMismatch`];
+    /// the errors of the ledger and of the hook.
+    pub async fn record_consent(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        event: &ConsentEvent,
+    ) -> Result<RecordId, Error> {
+        let mut access = describe(
+            grant,
+            Action::Consent(event.kind),
+            plenum_core::record_type!("consent_events"),
+        );
+        access.subjects = vec![event.subject];
+        // The consent's purpose: what the log must say the change is about (the policy's
+        // basis and version belong to data processing, not to the ledger).
+        access.purpose = event.purpose;
+        access.legal_basis = None;
+        access.policy_version = None;
+        let result = match check_consent_event(tx, grant, event) {
+            Ok(()) => ConsentLedger::record(tx, event).await,
+            Err(e) => Err(e),
+        };
+        if let Ok(id) = &result {
+            access.records = vec![*id];
+        }
+        report(&*self.shared.hook, tx, access, result, |_| 1).await
+    }
+
+    /// Erases a data subject: destroys every version of their key, so every field sealed under
+    /// it (in rows, backups and replicas) becomes unreadable and the audit log's pseudonyms for
+    /// them cannot be recomputed. Needs a grant for `compliance.rights_fulfilment` or an
+    /// unrestricted one.
+    ///
+    /// The key store commits on its own, so the event does not wait for `tx` either: with the
+    /// database log it is written in a transaction of its own, before the key is destroyed
+    /// (while the pseudonym can still be computed). If the destruction then fails, a `failed`
+    /// event follows it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Denied`] for another purpose; [`Error::TenantMismatch`]; key store and hook
+    /// errors.
+    pub async fn erase_subject(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        subject: SubjectId,
+    ) -> Result<usize, Error> {
+        let access = self
+            .key_operation(tx, grant, Action::Erase, Some(subject))
+            .await?;
+        let result = self
+            .shared
+            .keyring
+            .destroy_scope(tx.tenant(), KeyScope::Subject(subject))
+            .await
+            .map_err(Error::from);
+        self.key_operation_failed(tx, access, result).await
+    }
+
+    /// Rotates a key of this tenant (its data or index key, or a subject's): a new active
+    /// version, the old one kept for decryption. Needs a grant for `security.protection` or an
+    /// unrestricted one; audited like [`Records::erase_subject`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Records::erase_subject`].
+    pub async fn rotate_key(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        scope: KeyScope,
+    ) -> Result<KeyRef, Error> {
+        let subject = match scope {
+            KeyScope::Subject(s) => Some(s),
+            _ => None,
+        };
+        let access = self
+            .key_operation(tx, grant, Action::KeyRotate, subject)
+            .await?;
+        let result = self
+            .shared
+            .keyring
+            .rotate(tx.tenant(), scope)
+            .await
+            .map_err(Error::from);
+        self.key_operation_failed(tx, access, result).await
+    }
+
+    /// Checks the grant for a key operation and records it (refusals too) before it runs;
+    /// returns the description recorded.
+    async fn key_operation(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        action: Action,
+        subject: Option<SubjectId>,
+    ) -> Result<Access, Error> {
+        let mut access = describe(grant, action, plenum_core::record_type!("keys"));
+        access.subjects = subject.into_iter().collect();
+        let (purpose, reason) = match action {
+            Action::Erase => (
+                Purpose::RightsFulfilment,
+                Denial::ErasureNeedsRightsFulfilment,
+            ),
+            _ => (
+                Purpose::SecurityProtection,
+                Denial::KeyOperationNeedsSecurityProtection,
+            ),
+        };
+        let screened =
+            screen::check_grant(tx, grant, "keys").and_then(|()| match grant.purpose() {
+                Some(p) if p != purpose => Err(denied(grant, reason)),
+                _ => Ok(()),
+            });
+        let recorded = access.clone();
+        report(&*self.shared.hook, tx, access, screened, |()| 1).await?;
+        Ok(Access {
+            rows: 1,
+            ..recorded
+        })
+    }
+
+    /// After a key operation whose start was already recorded: if it failed after all, say so.
+    async fn key_operation_failed<T>(
+        &self,
+        tx: &mut TenantTx,
+        access: Access,
+        result: Result<T, Error>,
+    ) -> Result<T, Error> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(e) => report(&*self.shared.hook, tx, access, Err(e), |_| 0).await,
+        }
+    }
+}
+
+/// Which grant may record which consent event (see [`Records::record_consent`]), and whether
+/// its evidence is dated plausibly.
+fn check_consent_event(
+    tx: &TenantTx,
+    grant: &PurposeGrant<'_>,
+    event: &ConsentEvent,
+) -> Result<(), Error> {
+    screen::check_grant(tx, grant, "consent_events")?;
+    let narrows = matches!(
+        event.kind,
+        EventKind::Withdrawn
+            | EventKind::Expired
+            | EventKind::Objected
+            | EventKind::RestrictionPlaced
+    );
+    let allowed = match grant.purpose() {
+        None | Some(Purpose::RightsFulfilment) => true,
+        Some(p) => narrows || (event.kind == EventKind::Given && event.purpose == Some(p)),
+    };
+    if !allowed {
+        return Err(denied(grant, Denial::ConsentEventNeedsRightsFulfilment));
+    }
+    if event.evidence.at > chrono::Utc::now() + EVIDENCE_SKEW {
+        return Err(Error::InvalidRecord {
+            record_type: "consent_events".to_owned(),
+            reason: "consent evidence dated in the future",
+        });
+    }
+    Ok(())
+}
