@@ -8,14 +8,8 @@
 
 use std::sync::Arc;
 
-use plenum::audit::checkpoint::CheckpointSigner;
-use plenum::audit::verify;
-use plenum::consent::{ConsentEvent, EventKind, Evidence, Method, Policy, Purpose};
-use plenum::crypto::secrecy::SecretBox;
-use plenum::crypto::signing::SigningKey;
-use plenum::crypto::{Backend, Keyring, KeyringConfig, LocalKeyProvider};
+use plenum::consent::{ConsentEvent, EventKind, Evidence, Method};
 use plenum::prelude::*;
-use plenum::store::{AuditLog, Auditor, Authorisation, DbKeyStore, Gate, Request};
 
 /// A record, declared once: the table, its encrypted columns, the blind index and the keys all
 /// follow from this.
@@ -73,7 +67,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A root key (a fixed demo key here; from a KMS or secret store in production) wraps
     // per-tenant keys, which wrap per-subject keys; wrapped keys live in the database.
-    let root = LocalKeyProvider::new(Backend::default(), 1, &SecretBox::new(Box::new([7u8; 32])))?;
+    let root = LocalKeyProvider::new(
+        plenum::crypto::Backend::default(),
+        1,
+        &plenum::crypto::secrecy::SecretBox::new(Box::new([7u8; 32])),
+    )?;
     let keys = Arc::new(DbKeyStore::new(pool.clone()));
     let keyring = Arc::new(Keyring::new(Arc::new(root), keys, KeyringConfig::default()));
     // Every repository call is audited: one event per operation, in the same transaction, in
@@ -279,7 +277,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 5. The audit trail: the tenant's log, a signed checkpoint (a demo key here; a KMS-held
     // key in production), and the verifier anyone can run from docs/audit-format.md.
     println!("\n-- audit trail --");
-    let signer = CheckpointSigner::new("plenum.quickstart", SigningKey::generate())?;
+    let signer = plenum::audit::checkpoint::CheckpointSigner::new(
+        "plenum.quickstart",
+        plenum::crypto::signing::SigningKey::generate(),
+    )?;
     let mut tx = pool.begin(tenant).await?;
     AuditLog::checkpoint(&mut tx, &signer).await?;
     let export = AuditLog::export(&mut tx).await?;
@@ -298,15 +299,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let trusted = [signer.verifier()];
-    let report = verify::verify_log(&export, &trusted)?;
+    let report = plenum::audit::verify::verify_log(&export, &trusted)?;
     println!(
         "verified: {} events, {} checkpoint(s), root signed by {}",
         report.entries,
         report.checkpoints,
         signer.verifier()
     );
-    let proof = verify::prove_inclusion(&export, 1, 0, &trusted)?;
-    let checked = verify::verify_inclusion(&proof, export.entries[1].body.as_deref(), &trusted)?;
+    let proof = plenum::audit::verify::prove_inclusion(&export, 1, 0, &trusted)?;
+    let checked = plenum::audit::verify::verify_inclusion(
+        &proof,
+        export.entries[1].body.as_deref(),
+        &trusted,
+    )?;
     println!(
         "event #1 proven in a log of {} with {} hashes",
         checked.size,
@@ -321,7 +326,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "a copy with one event rewritten -> {}",
-        verify::verify_log(&forged, &trusted)
+        plenum::audit::verify::verify_log(&forged, &trusted)
             .err()
             .map_or("verified?!".into(), |e| e.to_string())
     );

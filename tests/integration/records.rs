@@ -25,7 +25,7 @@ use plenum_test::{CANARY_EMAIL, CANARY_PHONE, assert_no_canary};
 /// The gate of these storage tests: one role that may take unrestricted grants.
 static GATE: LazyLock<Gate> = LazyLock::new(|| {
     Gate::new(
-        plenum::consent::Policy::plenum_default(),
+        Policy::plenum_default(),
         Authorisation::new().allow_unrestricted(plenum::core::role!("migrator")),
     )
 });

@@ -39,6 +39,16 @@ fn fixture(backend: Backend) -> Fixture {
     }
 }
 
+/// Another process's keyring over the same key store (same root key, cold caches).
+fn another_process(fx: &Fixture, backend: Backend) -> Keyring {
+    let provider = LocalKeyProvider::new(backend, 1, &root(0x42)).unwrap();
+    Keyring::new(
+        Arc::new(provider),
+        fx.store.clone(),
+        KeyringConfig::with_backend(backend),
+    )
+}
+
 fn email_of(tenant: TenantId, subject: SubjectId) -> FieldLocator {
     FieldLocator {
         tenant,
@@ -370,7 +380,7 @@ fn a_fresh_keyring_sees_destruction_made_by_another_process() {
             .seal(&loc, record, &Pii::new("a".to_owned()))
             .await
             .unwrap();
-        let other_process = fixture(Backend::default()).keyring;
+        let other_process = another_process(&fx, Backend::default());
         other_process
             .destroy_scope(tenant, KeyScope::Subject(subject))
             .await

@@ -390,16 +390,16 @@ fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) -> TokenStr
                 let mut spec = match &d.pii {
                     Some(category) => {
                         let owner = if d.owner_tenant {
-                            quote!(#k::store::KeyOwner::Tenant)
+                            quote!(#k::__private::KeyOwner::Tenant)
                         } else {
-                            quote!(#k::store::KeyOwner::Subject)
+                            quote!(#k::__private::KeyOwner::Subject)
                         };
                         quote! {
-                            #k::store::FieldSpec::encrypted(
-                                #k::core::field_name!(#name),
-                                #k::core::data_category!(#category),
+                            #k::__private::FieldSpec::encrypted(
+                                #k::__private::field_name!(#name),
+                                #k::__private::data_category!(#category),
                                 #owner,
-                                <#ty as #k::store::EncryptedColumn>::NULLABLE,
+                                <#ty as #k::__private::EncryptedColumn>::NULLABLE,
                             )
                         }
                     }
@@ -409,11 +409,11 @@ fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) -> TokenStr
                             .clone()
                             .unwrap_or_else(|| LitStr::new(DEFAULT_CATEGORY, f.span()));
                         quote! {
-                            #k::store::FieldSpec::plain(
-                                #k::core::field_name!(#name),
-                                #k::core::data_category!(#category),
-                                <#ty as #k::store::ColumnType>::SQL_TYPE,
-                                <#ty as #k::store::ColumnType>::NULLABLE,
+                            #k::__private::FieldSpec::plain(
+                                #k::__private::field_name!(#name),
+                                #k::__private::data_category!(#category),
+                                <#ty as #k::__private::ColumnType>::SQL_TYPE,
+                                <#ty as #k::__private::ColumnType>::NULLABLE,
                             )
                         }
                     }
@@ -425,13 +425,13 @@ fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) -> TokenStr
                         .map_or("Text", |(_, v)| *v);
                     let variant = format_ident!("{}", variant);
                     let column = LitStr::new(&format!("{f}_bidx"), f.span());
-                    spec = quote!(#spec.blind_index(#k::crypto::Normaliser::#variant, #k::core::field_name!(#column)));
+                    spec = quote!(#spec.blind_index(#k::__private::Normaliser::#variant, #k::__private::field_name!(#column)));
                     let konst = format_ident!("{}_INDEX", f.to_string().to_uppercase());
                     let doc = format!("The blind index of `{f}`, for `Repository::find`.");
                     consts.push(quote! {
                         #[doc = #doc]
-                        pub const #konst: #k::store::BlindIndexField<Self> =
-                            #k::store::BlindIndexField::__new(#position);
+                        pub const #konst: #k::__private::BlindIndexField<Self> =
+                            #k::__private::BlindIndexField::__new(#position);
                     });
                     writes.push(quote!(row.encrypted_indexed(#position, &self.#f)?;));
                     reads.push(quote!(#f: row.encrypted(#position)?));
@@ -446,7 +446,7 @@ fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) -> TokenStr
                     spec = quote!(#spec.unique());
                 }
                 if let Some(r) = &d.references {
-                    spec = quote!(#spec.references(#k::core::record_type!(#r)));
+                    spec = quote!(#spec.references(#k::__private::record_type!(#r)));
                 }
                 specs.push(spec);
                 position += 1;
@@ -466,12 +466,12 @@ fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) -> TokenStr
     quote! {
         #views
 
-        impl #k::store::Record for #ident {
-            fn spec() -> &'static #k::store::RecordSpec {
-                static SPEC: ::std::sync::LazyLock<#k::store::RecordSpec> =
+        impl #k::__private::Record for #ident {
+            fn spec() -> &'static #k::__private::RecordSpec {
+                static SPEC: ::std::sync::LazyLock<#k::__private::RecordSpec> =
                     ::std::sync::LazyLock::new(|| {
-                        #k::store::RecordSpec::__derived(
-                            #k::core::record_type!(#record_type),
+                        #k::__private::RecordSpec::__derived(
+                            #k::__private::record_type!(#record_type),
                             #has_subject,
                             ::std::vec![#(#specs),*],
                         )
@@ -479,29 +479,29 @@ fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) -> TokenStr
                 &SPEC
             }
 
-            fn id(&self) -> #k::core::RecordId {
+            fn id(&self) -> #k::__private::RecordId {
                 self.#id
             }
 
-            fn tenant(&self) -> #k::core::TenantId {
+            fn tenant(&self) -> #k::__private::TenantId {
                 self.#tenant
             }
 
-            fn subject(&self) -> ::core::option::Option<#k::core::SubjectId> {
+            fn subject(&self) -> ::core::option::Option<#k::__private::SubjectId> {
                 #subject_fn
             }
 
             fn write(
                 &self,
-                row: &mut #k::store::RowWriter<'_>,
-            ) -> ::core::result::Result<(), #k::store::Error> {
+                row: &mut #k::__private::RowWriter<'_>,
+            ) -> ::core::result::Result<(), #k::__private::Error> {
                 #(#writes)*
                 ::core::result::Result::Ok(())
             }
 
             fn read(
-                row: &mut #k::store::RowReader,
-            ) -> ::core::result::Result<Self, #k::store::Error> {
+                row: &mut #k::__private::RowReader,
+            ) -> ::core::result::Result<Self, #k::__private::Error> {
                 ::core::result::Result::Ok(Self {
                     #(#reads),*
                 })
@@ -563,9 +563,9 @@ fn generate_views(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) -> To
                 #(#fields,)*
             }
 
-            impl #k::store::View for #name {
+            impl #k::__private::View for #name {
                 type Record = #ident;
-                const PURPOSE: #k::consent::Purpose = #k::consent::Purpose::#variant;
+                const PURPOSE: #k::__private::Purpose = #k::__private::Purpose::#variant;
                 const FIELDS: &'static [&'static str] = &[#(#kept_names),*];
 
                 fn from_record(record: #ident) -> Self {

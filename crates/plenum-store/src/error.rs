@@ -92,7 +92,7 @@ pub enum Error {
     /// The boot-time catalog verification found problems; each finding says how to fix it.
     #[cfg(feature = "postgres")]
     #[error("database contract violated: {}", Findings(.0))]
-    Contract(Vec<crate::Finding>),
+    Contract(Vec<crate::postgres::Finding>),
 
     /// Writing the audit row of an admin transaction failed; the transaction was rolled back.
     #[error("admin audit row could not be written; nothing was done")]
@@ -121,7 +121,7 @@ pub enum Error {
 }
 
 #[cfg(feature = "postgres")]
-struct Findings<'a>(&'a [crate::Finding]);
+struct Findings<'a>(&'a [crate::postgres::Finding]);
 
 #[cfg(feature = "postgres")]
 impl fmt::Display for Findings<'_> {

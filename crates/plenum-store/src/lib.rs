@@ -87,6 +87,7 @@
 //! SQL through [`TenantTx::dangerous_sqlite`] is not isolated at all.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod access;
@@ -104,6 +105,7 @@ mod error;
 mod gate;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod keystore;
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -118,35 +120,55 @@ mod table;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod tx;
 
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::access::{Access, AccessHook, Action, DiscardAccess, Outcome};
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::audit::{
     AuditLog, AuditSink, Auditor, DbLog, DiscardEvents, MemorySink, TracingSink,
 };
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::consent::ConsentLedger;
 pub use crate::contract::{
     CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, PLATFORM_LOG, Roles, TENANT_SETTING,
 };
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::denial::Denial;
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::encrypted::Encrypted;
 pub use crate::error::{Error, ErrorKind};
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::gate::{Authorisation, Gate, PurposeGrant, Request};
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::keystore::DbKeyStore;
-#[cfg(feature = "postgres")]
-pub use crate::postgres::Finding;
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::record::{
     BlindIndexField, BlindIndexSpec, ColumnType, EncryptedColumn, FieldSpec, KeyOwner, Record,
-    RecordSpec, RowReader, RowWriter, Storage, Value, View,
+    RecordSpec, Storage, Value, View,
 };
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::repo::{Page, Records, Repository};
 pub use crate::table::{Column, ForeignKey, SqlType, TableSpec};
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::tx::{BackendKind, TenantBound, TenantPool, TenantTx};
+
+/// What `#[derive(Record)]` (in the `plenum` facade) expands to: one path for generated code,
+/// hidden from the docs. Not API: nothing here is for hand-written code.
+#[doc(hidden)]
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub mod __private {
+    pub use crate::error::Error;
+    pub use crate::record::{
+        BlindIndexField, ColumnType, EncryptedColumn, FieldSpec, KeyOwner, Record, RecordSpec,
+        RowReader, RowWriter, View,
+    };
+}

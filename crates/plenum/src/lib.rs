@@ -14,6 +14,7 @@
 //! | `postgres` | no      | the PostgreSQL backend, with Row-Level Security              |
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use plenum_audit as audit;
 pub use plenum_consent as consent;
@@ -66,22 +67,43 @@ pub use plenum_store as store;
 ///   foreign key).
 ///
 /// Mistakes are compile errors that say what to write instead.
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use plenum_macros::Record;
 
-/// The names most services need, in one import: `use plenum::prelude::*;`.
+/// The names a service needs for everyday calls, in one import: `use plenum::prelude::*;`.
+///
+/// Ids and the actor; the PII wrapper and the encrypted field type; the record derive; the
+/// purpose layer (policy, purposes, gate, request, grant); tenant transactions and
+/// repositories; and what setting them up takes (keyring, local root key provider, database
+/// key store, auditor). Anything more special is one module path away (`plenum::audit`,
+/// `plenum::consent`, `plenum::crypto`, `plenum::store`).
 pub mod prelude {
+    pub use plenum_consent::{Policy, Purpose};
     pub use plenum_core::{
         Actor, ActorId, ActorKind, FieldName, RecordId, RecordType, RequestId, Role, SubjectId,
         TenantId, field_name, record_type, role,
     };
-    pub use plenum_crypto::{Pii, PiiValue};
+    pub use plenum_crypto::{Keyring, KeyringConfig, LocalKeyProvider, Pii, PiiValue};
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
     #[cfg(any(feature = "postgres", feature = "sqlite"))]
     pub use plenum_store::{
-        AccessHook, DiscardAccess, Encrypted, Record as _, Records, Repository, TenantBound,
-        TenantPool, TenantTx,
+        AccessHook, AuditLog, Auditor, Authorisation, DbKeyStore, DiscardAccess, Encrypted, Gate,
+        PurposeGrant, Record as _, Records, Repository, Request, TenantBound, TenantPool, TenantTx,
     };
 
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
     #[cfg(any(feature = "postgres", feature = "sqlite"))]
     pub use crate::Record;
+}
+
+/// What `#[derive(Record)]` expands to: one hidden path, so that generated code names nothing
+/// at the public roots. Not API.
+#[doc(hidden)]
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub mod __private {
+    pub use plenum_consent::Purpose;
+    pub use plenum_core::{RecordId, SubjectId, TenantId, data_category, field_name, record_type};
+    pub use plenum_crypto::Normaliser;
+    pub use plenum_store::__private::*;
 }
