@@ -1,3 +1,5 @@
+//! The crate's one error type and its kinds. Errors name what failed, never an event body.
+
 use thiserror::Error as ThisError;
 
 /// Everything that can go wrong in `plenum-audit`. No variant carries an event body: bodies

@@ -1,3 +1,6 @@
+//! The crate's one error type and its kinds. Messages name keys and kinds, never the rejected
+//! input.
+
 /// Everything that can go wrong in `plenum-consent`.
 ///
 /// Messages name keys and kinds, never the rejected input.

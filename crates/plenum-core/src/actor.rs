@@ -1,3 +1,6 @@
+//! Who acts: an [`Actor`] (kind, id, roles) as every request and audit event names it. Holds no
+//! credentials and decides nothing; authorisation is `plenum-store`'s gate.
+
 use core::fmt;
 use core::str::FromStr;
 use std::collections::BTreeSet;

@@ -1,3 +1,6 @@
+//! Data categories: fideslang-style dotted keys and their hierarchy (`is_within`). Which
+//! categories exist and what they mean for purposes is `plenum-consent`'s business.
+
 use core::fmt;
 use core::str::FromStr;
 use std::borrow::Cow;

@@ -1,3 +1,5 @@
+//! The crate's one error type. Errors never contain the rejected input.
+
 use core::fmt;
 
 use crate::id::IdKind;

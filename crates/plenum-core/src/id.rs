@@ -1,3 +1,7 @@
+//! Opaque id newtypes (tenant, subject, record, actor, request): generated as UUIDv7, parsed
+//! only from the one canonical form, never built from a bare `Uuid` except through the
+//! greppable `from_trusted_uuid`.
+
 use core::fmt;
 use core::str::FromStr;
 

@@ -1,3 +1,7 @@
+//! Validated names (`RecordType`, `FieldName`, `Role`): `[a-z][a-z0-9_]*`, at most 63 bytes, so
+//! they are safe as SQL identifiers and key-derivation labels; the literal macros check them at
+//! compile time.
+
 use alloc_free::Name;
 
 /// Validation shared by every name type, usable in `const` context.

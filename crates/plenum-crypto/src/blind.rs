@@ -1,3 +1,6 @@
+//! Blind indexes: HMAC-SHA256 over a named, versioned normalisation of a value, for equality
+//! search over encrypted fields. Normalisers are frozen per version (`docs/envelope-format.md`).
+
 use core::fmt;
 use std::sync::Arc;
 

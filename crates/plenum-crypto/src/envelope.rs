@@ -1,3 +1,7 @@
+//! Envelopes and field keys: a prepared per-field AES-256-GCM key seals a value into the v1
+//! envelope (header, nonce, ciphertext, tag) with its context in the associated data, and opens
+//! it again. No key lookup happens here; the keyring supplies the keys.
+
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

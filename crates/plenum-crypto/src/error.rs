@@ -1,3 +1,6 @@
+//! The crate's one error type and its kinds. No variant carries plaintext, key bytes or
+//! ciphertext; every authentication failure is the one opaque `DecryptionFailed`.
+
 use core::fmt;
 
 use crate::keys::KeyScopeKind;

@@ -108,14 +108,13 @@ pub(crate) fn context_digest(
     field: &FieldName,
     subject: Option<SubjectId>,
 ) -> [u8; 32] {
-    use sha2::Digest as _;
     let mut encoded = Vec::with_capacity(160);
     put_lp(&mut encoded, LABEL_ENVELOPE);
     put_lp(&mut encoded, tenant.as_bytes());
     put_lp(&mut encoded, record_type.as_str().as_bytes());
     put_lp(&mut encoded, field.as_str().as_bytes());
     put_lp(&mut encoded, &subject_bytes(subject));
-    sha2::Sha256::digest(&encoded).into()
+    crate::digest::sha256(&[&encoded])
 }
 
 /// How many bytes of the context digest the AAD carries: enough to make the AAD exactly two

@@ -1,3 +1,6 @@
+//! Key vocabulary shared by the keyring, providers and stores: key scopes, references, states,
+//! wrapped and stored keys. Material only ever lives in `secrecy` boxes.
+
 use core::fmt;
 
 use plenum_core::{SubjectId, TenantId};

@@ -1,3 +1,6 @@
+//! `Pii<T>`: plaintext in memory that cannot be printed, displayed or serialized by accident,
+//! and is wiped on drop. `expose()` is the one greppable way out.
+
 use core::fmt;
 
 use zeroize::Zeroize;

@@ -1,3 +1,6 @@
+//! Root key providers: the `KeyProvider` trait that wraps and unwraps tenant keys bound to a
+//! context, and `LocalKeyProvider` (root keys in process memory, by version).
+
 use core::fmt;
 use std::collections::BTreeMap;
 use std::future::Future;

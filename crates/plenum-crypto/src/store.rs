@@ -1,3 +1,6 @@
+//! Where wrapped keys live: the `KeyStore` trait and the in-memory store for tests. The store
+//! only keeps wrapped material and states; it never unwraps.
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -616,7 +616,7 @@ mod tests {
         assert!(out.contains("email_bidx"));
         assert!(out.contains("encrypted_indexed (0usize"));
         assert!(out.contains("plain (1usize"));
-        assert!(out.contains(":: plenum :: store :: Record for Customer"));
+        assert!(out.contains(":: plenum :: __private :: Record for Customer"));
     }
 
     #[test]

@@ -1,3 +1,7 @@
+//! `Encrypted<T>`: an encrypted field with explicit states (unsaved plaintext, sealed with its
+//! resolved key, withheld, erased). Plaintext leaves only through `open()`; there is no sqlx
+//! `Encode`/`Decode`, so nothing stores or reads one outside a repository.
+
 use core::fmt;
 
 use plenum_core::RecordId;

@@ -1,3 +1,6 @@
+//! The crate's one error type and its kinds. `Display` never formats the server's message
+//! (which can quote values); the sqlx error is only a `source()`.
+
 use core::fmt;
 
 /// Everything that can go wrong in `plenum-store`.

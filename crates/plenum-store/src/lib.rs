@@ -10,8 +10,9 @@
 //!   NOINHERIT, member of nothing, owner of nothing, no TRUNCATE/REFERENCES/TRIGGER, no CREATE on
 //!   any schema) is what services connect as; a read-only admin role serves audited
 //!   cross-tenant work. A superuser creates them once: [`postgres::bootstrap_sql`].
-//! - **Tenant context**: `set_config('plenum.tenant_id', <uuid>, true)` sent together with
-//!   `BEGIN` in one round trip; never a session-level `SET`. Released connections are `RESET ALL`.
+//! - **Tenant context**: `SET LOCAL plenum.tenant_id = '<uuid>'` sent together with `BEGIN` in
+//!   one round trip (transaction-local, like `set_config(..., true)`, without a result row to
+//!   plan and return); never a session-level `SET`. Released connections are `RESET ALL`.
 //! - **Context function** `plenum.current_tenant_id()`: returns `uuid`, `STABLE` (an
 //!   `IMMUTABLE` one would be folded into cached generic plans and serve tenant A's rows to
 //!   tenant B), `SET search_path = ''`, NULL when no tenant is set, so no context means zero rows

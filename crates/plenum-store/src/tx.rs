@@ -1,3 +1,6 @@
+//! Tenant-scoped pools and transactions: `TenantPool::begin(tenant)` is the only way to a
+//! connection of the runtime pool, and the tenant context lives and dies with the transaction.
+
 use core::fmt;
 
 use plenum_core::TenantId;

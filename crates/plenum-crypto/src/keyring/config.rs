@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::backend::Backend;
 
-/// Tuning of a [`Keyring`]. The defaults suit a service process.
+/// Tuning of a [`Keyring`](crate::Keyring). The defaults suit a service process.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct KeyringConfig {
@@ -17,7 +17,7 @@ pub struct KeyringConfig {
     /// How long an unwrapped key may be used before it is read from the key store again. Bounds
     /// how long another process keeps using a key this process rotated or destroyed.
     pub ttl: Duration,
-    /// Seals under one key version after which [`Keyring::rotation_due`] says so. Far below the
+    /// Seals under one key version after which [`Keyring::rotation_due`](crate::Keyring::rotation_due) says so. Far below the
     /// NIST SP 800-38D limit of 2^32 random-nonce encryptions per key, because counts are per
     /// process and approximate.
     pub rotation_threshold: u64,

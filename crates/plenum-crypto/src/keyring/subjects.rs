@@ -87,7 +87,7 @@ impl Keyring {
     }
 
     /// Loads the keys of many subjects at once, creating the missing ones when `create` is set:
-    /// one [`KeyStore::load_subjects`] and at most one [`KeyStore::insert_many`] for the whole
+    /// one [`KeyStore::load_subjects`](crate::KeyStore::load_subjects) and at most one [`KeyStore::insert_many`](crate::KeyStore::insert_many) for the whole
     /// set, instead of a store round trip per subject. Subjects already cached are skipped; an
     /// erased subject (every version destroyed) gets no new key. Returns the subjects whose keys
     /// this call created (for the audit log's key events). Afterwards
@@ -103,98 +103,98 @@ impl Keyring {
         subjects: &[SubjectId],
         create: bool,
     ) -> Result<Vec<SubjectId>, Error> {
-        let mut missing: Vec<SubjectId> = {
-            let mut scopes = lock(&self.scopes);
-            subjects
-                .iter()
-                .copied()
-                .filter(|s| {
-                    scopes
-                        .get(&(tenant, KeyScope::Subject(*s)))
-                        .is_none_or(|cell| !cell.initialized())
-                })
-                .collect()
-        };
-        missing.sort_unstable();
-        missing.dedup();
+        let missing = self.uncached_subjects(tenant, subjects);
         if missing.is_empty() {
             return Ok(Vec::new());
         }
-        let mut created = Vec::new();
-        let mut by_subject: HashMap<SubjectId, Vec<StoredKey>> = HashMap::new();
-        let group = |keys: Vec<StoredKey>, into: &mut HashMap<SubjectId, Vec<StoredKey>>| {
-            for key in keys {
-                if let KeyScope::Subject(s) = key.key_ref.scope {
-                    into.entry(s).or_default().push(key);
-                }
-            }
-        };
-        if create {
-            // Insert-or-get: a fresh key for every subject not cached, in one store call. A
-            // subject that already had keys keeps them (the store returns what it holds), and
-            // only those subjects are loaded in full afterwards, since they may have versions
-            // beyond the first. A batch of new customers costs one round trip, not two.
-            let (version, wrapper) = self.subject_wrapper(tenant, None).await?;
-            let mut new_keys = Vec::with_capacity(missing.len());
-            for s in &missing {
-                let key_ref = KeyRef {
-                    tenant,
-                    scope: KeyScope::Subject(*s),
-                    version: 1,
-                };
-                let wrapped = wrap_key(
-                    &wrapper,
-                    version,
-                    &random_key(),
-                    &key_wrap_context(&key_ref),
-                )?;
-                new_keys.push(StoredKey {
-                    key_ref,
-                    state: KeyState::Active,
-                    wrapped: Some(wrapped),
-                });
-            }
-            let ours: HashMap<SubjectId, Vec<u8>> = new_keys
-                .iter()
-                .filter_map(|k| match (k.key_ref.scope, &k.wrapped) {
-                    (KeyScope::Subject(s), Some(w)) => Some((s, w.as_bytes().to_vec())),
-                    _ => None,
-                })
-                .collect();
-            group(self.store.insert_many(new_keys).await?, &mut by_subject);
-            let existing: Vec<SubjectId> = missing
-                .iter()
-                .copied()
-                .filter(|s| {
-                    let stored = by_subject.get(s).map(Vec::as_slice).unwrap_or_default();
-                    !(stored.len() == 1
-                        && stored[0].wrapped.as_ref().map(|w| w.as_bytes())
-                            == ours.get(s).map(Vec::as_slice))
-                })
-                .collect();
-            created = missing
-                .iter()
-                .copied()
-                .filter(|s| !existing.contains(s))
-                .collect();
-            if !existing.is_empty() {
-                for s in &existing {
-                    by_subject.remove(s);
-                }
-                group(
-                    self.store.load_subjects(tenant, &existing).await?,
-                    &mut by_subject,
-                );
-            }
+        let (created, stored) = if create {
+            self.insert_subject_keys(tenant, &missing).await?
         } else {
-            group(
-                self.store.load_subjects(tenant, &missing).await?,
-                &mut by_subject,
-            );
+            let stored = self.store.load_subjects(tenant, &missing).await?;
+            (Vec::new(), by_subject(stored))
+        };
+        self.cache_subject_keys(tenant, stored).await?;
+        Ok(created)
+    }
+
+    /// The distinct subjects of `subjects` whose keys are not cached.
+    fn uncached_subjects(&self, tenant: TenantId, subjects: &[SubjectId]) -> Vec<SubjectId> {
+        let mut scopes = lock(&self.scopes);
+        let mut missing: Vec<SubjectId> = subjects
+            .iter()
+            .copied()
+            .filter(|s| {
+                scopes
+                    .get(&(tenant, KeyScope::Subject(*s)))
+                    .is_none_or(|cell| !cell.initialized())
+            })
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        missing
+    }
+
+    /// Insert-or-get: a fresh key for every subject in `missing`, in one store call. A subject
+    /// that already had keys keeps them (the store returns what it holds), and only those
+    /// subjects are loaded in full afterwards, since they may have versions beyond the first. A
+    /// batch of new customers costs one round trip, not two. Returns the subjects whose keys
+    /// this call created, and every subject's stored keys.
+    async fn insert_subject_keys(
+        &self,
+        tenant: TenantId,
+        missing: &[SubjectId],
+    ) -> Result<(Vec<SubjectId>, HashMap<SubjectId, Vec<StoredKey>>), Error> {
+        let (version, wrapper) = self.subject_wrapper(tenant, None).await?;
+        let mut new_keys = Vec::with_capacity(missing.len());
+        let mut ours: HashMap<SubjectId, Vec<u8>> = HashMap::with_capacity(missing.len());
+        for s in missing {
+            let key_ref = KeyRef {
+                tenant,
+                scope: KeyScope::Subject(*s),
+                version: 1,
+            };
+            let wrapped = wrap_key(
+                &wrapper,
+                version,
+                &random_key(),
+                &key_wrap_context(&key_ref),
+            )?;
+            ours.insert(*s, wrapped.as_bytes().to_vec());
+            new_keys.push(StoredKey {
+                key_ref,
+                state: KeyState::Active,
+                wrapped: Some(wrapped),
+            });
         }
-        // One derived wrapping key per tenant key version, not one per subject.
+        let mut stored = by_subject(self.store.insert_many(new_keys).await?);
+        // Ours is the only version stored: we created it. Anything else was there before.
+        let (created, existing): (Vec<SubjectId>, Vec<SubjectId>) =
+            missing.iter().copied().partition(|s| {
+                let keys = stored.get(s).map(Vec::as_slice).unwrap_or_default();
+                keys.len() == 1
+                    && keys[0].wrapped.as_ref().map(|w| w.as_bytes())
+                        == ours.get(s).map(Vec::as_slice)
+            });
+        if !existing.is_empty() {
+            for s in &existing {
+                stored.remove(s);
+            }
+            stored.extend(by_subject(
+                self.store.load_subjects(tenant, &existing).await?,
+            ));
+        }
+        Ok((created, stored))
+    }
+
+    /// Unwraps stored subject keys and caches each subject's scope, deriving one wrapping key
+    /// per tenant key version rather than one per subject.
+    async fn cache_subject_keys(
+        &self,
+        tenant: TenantId,
+        stored: HashMap<SubjectId, Vec<StoredKey>>,
+    ) -> Result<(), Error> {
         let mut wrappers: HashMap<u32, crate::backend::PreparedAead> = HashMap::new();
-        for (subject, stored) in by_subject {
+        for (subject, stored) in stored {
             let mut keys = ScopeKeys::new();
             for key in stored {
                 let material = match &key.wrapped {
@@ -220,10 +220,23 @@ impl Keyring {
             let cell = OnceCell::new_with(Some(Arc::new(keys)));
             lock(&self.scopes).insert((tenant, KeyScope::Subject(subject)), Arc::new(cell));
         }
-        Ok(created)
+        Ok(())
     }
 }
 
+/// Stored subject keys grouped by subject.
+fn by_subject(keys: Vec<StoredKey>) -> HashMap<SubjectId, Vec<StoredKey>> {
+    let mut out: HashMap<SubjectId, Vec<StoredKey>> = HashMap::new();
+    for key in keys {
+        if let KeyScope::Subject(s) = key.key_ref.scope {
+            out.entry(s).or_default().push(key);
+        }
+    }
+    out
+}
+
+/// The pseudonym under `key`, derived once per cached scope version (every audited access
+/// names its subjects, so this is on the hot path).
 fn pseudonym(keys: &ScopeKeys, key: KeyRef) -> Result<[u8; 16], Error> {
     use secrecy::ExposeSecret as _;
     let material = usable_material(keys, &key)?;

@@ -65,7 +65,7 @@ impl Auditor {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for an unusable service name or no sinks (name [`DiscardEvents`] to
+    /// [`Error::Config`] for an unusable service name or no sinks (name [`DiscardEvents`](crate::DiscardEvents) to
     /// record nothing).
     pub fn with_sinks(
         keyring: Arc<Keyring>,
@@ -87,7 +87,7 @@ impl Auditor {
         })
     }
 
-    /// Adds a sink (for example [`TracingSink`] beside the database log).
+    /// Adds a sink (for example [`TracingSink`](crate::TracingSink) beside the database log).
     #[must_use]
     pub fn and(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.sinks.push(sink);

@@ -147,7 +147,7 @@ impl AuditSink for MemorySink {
 }
 
 /// Records nothing. It exists so that turning the audit log off is a decision someone wrote
-/// down: [`Auditor::with_sinks`] refuses an empty list.
+/// down: [`Auditor::with_sinks`](crate::Auditor::with_sinks) refuses an empty list.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DiscardEvents;
 

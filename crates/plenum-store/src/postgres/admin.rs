@@ -1,3 +1,6 @@
+//! The admin path: `AdminPool`/`AdminTx`, cross-tenant reads on separate credentials, each
+//! transaction recorded in `plenum.admin_audit` and the platform log before it reads anything.
+
 use core::fmt;
 
 use plenum_core::{Actor, RecordId};

@@ -132,7 +132,7 @@ impl<'a> RowWriter<'a> {
     }
 }
 
-/// Hands a stored row's fields to [`Record::read`].
+/// Hands a stored row's fields to [`Record::read`](crate::Record::read).
 pub struct RowReader {
     spec: &'static RecordSpec,
     tenant: TenantId,

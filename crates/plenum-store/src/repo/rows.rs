@@ -38,6 +38,9 @@ pub(super) struct Row {
     pub(super) values: Vec<Value>,
 }
 
+/// One `column = value` of an update's `SET` list.
+pub(super) type Assignment = (String, SqlType, Value);
+
 /// The SQL of one record type, rendered once for each dialect.
 pub(super) struct Statements {
     spec: &'static RecordSpec,
@@ -233,7 +236,7 @@ impl Statements {
     pub(super) fn assignments(
         &self,
         slots: Vec<Slot>,
-    ) -> Result<(Vec<usize>, Vec<(String, SqlType, Value)>), Error> {
+    ) -> Result<(Vec<usize>, Vec<Assignment>), Error> {
         let mut sets = Vec::new();
         let mut written = Vec::new();
         for (i, (f, slot)) in self.spec.fields().iter().zip(slots).enumerate() {
@@ -259,7 +262,7 @@ impl Statements {
         tx: &mut TenantTx,
         id: RecordId,
         subject: Option<SubjectId>,
-        sets: Vec<(String, SqlType, Value)>,
+        sets: Vec<Assignment>,
     ) -> Result<u64, Error> {
         if sets.is_empty() {
             let found = self.fetch(tx, &Read::One(id)).await?;
