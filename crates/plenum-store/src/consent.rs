@@ -152,13 +152,12 @@ impl ConsentLedger {
             (SqlType::Timestamp, Value::Timestamp(e.at)),
         ];
         let d = Dialect::of(tx);
-        let params: Vec<String> = (1..=binds.len()).map(|i| d.p(i)).collect();
         let statement = format!(
             "INSERT INTO {} (tenant_id, id, subject_id, kind, purpose, purpose_version, channel, \
              explicit, expires_at, notice_version, notice_sha256, method, actor_id, at) \
              VALUES ({})",
             d.library("consent_events"),
-            params.join(", ")
+            d.params(binds.len())
         );
         sql::execute(Conn::of(tx)?, &statement, &binds)
             .await

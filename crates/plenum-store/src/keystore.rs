@@ -237,14 +237,9 @@ async fn insert_one(tx: &mut TenantTx, key: &StoredKey) -> Result<(), Error> {
     let d = Dialect::of(tx);
     let statement = format!(
         "INSERT INTO {} (tenant_id, scope, subject_id, version, state, wrapped) \
-         VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING",
+         VALUES ({}) ON CONFLICT DO NOTHING",
         d.library("keys"),
-        d.p(1),
-        d.p(2),
-        d.p(3),
-        d.p(4),
-        d.p(5),
-        d.p(6)
+        d.params(6)
     );
     sql::execute(Conn::of(tx)?, &statement, &key_binds(key)?)
         .await

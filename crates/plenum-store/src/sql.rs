@@ -28,6 +28,11 @@ impl Dialect {
         tx.backend().into()
     }
 
+    /// The placeholders `1..=n`, comma-separated: a `VALUES (...)` list.
+    pub(crate) fn params(self, n: usize) -> String {
+        (1..=n).map(|i| self.p(i)).collect::<Vec<_>>().join(", ")
+    }
+
     /// The `n`th (1-based) bind placeholder.
     pub(crate) fn p(self, n: usize) -> String {
         match self {
@@ -89,10 +94,9 @@ pub(crate) fn insert_statement(
             )
         }
         Dialect::Sqlite => {
-            let params: Vec<String> = (1..=columns.len()).map(|i| d.p(i)).collect();
             format!(
                 "INSERT INTO {table} ({cols}) VALUES ({})",
-                params.join(", ")
+                d.params(columns.len())
             )
         }
     }

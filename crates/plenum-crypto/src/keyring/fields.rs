@@ -137,13 +137,7 @@ impl Keyring {
         let scope = KeyScope::TenantIndex;
         let keys = self.scope_keys(tenant, scope, true).await?;
         let normalised = normaliser.normalise(value)?;
-        let mut versions: Vec<u32> = keys
-            .versions
-            .iter()
-            .filter(|(_, e)| e.material.is_some())
-            .map(|(v, _)| *v)
-            .collect();
-        versions.sort_unstable_by(|a, b| b.cmp(a));
+        let mut versions = keys.live_versions();
         if let Some(active) = keys.active {
             versions.retain(|v| *v != active);
             versions.insert(0, active);

@@ -101,6 +101,18 @@ impl ScopeKeys {
         }
     }
 
+    /// The versions not destroyed (material present), newest first.
+    fn live_versions(&self) -> Vec<u32> {
+        let mut versions: Vec<u32> = self
+            .versions
+            .iter()
+            .filter(|(_, e)| e.material.is_some())
+            .map(|(v, _)| *v)
+            .collect();
+        versions.sort_unstable_by(|a, b| b.cmp(a));
+        versions
+    }
+
     /// Adds one stored version with its unwrapped material (`None` once destroyed); the
     /// highest active version with material is the active one.
     fn add(&mut self, key: &StoredKey, material: Option<KeyMaterial>) {

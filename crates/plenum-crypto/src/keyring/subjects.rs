@@ -64,13 +64,7 @@ impl Keyring {
     ) -> Result<Vec<[u8; 16]>, Error> {
         let scope = KeyScope::Subject(subject);
         let keys = self.scope_keys(tenant, scope, false).await?;
-        let mut versions: Vec<u32> = keys
-            .versions
-            .iter()
-            .filter(|(_, e)| e.material.is_some())
-            .map(|(v, _)| *v)
-            .collect();
-        versions.sort_unstable_by(|a, b| b.cmp(a));
+        let versions = keys.live_versions();
         versions
             .into_iter()
             .map(|version| {

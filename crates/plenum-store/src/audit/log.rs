@@ -65,13 +65,9 @@ async fn insert_event(conn: Conn<'_>, d: Dialect, event: &Event) -> Result<(), E
         .map_err(|_| Error::Audit("event is not canonical"))?;
     let leaf = leaf_hash(body.as_bytes()).to_vec();
     let statement = format!(
-        "INSERT INTO {} (tenant_id, event_id, at, leaf_hash, body) VALUES ({}, {}, {}, {}, {})",
+        "INSERT INTO {} (tenant_id, event_id, at, leaf_hash, body) VALUES ({})",
         d.library("audit_log"),
-        d.p(1),
-        d.p(2),
-        d.p(3),
-        d.p(4),
-        d.p(5)
+        d.params(5)
     );
     let binds = [
         tenant_bind(event.tenant),
@@ -202,13 +198,9 @@ impl AuditLog {
             DateTime::from_timestamp(checkpoint.time, now.timestamp_subsec_nanos()).unwrap_or(now);
         let d = Dialect::of(tx);
         let insert = format!(
-            "INSERT INTO {} (tenant_id, size, issued_at, note, frontier) VALUES ({}, {}, {}, {}, {})",
+            "INSERT INTO {} (tenant_id, size, issued_at, note, frontier) VALUES ({})",
             d.library("audit_checkpoints"),
-            d.p(1),
-            d.p(2),
-            d.p(3),
-            d.p(4),
-            d.p(5)
+            d.params(5)
         );
         let binds = [
             tenant_bind(tenant),
