@@ -99,20 +99,7 @@ pub fn verify_log_with(
         return Err(Error::NotCanonical("unknown export format"));
     }
     let tenant = export.tenant.to_string();
-    let mut checkpoints = Vec::with_capacity(export.checkpoints.len());
-    for (i, note) in export.checkpoints.iter().enumerate() {
-        let c = checkpoint::open(note, trusted)?;
-        let at = i as u64;
-        if c.tenant != export.tenant {
-            return Err(Error::at(Problem::Origin, at));
-        }
-        if let Some(prev) = checkpoints.last().map(|p: &Checkpoint| (p.size, p.time))
-            && (c.size < prev.0 || c.time < prev.1)
-        {
-            return Err(Error::at(Problem::CheckpointOrder, at));
-        }
-        checkpoints.push(c);
-    }
+    let checkpoints = open_checkpoints(export, trusted)?;
     if checkpoints.is_empty() && held.is_empty() {
         // An unsigned log proves nothing: anyone could have written it.
         return Err(Error::at(Problem::NoCheckpoint, 0));
@@ -168,6 +155,43 @@ pub fn verify_log_with(
         // A signed size beyond the last entry: the tail was cut off.
         return Err(Error::at(Problem::Truncated, next_checkpoint as u64));
     }
+    check_held(export, trusted, held, &leaves)?;
+    Ok(Report {
+        entries: export.entries.len() as u64,
+        bodies,
+        checkpoints: checkpoints.len() as u64,
+        covered: checkpoints.last().map_or(0, |c| c.size),
+    })
+}
+
+/// The export's checkpoints, each signed by a trusted key, of this tenant, in order of size
+/// and time.
+fn open_checkpoints(export: &Export, trusted: &[VerifierKey]) -> Result<Vec<Checkpoint>, Error> {
+    let mut checkpoints: Vec<Checkpoint> = Vec::with_capacity(export.checkpoints.len());
+    for (i, note) in export.checkpoints.iter().enumerate() {
+        let c = checkpoint::open(note, trusted)?;
+        let at = i as u64;
+        if c.tenant != export.tenant {
+            return Err(Error::at(Problem::Origin, at));
+        }
+        if let Some(prev) = checkpoints.last()
+            && (c.size < prev.size || c.time < prev.time)
+        {
+            return Err(Error::at(Problem::CheckpointOrder, at));
+        }
+        checkpoints.push(c);
+    }
+    Ok(checkpoints)
+}
+
+/// Each held checkpoint is this tenant's, covered by the export's `leaves`, and matches their
+/// root.
+fn check_held(
+    export: &Export,
+    trusted: &[VerifierKey],
+    held: &[String],
+    leaves: &[Hash],
+) -> Result<(), Error> {
     for (i, note) in held.iter().enumerate() {
         let c = checkpoint::open(note, trusted)?;
         let at = i as u64;
@@ -182,12 +206,7 @@ pub fn verify_log_with(
             return Err(Error::at(Problem::Root, at));
         }
     }
-    Ok(Report {
-        entries: export.entries.len() as u64,
-        bodies,
-        checkpoints: checkpoints.len() as u64,
-        covered: checkpoints.last().map_or(0, |c| c.size),
-    })
+    Ok(())
 }
 
 /// Proof that one event is in a tenant's log as of a signed checkpoint: enough for a data

@@ -137,7 +137,8 @@ impl Policy {
     }
 }
 
-/// The default policy's rows: purpose, basis, visible category keys.
+/// The default policy's rows: purpose, basis, visible category keys. A data table (one row
+/// per purpose, read by `docs/policy.md`'s test), so its length is the policy's, not logic.
 fn default_rows() -> Vec<(Purpose, LegalBasis, Vec<&'static str>)> {
     use LegalBasis as B;
     use Purpose as P;

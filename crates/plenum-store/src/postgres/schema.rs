@@ -56,7 +56,8 @@ pub fn bootstrap_sql(roles: &Roles, database: &str) -> Result<Vec<String>, Error
 }
 
 /// The library's own migrations, rendered for `roles`. Each runs in one transaction as the owner
-/// (`SET LOCAL ROLE`), so every object it creates belongs to the owner.
+/// (`SET LOCAL ROLE`), so every object it creates belongs to the owner. A data table of SQL
+/// texts in migration order: long because the schema is, with no logic to split.
 pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
     let (owner, app, admin) = (roles.owner(), roles.app(), roles.admin());
     let mut v1 = vec![
@@ -181,7 +182,7 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
 /// (`AuditLog::sequence`, run by every checkpoint) numbers the committed events of a tenant
 /// gaplessly under that tenant's head row. The runtime role may read and append; the only
 /// changes it may make, enforced by a trigger, are the sequencer's (a NULL `seq` set once) and
-/// retention's (a body older than two years set to NULL).
+/// retention's (a body older than two years set to NULL). SQL text only (a data table).
 fn audit_migration(roles: &Roles) -> Vec<String> {
     let (owner, app, admin) = (roles.owner(), roles.app(), roles.admin());
     let s = LIBRARY_SCHEMA;

@@ -1,0 +1,161 @@
+//! The checks a declaration must pass: a declaration the runtime would reject does not compile,
+//! and each error says what to write instead. Plain functions over the parsed declarations,
+//! unit-tested in `tests.rs` and pinned for users by trybuild in `tests/ui/`.
+
+use super::{FieldDecl, MAX_INDEXED_NAME, NORMALISERS, Role, err};
+use syn::LitStr;
+
+use super::parse::category_ok;
+
+/// Checks a record's declarations.
+pub(super) fn check(ident: &syn::Ident, decls: &[FieldDecl]) -> syn::Result<()> {
+    let has_subject = check_roles(ident, decls)?;
+    for d in decls.iter().filter(|d| d.role == Role::Field) {
+        check_field(d, has_subject)?;
+    }
+    Ok(())
+}
+
+/// Exactly one id and one tenant, at most one subject, none with another attribute. Returns
+/// whether the record has a subject.
+fn check_roles(ident: &syn::Ident, decls: &[FieldDecl]) -> syn::Result<bool> {
+    let mut seen = [None::<&FieldDecl>; 3];
+    for d in decls {
+        let slot = match d.role {
+            Role::Id => 0,
+            Role::Tenant => 1,
+            Role::Subject => 2,
+            Role::Field => continue,
+        };
+        if let Some(first) = seen[slot] {
+            let what = ["id", "tenant", "subject"][slot];
+            let mut e = err(
+                d.ident.span(),
+                format!("a second `#[plenum({what})]` field: a record has exactly one {what}"),
+            );
+            e.combine(err(first.ident.span(), format!("the first `{what}` field")));
+            return Err(e);
+        }
+        seen[slot] = Some(d);
+        if d.pii.is_some() || d.blind_index.is_some() || d.category.is_some() || d.unique {
+            return Err(err(
+                d.span,
+                "an `id`, `tenant` or `subject` field takes no other attribute",
+            ));
+        }
+    }
+    if seen[0].is_none() {
+        return Err(err(
+            ident.span(),
+            "a record needs one `#[plenum(id)]` field of type `RecordId`",
+        ));
+    }
+    if seen[1].is_none() {
+        return Err(err(
+            ident.span(),
+            "a record needs one `#[plenum(tenant)]` field of type `TenantId`: every row belongs to a tenant",
+        ));
+    }
+    Ok(seen[2].is_some())
+}
+
+/// One data field: a valid column name, attributes that fit an encrypted or a plain field, a
+/// known normaliser.
+fn check_field(d: &FieldDecl, has_subject: bool) -> syn::Result<()> {
+    let name = d.ident.to_string();
+    if !plenum_core::__is_valid_name(&name)
+        || ["tenant_id", "id", "subject_id"].contains(&name.as_str())
+    {
+        return Err(err(
+            d.ident.span(),
+            "a field name is a column name: [a-z][a-z0-9_]*, at most 63 bytes, not `id`, `tenant_id` or `subject_id`",
+        ));
+    }
+    match &d.pii {
+        Some(category) => check_encrypted(d, category, has_subject)?,
+        None => check_plain(d)?,
+    }
+    check_blind_index(d, &name)
+}
+
+/// An encrypted field: a known category, sealed under a key it has, unique only through a
+/// blind index, referencing nothing.
+fn check_encrypted(d: &FieldDecl, category: &LitStr, has_subject: bool) -> syn::Result<()> {
+    category_ok(category)?;
+    if let Some(c) = &d.category {
+        return Err(err(
+            c.span(),
+            "a `pii` field names its category in `pii = \"...\"`",
+        ));
+    }
+    if d.references.is_some() {
+        return Err(err(
+            d.span,
+            "an encrypted field cannot reference another record",
+        ));
+    }
+    if !d.owner_tenant && !has_subject {
+        return Err(err(
+            category.span(),
+            "this record has no `#[plenum(subject)]` field, so its PII is sealed under a subject key it does not have: add a subject, or `owner = \"tenant\"`",
+        ));
+    }
+    if d.unique && d.blind_index.is_none() {
+        return Err(err(
+            d.span,
+            "an encrypted field can only be unique through a blind index: add `blind_index = \"...\"`",
+        ));
+    }
+    Ok(())
+}
+
+/// A plain field: no blind index, no key owner, a known category, a valid referenced type.
+fn check_plain(d: &FieldDecl) -> syn::Result<()> {
+    if let Some(b) = &d.blind_index {
+        return Err(err(
+            b.span(),
+            "`blind_index` needs an encrypted field: declare it `pii = \"<category>\"` and type it `Encrypted<String>`; a plain column is searchable as it is",
+        ));
+    }
+    if d.owner_tenant {
+        return Err(err(d.span, "`owner` applies to `pii` fields only"));
+    }
+    if let Some(c) = &d.category {
+        category_ok(c)?;
+    }
+    if let Some(r) = &d.references
+        && !plenum_core::__is_valid_name(&r.value())
+    {
+        return Err(err(r.span(), "`references` names a record type"));
+    }
+    Ok(())
+}
+
+/// A blind index names a known normaliser and leaves room for its `_bidx` column.
+fn check_blind_index(d: &FieldDecl, name: &str) -> syn::Result<()> {
+    if let Some(b) = &d.blind_index {
+        if !NORMALISERS.iter().any(|(id, _)| *id == b.value()) {
+            let known: Vec<String> = NORMALISERS
+                .iter()
+                .map(|(id, _)| format!("`{id}`"))
+                .collect();
+            return Err(err(
+                b.span(),
+                format!(
+                    "unknown normaliser `{}`; expected one of {}",
+                    b.value(),
+                    known.join(", ")
+                ),
+            ));
+        }
+        if name.len() > MAX_INDEXED_NAME {
+            return Err(err(
+                d.ident.span(),
+                format!(
+                    "a blind-indexed field name has at most {MAX_INDEXED_NAME} bytes (its index column adds `_bidx`)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
