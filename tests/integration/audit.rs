@@ -27,7 +27,7 @@ use plenum_hvac::Customer;
 use plenum_test::{CANARY_EMAIL, CANARY_PHONE, assert_no_canary};
 use serde_json::Value;
 
-use crate::records::{Env, customer, keyring};
+use crate::fixtures::{Env, customer, keyring};
 
 struct Audited {
     env: Env,

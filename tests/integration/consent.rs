@@ -8,22 +8,12 @@
 
 use chrono::{Duration, Utc};
 use plenum::consent::{
-    ConsentCheck, ConsentEvent, Decision, DenyReason, EventKind, Evidence, Method, Policy, Purpose,
+    ConsentCheck, ConsentEvent, Decision, DenyReason, EventKind, Method, Policy, Purpose,
 };
-use plenum::core::{ActorId, SubjectId};
+use plenum::core::SubjectId;
 use plenum::store::{ConsentLedger, ErrorKind};
 
-use crate::records::Env;
-
-fn evidence() -> Evidence {
-    Evidence {
-        notice_version: "privacy-2026-11".to_owned(),
-        notice_sha256: [9; 32],
-        method: Method::Ui,
-        actor: ActorId::generate(),
-        at: Utc::now(),
-    }
-}
+use crate::fixtures::{Env, evidence};
 
 #[tokio::test]
 async fn a_withdrawal_counts_for_the_next_read() {
@@ -32,14 +22,12 @@ async fn a_withdrawal_counts_for_the_next_read() {
         let t = env.tenant().await;
         let s = SubjectId::generate();
         let mut tx = env.pool.begin(t).await.unwrap();
-        env.records
-            .record_consent(
-                &mut tx,
-                &crate::records::grant(t),
-                &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
-            )
-            .await
-            .unwrap();
+        env.consent(
+            &mut tx,
+            t,
+            &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+        )
+        .await;
         tx.commit().await.unwrap();
 
         let mut read1 = env.pool.begin(t).await.unwrap();
@@ -57,10 +45,7 @@ async fn a_withdrawal_counts_for_the_next_read() {
         let mut withdrawal =
             ConsentEvent::about(s, EventKind::Withdrawn, Purpose::MarketingEmail, evidence());
         withdrawal.evidence.at = Utc::now() + Duration::milliseconds(1);
-        env.records
-            .record_consent(&mut w, &crate::records::grant(t), &withdrawal)
-            .await
-            .unwrap();
+        env.consent(&mut w, t, &withdrawal).await;
         w.commit().await.unwrap();
 
         let mut read2 = env.pool.begin(t).await.unwrap();
@@ -91,24 +76,16 @@ async fn restriction_and_objection_are_read_back_for_many_subjects_at_once() {
         let mut tx = env.pool.begin(t).await.unwrap();
         for (i, s) in subjects.iter().enumerate() {
             if i % 2 == 0 {
-                env.records
-                    .record_consent(
-                        &mut tx,
-                        &crate::records::grant(t),
-                        &ConsentEvent::given(*s, Purpose::MarketingSms, evidence()),
-                    )
-                    .await
-                    .unwrap();
+                env.consent(
+                    &mut tx,
+                    t,
+                    &ConsentEvent::given(*s, Purpose::MarketingSms, evidence()),
+                )
+                .await;
             }
             if i % 5 == 0 {
-                env.records
-                    .record_consent(
-                        &mut tx,
-                        &crate::records::grant(t),
-                        &ConsentEvent::restriction(*s, true, evidence()),
-                    )
-                    .await
-                    .unwrap();
+                env.consent(&mut tx, t, &ConsentEvent::restriction(*s, true, evidence()))
+                    .await;
             }
             if i % 3 == 0 {
                 let mut gpc = ConsentEvent::about(
@@ -118,10 +95,7 @@ async fn restriction_and_objection_are_read_back_for_many_subjects_at_once() {
                     evidence(),
                 );
                 gpc.evidence.method = Method::GlobalPrivacyControl;
-                env.records
-                    .record_consent(&mut tx, &crate::records::grant(t), &gpc)
-                    .await
-                    .unwrap();
+                env.consent(&mut tx, t, &gpc).await;
             }
         }
         let statuses = ConsentLedger::statuses(&mut tx, &subjects).await.unwrap();
@@ -159,14 +133,12 @@ async fn the_ledger_is_append_only_for_the_runtime_role() {
         let t = env.tenant().await;
         let s = SubjectId::generate();
         let mut tx = env.pool.begin(t).await.unwrap();
-        env.records
-            .record_consent(
-                &mut tx,
-                &crate::records::grant(t),
-                &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
-            )
-            .await
-            .unwrap();
+        env.consent(
+            &mut tx,
+            t,
+            &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+        )
+        .await;
         tx.commit().await.unwrap();
         let mut tx = env.pool.begin(t).await.unwrap();
         let refused = match tx.postgres() {
@@ -187,7 +159,7 @@ async fn the_ledger_is_append_only_for_the_runtime_role() {
         bad.purpose = None;
         let err = env
             .records
-            .record_consent(&mut tx, &crate::records::grant(t), &bad)
+            .record_consent(&mut tx, &crate::fixtures::grant(t), &bad)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -202,8 +174,8 @@ mod purpose_bound {
     use plenum::store::{Action, Authorisation, ErrorKind, Gate, Outcome, Request};
     use plenum_hvac::{Appointment, Customer, LocationPing};
 
-    use super::evidence;
-    use crate::records::{Env, customer, grant};
+    use crate::fixtures::evidence;
+    use crate::fixtures::{Env, customer, grant};
 
     pub(super) fn gate() -> Gate {
         Gate::new(
@@ -260,74 +232,55 @@ mod purpose_bound {
             let s = c.subject;
             match i % 5 {
                 0 => {
-                    env.records
-                        .record_consent(
-                            &mut tx,
-                            &grant(t),
-                            &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
-                        )
-                        .await
-                        .unwrap();
+                    env.consent(
+                        &mut tx,
+                        t,
+                        &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+                    )
+                    .await;
                     consented.insert(c.id);
                 }
                 1 => {
-                    env.records
-                        .record_consent(
-                            &mut tx,
-                            &grant(t),
-                            &ConsentEvent::given(s, Purpose::MarketingSms, evidence()),
-                        )
-                        .await
-                        .unwrap();
+                    env.consent(
+                        &mut tx,
+                        t,
+                        &ConsentEvent::given(s, Purpose::MarketingSms, evidence()),
+                    )
+                    .await;
                 }
                 2 => {
                     let mut given = ConsentEvent::given(s, Purpose::MarketingEmail, evidence());
                     given.evidence.at -= chrono::Duration::seconds(5);
-                    env.records
-                        .record_consent(&mut tx, &grant(t), &given)
-                        .await
-                        .unwrap();
-                    env.records
-                        .record_consent(
-                            &mut tx,
-                            &grant(t),
-                            &ConsentEvent::about(
-                                s,
-                                EventKind::Withdrawn,
-                                Purpose::MarketingEmail,
-                                evidence(),
-                            ),
-                        )
-                        .await
-                        .unwrap();
+                    env.consent(&mut tx, t, &given).await;
+                    env.consent(
+                        &mut tx,
+                        t,
+                        &ConsentEvent::about(
+                            s,
+                            EventKind::Withdrawn,
+                            Purpose::MarketingEmail,
+                            evidence(),
+                        ),
+                    )
+                    .await;
                 }
                 3 if i % 2 == 0 => {
-                    env.records
-                        .record_consent(
-                            &mut tx,
-                            &grant(t),
-                            &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
-                        )
-                        .await
-                        .unwrap();
-                    env.records
-                        .record_consent(
-                            &mut tx,
-                            &grant(t),
-                            &ConsentEvent::restriction(s, true, evidence()),
-                        )
-                        .await
-                        .unwrap();
+                    env.consent(
+                        &mut tx,
+                        t,
+                        &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+                    )
+                    .await;
+                    env.consent(&mut tx, t, &ConsentEvent::restriction(s, true, evidence()))
+                        .await;
                 }
                 3 => {
-                    env.records
-                        .record_consent(
-                            &mut tx,
-                            &grant(t),
-                            &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
-                        )
-                        .await
-                        .unwrap();
+                    env.consent(
+                        &mut tx,
+                        t,
+                        &ConsentEvent::given(s, Purpose::MarketingEmail, evidence()),
+                    )
+                    .await;
                     consented.insert(c.id);
                 }
                 _ => {}
@@ -384,14 +337,12 @@ mod purpose_bound {
             let c = customer(t, "ada@example.com", "2175550142");
             let mut tx = env.pool.begin(t).await.unwrap();
             repo.insert(&mut tx, &grant(t), &c).await.unwrap();
-            env.records
-                .record_consent(
-                    &mut tx,
-                    &grant(t),
-                    &ConsentEvent::given(c.subject, Purpose::MarketingEmail, evidence()),
-                )
-                .await
-                .unwrap();
+            env.consent(
+                &mut tx,
+                t,
+                &ConsentEvent::given(c.subject, Purpose::MarketingEmail, evidence()),
+            )
+            .await;
             tx.commit().await.unwrap();
             let gate = gate();
             let marketer = Request::new(t, staff(role!("marketer")));
@@ -412,10 +363,7 @@ mod purpose_bound {
                 evidence(),
             );
             withdrawal.evidence.at += chrono::Duration::milliseconds(5);
-            env.records
-                .record_consent(&mut w, &crate::records::grant(t), &withdrawal)
-                .await
-                .unwrap();
+            env.consent(&mut w, t, &withdrawal).await;
             w.commit().await.unwrap();
 
             let mut tx = env.pool.begin(t).await.unwrap();
@@ -447,10 +395,7 @@ mod purpose_bound {
             );
             let mut placed = ConsentEvent::restriction(c.subject, true, evidence());
             placed.evidence.at += chrono::Duration::milliseconds(10);
-            env.records
-                .record_consent(&mut tx, &crate::records::grant(t), &placed)
-                .await
-                .unwrap();
+            env.consent(&mut tx, t, &placed).await;
             let err = repo.get(&mut tx, &grant, c.id).await.unwrap_err();
             assert!(err.to_string().contains("restricted"), "{err}");
             let legal = gate.grant(&compliance, Purpose::LegalObligation).unwrap();
@@ -527,10 +472,7 @@ mod purpose_bound {
             // Once processing is restricted, scheduling can neither change nor delete it; a
             // compliance purpose still can.
             let placed = ConsentEvent::restriction(c.subject, true, evidence());
-            env.records
-                .record_consent(&mut tx, &grant(t), &placed)
-                .await
-                .unwrap();
+            env.consent(&mut tx, t, &placed).await;
             let err = repo
                 .update(&mut tx, &scheduling, &loaded)
                 .await
@@ -713,14 +655,12 @@ mod purpose_bound {
             let pings = [ping(consenting), ping(silent), ping(consenting)];
             let mut tx = env.pool.begin(t).await.unwrap();
             repo.insert_many(&mut tx, &grant(t), &pings).await.unwrap();
-            env.records
-                .record_consent(
-                    &mut tx,
-                    &grant(t),
-                    &ConsentEvent::given(consenting, Purpose::TechnicianLocation, evidence()),
-                )
-                .await
-                .unwrap();
+            env.consent(
+                &mut tx,
+                t,
+                &ConsentEvent::given(consenting, Purpose::TechnicianLocation, evidence()),
+            )
+            .await;
             let gate = gate();
             let request = Request::new(t, staff(role!("dispatcher")));
             let grant = gate.grant(&request, Purpose::TechnicianLocation).unwrap();
@@ -786,9 +726,9 @@ mod views {
         LocationPingForTechnicianLocation,
     };
 
-    use super::evidence;
     use super::purpose_bound::{gate, staff};
-    use crate::records::{Env, customer, grant};
+    use crate::fixtures::evidence;
+    use crate::fixtures::{Env, customer, grant};
 
     #[test]
     fn views_hold_exactly_the_fields_the_default_policy_allows() {
@@ -818,14 +758,12 @@ mod views {
             repo.insert_many(&mut tx, &grant(t), &[yes.clone(), no.clone()])
                 .await
                 .unwrap();
-            env.records
-                .record_consent(
-                    &mut tx,
-                    &grant(t),
-                    &ConsentEvent::given(yes.subject, Purpose::MarketingEmail, evidence()),
-                )
-                .await
-                .unwrap();
+            env.consent(
+                &mut tx,
+                t,
+                &ConsentEvent::given(yes.subject, Purpose::MarketingEmail, evidence()),
+            )
+            .await;
             let gate = gate();
             let marketer = Request::new(t, staff(role!("marketer")));
             let grant = gate.grant(&marketer, Purpose::MarketingEmail).unwrap();
@@ -873,7 +811,7 @@ mod views {
                 longitude_micro: Encrypted::new(2),
             };
             pings
-                .insert(&mut tx, &crate::records::grant(t), &ping)
+                .insert(&mut tx, &crate::fixtures::grant(t), &ping)
                 .await
                 .unwrap();
             let location = gate
@@ -884,14 +822,12 @@ mod views {
                 .await
                 .unwrap_err();
             assert!(err.to_string().contains("consent_missing"), "{err}");
-            env.records
-                .record_consent(
-                    &mut tx,
-                    &crate::records::grant(t),
-                    &ConsentEvent::given(tech, Purpose::TechnicianLocation, evidence()),
-                )
-                .await
-                .unwrap();
+            env.consent(
+                &mut tx,
+                t,
+                &ConsentEvent::given(tech, Purpose::TechnicianLocation, evidence()),
+            )
+            .await;
             let view = pings
                 .get_view::<LocationPingForTechnicianLocation>(&mut tx, &location, ping.id)
                 .await

@@ -3,5 +3,6 @@
 mod audit;
 mod consent;
 mod datamap;
+mod fixtures;
 mod records;
 mod vocabulary;
