@@ -32,10 +32,11 @@ pub(super) struct RowHead {
     pub(super) subject: Option<SubjectId>,
 }
 
-/// A stored row: its head and its field values in declaration order.
+/// A stored row: its head and its field values in declaration order (each `Some` until
+/// `Record::read` takes it).
 pub(super) struct Row {
     pub(super) head: RowHead,
-    pub(super) values: Vec<Value>,
+    pub(super) values: Vec<Option<Value>>,
 }
 
 /// One `column = value` of an update's `SET` list.
@@ -180,7 +181,7 @@ impl Statements {
                 id: RecordId::from_trusted_uuid(id),
                 subject,
             },
-            values: values.collect(),
+            values: values.map(Some).collect(),
         })
     }
 
@@ -380,12 +381,13 @@ pub(super) async fn materialise<R: Record>(
         .map(|i| !mask.keeps(i))
         .collect();
     let mut out = Vec::with_capacity(rows.len());
-    for Row { head, values } in rows {
-        let values: Vec<Option<Value>> = values
-            .into_iter()
-            .zip(&withheld)
-            .map(|(v, hidden)| Some(if *hidden { Value::Null } else { v }))
-            .collect();
+    for Row { head, mut values } in rows {
+        for (value, hidden) in values.iter_mut().zip(&withheld) {
+            if *hidden {
+                // Dropped before any key is looked up: a withheld envelope is never opened.
+                *value = Some(Value::Null);
+            }
+        }
         let slots = keys.for_row_read(tenant, head.subject, &values).await?;
         let mut reader = RowReader::new(
             keys.spec,
