@@ -6,8 +6,6 @@ use std::collections::HashMap;
 
 use crate::error::Error;
 use crate::record::Value;
-#[cfg(feature = "postgres")]
-use crate::sql::Array;
 use crate::sql::{self, Conn, Dialect};
 use crate::table::SqlType;
 use crate::tx::TenantTx;
@@ -214,49 +212,17 @@ impl ConsentLedger {
         subjects: &[SubjectId],
     ) -> Result<HashMap<SubjectId, Vec<ConsentEvent>>, Error> {
         let tenant = tx.tenant();
-        let tenant_bind = (SqlType::Uuid, Value::Uuid(*tenant.as_uuid()));
-        let rows = match Dialect::of(tx) {
-            #[cfg(feature = "postgres")]
-            Dialect::Postgres => {
-                let ids = Array::of(
-                    SqlType::Uuid,
-                    subjects.iter().map(|s| Value::Uuid(*s.as_uuid())),
-                )
-                .map_err(db)?;
-                // Per-subject index probes (see the key store for why not `= ANY($2)`).
-                let statement = format!(
-                    "SELECT e.* FROM unnest($2::uuid[]) AS s(id) \
-                     CROSS JOIN LATERAL (SELECT {COLUMNS} FROM plenum.consent_events \
-                         WHERE tenant_id = $1 AND subject_id = s.id \
-                         ORDER BY at, recorded_at OFFSET 0) AS e"
-                );
-                sql::fetch_arrays(Conn::of(tx)?, &statement, &[tenant_bind], vec![ids], &TYPES)
-                    .await
-                    .map_err(db)?
-            }
-            d => {
-                let statement = format!(
-                    "SELECT {COLUMNS} FROM {} WHERE tenant_id = {} AND subject_id = {} \
-                     ORDER BY at, recorded_at",
-                    d.library("consent_events"),
-                    d.p(1),
-                    d.p(2)
-                );
-                let mut rows = Vec::new();
-                for s in subjects {
-                    let binds = [
-                        tenant_bind.clone(),
-                        (SqlType::Uuid, Value::Uuid(*s.as_uuid())),
-                    ];
-                    rows.extend(
-                        sql::fetch(Conn::of(tx)?, &statement, &binds, &TYPES)
-                            .await
-                            .map_err(db)?,
-                    );
-                }
-                rows
-            }
-        };
+        let rows = sql::fetch_per_subject(
+            tx,
+            "consent_events",
+            COLUMNS,
+            "",
+            "at, recorded_at",
+            subjects,
+            &TYPES,
+            "consent_events",
+        )
+        .await?;
         let mut out: HashMap<SubjectId, Vec<ConsentEvent>> = HashMap::new();
         for row in rows {
             let event = decode(tenant, row)?;

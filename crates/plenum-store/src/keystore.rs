@@ -164,53 +164,17 @@ async fn select_subjects(
     subjects: &[SubjectId],
 ) -> Result<Vec<StoredKey>, Error> {
     let tenant = tx.tenant();
-    let rows = match Dialect::of(tx) {
-        #[cfg(feature = "postgres")]
-        Dialect::Postgres => {
-            // One primary-key probe per subject: a LATERAL subquery kept from being flattened
-            // into a join by `OFFSET 0`, so that no plan can do otherwise. `subject_id =
-            // ANY($2)` had the generic plan scan every key of the tenant against the whole
-            // array (67 ms for 1,000 subjects of a 10,000-key tenant), and a plain join
-            // against `unnest` got a nested loop with a join filter (400 ms) whenever the
-            // statistics of a young table said the tenant had one key.
-            let ids = Array::of(
-                SqlType::Uuid,
-                subjects.iter().map(|s| Value::Uuid(*s.as_uuid())),
-            )
-            .map_err(db)?;
-            sql::fetch_arrays(
-                Conn::of(tx)?,
-                "SELECT k.tenant_id, k.subject_id, k.version, k.state, k.wrapped \
-                 FROM unnest($2::uuid[]) AS s(id) \
-                 CROSS JOIN LATERAL (SELECT * FROM plenum.keys \
-                     WHERE tenant_id = $1 AND scope = 3 AND subject_id = s.id OFFSET 0) AS k",
-                &[uuid(*tenant.as_uuid())],
-                vec![ids],
-                &KEY_TYPES,
-            )
-            .await
-            .map_err(db)?
-        }
-        _ => {
-            let d = Dialect::of(tx);
-            let statement = format!(
-                "SELECT {KEY_COLUMNS} FROM {} WHERE tenant_id = {} AND scope = 3 AND subject_id = {}",
-                d.library("keys"),
-                d.p(1),
-                d.p(2)
-            );
-            let mut rows = Vec::new();
-            for s in subjects {
-                let binds = [uuid(*tenant.as_uuid()), uuid(*s.as_uuid())];
-                rows.extend(
-                    sql::fetch(Conn::of(tx)?, &statement, &binds, &KEY_TYPES)
-                        .await
-                        .map_err(db)?,
-                );
-            }
-            rows
-        }
-    };
+    let rows = sql::fetch_per_subject(
+        tx,
+        "keys",
+        KEY_COLUMNS,
+        "scope = 3",
+        "",
+        subjects,
+        &KEY_TYPES,
+        "plenum.keys",
+    )
+    .await?;
     to_stored_all(tenant, None, rows)
 }
 
@@ -374,10 +338,10 @@ async fn insert_subject_keys(
     keys: &[StoredKey],
     subjects: &[SubjectId],
 ) -> Result<Vec<StoredKey>, Error> {
-    let tenant = tx.tenant();
     match Dialect::of(tx) {
         #[cfg(feature = "postgres")]
         Dialect::Postgres => {
+            let tenant = tx.tenant();
             let mut columns: [Vec<Value>; 4] = Default::default();
             for k in keys {
                 let mut binds = key_binds(k)?.into_iter().skip(2).map(|(_, v)| v);

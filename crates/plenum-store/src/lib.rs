@@ -97,7 +97,6 @@ mod audit;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod consent;
 mod contract;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod denial;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod encrypted;
@@ -135,8 +134,6 @@ pub use crate::consent::ConsentLedger;
 pub use crate::contract::{
     CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, PLATFORM_LOG, Roles, TENANT_SETTING,
 };
-#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::denial::Denial;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

@@ -257,6 +257,80 @@ pub(crate) async fn fetch_arrays(
     rows.iter().map(|r| pg::decode_row(r, out)).collect()
 }
 
+/// The rows of a library table (`Dialect::library(table)`) that belong to `subjects` in the
+/// transaction's tenant: `SELECT columns ... WHERE tenant_id AND subject_id [AND filter]
+/// [ORDER BY order]`, one index probe per subject. On PostgreSQL that is one statement, each
+/// probe a `LATERAL` subquery kept from being flattened by `OFFSET 0`: `subject_id = ANY($2)`
+/// had the generic plan scan every row of the tenant against the whole array (67 ms for 1,000
+/// subjects of a 10,000-key tenant), and a plain join against `unnest` got a nested loop with a
+/// join filter (400 ms) whenever the statistics of a young table said the tenant had one row.
+/// On SQLite (in-process) it is one cheap query per subject. `filter` and `order` are SQL
+/// written by the library, never data; database errors are classified for `what`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a statement shape: table, columns, filter, order, subjects, types, error label"
+)]
+pub(crate) async fn fetch_per_subject(
+    tx: &mut TenantTx,
+    table: &str,
+    columns: &str,
+    filter: &str,
+    order: &str,
+    subjects: &[plenum_core::SubjectId],
+    out: &[SqlType],
+    what: &str,
+) -> Result<Vec<Vec<Value>>, Error> {
+    let db = |e| Error::from_sqlx(e, what);
+    let d = Dialect::of(tx);
+    let tenant = (SqlType::Uuid, Value::Uuid(*tx.tenant().as_uuid()));
+    let table = d.library(table);
+    let filter = if filter.is_empty() {
+        String::new()
+    } else {
+        format!(" AND {filter}")
+    };
+    let order = if order.is_empty() {
+        String::new()
+    } else {
+        format!(" ORDER BY {order}")
+    };
+    let conn = Conn::of(tx)?;
+    match conn {
+        #[cfg(feature = "postgres")]
+        Conn::Pg(_) => {
+            let ids = Array::of(
+                SqlType::Uuid,
+                subjects.iter().map(|s| Value::Uuid(*s.as_uuid())),
+            )
+            .map_err(db)?;
+            let statement = format!(
+                "SELECT r.* FROM unnest($2::uuid[]) AS s(id) \
+                 CROSS JOIN LATERAL (SELECT {columns} FROM {table} \
+                     WHERE tenant_id = $1 AND subject_id = s.id{filter}{order} OFFSET 0) AS r"
+            );
+            fetch_arrays(conn, &statement, &[tenant], vec![ids], out)
+                .await
+                .map_err(db)
+        }
+        #[cfg(feature = "sqlite")]
+        Conn::Lite(c) => {
+            let statement = format!(
+                "SELECT {columns} FROM {table} WHERE tenant_id = ?1 AND subject_id = ?2{filter}{order}"
+            );
+            let mut rows = Vec::new();
+            for s in subjects {
+                let binds = [tenant.clone(), (SqlType::Uuid, Value::Uuid(*s.as_uuid()))];
+                rows.extend(
+                    fetch(Conn::Lite(&mut *c), &statement, &binds, out)
+                        .await
+                        .map_err(db)?,
+                );
+            }
+            Ok(rows)
+        }
+    }
+}
+
 #[cfg(feature = "postgres")]
 fn mismatch() -> sqlx::Error {
     sqlx::Error::Encode("a value does not match its column's declared type".into())

@@ -15,5 +15,6 @@ mod sinks;
 
 pub use self::auditor::Auditor;
 pub use self::log::AuditLog;
+#[cfg(feature = "postgres")]
 pub(crate) use self::log::append_platform;
 pub use self::sinks::{AuditSink, DbLog, DiscardEvents, MemorySink, TracingSink};
