@@ -891,3 +891,47 @@ async fn a_file_backed_sqlite_database_keeps_data_and_keys_across_restarts() {
     drop(pool);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Erasure is final through the public API too: a key store update with the key as it was
+/// loaded before erasure (a second instance's stale copy, or a caller replaying it) is refused
+/// on both backends, and the subject stays erased.
+#[tokio::test]
+async fn a_key_loaded_before_erasure_cannot_be_written_back() {
+    use plenum::crypto::{KeyState, KeyStore as _};
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let c = customer(t, "final@example.com", "2175550199");
+        let repo = env.records.repository::<Customer>();
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &c).await.unwrap();
+        tx.commit().await.unwrap();
+        let scope = KeyScope::Subject(c.subject);
+        let before = env.keys.load(t, scope).await.unwrap();
+        assert_eq!(before.len(), 1, "{}", env.name());
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.records
+            .erase_subject(&mut tx, &grant(t), c.subject)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        for key in before {
+            assert!(env.keys.update(key).await.is_err(), "{}", env.name());
+        }
+        let after = env.keys.load(t, scope).await.unwrap();
+        assert!(
+            after
+                .iter()
+                .all(|k| k.state == KeyState::Destroyed && k.wrapped.is_none()),
+            "{}",
+            env.name()
+        );
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let back = repo.get(&mut tx, &grant(t), c.id).await.unwrap();
+        assert_eq!(
+            back.email.open().unwrap_err().kind(),
+            ErrorKind::KeyDestroyed,
+            "{}",
+            env.name()
+        );
+    }
+}

@@ -84,7 +84,8 @@ const LIBRARY_DDL: &[&str] = &[
 /// The key database's table. Keys live in a database of their own: SQLite has one writer per
 /// database, and a key created while a data transaction is open must commit on its own (see
 /// `DbKeyStore`), which on a shared database would wait for that very transaction.
-const KEY_DDL: &[&str] = &["CREATE TABLE IF NOT EXISTS plenum_keys (\
+const KEY_DDL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS plenum_keys (\
         tenant_id blob NOT NULL, \
         scope integer NOT NULL CHECK (scope IN (1, 2, 3)), \
         subject_id blob NOT NULL, \
@@ -94,7 +95,17 @@ const KEY_DDL: &[&str] = &["CREATE TABLE IF NOT EXISTS plenum_keys (\
         created_at text NOT NULL DEFAULT (datetime('now')), \
         updated_at text NOT NULL DEFAULT (datetime('now')), \
         PRIMARY KEY (tenant_id, scope, subject_id, version), \
-        CHECK ((state = 'destroyed') = (wrapped IS NULL)))"];
+        CHECK ((state = 'destroyed') = (wrapped IS NULL)))",
+    // Key states only move forward and `destroyed` is final (PostgreSQL migration 5 says why).
+    "CREATE TRIGGER IF NOT EXISTS plenum_keys_forward_only BEFORE UPDATE ON plenum_keys \
+        WHEN NEW.tenant_id IS NOT OLD.tenant_id OR NEW.scope IS NOT OLD.scope \
+          OR NEW.subject_id IS NOT OLD.subject_id OR NEW.version IS NOT OLD.version \
+          OR OLD.state = 'destroyed' \
+          OR (CASE NEW.state WHEN 'active' THEN 0 WHEN 'decrypt_only' THEN 1 WHEN 'retired' THEN 2 ELSE 3 END) \
+           < (CASE OLD.state WHEN 'active' THEN 0 WHEN 'decrypt_only' THEN 1 WHEN 'retired' THEN 2 ELSE 3 END) \
+          OR (NEW.wrapped IS NOT OLD.wrapped AND NEW.state <> 'destroyed' AND NEW.state <> OLD.state) \
+        BEGIN SELECT RAISE(ABORT, 'key states only move forward; a destroyed key stays destroyed'); END",
+];
 
 /// The data and key pools of an embedded database: in memory (`None`), or the file `path` with
 /// its keys in `path` + `.keys`. Back the two files up together: data without its key file is

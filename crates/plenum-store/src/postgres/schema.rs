@@ -169,11 +169,53 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
         "GRANT SELECT, INSERT ON {LIBRARY_SCHEMA}.consent_events TO {app}"
     ));
     let v4 = audit_migration(roles);
+    let v5 = key_states_migration(&owner);
     vec![
         migration(1, "context function, tenant registry, admin audit", &v1),
         migration(2, "wrapped keys", &v2),
         migration(3, "consent ledger", &v3),
         migration(4, "audit log", &v4),
+        migration(5, "key states only move forward; destroyed is final", &v5),
+    ]
+}
+
+/// Key states only move forward (active -> decrypt_only -> retired -> destroyed, steps may be
+/// skipped: erasure destroys an active key) and `destroyed` is final: without this, the runtime
+/// role (or `DbKeyStore::update` with a key loaded before erasure) could write the old wrapped
+/// bytes back and un-erase a subject. A key row never changes identity, and its wrapped bytes
+/// change only while it stays in the same live state (root re-wrapping) or become NULL with
+/// destruction (the CHECK of migration 2). Only the owner, who can drop the trigger, can do
+/// otherwise. SQL text only.
+fn key_states_migration(owner: &str) -> Vec<String> {
+    let s = LIBRARY_SCHEMA;
+    vec![
+        format!("SET LOCAL ROLE {owner}"),
+        format!(
+            "CREATE FUNCTION {s}.keys_forward_only() RETURNS trigger \
+             LANGUAGE plpgsql SET search_path = '' AS $$ BEGIN \
+             IF (NEW.tenant_id, NEW.scope, NEW.subject_id, NEW.version) \
+                IS DISTINCT FROM (OLD.tenant_id, OLD.scope, OLD.subject_id, OLD.version) THEN \
+               RAISE EXCEPTION 'a key row never changes identity' USING ERRCODE = 'check_violation'; \
+             END IF; \
+             IF OLD.state = 'destroyed' THEN \
+               RAISE EXCEPTION 'a destroyed key stays destroyed' USING ERRCODE = 'check_violation'; \
+             END IF; \
+             IF array_position(ARRAY['active', 'decrypt_only', 'retired', 'destroyed'], NEW.state) \
+                < array_position(ARRAY['active', 'decrypt_only', 'retired', 'destroyed'], OLD.state) THEN \
+               RAISE EXCEPTION 'key states only move forward' USING ERRCODE = 'check_violation'; \
+             END IF; \
+             IF NEW.wrapped IS DISTINCT FROM OLD.wrapped AND NEW.state <> 'destroyed' \
+                AND NEW.state <> OLD.state THEN \
+               RAISE EXCEPTION 'wrapped bytes change only by re-wrapping or destruction' \
+                 USING ERRCODE = 'check_violation'; \
+             END IF; \
+             RETURN NEW; END $$"
+        ),
+        format!("REVOKE ALL ON FUNCTION {s}.keys_forward_only() FROM PUBLIC"),
+        format!(
+            "CREATE TRIGGER keys_forward_only BEFORE UPDATE ON {s}.keys \
+             FOR EACH ROW EXECUTE FUNCTION {s}.keys_forward_only()"
+        ),
     ]
 }
 

@@ -267,3 +267,25 @@ async fn break_runtime_role_with_bypassrls() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn break_key_state_guard_dropped() {
+    assert_break_detected(
+        "key state trigger dropped",
+        &["DROP TRIGGER keys_forward_only ON plenum.keys".into()],
+        false,
+        Check::KeyStateGuard,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_key_state_guard_disabled() {
+    assert_break_detected(
+        "key state trigger disabled",
+        &["ALTER TABLE plenum.keys DISABLE TRIGGER keys_forward_only".into()],
+        false,
+        Check::KeyStateGuard,
+    )
+    .await;
+}

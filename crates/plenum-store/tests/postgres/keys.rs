@@ -103,6 +103,84 @@ async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
     assert_eq!(err.kind(), CryptoErrorKind::KeyDestroyed);
 }
 
+/// Erasure cannot be undone through raw SQL: the runtime role, inside the tenant's own
+/// transaction, writes the wrapped bytes it saved before erasure back and marks the key active.
+/// Before migration 5 this succeeded and the erased fields opened again.
+#[tokio::test]
+async fn the_runtime_role_cannot_un_erase_a_subject() {
+    let w = world().await;
+    let store = DbKeyStore::new(w.app.clone());
+    let ring = keyring(&store);
+    let subject = SubjectId::generate();
+    let loc = email(w.a.tenant, subject);
+    let record = RecordId::generate();
+    let sealed = ring
+        .seal(&loc, record, &Pii::new("ada@example.com".to_owned()))
+        .await
+        .unwrap();
+    let mut tx = w.app.begin(w.a.tenant).await.unwrap();
+    let saved: Vec<u8> = sqlx::query_scalar(
+        "SELECT wrapped FROM plenum.keys WHERE tenant_id = $1 AND scope = 3 AND subject_id = $2",
+    )
+    .bind(w.a.tenant.as_uuid())
+    .bind(subject.as_uuid())
+    .fetch_one(tx.postgres().unwrap())
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    ring.destroy_scope(w.a.tenant, KeyScope::Subject(subject))
+        .await
+        .unwrap();
+
+    let attempts = [
+        "UPDATE plenum.keys SET state = 'active', wrapped = $3 \
+         WHERE tenant_id = $1 AND scope = 3 AND subject_id = $2",
+        "UPDATE plenum.keys SET state = 'retired', wrapped = $3 \
+         WHERE tenant_id = $1 AND scope = 3 AND subject_id = $2",
+        // A new version with the old bytes would be a key the subject never had: the
+        // version-1 bytes are bound to version 1 by the wrap's context, so it cannot open.
+        "UPDATE plenum.keys SET version = 2 \
+         WHERE tenant_id = $1 AND scope = 3 AND subject_id = $2 AND $3::bytea IS NOT NULL",
+    ];
+    for sql in attempts {
+        let mut tx = w.app.begin(w.a.tenant).await.unwrap();
+        let err = sqlx::query(sql)
+            .bind(w.a.tenant.as_uuid())
+            .bind(subject.as_uuid())
+            .bind(&saved)
+            .execute(tx.postgres().unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("destroyed") || err.to_string().contains("identity"),
+            "{sql}: {err}"
+        );
+    }
+    let err = keyring(&store)
+        .open::<String>(&loc, record, sealed.as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), CryptoErrorKind::KeyDestroyed);
+
+    // Nor can a rotated key go back: decrypt_only -> active is refused too.
+    let other = SubjectId::generate();
+    ring.field_key(&email(w.a.tenant, other)).await.unwrap();
+    ring.rotate(w.a.tenant, KeyScope::Subject(other))
+        .await
+        .unwrap();
+    let mut tx = w.app.begin(w.a.tenant).await.unwrap();
+    let err = sqlx::query(
+        "UPDATE plenum.keys SET state = 'active' \
+         WHERE tenant_id = $1 AND scope = 3 AND subject_id = $2 AND version = 1",
+    )
+    .bind(w.a.tenant.as_uuid())
+    .bind(other.as_uuid())
+    .execute(tx.postgres().unwrap())
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("forward"), "{err}");
+}
+
 #[tokio::test]
 async fn two_processes_racing_on_first_use_agree_on_one_key() {
     let w = world().await;

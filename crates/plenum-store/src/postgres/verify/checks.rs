@@ -8,7 +8,7 @@ use sqlx::postgres::PgPool;
 
 use super::catalog::{Policy, Relation, SCHEMAS, canonical, squash};
 use super::{Check, Report};
-use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, Roles};
+use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles};
 use crate::error::Error;
 
 /// The context function: present, `STABLE`, returns `uuid`, fixed `search_path`, invoker.
@@ -350,6 +350,35 @@ pub(super) fn policies(
             );
         }
     }
+}
+
+/// The key table's forward-only trigger (migration 5) exists and fires.
+pub(super) async fn key_state_guard(pool: &PgPool, report: &mut Report) -> Result<(), Error> {
+    let enabled: Option<String> = sqlx::query_scalar(
+        "SELECT t.tgenabled::text FROM pg_catalog.pg_trigger t \
+         JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'plenum' AND c.relname = 'keys' AND t.tgname = 'keys_forward_only'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let table = format!("{LIBRARY_SCHEMA}.keys");
+    match enabled.as_deref() {
+        Some("O" | "A") => {}
+        Some(_) => report.push(
+            Check::KeyStateGuard,
+            &table,
+            "the trigger keys_forward_only is disabled: a destroyed key could be restored",
+            format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER keys_forward_only"),
+        ),
+        None => report.push(
+            Check::KeyStateGuard,
+            &table,
+            "the trigger keys_forward_only is missing: a destroyed key could be restored",
+            "re-run the library migrations (plenum_store::postgres::migrate)",
+        ),
+    }
+    Ok(())
 }
 
 /// Unique indexes must lead with the tenant column.

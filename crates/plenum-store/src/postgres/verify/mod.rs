@@ -48,6 +48,9 @@ pub enum Check {
     SchemaCreate,
     /// A relation without a tenant column is readable or writable by the runtime role.
     UnscopedRelation,
+    /// The trigger that keeps key states moving forward (and `destroyed` final) is missing or
+    /// disabled: erasure could be undone by writing old wrapped bytes back.
+    KeyStateGuard,
 }
 
 /// One problem found by [`TenantPool::verify`](crate::TenantPool::verify), with the fix.
@@ -148,6 +151,7 @@ pub(crate) async fn verify(pool: &PgPool, roles: &Roles) -> Result<Report, Error
         let table_policies = policies.get(name).unwrap_or(&empty);
         checks::policies(name, column, table_policies, roles, &mut report);
     }
+    checks::key_state_guard(pool, &mut report).await?;
     checks::unique_indexes(pool, &relations, &mut report).await?;
     checks::foreign_keys(pool, &relations, &mut report).await?;
     report
