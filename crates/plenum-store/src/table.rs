@@ -198,7 +198,14 @@ impl TableSpec {
             "CREATE TABLE IF NOT EXISTS {t} (\n    {}\n)",
             cols.join(",\n    ")
         )];
-        for i in &self.indexes {
+        // Every referencing column gets an index too (unless a unique constraint already leads
+        // with it): deleting or re-keying a referenced row otherwise scans the whole table.
+        let fk_columns = self
+            .foreign_keys
+            .iter()
+            .map(|fk| &fk.column)
+            .filter(|c| !self.indexes.contains(c) && !self.unique.contains(c));
+        for i in self.indexes.iter().chain(fk_columns) {
             ddl.push(format!(
                 "CREATE INDEX IF NOT EXISTS {name}_{i}_idx ON {t} (tenant_id, {i})"
             ));

@@ -109,6 +109,16 @@ pub async fn migrate(url: &str, roles: &Roles, tables: &[TableSpec]) -> Result<(
         .run(&pool)
         .await
         .map_err(|e| Error::Database(e.into()))?;
+    // sqlx creates its history table as the login it runs as; the owner owns every object of
+    // the contract, so a leaked migrator password cannot rewrite the history unnoticed by boot.
+    sqlx::query(AssertSqlSafe(format!(
+        "ALTER TABLE {}._sqlx_migrations OWNER TO {}",
+        crate::contract::LIBRARY_SCHEMA,
+        roles.owner()
+    )))
+    .execute(&pool)
+    .await
+    .map_err(Error::Database)?;
     if !tables.is_empty() {
         let ddl = tables.iter().flat_map(|t| t.postgres_ddl(roles)).collect();
         let mut tx = pool.begin().await.map_err(Error::Database)?;

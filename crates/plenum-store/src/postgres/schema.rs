@@ -51,8 +51,33 @@ pub fn bootstrap_sql(roles: &Roles, database: &str) -> Result<Vec<String>, Error
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
         format!("CREATE SCHEMA IF NOT EXISTS {LIBRARY_SCHEMA} AUTHORIZATION {owner}"),
         format!("CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA} AUTHORIZATION {owner}"),
+        // Nobody but the contract's roles may connect, and nobody may create temporary tables
+        // (a temporary relation is outside every policy and the verifier's view).
+        format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"),
         format!("GRANT CONNECT ON DATABASE {database} TO {migrator}, {app}, {admin}"),
+        // Side channels between tenants that share the runtime role: large objects have no
+        // tenant (written in A's transaction, readable in B's), any backend of the same role
+        // can be terminated or cancelled, and `pg_stat_activity` shows the same role's other
+        // backends' statement text (the tenant set with `BEGIN`, and any literal). Revoked
+        // per database; the boot verifier checks each (`Check::SideChannel`).
+        "DO $$ DECLARE f regprocedure; BEGIN \
+         FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p \
+           WHERE p.pronamespace = 'pg_catalog'::regnamespace \
+             AND (p.proname LIKE 'lo\\_%' OR p.proname IN ('loread', 'lowrite', \
+                  'pg_terminate_backend', 'pg_cancel_backend')) \
+         LOOP EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f); \
+         END LOOP; END $$"
+            .to_owned(),
+        format!("ALTER ROLE {app} SET track_activities = off"),
     ])
+}
+
+/// The body of the context function, as the migration writes it and the verifier expects it:
+/// no fallback, no default tenant, NULL when nothing is set.
+pub(crate) fn context_function_body() -> String {
+    format!(
+        " BEGIN RETURN nullif(pg_catalog.current_setting('{TENANT_SETTING}', true), '')::pg_catalog.uuid; END "
+    )
 }
 
 /// The library's own migrations, rendered for `roles`. Each runs in one transaction as the owner
@@ -71,7 +96,8 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
         format!(
             "CREATE OR REPLACE FUNCTION {CONTEXT_FUNCTION}() RETURNS uuid \
              LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = '' \
-             AS $$ BEGIN RETURN nullif(pg_catalog.current_setting('{TENANT_SETTING}', true), '')::pg_catalog.uuid; END $$"
+             AS $${body}$$",
+            body = context_function_body()
         ),
         format!("REVOKE ALL ON FUNCTION {CONTEXT_FUNCTION}() FROM PUBLIC"),
         format!("GRANT EXECUTE ON FUNCTION {CONTEXT_FUNCTION}() TO {app}, {admin}"),

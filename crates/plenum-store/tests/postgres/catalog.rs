@@ -54,6 +54,9 @@ async fn assert_break_detected(name: &str, break_sql: &[String], as_superuser: b
         .map(|s| {
             s.replace("{app}", &db.roles.app())
                 .replace("{owner}", &db.roles.owner())
+                .replace("{admin}", &db.roles.admin())
+                .replace("{migrator}", &db.roles.migrator())
+                .replace("{db}", &db.name)
         })
         .collect();
     if as_superuser {
@@ -286,6 +289,152 @@ async fn break_key_state_guard_disabled() {
         &["ALTER TABLE plenum.keys DISABLE TRIGGER keys_forward_only".into()],
         false,
         Check::KeyStateGuard,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_security_definer_function_for_the_runtime_role() {
+    // Owned by a superuser (no RLS applies to it), callable by the runtime role: it counts
+    // every tenant's rows from inside one tenant's transaction.
+    assert_break_detected(
+        "SECURITY DEFINER function",
+        &[
+            "CREATE FUNCTION app.count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER \
+             AS 'SELECT count(*) FROM app.customers'"
+                .into(),
+            "GRANT USAGE ON SCHEMA app TO {app}".into(),
+            "GRANT EXECUTE ON FUNCTION app.count_all() TO {app}".into(),
+        ],
+        true,
+        Check::SecurityDefinerFunction,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_context_function_with_a_fallback_tenant() {
+    assert_break_detected(
+        "context function falling back to a fixed tenant",
+        &[
+            "CREATE OR REPLACE FUNCTION plenum.current_tenant_id() RETURNS uuid \
+           LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = '' AS $$ BEGIN \
+           RETURN coalesce(nullif(pg_catalog.current_setting('plenum.tenant_id', true), ''), \
+           '00000000-0000-7000-8000-000000000001')::pg_catalog.uuid; END $$"
+                .into(),
+        ],
+        false,
+        Check::ContextFunction,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_default_privileges_for_the_runtime_role() {
+    assert_break_detected(
+        "default privileges granting future tables",
+        &["ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO {app}".into()],
+        false,
+        Check::DefaultPrivileges,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_role_setting_on_the_runtime_role() {
+    assert_break_detected(
+        "role-level setting",
+        &["ALTER ROLE {app} SET statement_timeout = '1min'".into()],
+        true,
+        Check::RoleSettings,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_public_temp_on_the_database() {
+    assert_break_detected(
+        "PUBLIC keeps TEMP",
+        &["GRANT TEMP ON DATABASE {db} TO PUBLIC".into()],
+        true,
+        Check::DatabasePrivileges,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_public_connect_on_the_database() {
+    assert_break_detected(
+        "PUBLIC keeps CONNECT",
+        &["GRANT CONNECT ON DATABASE {db} TO PUBLIC".into()],
+        true,
+        Check::DatabasePrivileges,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_migration_history_owned_by_a_login() {
+    assert_break_detected(
+        "_sqlx_migrations owned by the migrator",
+        &["ALTER TABLE plenum._sqlx_migrations OWNER TO {migrator}".into()],
+        true,
+        Check::MigrationHistoryOwner,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_admin_role_with_bypassrls() {
+    assert_break_detected(
+        "admin role with BYPASSRLS",
+        &["ALTER ROLE {admin} BYPASSRLS".into()],
+        true,
+        Check::AdminRole,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_admin_role_with_update() {
+    assert_break_detected(
+        "admin role granted UPDATE",
+        &["GRANT UPDATE ON app.customers TO {admin}".into()],
+        false,
+        Check::AdminRole,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_large_objects_for_public() {
+    assert_break_detected(
+        "large objects callable",
+        &["GRANT EXECUTE ON FUNCTION lo_from_bytea(oid, bytea) TO PUBLIC".into()],
+        true,
+        Check::SideChannel,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_statement_text_visible_to_the_runtime_role() {
+    assert_break_detected(
+        "track_activities back on",
+        &["ALTER ROLE {app} RESET track_activities".into()],
+        true,
+        Check::SideChannel,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn break_unindexed_foreign_key() {
+    assert_break_detected(
+        "foreign key without an index",
+        &["DROP INDEX app.orders_customer_id_idx".into()],
+        false,
+        Check::UnindexedForeignKey,
     )
     .await;
 }

@@ -354,3 +354,65 @@ async fn debug_output_of_errors_carries_no_row_data() {
     }
     assert_eq!(err.sqlstate().as_deref(), Some("23502"));
 }
+
+/// The side channels between tenants that share the runtime role are closed by the contract
+/// (bootstrap): large objects (tenant-less storage written in A's transaction, readable in B's),
+/// signalling another backend, and reading another backend's statement text (which carries the
+/// tenant it set) in `pg_stat_activity`. `catalog::break_large_objects_for_public` and
+/// `catalog::break_statement_text_visible_to_the_runtime_role` show the verifier refusing boot
+/// when they are reopened.
+#[tokio::test]
+async fn side_channels_between_tenants_are_closed() {
+    let w = world().await;
+    let pool = raw_app(&w).await;
+    let mut a = tx(&pool, Some(&s(w.a.tenant))).await;
+    for sql in [
+        "SELECT lo_from_bytea(0, '\\x6869'::bytea)",
+        "SELECT lo_create(0)",
+        "SELECT lo_get(1)",
+    ] {
+        let result = sqlx::query(sql).execute(&mut *a).await;
+        assert_eq!(sqlstate(result), "42501", "{sql}");
+        a.rollback().await.unwrap();
+        a = tx(&pool, Some(&s(w.a.tenant))).await;
+    }
+
+    // Tenant B's transaction on another backend of the same role, its last statement the
+    // tenant setting as a literal (what a simple-protocol `BEGIN; SET LOCAL ...` sends).
+    let mut b = pool.begin().await.unwrap();
+    let b_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *b)
+        .await
+        .unwrap();
+    b.execute(AssertSqlSafe(format!(
+        "SET LOCAL plenum.tenant_id = '{}'",
+        s(w.b.tenant)
+    )))
+    .await
+    .unwrap();
+    let seen: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT query, state FROM pg_stat_activity WHERE pid = $1")
+            .bind(b_pid)
+            .fetch_all(&mut *a)
+            .await
+            .unwrap();
+    assert!(
+        seen.iter()
+            .all(|(q, _)| q.as_deref().is_none_or(|q| !q.contains(&s(w.b.tenant)))),
+        "another backend's statement text (with its tenant) is visible: {seen:?}"
+    );
+    let result = sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(b_pid)
+        .execute(&mut *a)
+        .await;
+    assert_eq!(sqlstate(result), "42501");
+    a.rollback().await.unwrap();
+    let mut a = tx(&pool, Some(&s(w.a.tenant))).await;
+    let result = sqlx::query("SELECT pg_cancel_backend($1)")
+        .bind(b_pid)
+        .execute(&mut *a)
+        .await;
+    assert_eq!(sqlstate(result), "42501");
+    // B's transaction is still alive.
+    assert_eq!(count(&mut b, "SELECT count(*) FROM app.customers").await, 2);
+}

@@ -15,7 +15,8 @@ use crate::error::Error;
 pub(super) async fn context_function(pool: &PgPool, report: &mut Report) -> Result<(), Error> {
     let function = sqlx::query(
         "SELECT p.provolatile::text AS vol, p.prorettype::regtype::text AS ret, \
-                coalesce(array_to_string(p.proconfig, ','), '') AS config, p.prosecdef AS definer \
+                coalesce(array_to_string(p.proconfig, ','), '') AS config, p.prosecdef AS definer, \
+                p.prosrc AS body \
          FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
          WHERE n.nspname = 'plenum' AND p.proname = 'current_tenant_id'",
     )
@@ -34,6 +35,16 @@ pub(super) async fn context_function(pool: &PgPool, report: &mut Report) -> Resu
             let ret: String = row.try_get("ret")?;
             let config: String = row.try_get("config")?;
             let definer: bool = row.try_get("definer")?;
+            let body: String = row.try_get("body")?;
+            if squash(&body) != squash(&crate::postgres::schema::context_function_body()) {
+                report.push(
+                    Check::ContextFunction,
+                    &f,
+                    "its body is not the contract's (a fallback tenant or default would serve \
+                     rows without a context)",
+                    "re-run the library migrations (CREATE OR REPLACE restores the body)",
+                );
+            }
             if vol != "s" {
                 let what = if vol == "i" {
                     "IMMUTABLE (cached generic plans would serve one tenant's rows to another)"
@@ -437,7 +448,12 @@ pub(super) async fn foreign_keys(
         "SELECT n.nspname::text || '.' || c.relname::text AS tbl, con.conname::text AS name, \
                 fn.nspname::text || '.' || fc.relname::text AS ref_tbl, \
                 (SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = con.conrelid AND attnum = con.conkey[1]) AS col, \
-                (SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = con.confrelid AND attnum = con.confkey[1]) AS ref_col \
+                (SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = con.confrelid AND attnum = con.confkey[1]) AS ref_col, \
+                (SELECT string_agg(attname::text, ', ' ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord) \
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum) AS cols, \
+                EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = con.conrelid \
+                  AND (SELECT array_agg(u.k ORDER BY u.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS u(k, ord) \
+                       WHERE u.ord <= cardinality(con.conkey)) = con.conkey) AS indexed \
          FROM pg_catalog.pg_constraint con \
          JOIN pg_catalog.pg_class c ON c.oid = con.conrelid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -466,6 +482,17 @@ pub(super) async fn foreign_keys(
         {
             let cname: String = fk.try_get("name")?;
             report.push(Check::UnscopedForeignKey, format!("{table} constraint {cname}"), format!("foreign key to {ref_table} does not lead with the tenant column: a row could reference another tenant's row"), format!("ALTER TABLE {table} DROP CONSTRAINT {cname}; add FOREIGN KEY ({column}, ...) REFERENCES {ref_table} ({ref_column}, ...)"));
+        }
+        if !fk.try_get::<bool, _>("indexed")? {
+            let cname: String = fk.try_get("name")?;
+            let cols: Option<String> = fk.try_get("cols")?;
+            let cols = cols.unwrap_or_default();
+            report.push(
+                Check::UnindexedForeignKey,
+                format!("{table} constraint {cname}"),
+                format!("no index leads with ({cols}): deleting or re-keying a row of {ref_table} scans {table}"),
+                format!("CREATE INDEX ON {table} ({cols})"),
+            );
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod catalog;
 mod checks;
+mod privileges;
 
 use core::fmt;
 
@@ -51,6 +52,27 @@ pub enum Check {
     /// The trigger that keeps key states moving forward (and `destroyed` final) is missing or
     /// disabled: erasure could be undone by writing old wrapped bytes back.
     KeyStateGuard,
+    /// A `SECURITY DEFINER` function in a contract schema is executable by the runtime role: it
+    /// runs with its owner's rights, outside the runtime role's policies.
+    SecurityDefinerFunction,
+    /// Default privileges would grant future objects to the runtime role or to `PUBLIC`.
+    DefaultPrivileges,
+    /// The runtime role carries role-level settings (other than the contract's own), which
+    /// change every session it opens (a `statement_timeout` of 1 ms stops every instance).
+    RoleSettings,
+    /// `PUBLIC` may connect to the database or create temporary tables in it, or the runtime
+    /// role may create temporary tables.
+    DatabasePrivileges,
+    /// The migration history table is not owned by the owner role.
+    MigrationHistoryOwner,
+    /// The admin role bypasses RLS, is a superuser, may create roles or databases, or holds a
+    /// write privilege beyond its audit rows.
+    AdminRole,
+    /// A channel between tenants sharing the runtime role is open: large objects, terminating
+    /// or cancelling another backend, or other backends' statement text in `pg_stat_activity`.
+    SideChannel,
+    /// A foreign key's referencing columns have no index leading with them.
+    UnindexedForeignKey,
 }
 
 /// One problem found by [`TenantPool::verify`](crate::TenantPool::verify), with the fix.
@@ -130,6 +152,13 @@ pub(crate) async fn verify(pool: &PgPool, roles: &Roles) -> Result<Report, Error
     checks::context_function(pool, &mut report).await?;
     let me = checks::runtime_role(pool, roles, &mut report).await?;
     checks::schema_create(pool, &me, &mut report).await?;
+    privileges::security_definer_functions(pool, &me, &mut report).await?;
+    privileges::default_privileges(pool, &me, &mut report).await?;
+    privileges::role_settings(pool, &me, &mut report).await?;
+    privileges::database_privileges(pool, &me, &mut report).await?;
+    privileges::migration_history_owner(pool, roles, &mut report).await?;
+    privileges::admin_role(pool, roles, &mut report).await?;
+    privileges::side_channels(pool, &me, &mut report).await?;
     let relations = catalog::relations(pool).await?;
     let policies = catalog::policies(pool).await?;
     for (name, rel) in &relations {
