@@ -8,7 +8,7 @@
 #![expect(clippy::print_stdout, reason = "an example's job is to show output")]
 
 use plenum::prelude::*;
-use plenum::store::postgres::{PgPoolConfig, bootstrap_sql, migrate};
+use plenum::store::postgres::{ContextKey, PgPoolConfig, bootstrap_sql, migrate};
 use plenum::store::{Roles, SqlType, TableSpec};
 use sqlx::{AssertSqlSafe, Executor as _};
 
@@ -32,12 +32,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let customers = TableSpec::new(record_type!("example_customers"))
         .column(field_name!("email"), SqlType::Text, false)
         .unique(field_name!("email"));
-    migrate(&as_role(roles.migrator()), &roles, &[customers]).await?;
+    // The key that authenticates tenant contexts: from the secret store in production.
+    let context_key = ContextKey::generate();
+    migrate(
+        &as_role(roles.migrator()),
+        &roles,
+        &context_key,
+        &[customers],
+    )
+    .await?;
 
     // 3. At boot, as the runtime role: refuse to start unless the contract holds.
     let pool = TenantPool::connect_postgres_verified(
         &as_role(roles.app()),
-        &PgPoolConfig::default(),
+        &PgPoolConfig::default().with_context_key(context_key),
         &roles,
     )
     .await?;

@@ -19,9 +19,10 @@ pub struct TenantPool {
 
 #[derive(Clone)]
 enum PoolInner {
-    /// The pool, and whether to reset settings at `BEGIN` (PgBouncer transaction mode).
+    /// The pool, whether to reset settings at `BEGIN` (PgBouncer transaction mode), and the key
+    /// that authenticates tenant contexts.
     #[cfg(feature = "postgres")]
-    Postgres(sqlx::PgPool, bool),
+    Postgres(sqlx::PgPool, bool, Option<crate::postgres::ContextKey>),
     /// The data pool and the key pool (a database of its own, see `sqlite::open`).
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::SqlitePool, sqlx::SqlitePool),
@@ -60,6 +61,7 @@ impl TenantPool {
             inner: PoolInner::Postgres(
                 crate::postgres::connect_pool(url, config).await?,
                 config.pgbouncer_transaction_mode,
+                config.context_key.clone(),
             ),
         })
     }
@@ -89,7 +91,9 @@ impl TenantPool {
     #[cfg(feature = "postgres")]
     pub async fn verify(&self, roles: &crate::Roles) -> Result<crate::postgres::Report, Error> {
         match &self.inner {
-            PoolInner::Postgres(pool, _) => crate::postgres::verify::verify(pool, roles).await,
+            PoolInner::Postgres(pool, _, key) => {
+                crate::postgres::verify::verify(pool, roles, key.as_ref()).await
+            }
             #[cfg(feature = "sqlite")]
             PoolInner::Sqlite(..) => Err(Error::Config("SQLite has no catalog contract to verify")),
         }
@@ -132,11 +136,16 @@ impl TenantPool {
     pub async fn begin(&self, tenant: TenantId) -> Result<TenantTx, Error> {
         let inner = match &self.inner {
             #[cfg(feature = "postgres")]
-            PoolInner::Postgres(pool, reset_first) => TxInner::Postgres(
-                pool.begin_with(crate::postgres::begin_statement(tenant, *reset_first))
-                    .await
-                    .map_err(Error::Database)?,
-            ),
+            PoolInner::Postgres(pool, reset_first, key) => {
+                let key = key.as_ref().ok_or(Error::Config(
+                    "no context key: set PgPoolConfig::context_key to the key migrate installed",
+                ))?;
+                TxInner::Postgres(
+                    pool.begin_with(crate::postgres::begin_statement(key, tenant, *reset_first))
+                        .await
+                        .map_err(Error::Database)?,
+                )
+            }
             #[cfg(feature = "sqlite")]
             PoolInner::Sqlite(data, _) => {
                 TxInner::Sqlite(data.begin().await.map_err(Error::Database)?)

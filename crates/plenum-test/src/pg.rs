@@ -10,7 +10,7 @@
 use std::str::FromStr as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use plenum_store::postgres::{PgPoolConfig, bootstrap_sql, migrate};
+use plenum_store::postgres::{ContextKey, PgPoolConfig, bootstrap_sql, migrate};
 use plenum_store::{Roles, TableSpec, TenantPool};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor as _};
@@ -31,6 +31,8 @@ pub struct TestDb {
     pub name: String,
     /// The contract roles of this database.
     pub roles: Roles,
+    /// The tenant-context key `migrate` installed in this database.
+    pub context_key: ContextKey,
     host: String,
     port: u16,
 }
@@ -44,15 +46,20 @@ impl TestDb {
     /// If PostgreSQL cannot be reached or set-up fails.
     pub async fn create(tables: &[TableSpec]) -> Self {
         let db = Self::create_empty().await;
-        migrate(&db.url(&db.roles.migrator()), &db.roles, tables)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "migrating {}: {e} ({:?})",
-                    db.name,
-                    std::error::Error::source(&e)
-                )
-            });
+        migrate(
+            &db.url(&db.roles.migrator()),
+            &db.roles,
+            &db.context_key,
+            tables,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "migrating {}: {e} ({:?})",
+                db.name,
+                std::error::Error::source(&e)
+            )
+        });
         db
     }
 
@@ -91,6 +98,7 @@ impl TestDb {
         admin.close().await;
         let db = Self {
             roles: Roles::with_prefix(&name).expect("valid prefix"),
+            context_key: ContextKey::generate(),
             name,
             host: options.get_host().to_owned(),
             port: options.get_port(),
@@ -149,11 +157,17 @@ impl TestDb {
         pool.close().await;
     }
 
+    /// Pool settings for this database's runtime role: `max_connections`, and the context key.
+    pub fn pool_config(&self, max_connections: u32) -> PgPoolConfig {
+        PgPoolConfig::with_max_connections(max_connections)
+            .with_context_key(self.context_key.clone())
+    }
+
     /// The runtime pool (the unprivileged app role).
     pub async fn app(&self, max_connections: u32) -> TenantPool {
         TenantPool::connect_postgres(
             &self.url(&self.roles.app()),
-            &PgPoolConfig::with_max_connections(max_connections),
+            &self.pool_config(max_connections),
         )
         .await
         .unwrap_or_else(|e| panic!("app pool: {e}"))

@@ -2,6 +2,7 @@
 //! tenant transaction, the audited admin transaction, migrations and the boot-time verifier.
 
 mod admin;
+mod context;
 mod schema;
 pub(crate) mod verify;
 
@@ -13,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor as _};
 
 pub use self::admin::{AdminPool, AdminPurpose, AdminReason, AdminTx};
+pub use self::context::ContextKey;
 pub use self::schema::bootstrap_sql;
 pub use self::verify::{Check, Finding, Report};
 use crate::contract::{Roles, TENANT_SETTING};
@@ -32,6 +34,10 @@ pub struct PgPoolConfig {
     /// connection behind a client changes between transactions. Tenant context is already
     /// transaction-local, so nothing else changes.
     pub pgbouncer_transaction_mode: bool,
+    /// The key that authenticates this pool's tenant contexts to the database (the one
+    /// [`migrate`] installed). Without it, [`TenantPool::begin`](crate::TenantPool::begin) is
+    /// refused.
+    pub context_key: Option<ContextKey>,
 }
 
 impl Default for PgPoolConfig {
@@ -40,11 +46,19 @@ impl Default for PgPoolConfig {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             pgbouncer_transaction_mode: false,
+            context_key: None,
         }
     }
 }
 
 impl PgPoolConfig {
+    /// These settings with `key` authenticating the tenant contexts.
+    #[must_use]
+    pub fn with_context_key(mut self, key: ContextKey) -> Self {
+        self.context_key = Some(key);
+        self
+    }
+
     /// The defaults with another pool size.
     pub fn with_max_connections(max_connections: u32) -> Self {
         Self {
@@ -86,10 +100,16 @@ pub(crate) async fn connect_pool(url: &str, config: &PgPoolConfig) -> Result<PgP
 ///
 /// Behind PgBouncer in transaction mode the release hook would reset a server connection that is
 /// no longer ours, so there the reset happens here instead, at the start of every transaction.
-pub(crate) fn begin_statement(tenant: TenantId, reset_first: bool) -> AssertSqlSafe<String> {
+pub(crate) fn begin_statement(
+    key: &ContextKey,
+    tenant: TenantId,
+    reset_first: bool,
+) -> AssertSqlSafe<String> {
     let reset = if reset_first { "RESET ALL; " } else { "" };
+    // The token is hex digits only, so it cannot inject.
+    let token = key.token(tenant);
     AssertSqlSafe(format!(
-        "BEGIN; {reset}SET LOCAL {TENANT_SETTING} = '{tenant}'"
+        "BEGIN; {reset}SET LOCAL {TENANT_SETTING} = '{token}'"
     ))
 }
 
@@ -99,7 +119,12 @@ pub(crate) fn begin_statement(tenant: TenantId, reset_first: bool) -> AssertSqlS
 /// # Errors
 ///
 /// Database or migration failures.
-pub async fn migrate(url: &str, roles: &Roles, tables: &[TableSpec]) -> Result<(), Error> {
+pub async fn migrate(
+    url: &str,
+    roles: &Roles,
+    context_key: &ContextKey,
+    tables: &[TableSpec],
+) -> Result<(), Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect(url)
@@ -119,6 +144,25 @@ pub async fn migrate(url: &str, roles: &Roles, tables: &[TableSpec]) -> Result<(
     .execute(&pool)
     .await
     .map_err(Error::Database)?;
+    // The context key, as the database's HMAC pads; replaced if it changed (every runtime pool
+    // must then be given the new key).
+    let (ipad, opad) = context_key.pads();
+    let mut tx = pool.begin().await.map_err(Error::Database)?;
+    sqlx::query(AssertSqlSafe(format!("SET LOCAL ROLE {}", roles.owner())))
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::Database)?;
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {}.context_key (k_ipad, k_opad) VALUES ($1, $2) \
+         ON CONFLICT (one) DO UPDATE SET k_ipad = excluded.k_ipad, k_opad = excluded.k_opad",
+        crate::contract::LIBRARY_SCHEMA
+    )))
+    .bind(ipad.as_slice())
+    .bind(opad.as_slice())
+    .execute(&mut *tx)
+    .await
+    .map_err(Error::Database)?;
+    tx.commit().await.map_err(Error::Database)?;
     if !tables.is_empty() {
         let ddl = tables.iter().flat_map(|t| t.postgres_ddl(roles)).collect();
         let mut tx = pool.begin().await.map_err(Error::Database)?;

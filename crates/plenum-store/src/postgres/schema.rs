@@ -72,12 +72,54 @@ pub fn bootstrap_sql(roles: &Roles, database: &str) -> Result<Vec<String>, Error
     ])
 }
 
-/// The body of the context function, as the migration writes it and the verifier expects it:
-/// no fallback, no default tenant, NULL when nothing is set.
+/// The body of the context function, as migration 6 writes it and the verifier expects it: the
+/// setting holds a token (`ContextKey::token`), and only a token whose MAC verifies under the
+/// owner-only key and whose expiry is not before the transaction's start names a tenant. No
+/// fallback, no default tenant: anything else is NULL, so no rows and refused writes.
 pub(crate) fn context_function_body() -> String {
+    let label: String = crate::postgres::context::CONTEXT_LABEL
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!(
-        " BEGIN RETURN nullif(pg_catalog.current_setting('{TENANT_SETTING}', true), '')::pg_catalog.uuid; END "
+        " DECLARE raw text := pg_catalog.current_setting('{TENANT_SETTING}', true); b bytea; \
+         k_ipad bytea; k_opad bytea; \
+         BEGIN \
+         IF raw IS NULL OR pg_catalog.length(raw) <> 112 OR raw !~ '^[0-9a-f]+$' THEN RETURN NULL; END IF; \
+         b := pg_catalog.decode(raw, 'hex'); \
+         SELECT c.k_ipad, c.k_opad INTO k_ipad, k_opad FROM {LIBRARY_SCHEMA}.context_key c; \
+         IF k_ipad IS NULL THEN RETURN NULL; END IF; \
+         IF pg_catalog.sha256(k_opad || pg_catalog.sha256(k_ipad || '\\x{label}'::bytea || pg_catalog.substring(b, 1, 24))) \
+            <> pg_catalog.substring(b, 25, 32) THEN RETURN NULL; END IF; \
+         IF ('x' || pg_catalog.encode(pg_catalog.substring(b, 17, 8), 'hex'))::bit(64)::bigint \
+            < pg_catalog.date_part('epoch', pg_catalog.now())::bigint THEN RETURN NULL; END IF; \
+         RETURN pg_catalog.encode(pg_catalog.substring(b, 1, 16), 'hex')::pg_catalog.uuid; \
+         END "
     )
+}
+
+/// Migration 6: the tenant context becomes unforgeable by the runtime role. The key lives in
+/// `plenum.context_key` (owner only; `migrate` writes it), and the context function, now
+/// `SECURITY DEFINER` so that it can read the key, accepts only authenticated tokens. SQL text
+/// only.
+fn context_key_migration(owner: &str) -> Vec<String> {
+    let s = LIBRARY_SCHEMA;
+    vec![
+        format!("SET LOCAL ROLE {owner}"),
+        format!(
+            "CREATE TABLE {s}.context_key (\n    \
+             one boolean PRIMARY KEY DEFAULT true CHECK (one),\n    \
+             k_ipad bytea NOT NULL CHECK (length(k_ipad) = 64),\n    \
+             k_opad bytea NOT NULL CHECK (length(k_opad) = 64)\n)"
+        ),
+        format!("REVOKE ALL ON {s}.context_key FROM PUBLIC"),
+        format!(
+            "CREATE OR REPLACE FUNCTION {CONTEXT_FUNCTION}() RETURNS uuid \
+             LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = '' \
+             AS $${body}$$",
+            body = context_function_body()
+        ),
+    ]
 }
 
 /// The library's own migrations, rendered for `roles`. Each runs in one transaction as the owner
@@ -96,8 +138,7 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
         format!(
             "CREATE OR REPLACE FUNCTION {CONTEXT_FUNCTION}() RETURNS uuid \
              LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = '' \
-             AS $${body}$$",
-            body = context_function_body()
+             AS $$ BEGIN RETURN nullif(pg_catalog.current_setting('{TENANT_SETTING}', true), '')::pg_catalog.uuid; END $$"
         ),
         format!("REVOKE ALL ON FUNCTION {CONTEXT_FUNCTION}() FROM PUBLIC"),
         format!("GRANT EXECUTE ON FUNCTION {CONTEXT_FUNCTION}() TO {app}, {admin}"),
@@ -196,12 +237,14 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
     ));
     let v4 = audit_migration(roles);
     let v5 = key_states_migration(&owner);
+    let v6 = context_key_migration(&owner);
     vec![
         migration(1, "context function, tenant registry, admin audit", &v1),
         migration(2, "wrapped keys", &v2),
         migration(3, "consent ledger", &v3),
         migration(4, "audit log", &v4),
         migration(5, "key states only move forward; destroyed is final", &v5),
+        migration(6, "authenticated tenant context", &v6),
     ]
 }
 

@@ -1,7 +1,7 @@
 //! The boot-time verifier passes on the generated schema and fails on each deliberate break,
 //! naming the fix.
 
-use plenum_store::postgres::{Check, PgPoolConfig, Report};
+use plenum_store::postgres::{Check, Report};
 use plenum_store::{ErrorKind, TenantPool};
 use plenum_test::pg::TestDb;
 use sqlx::{AssertSqlSafe, Executor as _};
@@ -23,17 +23,18 @@ async fn the_generated_schema_satisfies_every_invariant() {
          plenum.audit_checkpoints, app.customers, app.orders"
     );
     // And the boot path accepts it.
-    TenantPool::connect_postgres_verified(
-        &db.url(&db.roles.app()),
-        &PgPoolConfig::default(),
+    TenantPool::connect_postgres_verified(&db.url(&db.roles.app()), &db.pool_config(2), &db.roles)
+        .await
+        .unwrap();
+    // Migrations are idempotent: applying them again changes nothing and still verifies.
+    plenum_store::postgres::migrate(
+        &db.url(&db.roles.migrator()),
         &db.roles,
+        &db.context_key,
+        &tables(),
     )
     .await
     .unwrap();
-    // Migrations are idempotent: applying them again changes nothing and still verifies.
-    plenum_store::postgres::migrate(&db.url(&db.roles.migrator()), &db.roles, &tables())
-        .await
-        .unwrap();
     assert!(report_after(&db).await.findings.is_empty());
 }
 
@@ -89,7 +90,7 @@ async fn assert_break_detected(name: &str, break_sql: &[String], as_superuser: b
     }
     let err = TenantPool::connect_postgres_verified(
         &db.url(&db.roles.app()),
-        &PgPoolConfig::default(),
+        &db.pool_config(2),
         &db.roles,
     )
     .await

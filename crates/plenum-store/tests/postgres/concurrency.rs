@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use plenum_core::TenantId;
 use plenum_store::TenantBound;
-use plenum_store::postgres::PgPoolConfig;
 use rand::{Rng as _, SeedableRng as _};
 use uuid::Uuid;
 
@@ -16,7 +15,7 @@ use crate::fixtures::world;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_tasks_never_see_another_tenant() {
     let w = world().await;
-    let mut config = PgPoolConfig::with_max_connections(4);
+    let mut config = w.db.pool_config(4);
     config.acquire_timeout = Duration::from_secs(600);
     let pool = plenum_store::TenantPool::connect_postgres(&w.db.url(&w.db.roles.app()), &config)
         .await

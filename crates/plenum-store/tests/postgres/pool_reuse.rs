@@ -143,7 +143,7 @@ async fn without_the_reset_a_poisoned_session_would_leak() {
     let raw = w.db.raw_pool(&w.db.roles.app(), 1).await;
     let mut tx = raw.begin().await.unwrap();
     sqlx::query("SELECT set_config('plenum.tenant_id', $1, false)")
-        .bind(w.a.tenant.to_string())
+        .bind(w.db.context_key.token(w.a.tenant))
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -160,7 +160,7 @@ async fn in_pgbouncer_mode_the_reset_happens_at_begin() {
     // Behind PgBouncer in transaction mode a release hook would reach a server connection that
     // another client may hold by then; the reset moves into the BEGIN round trip instead.
     let w = world().await;
-    let mut config = plenum_store::postgres::PgPoolConfig::with_max_connections(1);
+    let mut config = w.db.pool_config(1);
     config.pgbouncer_transaction_mode = true;
     let pool = TenantPool::connect_postgres(&w.db.url(&w.db.roles.app()), &config)
         .await

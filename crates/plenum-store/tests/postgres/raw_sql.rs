@@ -2,19 +2,29 @@
 //! library) gets wrong.
 
 use plenum_core::TenantId;
+use plenum_store::postgres::ContextKey;
 use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Executor as _, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::fixtures::{World, sqlstate, world};
 
-/// A transaction as the app role with the tenant context set the way the library sets it, or
-/// none at all.
-async fn tx(pool: &PgPool, tenant: Option<&str>) -> Transaction<'static, Postgres> {
+/// A transaction as the app role with the tenant context set the way the library sets it (a
+/// token under the database's context key, for a value that is a tenant id), or set to the raw
+/// value given (anything else), or none at all.
+async fn tx(
+    pool: &PgPool,
+    key: &ContextKey,
+    tenant: Option<&str>,
+) -> Transaction<'static, Postgres> {
     let mut tx = pool.begin().await.unwrap();
     if let Some(t) = tenant {
+        let value = match t.parse::<TenantId>() {
+            Ok(id) => key.token(id),
+            Err(_) => t.to_owned(),
+        };
         sqlx::query("SELECT set_config('plenum.tenant_id', $1, true)")
-            .bind(t)
+            .bind(value)
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -38,7 +48,7 @@ fn s(t: TenantId) -> String {
 async fn no_context_means_no_rows_and_no_writes() {
     let w = world().await;
     let pool = raw_app(&w).await;
-    let mut t = tx(&pool, None).await;
+    let mut t = tx(&pool, &w.db.context_key, None).await;
     assert_eq!(count(&mut t, "SELECT count(*) FROM app.customers").await, 0);
     assert_eq!(count(&mut t, "SELECT count(*) FROM app.orders").await, 0);
     assert_eq!(
@@ -63,7 +73,7 @@ async fn no_context_means_no_rows_and_no_writes() {
             .await;
     assert_eq!(sqlstate(ins), "42501");
     // An empty context (a setting used once, then reset) is no context either.
-    let mut t = tx(&pool, Some("")).await;
+    let mut t = tx(&pool, &w.db.context_key, Some("")).await;
     assert_eq!(count(&mut t, "SELECT count(*) FROM app.customers").await, 0);
 }
 
@@ -72,7 +82,7 @@ async fn a_cannot_read_or_write_b() {
     let w = world().await;
     let pool = raw_app(&w).await;
     let (a, b) = (w.a, w.b);
-    let mut t = tx(&pool, Some(&s(a.tenant))).await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(a.tenant))).await;
 
     // Reads: only A's rows, whatever the query asks for.
     let tenants: Vec<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM app.customers")
@@ -102,7 +112,7 @@ async fn a_cannot_read_or_write_b() {
             .execute(&mut *t)
             .await;
     assert_eq!(sqlstate(insert_b), "42501");
-    let mut t = tx(&pool, Some(&s(a.tenant))).await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(a.tenant))).await;
     let update_b = sqlx::query("UPDATE app.customers SET name = 'pwned' WHERE id = $1")
         .bind(b.customer)
         .execute(&mut *t)
@@ -125,7 +135,7 @@ async fn a_cannot_read_or_write_b() {
     drop(t);
 
     // Referencing B's parent row from A: the composite key makes it not exist.
-    let mut t = tx(&pool, Some(&s(a.tenant))).await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(a.tenant))).await;
     let fk = sqlx::query("INSERT INTO app.orders (tenant_id, id, customer_id) VALUES ($1, $2, $3)")
         .bind(a.tenant.as_uuid())
         .bind(Uuid::now_v7())
@@ -136,7 +146,7 @@ async fn a_cannot_read_or_write_b() {
     drop(t);
 
     // No uniqueness oracle: a value that exists only in B inserts fine in A...
-    let mut t = tx(&pool, Some(&s(a.tenant))).await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(a.tenant))).await;
     sqlx::query(
         "INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'only-b@example.com')",
     )
@@ -157,7 +167,7 @@ async fn a_cannot_read_or_write_b() {
     drop(t);
 
     // ON CONFLICT with B's natural key only ever touches A.
-    let mut t = tx(&pool, Some(&s(a.tenant))).await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(a.tenant))).await;
     sqlx::query(
         "INSERT INTO app.customers (tenant_id, id, email, name) VALUES ($1, $2, 'shared@example.com', 'upserted') \
          ON CONFLICT (tenant_id, email) DO UPDATE SET name = excluded.name",
@@ -170,7 +180,7 @@ async fn a_cannot_read_or_write_b() {
     t.commit().await.unwrap();
 
     // B is byte-identical afterwards.
-    let mut t = tx(&pool, Some(&s(b.tenant))).await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(b.tenant))).await;
     let rows: Vec<(Uuid, String, Option<String>)> =
         sqlx::query_as("SELECT id, email, name FROM app.customers ORDER BY email")
             .fetch_all(&mut *t)
@@ -225,12 +235,12 @@ async fn the_runtime_role_cannot_escape_rls() {
         ),
     ];
     for (sql, expected) in cases {
-        let mut t = tx(&pool, Some(&s(w.a.tenant))).await;
+        let mut t = tx(&pool, &w.db.context_key, Some(&s(w.a.tenant))).await;
         let r = t.execute(AssertSqlSafe(sql.clone())).await;
         assert_eq!(sqlstate(r), expected, "{sql}");
     }
     // COPY FROM is refused under RLS.
-    let mut t = tx(&pool, Some(&s(w.a.tenant))).await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(w.a.tenant))).await;
     let r = t
         .execute("COPY app.customers (tenant_id, id, email) FROM STDIN")
         .await;
@@ -238,7 +248,7 @@ async fn the_runtime_role_cannot_escape_rls() {
 }
 
 #[tokio::test]
-async fn a_malformed_context_errors_and_never_returns_rows() {
+async fn a_malformed_context_never_returns_rows() {
     let w = world().await;
     let pool = raw_app(&w).await;
     for bad in [
@@ -246,11 +256,12 @@ async fn a_malformed_context_errors_and_never_returns_rows() {
         "' OR true --",
         "00000000-0000-0000-0000-00000000000g",
     ] {
-        let mut t = tx(&pool, Some(bad)).await;
-        let r = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM app.customers")
-            .fetch_one(&mut *t)
-            .await;
-        assert_eq!(sqlstate(r), "22P02", "{bad}");
+        let mut t = tx(&pool, &w.db.context_key, Some(bad)).await;
+        assert_eq!(
+            count(&mut t, "SELECT count(*) FROM app.customers").await,
+            0,
+            "{bad}"
+        );
     }
 }
 
@@ -258,7 +269,7 @@ async fn a_malformed_context_errors_and_never_returns_rows() {
 async fn the_empty_tenant_sees_nothing_and_admin_cannot_write() {
     let w = world().await;
     let pool = raw_app(&w).await;
-    let mut t = tx(&pool, Some(&s(w.c))).await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(w.c))).await;
     assert_eq!(count(&mut t, "SELECT count(*) FROM app.customers").await, 0);
     assert_eq!(count(&mut t, "SELECT count(*) FROM app.orders").await, 0);
     assert_eq!(
@@ -291,7 +302,19 @@ async fn the_library_transaction_sets_context_in_the_first_statement() {
             .fetch_one(&mut *conn)
             .await
             .unwrap();
-    assert_eq!(setting.as_deref(), Some(w.b.tenant.to_string().as_str()));
+    // A token naming B (its first 16 bytes), authenticated by the context key.
+    let hex: String =
+        w.b.tenant
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+    assert!(
+        setting
+            .as_deref()
+            .is_some_and(|t| t.len() == 112 && t.starts_with(&hex)),
+        "{setting:?}"
+    );
     let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM app.customers ORDER BY email")
         .fetch_all(&mut *conn)
         .await
@@ -365,7 +388,7 @@ async fn debug_output_of_errors_carries_no_row_data() {
 async fn side_channels_between_tenants_are_closed() {
     let w = world().await;
     let pool = raw_app(&w).await;
-    let mut a = tx(&pool, Some(&s(w.a.tenant))).await;
+    let mut a = tx(&pool, &w.db.context_key, Some(&s(w.a.tenant))).await;
     for sql in [
         "SELECT lo_from_bytea(0, '\\x6869'::bytea)",
         "SELECT lo_create(0)",
@@ -374,7 +397,7 @@ async fn side_channels_between_tenants_are_closed() {
         let result = sqlx::query(sql).execute(&mut *a).await;
         assert_eq!(sqlstate(result), "42501", "{sql}");
         a.rollback().await.unwrap();
-        a = tx(&pool, Some(&s(w.a.tenant))).await;
+        a = tx(&pool, &w.db.context_key, Some(&s(w.a.tenant))).await;
     }
 
     // Tenant B's transaction on another backend of the same role, its last statement the
@@ -384,9 +407,9 @@ async fn side_channels_between_tenants_are_closed() {
         .fetch_one(&mut *b)
         .await
         .unwrap();
+    let b_token = w.db.context_key.token(w.b.tenant);
     b.execute(AssertSqlSafe(format!(
-        "SET LOCAL plenum.tenant_id = '{}'",
-        s(w.b.tenant)
+        "SET LOCAL plenum.tenant_id = '{b_token}'"
     )))
     .await
     .unwrap();
@@ -398,7 +421,7 @@ async fn side_channels_between_tenants_are_closed() {
             .unwrap();
     assert!(
         seen.iter()
-            .all(|(q, _)| q.as_deref().is_none_or(|q| !q.contains(&s(w.b.tenant)))),
+            .all(|(q, _)| q.as_deref().is_none_or(|q| !q.contains(&b_token))),
         "another backend's statement text (with its tenant) is visible: {seen:?}"
     );
     let result = sqlx::query("SELECT pg_terminate_backend($1)")
@@ -407,7 +430,7 @@ async fn side_channels_between_tenants_are_closed() {
         .await;
     assert_eq!(sqlstate(result), "42501");
     a.rollback().await.unwrap();
-    let mut a = tx(&pool, Some(&s(w.a.tenant))).await;
+    let mut a = tx(&pool, &w.db.context_key, Some(&s(w.a.tenant))).await;
     let result = sqlx::query("SELECT pg_cancel_backend($1)")
         .bind(b_pid)
         .execute(&mut *a)
@@ -415,4 +438,100 @@ async fn side_channels_between_tenants_are_closed() {
     assert_eq!(sqlstate(result), "42501");
     // B's transaction is still alive.
     assert_eq!(count(&mut b, "SELECT count(*) FROM app.customers").await, 2);
+}
+
+/// Tenant switch from raw SQL inside a library transaction for A (injection, a compromised
+/// dependency): every way of naming B in the context setting without the context key leaves
+/// the transaction with no tenant at all, so it reads, changes, moves, re-keys and audits
+/// nothing of B's. Before migration 6 the first attempt (B's id as the setting) read B's rows.
+#[tokio::test]
+async fn raw_sql_cannot_switch_the_tenant_of_a_library_transaction() {
+    let w = world().await;
+    let key = &w.db.context_key;
+    let b_hex: String =
+        w.b.tenant
+            .as_bytes()
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect();
+    let own = key.token(w.a.tenant);
+    let forged = [
+        ("B's id as in the old contract", s(w.b.tenant)),
+        (
+            "A's token with B's id spliced in",
+            format!("{b_hex}{}", &own[32..]),
+        ),
+        (
+            "B's token under another key",
+            ContextKey::generate().token(w.b.tenant),
+        ),
+        (
+            "B's token, expired",
+            key.token_expiring(w.b.tenant, chrono::Utc::now().timestamp() - 5),
+        ),
+    ];
+    for (what, value) in forged {
+        let mut tx = w.app.begin(w.a.tenant).await.unwrap();
+        let conn = tx.postgres().unwrap();
+        sqlx::query("SELECT set_config('plenum.tenant_id', $1, true)")
+            .bind(&value)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(seen, 0, "{what}: rows visible after the switch");
+        let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM plenum.keys")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(keys, 0, "{what}: keys visible");
+        let changed = sqlx::query("UPDATE app.customers SET name = 'x' WHERE tenant_id = $1")
+            .bind(w.b.tenant.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(changed.rows_affected(), 0, "{what}: B's rows changed");
+        let shredded = sqlx::query(
+            "UPDATE plenum.keys SET state = 'destroyed', wrapped = NULL WHERE tenant_id = $1",
+        )
+        .bind(w.b.tenant.as_uuid())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(shredded.rows_affected(), 0, "{what}: B's keys changed");
+        drop(tx);
+        // A row moved into B, and an audit event appended to B's log: refused by the policy.
+        for (sql, name) in [
+            (
+                "INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'moved@x')",
+                "move",
+            ),
+            (
+                "INSERT INTO plenum.audit_log (tenant_id, event_id, at, leaf_hash, body) \
+                 VALUES ($1, $2, now(), '\\x00', 'forged')",
+                "audit append",
+            ),
+        ] {
+            let mut tx = w.app.begin(w.a.tenant).await.unwrap();
+            let conn = tx.postgres().unwrap();
+            sqlx::query("SELECT set_config('plenum.tenant_id', $1, true)")
+                .bind(&value)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            let r = sqlx::query(sql)
+                .bind(w.b.tenant.as_uuid())
+                .bind(Uuid::now_v7())
+                .execute(&mut *conn)
+                .await;
+            assert_eq!(sqlstate(r), "42501", "{what}: {name}");
+        }
+    }
+    // The control: B's own token, minted with the key, does name B.
+    let pool = raw_app(&w).await;
+    let mut t = tx(&pool, key, Some(&s(w.b.tenant))).await;
+    assert_eq!(count(&mut t, "SELECT count(*) FROM app.customers").await, 2);
 }

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::Row as _;
 use sqlx::postgres::PgPool;
+use sqlx::{AssertSqlSafe, Row as _};
 
 use super::catalog::{Policy, Relation, SCHEMAS, canonical, squash};
 use super::{Check, Report};
 use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles};
 use crate::error::Error;
+use crate::postgres::ContextKey;
 
 /// The context function: present, `STABLE`, returns `uuid`, fixed `search_path`, invoker.
 pub(super) async fn context_function(pool: &PgPool, report: &mut Report) -> Result<(), Error> {
@@ -74,17 +75,52 @@ pub(super) async fn context_function(pool: &PgPool, report: &mut Report) -> Resu
                     format!("ALTER FUNCTION {f} SET search_path = ''"),
                 );
             }
-            if definer {
+            if !definer {
                 report.push(
                     Check::ContextFunction,
                     &f,
-                    "is SECURITY DEFINER",
-                    format!("ALTER FUNCTION {f} SECURITY INVOKER"),
+                    "is not SECURITY DEFINER: it cannot read the context key, so no token verifies",
+                    "re-run the library migrations",
                 );
             }
         }
     }
 
+    Ok(())
+}
+
+/// The pool's context key is the database's: a token it mints for a fresh tenant id comes back
+/// as that tenant, and a token under another key does not.
+pub(super) async fn context_key(
+    pool: &PgPool,
+    key: &ContextKey,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let probe = plenum_core::TenantId::generate();
+    // Any error (a replaced function that fails on a token) is a finding, not a failed boot.
+    let seen: Option<uuid::Uuid> = async {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT set_config($1, $2, true)")
+            .bind(crate::contract::TENANT_SETTING)
+            .bind(key.token(probe))
+            .execute(&mut *tx)
+            .await?;
+        let seen = sqlx::query_scalar(AssertSqlSafe(format!("SELECT {CONTEXT_FUNCTION}()")))
+            .fetch_one(&mut *tx)
+            .await;
+        tx.rollback().await?;
+        seen
+    }
+    .await
+    .unwrap_or_default();
+    if seen != Some(*probe.as_uuid()) {
+        report.push(
+            Check::ContextFunction,
+            format!("{CONTEXT_FUNCTION}()"),
+            "does not accept this pool's context key: every transaction would see no tenant",
+            "give the pool the key `migrate` installed (PgPoolConfig::context_key), or migrate with this one",
+        );
+    }
     Ok(())
 }
 

@@ -15,13 +15,15 @@ use sqlx::postgres::PgPool;
 
 use crate::contract::Roles;
 use crate::error::Error;
+use crate::postgres::ContextKey;
 
 /// Which rule a finding breaks.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Check {
-    /// The context function is missing, not `STABLE`, does not return `uuid`, or lacks
-    /// `SET search_path = ''`.
+    /// The context function is missing, not `STABLE`, does not return `uuid`, lacks
+    /// `SET search_path = ''`, is not `SECURITY DEFINER` (it must read the context key), has
+    /// another body than the contract's, or does not accept the pool's context key.
     ContextFunction,
     /// The runtime role is a superuser, bypasses RLS, inherits, or is a member of another role.
     RuntimeRole,
@@ -147,9 +149,16 @@ impl Report {
 /// # Errors
 ///
 /// Database failures while reading the catalog (findings are in the report, not errors).
-pub(crate) async fn verify(pool: &PgPool, roles: &Roles) -> Result<Report, Error> {
+pub(crate) async fn verify(
+    pool: &PgPool,
+    roles: &Roles,
+    key: Option<&ContextKey>,
+) -> Result<Report, Error> {
     let mut report = Report::default();
     checks::context_function(pool, &mut report).await?;
+    if let Some(key) = key {
+        checks::context_key(pool, key, &mut report).await?;
+    }
     let me = checks::runtime_role(pool, roles, &mut report).await?;
     checks::schema_create(pool, &me, &mut report).await?;
     privileges::security_definer_functions(pool, &me, &mut report).await?;

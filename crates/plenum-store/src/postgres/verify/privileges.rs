@@ -9,10 +9,11 @@ use sqlx::postgres::PgPool;
 
 use super::catalog::SCHEMAS;
 use super::{Check, Report};
-use crate::contract::{LIBRARY_SCHEMA, Roles};
+use crate::contract::{CONTEXT_FUNCTION, LIBRARY_SCHEMA, Roles};
 use crate::error::Error;
 
-/// No `SECURITY DEFINER` function of a contract schema is executable by the runtime role.
+/// No `SECURITY DEFINER` function of a contract schema is executable by the runtime role, but
+/// the context function (whose body `checks::context_function` pins).
 pub(super) async fn security_definer_functions(
     pool: &PgPool,
     me: &str,
@@ -22,9 +23,11 @@ pub(super) async fn security_definer_functions(
         "SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p \
          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
          WHERE n.nspname = ANY($1) AND p.prosecdef \
-           AND has_function_privilege(current_user, p.oid, 'EXECUTE') ORDER BY 1",
+           AND has_function_privilege(current_user, p.oid, 'EXECUTE') \
+           AND p.oid <> $2::regprocedure ORDER BY 1",
     )
     .bind(&SCHEMAS[..])
+    .bind(format!("{CONTEXT_FUNCTION}()"))
     .fetch_all(pool)
     .await?;
     for f in functions {
