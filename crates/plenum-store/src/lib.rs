@@ -10,13 +10,16 @@
 //!   NOINHERIT, member of nothing, owner of nothing, no TRUNCATE/REFERENCES/TRIGGER, no CREATE on
 //!   any schema) is what services connect as; a read-only admin role serves audited
 //!   cross-tenant work. A superuser creates them once: [`postgres::bootstrap_sql`].
-//! - **Tenant context**: `SET LOCAL plenum.tenant_id = '<uuid>'` sent together with `BEGIN` in
+//! - **Tenant context**: `SET LOCAL plenum.tenant_id = '<token>'` sent together with `BEGIN` in
 //!   one round trip (transaction-local, like `set_config(..., true)`, without a result row to
-//!   plan and return); never a session-level `SET`. Released connections are `RESET ALL`.
+//!   plan and return); never a session-level `SET`. Released connections are `RESET ALL`. The
+//!   token ([`postgres::ContextKey`]) is the tenant, an expiry and an HMAC-SHA256 under the
+//!   context key, which only the service and the owner-only `plenum.context_key` table hold.
 //! - **Context function** `plenum.current_tenant_id()`: returns `uuid`, `STABLE` (an
 //!   `IMMUTABLE` one would be folded into cached generic plans and serve tenant A's rows to
-//!   tenant B), `SET search_path = ''`, NULL when no tenant is set, so no context means zero rows
-//!   and refused writes.
+//!   tenant B), `SET search_path = ''`, `SECURITY DEFINER` (to read the key), the tenant only
+//!   for a token whose MAC verifies and whose expiry is not before the transaction's start;
+//!   NULL otherwise, so no valid context means zero rows and refused writes.
 //! - **Tables** ([`TableSpec`]): `tenant_id` leads every primary key, unique constraint, index
 //!   and (composite) foreign key; RLS enabled and forced; one permissive policy
 //!   `FOR ALL TO <app> USING (tenant_id = (SELECT plenum.current_tenant_id())) WITH CHECK (same)`
