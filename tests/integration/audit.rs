@@ -787,6 +787,7 @@ async fn every_admin_transaction_lands_in_the_platform_log() {
         .begin(&support, &AdminReason::new(AdminPurpose::Maintenance))
         .await
         .unwrap();
+    let dropped = rolled_back.audit_id();
     drop(rolled_back);
     // The platform log is sequenced, checkpointed and verified like any tenant's.
     let round = AuditLog::checkpoint_all(&a.env.pool, &a.signer, &[PLATFORM_LOG]).await;
@@ -794,7 +795,18 @@ async fn every_admin_transaction_lands_in_the_platform_log() {
     let export = a.export(PLATFORM_LOG).await;
     assert!(verify::verify_log(&export, &a.trusted()).is_ok());
     let events = bodies(&export);
-    assert_eq!(events.len(), 1, "the rolled-back one took its event along");
+    // Both sessions are in the log: the event is committed before the session reads anything,
+    // so rolling the reading transaction back does not take it along.
+    assert_eq!(
+        events.len(),
+        2,
+        "a rolled-back admin session stays recorded"
+    );
+    assert_eq!(
+        events[1]["records"]["ids"],
+        serde_json::json!([dropped.to_string()])
+    );
+    assert_eq!(events[1]["unrestricted"], "maintenance");
     let e = &events[0];
     assert_eq!(e["action"], "admin.transaction");
     assert_eq!(e["actor"]["kind"], "support");

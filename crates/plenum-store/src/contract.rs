@@ -11,6 +11,8 @@ pub const LIBRARY_SCHEMA: &str = "plenum";
 pub const DATA_SCHEMA: &str = "app";
 /// The transaction-local setting that carries the current tenant.
 pub const TENANT_SETTING: &str = "plenum.tenant_id";
+/// The transaction-local setting that names the committed audit row of an admin session.
+pub const ADMIN_AUDIT_SETTING: &str = "plenum.admin_audit_id";
 /// The context function every policy calls: `STABLE`, returns `uuid`, NULL without a tenant.
 pub const CONTEXT_FUNCTION: &str = "plenum.current_tenant_id";
 

@@ -24,7 +24,8 @@
 //!   and (composite) foreign key; RLS enabled and forced; one permissive policy
 //!   `FOR ALL TO <app> USING (tenant_id = (SELECT plenum.current_tenant_id())) WITH CHECK (same)`
 //!   and a restrictive floor with the same predicate, so a later permissive policy cannot widen
-//!   access; a `FOR SELECT TO <admin>` policy for audited admin reads.
+//!   access; a `FOR SELECT TO <admin>` policy that reads only in a session with a committed audit row
+//!   (`plenum.admin_audited()`).
 //! - **Migrations** ([`postgres::migrate`]): embedded, applied by the owner, idempotent.
 //! - **Boot check** ([`TenantPool::connect_postgres_verified`]): the catalog is read as the
 //!   runtime role, and the service refuses to start on any [`postgres::Finding`].
@@ -135,7 +136,8 @@ pub use crate::audit::{
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::consent::ConsentLedger;
 pub use crate::contract::{
-    CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, PLATFORM_LOG, Roles, TENANT_SETTING,
+    ADMIN_AUDIT_SETTING, CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, PLATFORM_LOG, Roles,
+    TENANT_SETTING,
 };
 pub use crate::denial::Denial;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]

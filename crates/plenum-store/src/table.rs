@@ -255,6 +255,12 @@ pub(crate) fn tenant_predicate(column: &str) -> String {
     format!("{column} = (SELECT {CONTEXT_FUNCTION}())")
 }
 
+/// The admin role's read predicate: a durable audit row of this admin session exists
+/// (`plenum.admin_audited()`, migration 1).
+pub(crate) fn admin_predicate() -> String {
+    format!("(SELECT {LIBRARY_SCHEMA}.admin_audited())")
+}
+
 /// ENABLE + FORCE row-level security and the canonical policies for one table whose tenant
 /// column is `column`.
 pub(crate) fn police(table: &str, short: &str, column: &str, roles: &Roles) -> Vec<String> {
@@ -276,7 +282,8 @@ pub(crate) fn police(table: &str, short: &str, column: &str, roles: &Roles) -> V
         format!("DROP POLICY IF EXISTS {short}_admin_read ON {table}"),
         format!(
             "CREATE POLICY {short}_admin_read ON {table} AS PERMISSIVE FOR SELECT TO {admin} \
-             USING (true)"
+             USING ({})",
+            admin_predicate()
         ),
         format!("REVOKE ALL ON {table} FROM PUBLIC"),
         format!("REVOKE TRUNCATE, REFERENCES, TRIGGER ON {table} FROM {app}, {admin}"),

@@ -5,9 +5,10 @@ use core::fmt;
 
 use plenum_core::{Actor, RecordId};
 use sqlx::postgres::{PgConnection, PgPool};
-use sqlx::{Postgres, Transaction};
+use sqlx::{Postgres, SqlSafeStr as _, Transaction};
 
 use super::{PgPoolConfig, connect_pool};
+use crate::contract::ADMIN_AUDIT_SETTING;
 use crate::error::Error;
 
 /// Why cross-tenant access is needed. A closed set, so the audit row never holds free text that
@@ -16,7 +17,9 @@ use crate::error::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AdminPurpose {
-    /// A retention job deleting or pseudonymising expired data.
+    /// A retention job finding what has expired across tenants (reading only: the admin role
+    /// may only `SELECT`; deleting or pseudonymising is done per tenant through the audited
+    /// repository path).
     RetentionSweep,
     /// A support request from a tenant.
     SupportRequest,
@@ -109,35 +112,41 @@ impl AdminPool {
         })
     }
 
-    /// Begins an admin transaction. Before anything else, in the same transaction, it appends
-    /// an audit row naming the actor and the reason to `plenum.admin_audit`, and an
-    /// `admin.transaction` event to the platform log ([`PLATFORM_LOG`](crate::PLATFORM_LOG));
-    /// if either cannot be written, the transaction is rolled back and nothing happens (fail
-    /// closed).
+    /// Begins an admin transaction. Before anything else, in a transaction of its own that
+    /// commits first, it appends an audit row naming the actor and the reason to
+    /// `plenum.admin_audit` and an `admin.transaction` event to the platform log
+    /// ([`PLATFORM_LOG`](crate::PLATFORM_LOG)); if either cannot be written, nothing happens
+    /// (fail closed). The reading transaction then names that row, and the admin read policy
+    /// (`plenum.admin_audited()`) lets it read only on the backend that wrote the row, within
+    /// the hour.
     ///
     /// # Errors
     ///
     /// [`Error::AdminAudit`] if the audit row cannot be written, [`Error::AuditLog`] if the
     /// platform log event cannot; connection failures.
     pub async fn begin(&self, actor: &Actor, reason: &AdminReason) -> Result<AdminTx, Error> {
-        let mut tx = self.pool.begin().await.map_err(Error::Database)?;
+        // One connection for both steps: the database ties the read permission to the backend
+        // that wrote the audit row.
+        let mut conn = self.pool.acquire().await.map_err(Error::Database)?;
         let actor_json = serde_json::to_value(actor)
             .map_err(|_| Error::Config("actor could not be serialised"))?;
         let id = RecordId::generate();
-        let inserted = sqlx::query(
+        // Step 1, committed before anything is read: the audit row and its platform-log event,
+        // in a transaction of their own, so that no rollback of the reading transaction (or a
+        // dropped `AdminTx`) can take them back.
+        let mut audit = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(Error::Database)?;
+        sqlx::query(
             "INSERT INTO plenum.admin_audit (id, actor, purpose, reference) VALUES ($1, $2, $3, $4)",
         )
         .bind(id.as_uuid())
         .bind(actor_json)
         .bind(reason.purpose.as_str())
         .bind(reason.reference.as_deref())
-        .execute(&mut *tx)
-        .await;
-        if let Err(e) = inserted {
-            // Dropping `tx` rolls it back.
-            return Err(Error::AdminAudit(e));
-        }
-        // The same transaction, in the tamper-evident platform log.
+        .execute(&mut *audit)
+        .await
+        .map_err(Error::AdminAudit)?;
         let mut event = plenum_audit::Event::new(
             crate::contract::PLATFORM_LOG,
             actor.clone(),
@@ -150,13 +159,21 @@ impl AdminPool {
             Some(reference) => format!("{} {reference}", reason.purpose.as_str()),
             None => reason.purpose.as_str().to_owned(),
         });
-        crate::audit::append_platform(&mut tx, &event).await?;
+        crate::audit::append_platform(&mut audit, &event).await?;
+        audit.commit().await.map_err(Error::AdminAudit)?;
+        // Step 2: the reading transaction names its audit row; the admin read policy checks it.
+        // `Transaction::begin` over the owned connection is sqlx's own (hidden) constructor,
+        // which keeps rollback-on-drop; the id is a UUID, so the statement cannot inject.
+        let statement = format!("BEGIN; SET LOCAL {ADMIN_AUDIT_SETTING} = '{id}'");
+        let tx = Transaction::begin(conn, Some(sqlx::AssertSqlSafe(statement).into_sql_str()))
+            .await
+            .map_err(Error::Database)?;
         Ok(AdminTx { tx, audit_id: id })
     }
 }
 
-/// A cross-tenant, read-only transaction whose audit row is already written (and commits or
-/// rolls back with it).
+/// A cross-tenant, read-only transaction whose audit row is already committed: it stays recorded
+/// however this transaction ends, and the database lets it read only because that row exists.
 pub struct AdminTx {
     tx: Transaction<'static, Postgres>,
     audit_id: RecordId,

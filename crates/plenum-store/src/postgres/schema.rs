@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, SqlSafeStr as _};
 
-use crate::contract::{CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles, TENANT_SETTING};
+use crate::contract::{
+    ADMIN_AUDIT_SETTING, CONTEXT_FUNCTION, DATA_SCHEMA, LIBRARY_SCHEMA, Roles, TENANT_SETTING,
+};
 use crate::error::Error;
 use crate::table::police;
 
@@ -141,6 +143,26 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
              AS $$ BEGIN RETURN nullif(pg_catalog.current_setting('{TENANT_SETTING}', true), '')::pg_catalog.uuid; END $$"
         ),
         format!("REVOKE ALL ON FUNCTION {CONTEXT_FUNCTION}() FROM PUBLIC"),
+        // The admin role reads only in a session whose audit row is already committed: a row
+        // of `plenum.admin_audit` written by this backend, in an earlier transaction (so a
+        // rollback of the reading one cannot take it back), within the last hour, named by
+        // the transaction's `plenum.admin_audit_id`. A login that skips `AdminPool::begin`
+        // must write that row itself first, and so is audited anyway.
+        format!(
+            "CREATE OR REPLACE FUNCTION {LIBRARY_SCHEMA}.admin_audited() RETURNS boolean \
+             LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = '' \
+             AS $$ DECLARE raw text := pg_catalog.current_setting('{ADMIN_AUDIT_SETTING}', true); \
+             BEGIN \
+             IF raw IS NULL OR raw !~ '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$' \
+               THEN RETURN false; END IF; \
+             RETURN EXISTS (SELECT 1 FROM {LIBRARY_SCHEMA}.admin_audit a \
+               WHERE a.id = raw::pg_catalog.uuid AND a.backend_pid = pg_catalog.pg_backend_pid() \
+                 AND a.txid IS DISTINCT FROM pg_catalog.txid_current_if_assigned() \
+                 AND a.at > pg_catalog.now() - interval '1 hour'); \
+             END $$"
+        ),
+        format!("REVOKE ALL ON FUNCTION {LIBRARY_SCHEMA}.admin_audited() FROM PUBLIC"),
+        format!("GRANT EXECUTE ON FUNCTION {LIBRARY_SCHEMA}.admin_audited() TO {admin}"),
         format!("GRANT EXECUTE ON FUNCTION {CONTEXT_FUNCTION}() TO {app}, {admin}"),
         format!("GRANT USAGE ON SCHEMA {LIBRARY_SCHEMA} TO {app}, {admin}"),
         format!("GRANT USAGE ON SCHEMA {DATA_SCHEMA} TO {app}, {admin}"),
@@ -168,7 +190,11 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
              txid bigint NOT NULL DEFAULT txid_current()\n)"
         ),
         format!("REVOKE ALL ON {LIBRARY_SCHEMA}.admin_audit FROM PUBLIC"),
-        format!("GRANT INSERT ON {LIBRARY_SCHEMA}.admin_audit TO {admin}"),
+        // Column-level: `at`, `backend_pid` and `txid` keep their defaults, so the admin role
+        // cannot date a row, bind it to another backend or pretend it was committed earlier.
+        format!(
+            "GRANT INSERT (id, actor, purpose, reference) ON {LIBRARY_SCHEMA}.admin_audit TO {admin}"
+        ),
     ]);
     let mut v2 = vec![
         format!("SET LOCAL ROLE {owner}"),

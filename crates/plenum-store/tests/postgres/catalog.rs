@@ -439,3 +439,14 @@ async fn break_unindexed_foreign_key() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn break_admin_reads_without_an_audit_row() {
+    assert_break_detected(
+        "admin read policy back to USING (true)",
+        &["ALTER POLICY customers_admin_read ON app.customers USING (true)".into()],
+        false,
+        Check::UnexpectedPolicy,
+    )
+    .await;
+}

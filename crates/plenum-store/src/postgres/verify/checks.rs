@@ -337,6 +337,10 @@ pub(super) fn policies(
         "(tenant_id = '{}'::uuid)",
         crate::contract::PLATFORM_LOG
     ));
+    let admin_read = squash(&format!(
+        "( SELECT {}.admin_audited() AS admin_audited)",
+        LIBRARY_SCHEMA
+    ));
     let mut isolation = false;
     let mut floor = false;
     for Policy {
@@ -357,10 +361,10 @@ pub(super) fn policies(
         } else if permissive == "PERMISSIVE"
             && cmd == "SELECT"
             && only(&admin)
-            && qual == "true"
+            && *qual == admin_read
             && check.is_empty()
         {
-            // The admin role's read policy, used only through audited AdminTx.
+            // The admin role's read policy: only in a session with a committed audit row.
         } else if name == "plenum.audit_log"
             && permissive == "PERMISSIVE"
             && cmd == "INSERT"
