@@ -111,33 +111,45 @@ impl AuditLog {
     /// Numbers the tenant's committed, not yet numbered events, in append order, continuing
     /// gaplessly from the log's size, and returns how many it numbered. Holds the tenant's head
     /// row until `tx` ends, so sequencers of one tenant take turns (other tenants and accesses
-    /// never wait). [`AuditLog::checkpoint`] runs it first; run it more often to keep the
-    /// unnumbered tail short.
+    /// never wait). On PostgreSQL this is `plenum.audit_sequence()`, the only thing that may
+    /// number events (the runtime role itself cannot). [`AuditLog::checkpoint`] runs it first;
+    /// run it more often to keep the unnumbered tail short.
     ///
     /// # Errors
     ///
     /// [`Error::AuditLog`].
     pub async fn sequence(tx: &mut TenantTx) -> Result<u64, Error> {
+        if Dialect::of(tx) == Dialect::Postgres {
+            // Only the sequencer (a function owned by the owner, acting within this
+            // transaction's tenant) may number events or move the head.
+            let rows = sql::fetch(
+                Conn::of(tx)?,
+                &format!(
+                    "SELECT {}.audit_sequence()",
+                    crate::contract::LIBRARY_SCHEMA
+                ),
+                &[],
+                &[SqlType::BigInt],
+            )
+            .await
+            .map_err(db)?;
+            return match rows.first().map(Vec::as_slice) {
+                Some([Value::BigInt(n)]) => to_u64(*n),
+                _ => Err(unexpected_row()),
+            };
+        }
         let size = Self::lock_head(tx).await?;
         let d = Dialect::of(tx);
         let log = d.library("audit_log");
-        let number = match d {
-            Dialect::Postgres => format!(
-                "WITH pending AS (SELECT entry, row_number() OVER (ORDER BY entry) - 1 AS i \
-                 FROM {log} WHERE tenant_id = $1 AND seq IS NULL) \
-                 UPDATE {log} l SET seq = $2 + pending.i FROM pending \
-                 WHERE l.tenant_id = $1 AND l.entry = pending.entry"
-            ),
-            // Rows this statement already numbered have seq >= size: counting them with the
-            // pending ones keeps the numbering right whether or not SQLite shows a row the
-            // statement's own earlier updates.
-            Dialect::Sqlite => format!(
-                "UPDATE {log} SET seq = ?2 + (SELECT count(*) FROM {log} p \
-                 WHERE p.tenant_id = ?1 AND (p.seq IS NULL OR p.seq >= ?2) \
-                 AND p.rowid < {log}.rowid) \
-                 WHERE tenant_id = ?1 AND seq IS NULL"
-            ),
-        };
+        // Rows this statement already numbered have seq >= size: counting them with the pending
+        // ones keeps the numbering right whether or not SQLite shows a row the statement's own
+        // earlier updates.
+        let number = format!(
+            "UPDATE {log} SET seq = ?2 + (SELECT count(*) FROM {log} p \
+             WHERE p.tenant_id = ?1 AND (p.seq IS NULL OR p.seq >= ?2) \
+             AND p.rowid < {log}.rowid) \
+             WHERE tenant_id = ?1 AND seq IS NULL"
+        );
         let tenant = tenant_bind(tx.tenant());
         let numbered = sql::execute(Conn::of(tx)?, &number, &[tenant.clone(), bigint(size)?])
             .await
@@ -262,22 +274,19 @@ impl AuditLog {
         let d = Dialect::of(tx);
         let heads = d.library("audit_heads");
         let tenant = [tenant_bind(tx.tenant())];
-        let create = format!(
-            "INSERT INTO {heads} (tenant_id, size) VALUES ({}, 0) ON CONFLICT (tenant_id) DO NOTHING",
-            d.p(1)
-        );
-        sql::execute(Conn::of(tx)?, &create, &tenant)
-            .await
-            .map_err(db)?;
-        // SQLite has one writer: the transaction's write lock already orders sequencers.
-        let lock = match d {
-            Dialect::Postgres => " FOR UPDATE",
-            Dialect::Sqlite => "",
-        };
-        let select = format!(
-            "SELECT size FROM {heads} WHERE tenant_id = {}{lock}",
-            d.p(1)
-        );
+        // On PostgreSQL the sequencer, which every caller runs first, created the head and holds
+        // its row lock until the transaction ends; SQLite has one writer, whose write lock
+        // already orders sequencers.
+        if d == Dialect::Sqlite {
+            let create = format!(
+                "INSERT INTO {heads} (tenant_id, size) VALUES ({}, 0) ON CONFLICT (tenant_id) DO NOTHING",
+                d.p(1)
+            );
+            sql::execute(Conn::of(tx)?, &create, &tenant)
+                .await
+                .map_err(db)?;
+        }
+        let select = format!("SELECT size FROM {heads} WHERE tenant_id = {}", d.p(1));
         let rows = sql::fetch(Conn::of(tx)?, &select, &tenant, &[SqlType::BigInt])
             .await
             .map_err(db)?;
@@ -510,9 +519,10 @@ impl AuditLog {
             .map(|r| r.iter().map(|b| format!("{b:02x}")).collect())
             .collect();
         let d = Dialect::of(tx);
-        // Append order: `entry` on PostgreSQL, the rowid on SQLite.
+        // Log order: numbered events by number, then the pending ones as recorded. (`entry`,
+        // the append counter, is shared by all tenants and hidden from the runtime role.)
         let order = match d {
-            Dialect::Postgres => "entry",
+            Dialect::Postgres => "seq NULLS LAST, recorded_at, event_id",
             Dialect::Sqlite => "rowid",
         };
         let select = format!(

@@ -264,6 +264,7 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
     let v4 = audit_migration(roles);
     let v5 = key_states_migration(&owner);
     let v6 = context_key_migration(&owner);
+    let v7 = sequencer_migration(roles);
     vec![
         migration(1, "context function, tenant registry, admin audit", &v1),
         migration(2, "wrapped keys", &v2),
@@ -271,6 +272,7 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
         migration(4, "audit log", &v4),
         migration(5, "key states only move forward; destroyed is final", &v5),
         migration(6, "authenticated tenant context", &v6),
+        migration(7, "only the sequencer numbers audit events", &v7),
     ]
 }
 
@@ -312,6 +314,70 @@ fn key_states_migration(owner: &str) -> Vec<String> {
              FOR EACH ROW EXECUTE FUNCTION {s}.keys_forward_only()"
         ),
     ]
+}
+
+/// The body of `plenum.audit_sequence()`, as migration 7 writes it and the verifier expects it:
+/// numbers the current tenant's committed, unnumbered events in append order from its head,
+/// under the head's row lock (held until the caller's transaction ends), and moves the head.
+pub(crate) fn sequencer_body() -> String {
+    let s = LIBRARY_SCHEMA;
+    format!(
+        " DECLARE v_tenant uuid := {CONTEXT_FUNCTION}(); v_size bigint; v_numbered bigint; \
+         BEGIN \
+         IF v_tenant IS NULL THEN \
+           RAISE EXCEPTION 'no tenant context' USING ERRCODE = 'insufficient_privilege'; \
+         END IF; \
+         INSERT INTO {s}.audit_heads (tenant_id, size) VALUES (v_tenant, 0) \
+           ON CONFLICT (tenant_id) DO NOTHING; \
+         SELECT h.size INTO v_size FROM {s}.audit_heads h WHERE h.tenant_id = v_tenant FOR UPDATE; \
+         WITH pending AS (SELECT p.entry, pg_catalog.row_number() OVER (ORDER BY p.entry) - 1 AS i \
+           FROM {s}.audit_log p WHERE p.tenant_id = v_tenant AND p.seq IS NULL) \
+         UPDATE {s}.audit_log l SET seq = v_size + pending.i FROM pending \
+           WHERE l.tenant_id = v_tenant AND l.entry = pending.entry; \
+         GET DIAGNOSTICS v_numbered = ROW_COUNT; \
+         IF v_numbered > 0 THEN \
+           UPDATE {s}.audit_heads h SET size = h.size + v_numbered WHERE h.tenant_id = v_tenant; \
+         END IF; \
+         RETURN v_numbered; \
+         END "
+    )
+}
+
+/// Migration 7: only the sequencer numbers events, and only in append order. The runtime role
+/// loses UPDATE of `seq` and of the heads (it could number pending events in any order and
+/// move a head, and the next checkpoint would sign that), and its view of `entry` (a counter
+/// shared by all tenants: B would see how many events happened elsewhere). The sequencer is a
+/// `SECURITY DEFINER` function owned by the owner, which acts only within the caller's verified
+/// tenant (an owner policy with the canonical predicate on the two tables it writes). SQL text
+/// only.
+fn sequencer_migration(roles: &Roles) -> Vec<String> {
+    let (owner, app) = (roles.owner(), roles.app());
+    let s = LIBRARY_SCHEMA;
+    let p = crate::table::tenant_predicate("tenant_id");
+    let mut v = vec![format!("SET LOCAL ROLE {owner}")];
+    for table in ["audit_log", "audit_heads"] {
+        v.push(format!(
+            "CREATE POLICY {table}_sequencer ON {s}.{table} AS PERMISSIVE FOR ALL TO {owner} \
+             USING ({p}) WITH CHECK ({p})"
+        ));
+    }
+    v.extend([
+        format!(
+            "CREATE FUNCTION {s}.audit_sequence() RETURNS bigint \
+             LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' \
+             AS $${body}$$",
+            body = sequencer_body()
+        ),
+        format!("REVOKE ALL ON FUNCTION {s}.audit_sequence() FROM PUBLIC"),
+        format!("GRANT EXECUTE ON FUNCTION {s}.audit_sequence() TO {app}"),
+        format!("REVOKE INSERT, UPDATE ON {s}.audit_heads FROM {app}"),
+        format!("REVOKE SELECT, UPDATE ON {s}.audit_log FROM {app}"),
+        format!(
+            "GRANT SELECT (tenant_id, seq, event_id, at, leaf_hash, body, recorded_at), \
+             UPDATE (body) ON {s}.audit_log TO {app}"
+        ),
+    ]);
+    v
 }
 
 /// The per-tenant audit log. An access appends its event in its own transaction as a plain

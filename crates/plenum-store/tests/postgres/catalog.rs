@@ -450,3 +450,21 @@ async fn break_admin_reads_without_an_audit_row() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn break_sequencer_body_changed() {
+    // A sequencer that numbers in reverse append order would have checkpoints sign a reordered
+    // log: its body is pinned like the context function's.
+    assert_break_detected(
+        "sequencer body changed",
+        &[
+            "CREATE OR REPLACE FUNCTION plenum.audit_sequence() RETURNS bigint \
+           LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' \
+           AS $$ BEGIN RETURN 0; END $$"
+                .into(),
+        ],
+        false,
+        Check::SecurityDefinerFunction,
+    )
+    .await;
+}

@@ -535,3 +535,57 @@ async fn raw_sql_cannot_switch_the_tenant_of_a_library_transaction() {
     let mut t = tx(&pool, key, Some(&s(w.b.tenant))).await;
     assert_eq!(count(&mut t, "SELECT count(*) FROM app.customers").await, 2);
 }
+
+/// Only the sequencer numbers audit events, and only in append order: the runtime role, in its
+/// own tenant's transaction, cannot number pending events itself (in any order it likes) or move
+/// the head, and cannot read `entry`, the append counter shared by all tenants. Before
+/// migration 7 all three succeeded.
+#[tokio::test]
+async fn the_runtime_role_cannot_number_audit_events_or_see_the_shared_counter() {
+    let w = world().await;
+    let key = &w.db.context_key;
+    let pool = raw_app(&w).await;
+    let mut t = tx(&pool, key, Some(&s(w.a.tenant))).await;
+    sqlx::query(
+        "INSERT INTO plenum.audit_log (tenant_id, event_id, at, leaf_hash, body) \
+         VALUES ($1, $2, now(), decode(repeat('00', 32), 'hex'), '{}')",
+    )
+    .bind(w.a.tenant.as_uuid())
+    .bind(Uuid::now_v7())
+    .execute(&mut *t)
+    .await
+    .unwrap();
+    t.commit().await.unwrap();
+    for sql in [
+        "UPDATE plenum.audit_log SET seq = 7 WHERE seq IS NULL",
+        "INSERT INTO plenum.audit_heads (tenant_id, size) VALUES ($1, 5)",
+        "UPDATE plenum.audit_heads SET size = size + 5",
+        "SELECT max(entry) FROM plenum.audit_log",
+    ] {
+        let mut t = tx(&pool, key, Some(&s(w.a.tenant))).await;
+        let r = sqlx::query(sql)
+            .bind(w.a.tenant.as_uuid())
+            .execute(&mut *t)
+            .await;
+        assert_eq!(sqlstate(r), "42501", "{sql}");
+    }
+    // The sequencer numbers it, from 0, within the caller's tenant only.
+    let mut t = tx(&pool, key, Some(&s(w.a.tenant))).await;
+    let numbered: i64 = sqlx::query_scalar("SELECT plenum.audit_sequence()")
+        .fetch_one(&mut *t)
+        .await
+        .unwrap();
+    assert_eq!(numbered, 1);
+    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM plenum.audit_log")
+        .fetch_one(&mut *t)
+        .await
+        .unwrap();
+    assert_eq!(seq, Some(0));
+    t.commit().await.unwrap();
+    // Without a tenant context the sequencer refuses.
+    let mut t = tx(&pool, key, None).await;
+    let r = sqlx::query("SELECT plenum.audit_sequence()")
+        .execute(&mut *t)
+        .await;
+    assert_eq!(sqlstate(r), "42501");
+}

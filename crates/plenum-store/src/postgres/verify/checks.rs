@@ -331,7 +331,7 @@ pub(super) fn policies(
     roles: &Roles,
     report: &mut Report,
 ) {
-    let (app, admin) = (roles.app(), roles.admin());
+    let (app, admin, owner) = (roles.app(), roles.admin(), roles.owner());
     let expected = canonical(column);
     let platform_append = squash(&format!(
         "(tenant_id = '{}'::uuid)",
@@ -373,6 +373,13 @@ pub(super) fn policies(
             && *check == platform_append
         {
             // The admin role appends its transactions to the platform log, and only there.
+        } else if (name == "plenum.audit_log" || name == "plenum.audit_heads")
+            && permissive == "PERMISSIVE"
+            && cmd == "ALL"
+            && only(&owner)
+            && canonical_pair
+        {
+            // The sequencer (owned by the owner) numbers within the caller's verified tenant.
         } else {
             report.push(
                 Check::UnexpectedPolicy,
