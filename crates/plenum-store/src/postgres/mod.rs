@@ -38,6 +38,34 @@ pub struct PgPoolConfig {
     /// [`migrate`] installed). Without it, [`TenantPool::begin`](crate::TenantPool::begin) is
     /// refused.
     pub context_key: Option<ContextKey>,
+    /// How the connection is encrypted and the server authenticated. A host that is not on
+    /// this machine (loopback or a Unix socket) is refused unless this is
+    /// [`TlsMode::VerifyFull`].
+    pub tls: TlsMode,
+}
+
+/// TLS to PostgreSQL (rustls; the trust roots are the system-independent webpki roots unless a
+/// root certificate is given).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// What the URL's `sslmode` says (sqlx's default is `prefer`). Allowed only for a host on
+    /// this machine.
+    #[default]
+    FromUrl,
+    /// Encrypted, certificate not checked. Loopback only.
+    Require,
+    /// Encrypted, certificate chain checked against `root` (or the webpki roots), host name
+    /// not checked. Loopback only.
+    VerifyCa {
+        /// A PEM file of trusted roots; `None` for the webpki roots.
+        root: Option<std::path::PathBuf>,
+    },
+    /// Encrypted, chain and host name checked: the only mode for a remote server.
+    VerifyFull {
+        /// A PEM file of trusted roots; `None` for the webpki roots.
+        root: Option<std::path::PathBuf>,
+    },
 }
 
 impl Default for PgPoolConfig {
@@ -47,6 +75,7 @@ impl Default for PgPoolConfig {
             acquire_timeout: Duration::from_secs(10),
             pgbouncer_transaction_mode: false,
             context_key: None,
+            tls: TlsMode::FromUrl,
         }
     }
 }
@@ -68,12 +97,50 @@ impl PgPoolConfig {
     }
 }
 
+/// Whether `host` is this machine: a Unix socket directory, `localhost`, or a loopback address.
+fn is_local(host: &str) -> bool {
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The connect options of `url` with `tls` applied; a remote host without
+/// [`TlsMode::VerifyFull`] is refused before anything is sent.
+fn connect_options(url: &str, tls: &TlsMode) -> Result<PgConnectOptions, Error> {
+    use sqlx::postgres::PgSslMode;
+    let options = PgConnectOptions::from_str(url).map_err(Error::Database)?;
+    let local = is_local(options.get_host());
+    let (mode, root) = match tls {
+        TlsMode::VerifyFull { root } => (Some(PgSslMode::VerifyFull), root.as_ref()),
+        _ if !local => {
+            return Err(Error::Config(
+                "a PostgreSQL host that is not on this machine needs TlsMode::VerifyFull",
+            ));
+        }
+        TlsMode::FromUrl => (None, None),
+        TlsMode::Require => (Some(PgSslMode::Require), None),
+        TlsMode::VerifyCa { root } => (Some(PgSslMode::VerifyCa), root.as_ref()),
+    };
+    let mut options = match mode {
+        Some(mode) => options.ssl_mode(mode),
+        None => options,
+    };
+    if let Some(root) = root {
+        options = options.ssl_root_cert(root);
+    }
+    Ok(options)
+}
+
 /// A pool whose released connections are reset (`RESET ALL`): defence in depth against a session
 /// setting, set by raw SQL, outliving its transaction. Not `DISCARD ALL`, which would drop the
 /// server-side prepared statements that sqlx keeps cached. (In PgBouncer transaction mode the
 /// reset moves into the `BEGIN` statement; see [`begin_statement`].)
 pub(crate) async fn connect_pool(url: &str, config: &PgPoolConfig) -> Result<PgPool, Error> {
-    let mut options = PgConnectOptions::from_str(url).map_err(Error::Database)?;
+    let mut options = connect_options(url, &config.tls)?;
     let mut pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout);

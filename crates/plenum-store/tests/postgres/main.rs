@@ -17,3 +17,4 @@ mod keys;
 mod plans;
 mod pool_reuse;
 mod raw_sql;
+mod tls;
