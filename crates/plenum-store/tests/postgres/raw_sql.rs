@@ -589,3 +589,70 @@ async fn the_runtime_role_cannot_number_audit_events_or_see_the_shared_counter()
         .await;
     assert_eq!(sqlstate(r), "42501");
 }
+
+/// The path `Check::SecurityDefinerFunction` closes, shown open: a function owned by a role
+/// that bypasses RLS, callable by the runtime role, counts every tenant's rows from inside A's
+/// transaction. The verifier then refuses to boot (`catalog::break_security_definer_function_for_the_runtime_role`).
+#[tokio::test]
+async fn a_definer_function_would_read_across_tenants_and_the_verifier_refuses_it() {
+    use plenum_store::postgres::Check;
+    let w = world().await;
+    let su = w.db.superuser().await;
+    for sql in [
+        "CREATE FUNCTION app.count_all() RETURNS bigint LANGUAGE sql SECURITY DEFINER \
+         AS 'SELECT count(*) FROM app.customers'"
+            .to_owned(),
+        format!(
+            "GRANT EXECUTE ON FUNCTION app.count_all() TO {}",
+            w.db.roles.app()
+        ),
+    ] {
+        su.execute(AssertSqlSafe(sql)).await.unwrap();
+    }
+    let pool = raw_app(&w).await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(w.a.tenant))).await;
+    assert_eq!(count(&mut t, "SELECT count(*) FROM app.customers").await, 1);
+    assert_eq!(
+        count(&mut t, "SELECT app.count_all()").await,
+        3,
+        "A's transaction counts B's rows through the definer function"
+    );
+    let report = w.app.verify(&w.db.roles).await.unwrap();
+    assert!(
+        report.has(Check::SecurityDefinerFunction),
+        "{:#?}",
+        report.findings
+    );
+}
+
+/// The path `Check::SideChannel` closes for large objects, shown open: reopened by a superuser,
+/// A stores bytes outside every policy and B reads them back. The verifier then refuses to boot
+/// (`catalog::break_large_objects_for_public`).
+#[tokio::test]
+async fn reopened_large_objects_would_carry_data_across_tenants_and_the_verifier_refuses_it() {
+    use plenum_store::postgres::Check;
+    let w = world().await;
+    let su = w.db.superuser().await;
+    for sql in [
+        "GRANT EXECUTE ON FUNCTION lo_from_bytea(oid, bytea) TO PUBLIC",
+        "GRANT EXECUTE ON FUNCTION lo_get(oid) TO PUBLIC",
+    ] {
+        su.execute(sql).await.unwrap();
+    }
+    let pool = raw_app(&w).await;
+    let mut a = tx(&pool, &w.db.context_key, Some(&s(w.a.tenant))).await;
+    let oid: i64 = sqlx::query_scalar("SELECT lo_from_bytea(0, 'from A'::bytea)::bigint")
+        .fetch_one(&mut *a)
+        .await
+        .unwrap();
+    a.commit().await.unwrap();
+    let mut b = tx(&pool, &w.db.context_key, Some(&s(w.b.tenant))).await;
+    let read: Vec<u8> = sqlx::query_scalar("SELECT lo_get($1::bigint::oid)")
+        .bind(oid)
+        .fetch_one(&mut *b)
+        .await
+        .unwrap();
+    assert_eq!(read, b"from A", "B read what A stored");
+    let report = w.app.verify(&w.db.roles).await.unwrap();
+    assert!(report.has(Check::SideChannel), "{:#?}", report.findings);
+}

@@ -7,7 +7,7 @@
 use sqlx::Row as _;
 use sqlx::postgres::PgPool;
 
-use super::catalog::SCHEMAS;
+use super::catalog::{SCHEMAS, squash};
 use super::{Check, Report};
 use crate::contract::{CONTEXT_FUNCTION, LIBRARY_SCHEMA, Roles};
 use crate::error::Error;
@@ -32,7 +32,6 @@ pub(super) async fn security_definer_functions(
     .fetch_all(pool)
     .await?;
     let sequencer = format!("{LIBRARY_SCHEMA}.audit_sequence()");
-    let squash = |text: &str| text.split_whitespace().collect::<String>();
     for (f, body) in functions {
         // The contract's own definer function, with exactly the contract's body.
         if f == sequencer && squash(&body) == squash(&crate::postgres::schema::sequencer_body()) {
