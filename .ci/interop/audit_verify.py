@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 MAX_SKEW = 300
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 DECIMAL = re.compile(r"(0|[1-9][0-9]*)")
 HASH = re.compile(r"[0-9a-f]{64}")
 AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
@@ -158,12 +159,15 @@ def open_note(note: str, keys):
         if len(blob) < 4:
             continue  # another signer's, ignored
         for kname, kid, pub in keys:
-            if kname == name and blob[:4] == kid and len(blob) == 68:
+            if kname == name and blob[:4] == kid:
+                # A trusted signer's line that does not verify refuses the whole note.
+                if len(blob) != 68:
+                    raise Tampered("bad signature from a trusted key")
                 try:
                     pub.verify(blob[4:], body.encode())
-                    ok = True
                 except InvalidSignature:
-                    pass
+                    raise Tampered("bad signature from a trusted key")
+                ok = True
     if not ok:
         raise Tampered("checkpoint not signed by a trusted key")
     lines = body.rstrip("\n").split("\n")
@@ -214,7 +218,7 @@ def verify_log(export, keys):
                 raise Tampered(f"entry {i}: duplicate event id")
             ids.add(event["id"])
             at = datetime.datetime.fromisoformat(event["at"].replace("Z", "+00:00"))
-            times.append((i, int(at.timestamp())))
+            times.append((i, (at - EPOCH) // datetime.timedelta(milliseconds=1)))
             bodies += 1
         leaves.append(h)
     for j, c in enumerate(cps):
@@ -224,7 +228,7 @@ def verify_log(export, keys):
             raise Tampered(f"checkpoint {j}: root mismatch")
     for i, t in times:
         covering = [c for c in cps if c["size"] > i]
-        if covering and t > covering[0]["time"] + MAX_SKEW:
+        if covering and t > (covering[0]["time"] + MAX_SKEW) * 1000:
             raise Tampered(f"entry {i} is dated after its checkpoint")
     return len(leaves), bodies, len(cps)
 
@@ -269,6 +273,19 @@ def vectors(path):
     for name in ("export", "export_after_retention"):
         verify_log(v[name], keys)
         checks += 1
+    # Rule 5 to the millisecond; a bad line from a trusted key refuses the note.
+    verify_log(v["skew"]["accepted"], keys)
+    try:
+        verify_log(v["skew"]["refused"], keys)
+        expect(False, "an event 300.001 s after its checkpoint was accepted")
+    except Tampered:
+        pass
+    try:
+        open_note(v["bad_trusted_signature"], keys)
+        expect(False, "a note with a bad line from a trusted key was accepted")
+    except Tampered:
+        pass
+    checks += 3
     # Every single-entry tampering of the vector log is caught.
     base = v["export"]
     tampers = []

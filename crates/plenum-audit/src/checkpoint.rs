@@ -241,16 +241,24 @@ pub fn open(note: &str, trusted: &[VerifierKey]) -> Result<Checkpoint, Error> {
         let blob = B64
             .decode(blob)
             .map_err(|_| bad("signature is not base64"))?;
-        let (Some(id), Some(sig)) = (blob.get(..4), blob.get(4..)) else {
+        let Some(id) = blob.get(..4) else {
             continue; // too short for any signer we know: another signer's, ignored
         };
-        let Ok(sig) = <[u8; SIGNATURE_LEN]>::try_from(sig) else {
-            continue; // not an Ed25519 signature: another signer's, ignored
-        };
-        for key in trusted.iter().filter(|k| k.name == name) {
-            if key_id(&key.name, &key.key) == id && key.key.verify(body.as_bytes(), &sig).is_ok() {
-                verified = true;
-            }
+        for key in trusted
+            .iter()
+            .filter(|k| k.name == name && key_id(&k.name, &k.key) == id)
+        {
+            // A line naming a trusted signer (name and key id) that does not verify is a
+            // forgery or a corruption, not another signer's: the whole note is refused even if
+            // another line verifies, as C2SP signed-note verifiers do.
+            let sig = blob
+                .get(4..)
+                .and_then(|s| <[u8; SIGNATURE_LEN]>::try_from(s).ok())
+                .ok_or(Error::BadSignature)?;
+            key.key
+                .verify(body.as_bytes(), &sig)
+                .map_err(|_| Error::BadSignature)?;
+            verified = true;
         }
     }
     if verified {
@@ -303,6 +311,25 @@ mod tests {
         bytes[at] ^= 1;
         let flipped = String::from_utf8(bytes).unwrap();
         assert!(open(&flipped, &trusted).is_err());
+    }
+
+    #[test]
+    fn a_bad_line_from_a_trusted_key_refuses_the_note_whatever_else_verifies() {
+        let (s, c) = (signer(), checkpoint());
+        let note = s.sign(&c);
+        let trusted = [s.verifier()];
+        let good = note.lines().last().unwrap().to_owned();
+        // The same signer's line with one signature byte flipped, added after the good one.
+        let (head, blob) = good.rsplit_once(' ').unwrap();
+        let mut bytes = B64.decode(blob).unwrap();
+        bytes[10] ^= 1;
+        let bad = format!("{head} {}", B64.encode(&bytes));
+        let both = format!("{note}{bad}\n");
+        assert_eq!(open(&both, &trusted), Err(Error::BadSignature));
+        // An unknown signer's line next to the good one is ignored, as C2SP prescribes.
+        let other = signer().sign(&c);
+        let foreign = other.lines().last().unwrap();
+        assert_eq!(open(&format!("{note}{foreign}\n"), &trusted).unwrap(), c);
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub enum Error {
     /// No signature on a checkpoint verifies under a trusted key.
     #[error("no valid signature from a trusted key")]
     Unsigned,
+    /// A signature line names a trusted key (name and key id) but does not verify: the note is
+    /// refused whatever its other lines say.
+    #[error("a signature from a trusted key does not verify")]
+    BadSignature,
     /// The log does not verify: what broke and at which entry or checkpoint.
     #[error("log does not verify: {problem} (at {at})")]
     Verification {
@@ -79,6 +83,7 @@ impl Error {
                 ErrorKind::Malformed
             }
             Self::Unsigned => ErrorKind::Unsigned,
+            Self::BadSignature => ErrorKind::Tampered,
             Self::Verification { .. } => ErrorKind::Tampered,
         }
     }

@@ -110,14 +110,16 @@ pub fn verify_log_with(
     let mut next_checkpoint = 0usize;
     let mut bodies = 0u64;
     let mut pending_times = Vec::new();
-    let check_at = |frontier: &Frontier, next: &mut usize, pending: &mut Vec<(u64, i64)>| {
+    // Event times as (seconds, nanoseconds): 300.999 s after a checkpoint is past the 300 s
+    // allowance, which whole seconds alone would not show.
+    let check_at = |frontier: &Frontier, next: &mut usize, pending: &mut Vec<(u64, (i64, u32))>| {
         while let Some(c) = checkpoints.get(*next).filter(|c| c.size == frontier.size()) {
             if c.root != frontier.root() {
                 return Err(Error::at(Problem::Root, *next as u64));
             }
             if let Some((seq, _)) = pending
                 .iter()
-                .find(|(_, t)| *t > c.time.saturating_add(MAX_CLOCK_SKEW_SECS))
+                .find(|(_, t)| *t > (c.time.saturating_add(MAX_CLOCK_SKEW_SECS), 0))
             {
                 return Err(Error::at(Problem::Time, *seq));
             }
@@ -144,7 +146,7 @@ pub fn verify_log_with(
             if !ids.insert(head.id) {
                 return Err(Error::at(Problem::DuplicateEvent, seq));
             }
-            pending_times.push((seq, head.at.timestamp()));
+            pending_times.push((seq, (head.at.timestamp(), head.at.timestamp_subsec_nanos())));
             bodies += 1;
         }
         frontier.push(leaf);

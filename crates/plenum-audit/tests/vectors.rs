@@ -101,6 +101,43 @@ fn signer() -> CheckpointSigner {
     CheckpointSigner::new("plenum.audit.vectors", SigningKey::from_seed(&seed)).unwrap()
 }
 
+/// A one-event export whose event is dated `millis` after its checkpoint's time: rule 5 of
+/// the format accepts 300,000 ms and refuses 300,001.
+fn skew_export(millis: i64) -> Export {
+    let mut event = events().remove(0);
+    let time = 1_795_772_000_i64;
+    event.at = chrono::DateTime::from_timestamp_millis(time * 1000 + millis).unwrap();
+    let body = event.canonical().unwrap();
+    let leaf = leaf_hash(body.as_bytes());
+    Export {
+        format: EXPORT_FORMAT.to_owned(),
+        tenant: tenant(),
+        entries: vec![Entry {
+            seq: 0,
+            leaf_hash: hex::encode(leaf),
+            body: Some(body),
+        }],
+        checkpoints: vec![signer().sign(&Checkpoint {
+            tenant: tenant(),
+            size: 1,
+            root: merkle::root(&[leaf]),
+            time,
+        })],
+    }
+}
+
+/// `note` with a second line from the same trusted key whose signature has one bit flipped:
+/// refused whatever the good line says.
+fn with_bad_trusted_line(note: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let good = note.lines().last().unwrap();
+    let (head, blob) = good.rsplit_once(' ').unwrap();
+    let mut bytes = b64.decode(blob).unwrap();
+    bytes[40] ^= 0x01;
+    format!("{note}{head} {}\n", b64.encode(&bytes))
+}
+
 fn generate() -> Value {
     let events = events();
     let bodies: Vec<String> = events.iter().map(|e| e.canonical().unwrap()).collect();
@@ -174,6 +211,11 @@ fn generate() -> Value {
         "consistency": consistency,
         "export": export,
         "export_after_retention": retained,
+        "skew": {
+            "accepted": skew_export(300_000),
+            "refused": skew_export(300_001),
+        },
+        "bad_trusted_signature": with_bad_trusted_line(&notes[0]),
     })
 }
 
@@ -215,4 +257,19 @@ fn the_vector_log_verifies_and_its_proofs_hold() {
     assert_eq!((old.size, new.size), (3, 7));
     let note = v["checkpoints"][0].as_str().unwrap();
     assert_eq!(checkpoint::open(note, &trusted).unwrap().size, 3);
+    let accepted: Export = serde_json::from_value(v["skew"]["accepted"].clone()).unwrap();
+    verify::verify_log(&accepted, &trusted).unwrap();
+    let refused: Export = serde_json::from_value(v["skew"]["refused"].clone()).unwrap();
+    assert!(matches!(
+        verify::verify_log(&refused, &trusted),
+        Err(plenum_audit::Error::Verification {
+            problem: plenum_audit::Problem::Time,
+            ..
+        })
+    ));
+    let bad = v["bad_trusted_signature"].as_str().unwrap();
+    assert_eq!(
+        checkpoint::open(bad, &trusted),
+        Err(plenum_audit::Error::BadSignature)
+    );
 }

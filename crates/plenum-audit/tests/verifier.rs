@@ -172,8 +172,16 @@ fn unsigned_or_foreign_checkpoints_are_refused() {
     let l = log(6, 3);
     let mut forged = l.export.clone();
     forged.checkpoints[0] = forged.checkpoints[0].replacen("\n3\n", "\n2\n", 1);
+    // The trusted key's line no longer verifies over the changed body: refused as a bad
+    // signature, not merely as unsigned.
     assert_eq!(
         verify::verify_log(&forged, &l.trusted).unwrap_err(),
+        plenum_audit::Error::BadSignature
+    );
+    // Signed only by a key nobody trusts.
+    let stranger = log(6, 3);
+    assert_eq!(
+        verify::verify_log(&l.export, &stranger.trusted).unwrap_err(),
         plenum_audit::Error::Unsigned
     );
     let other = log(6, 3);
@@ -270,4 +278,52 @@ fn another_tenants_event_neither_verifies_nor_proves() {
         verify::verify_inclusion(&proof, None, &l.trusted).is_ok(),
         "the leaf itself is there"
     );
+}
+
+/// Rule 5 of `docs/audit-format.md` is exact to the millisecond: an event 300.000 s after the
+/// checkpoint that covers it verifies, one at 300.001 s or 300.999 s does not (whole seconds
+/// alone would have let 300.999 s through).
+#[test]
+fn the_clock_skew_allowance_is_exactly_300_seconds() {
+    let tenant = TenantId::generate();
+    let signer = CheckpointSigner::new("plenum.test", SigningKey::generate()).unwrap();
+    let time = 1_800_000_000_i64;
+    let export_at = |millis_after: i64| {
+        let mut e = Event::new(
+            tenant,
+            Actor::new(ActorKind::Service, ActorId::generate()),
+            "read",
+        );
+        e.at = chrono::DateTime::from_timestamp_millis(time * 1000 + millis_after).unwrap();
+        let body = e.canonical().unwrap();
+        let leaf = leaf_hash(body.as_bytes());
+        let mut frontier = Frontier::new();
+        frontier.push(leaf);
+        Export {
+            format: EXPORT_FORMAT.to_owned(),
+            tenant,
+            entries: vec![Entry {
+                seq: 0,
+                leaf_hash: hex::encode(leaf),
+                body: Some(body),
+            }],
+            checkpoints: vec![signer.sign(&Checkpoint {
+                tenant,
+                size: 1,
+                root: frontier.root(),
+                time,
+            })],
+        }
+    };
+    let trusted = [signer.verifier()];
+    for ok in [0, 299_999, 300_000] {
+        verify::verify_log(&export_at(ok), &trusted).unwrap_or_else(|e| panic!("{ok} ms: {e}"));
+    }
+    for late in [300_001, 300_999, 301_000] {
+        assert_eq!(
+            problem(&export_at(late), &trusted),
+            Problem::Time,
+            "{late} ms"
+        );
+    }
 }

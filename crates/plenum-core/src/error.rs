@@ -130,6 +130,10 @@ pub enum NameProblem {
         /// Zero-based byte offset of the first offending character.
         position: usize,
     },
+    /// A record type in a namespace the library or the database keeps for itself
+    /// ([`RESERVED_RECORD_TYPE_PREFIXES`](crate::RESERVED_RECORD_TYPE_PREFIXES)): a record
+    /// declared as `plenum_consent_events` would write into the consent ledger.
+    Reserved,
 }
 
 impl fmt::Display for NameProblem {
@@ -138,6 +142,9 @@ impl fmt::Display for NameProblem {
             Self::Empty => f.write_str("empty string"),
             Self::TooLong { found } => write!(f, "at most 63 bytes allowed, found {found}"),
             Self::BadStart => f.write_str("must start with a lowercase ASCII letter"),
+            Self::Reserved => f.write_str(
+                "reserved for the library's and the database's own tables (prefixes plenum, pg_, sqlite_)",
+            ),
             Self::UnexpectedCharacter { position } => write!(
                 f,
                 "unexpected character at position {position} (allowed: a-z, 0-9, _)"

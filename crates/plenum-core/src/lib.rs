@@ -26,4 +26,7 @@ pub use crate::actor::{Actor, ActorKind};
 pub use crate::category::{__is_valid_category, DataCategory};
 pub use crate::error::{Error, ErrorKind, IdProblem, NameKind, NameProblem};
 pub use crate::id::{ActorId, IdKind, RecordId, RequestId, SubjectId, TenantId};
-pub use crate::name::{__is_valid_name, FieldName, RecordType, Role};
+pub use crate::name::{
+    __is_valid_name, __is_valid_record_type, FieldName, RESERVED_RECORD_TYPE_PREFIXES, RecordType,
+    Role,
+};

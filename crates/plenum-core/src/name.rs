@@ -36,12 +36,46 @@ mod alloc_free {
         Ok(())
     }
 
+    /// A record type is also a table name, so it stays out of the namespaces of the library's
+    /// own tables (`plenum_*` on SQLite, which has no schemas; `plenum.*` on PostgreSQL) and of
+    /// the databases' catalogs.
+    pub(crate) const fn validate_record_type(s: &str) -> Result<(), NameProblem> {
+        if let Err(problem) = validate(s) {
+            return Err(problem);
+        }
+        let mut i = 0;
+        while i < super::RESERVED_RECORD_TYPE_PREFIXES.len() {
+            if starts_with(
+                s.as_bytes(),
+                super::RESERVED_RECORD_TYPE_PREFIXES[i].as_bytes(),
+            ) {
+                return Err(NameProblem::Reserved);
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    const fn starts_with(s: &[u8], prefix: &[u8]) -> bool {
+        if s.len() < prefix.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < prefix.len() {
+            if s[i] != prefix[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
     #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
     pub(crate) struct Name(pub(crate) Cow<'static, str>);
 }
 
 macro_rules! define_name {
-    ($(#[$meta:meta])* $name:ident, $kind:expr) => {
+    ($(#[$meta:meta])* $name:ident, $kind:expr, $validate:path) => {
         $(#[$meta])*
         ///
         /// A valid name matches `[a-z][a-z0-9_]*` and is at most 63 bytes long: it is safe to use
@@ -65,7 +99,7 @@ macro_rules! define_name {
             /// identifier.
             pub fn new(name: impl Into<String>) -> Result<Self, crate::Error> {
                 let name = name.into();
-                match alloc_free::validate(&name) {
+                match $validate(&name) {
                     Ok(()) => Ok(Self(Name(std::borrow::Cow::Owned(name)))),
                     Err(problem) => Err(crate::Error::InvalidName { kind: $kind, problem }),
                 }
@@ -124,6 +158,17 @@ pub const fn __is_valid_name(name: &str) -> bool {
     alloc_free::validate(name).is_ok()
 }
 
+/// Not public API: the const validator behind `record_type!` and `#[derive(Record)]`.
+#[doc(hidden)]
+pub const fn __is_valid_record_type(name: &str) -> bool {
+    alloc_free::validate_record_type(name).is_ok()
+}
+
+/// Prefixes no [`RecordType`] may start with: the library's own tables (`plenum`), and the
+/// catalogs of PostgreSQL (`pg_`) and SQLite (`sqlite_`). On SQLite, which has no schemas,
+/// every library table is named `plenum_*`, so a record type can never name one of them.
+pub const RESERVED_RECORD_TYPE_PREFIXES: [&str; 3] = ["plenum", "pg_", "sqlite_"];
+
 /// A [`RecordType`](crate::RecordType) from a string literal, checked at compile time.
 ///
 /// ```
@@ -136,11 +181,21 @@ pub const fn __is_valid_name(name: &str) -> bool {
 /// ```compile_fail
 /// const BAD: plenum_core::RecordType = plenum_core::record_type!("Customer; DROP TABLE");
 /// ```
+///
+/// and so does a name in the library's own namespace
+/// ([`RESERVED_RECORD_TYPE_PREFIXES`](crate::RESERVED_RECORD_TYPE_PREFIXES)):
+///
+/// ```compile_fail
+/// const LEDGER: plenum_core::RecordType = plenum_core::record_type!("plenum_consent_events");
+/// ```
 #[macro_export]
 macro_rules! record_type {
     ($name:literal) => {
         const {
-            assert!($crate::__is_valid_name($name), "invalid record type name");
+            assert!(
+                $crate::__is_valid_record_type($name),
+                "invalid record type name: [a-z][a-z0-9_]*, at most 63 bytes, not starting with plenum, pg_ or sqlite_"
+            );
             $crate::RecordType::__from_validated_static($name)
         }
     };
@@ -189,12 +244,14 @@ macro_rules! role {
 define_name!(
     /// The logical type of a record, which is also its table name: `customer`, `invoice`.
     RecordType,
-    crate::NameKind::RecordType
+    crate::NameKind::RecordType,
+    alloc_free::validate_record_type
 );
 define_name!(
     /// The logical name of a field of a record, which is also its column name: `email`.
     FieldName,
-    crate::NameKind::FieldName
+    crate::NameKind::FieldName,
+    alloc_free::validate
 );
 define_name!(
     /// A role an [`Actor`](crate::Actor) holds within its tenant: `dispatcher`, `billing`.
@@ -202,7 +259,8 @@ define_name!(
     /// Roles are tenant configuration, so this is an open, validated name rather than a closed
     /// enum; purposes (in `plenum-consent`) decide what a role may do.
     Role,
-    crate::NameKind::Role
+    crate::NameKind::Role,
+    alloc_free::validate
 );
 
 #[cfg(test)]
@@ -216,6 +274,30 @@ mod tests {
     fn const_construction() {
         assert_eq!(CUSTOMER.as_str(), "customer");
         assert_eq!(CUSTOMER, "customer".parse().unwrap());
+    }
+
+    #[test]
+    fn record_types_stay_out_of_the_library_namespace() {
+        for reserved in [
+            "plenum_consent_events",
+            "plenum",
+            "plenumx",
+            "pg_class",
+            "sqlite_master",
+        ] {
+            assert_eq!(
+                RecordType::new(reserved),
+                Err(Error::InvalidName {
+                    kind: NameKind::RecordType,
+                    problem: NameProblem::Reserved
+                }),
+                "{reserved}"
+            );
+            assert!(!__is_valid_record_type(reserved));
+            // Still a valid field or role name: only tables share the library's namespace.
+            assert!(FieldName::new(reserved).is_ok());
+        }
+        assert!(RecordType::new("customer_plenum").is_ok());
     }
 
     #[test]

@@ -124,7 +124,7 @@ fn check_plain(d: &FieldDecl) -> syn::Result<()> {
         category_ok(c)?;
     }
     if let Some(r) = &d.references
-        && !plenum_core::__is_valid_name(&r.value())
+        && !plenum_core::__is_valid_record_type(&r.value())
     {
         return Err(err(r.span(), "`references` names a record type"));
     }

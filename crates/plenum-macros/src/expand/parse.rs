@@ -15,10 +15,10 @@ pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("record_type") {
                 let lit: LitStr = meta.value()?.parse()?;
-                if !plenum_core::__is_valid_name(&lit.value()) {
+                if !plenum_core::__is_valid_record_type(&lit.value()) {
                     return Err(err(
                         lit.span(),
-                        "a record type is a lower-case identifier: [a-z][a-z0-9_]*, at most 63 bytes",
+                        "a record type is a table name: [a-z][a-z0-9_]*, at most 63 bytes, not starting with `plenum`, `pg_` or `sqlite_` (the library's and the databases' own tables)",
                     ));
                 }
                 record_type = Some(lit);

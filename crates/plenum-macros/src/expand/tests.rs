@@ -118,7 +118,16 @@ fn attribute_mistakes_are_errors_that_say_what_to_do() {
                 #[plenum(record_type = "Bad-Name")]
                 struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId }
             },
-            "lower-case identifier",
+            "a record type is a table name",
+        ),
+        (
+            // The SQLite consent ledger: a record declared with its name would write forged
+            // consent through `Repository::insert`.
+            syn::parse_quote! {
+                #[plenum(record_type = "plenum_consent_events")]
+                struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId }
+            },
+            "not starting with `plenum`",
         ),
         (
             syn::parse_quote! {

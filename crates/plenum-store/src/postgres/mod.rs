@@ -135,9 +135,9 @@ fn connect_options(url: &str, tls: &TlsMode) -> Result<PgConnectOptions, Error> 
     Ok(options)
 }
 
-/// A pool whose released connections are reset (`RESET ALL`): defence in depth against a session
-/// setting, set by raw SQL, outliving its transaction. Not `DISCARD ALL`, which would drop the
-/// server-side prepared statements that sqlx keeps cached. (In PgBouncer transaction mode the
+/// A pool whose released connections are reset ([`RELEASE_RESET`]): no session setting and no
+/// holdable cursor left by raw SQL outlives its transaction. Not `DISCARD ALL`, which would drop
+/// the server-side prepared statements that sqlx keeps cached. (In PgBouncer transaction mode the
 /// reset moves into the `BEGIN` statement; see [`begin_statement`].)
 pub(crate) async fn connect_pool(url: &str, config: &PgPoolConfig) -> Result<PgPool, Error> {
     let mut options = connect_options(url, &config.tls)?;
@@ -149,13 +149,20 @@ pub(crate) async fn connect_pool(url: &str, config: &PgPoolConfig) -> Result<PgP
     } else {
         pool = pool.after_release(|conn, _meta| {
             Box::pin(async move {
-                conn.execute("RESET ALL").await?;
+                conn.execute(RELEASE_RESET).await?;
                 Ok(true)
             })
         });
     }
     pool.connect_with(options).await.map_err(Error::Database)
 }
+
+/// What a released connection runs before the next tenant may use it. `CLOSE ALL`: a cursor
+/// declared `WITH HOLD` in A's transaction keeps A's rows, materialised at commit, in the session
+/// after the transaction ends, where B's next transaction on the pooled connection could fetch
+/// them (`raw_sql::a_holdable_cursor_does_not_outlive_its_tenant`). `RESET ALL`: session
+/// settings (a `statement_timeout`, a `search_path`) set by raw SQL.
+pub(crate) const RELEASE_RESET: &str = "CLOSE ALL; RESET ALL";
 
 /// `BEGIN` and the tenant context in one round trip.
 ///
@@ -172,7 +179,11 @@ pub(crate) fn begin_statement(
     tenant: TenantId,
     reset_first: bool,
 ) -> AssertSqlSafe<String> {
-    let reset = if reset_first { "RESET ALL; " } else { "" };
+    let reset = if reset_first {
+        "CLOSE ALL; RESET ALL; "
+    } else {
+        ""
+    };
     // The token is hex digits only, so it cannot inject.
     let token = key.token(tenant);
     AssertSqlSafe(format!(

@@ -14,6 +14,7 @@ mod catalog;
 mod concurrency;
 mod fixtures;
 mod keys;
+mod paths;
 mod plans;
 mod pool_reuse;
 mod raw_sql;
