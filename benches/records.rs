@@ -63,6 +63,7 @@ struct Customer {
     phone: Encrypted<String>,
     #[plenum(pii = "user.contact.address")]
     address: Encrypted<String>,
+    #[plenum(category = "system.operations")]
     created_at: DateTime<Utc>,
 }
 

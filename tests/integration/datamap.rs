@@ -114,8 +114,44 @@ fn the_record_of_processing_names_bases_rights_and_ccpa_categories() {
     // Precise location is CCPA geolocation and sensitive personal information.
     assert!(
         text.contains(
-            "| technician_location_pings | latitude_micro | `user.location.precise` | GL |"
+            "| technician_location_pings | latitude_micro | `user.location.precise` | GL | no |"
         )
     );
-    assert!(text.contains("| customers | email | `user.contact.email` | AB |"));
+    assert!(text.contains("| customers | email | `user.contact.email` | AB | no |"));
+}
+
+/// A person's data kept under the tenant key says why it outlives their erasure, in both
+/// renderings of the map (the declaration would not compile without it).
+#[test]
+fn data_kept_after_erasure_shows_its_ground() {
+    let map = plenum_hvac::data_map(Policy::plenum_default());
+    let text = map.to_record_of_processing();
+    assert!(
+        text.contains(
+            "| invoices | amount_cents | `user.financial` | BD | legal_obligation (Art. 17(3)(b)) |"
+        ),
+        "{text}"
+    );
+    let json = map.to_fides_json();
+    let invoices = json["dataset"][0]["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "invoices")
+        .unwrap();
+    let amount = invoices["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "amount_cents")
+        .unwrap();
+    assert_eq!(amount["plenum_retain"], "legal_obligation");
+    let others_kept = json["dataset"][0]["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["fields"].as_array().unwrap())
+        .filter(|f| f.get("plenum_retain").is_some())
+        .count();
+    assert_eq!(others_kept, 1, "only the invoice amount outlives erasure");
 }

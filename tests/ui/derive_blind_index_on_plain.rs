@@ -8,7 +8,7 @@ struct Vendor {
     id: RecordId,
     #[plenum(tenant)]
     tenant: TenantId,
-    #[plenum(blind_index = "email-v1")]
+    #[plenum(category = "system.operations", blind_index = "email-v1")]
     email: String,
 }
 

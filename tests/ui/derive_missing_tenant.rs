@@ -6,6 +6,7 @@ use plenum::core::RecordId;
 struct Note {
     #[plenum(id)]
     id: RecordId,
+    #[plenum(category = "system.operations")]
     body: String,
 }
 

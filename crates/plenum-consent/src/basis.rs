@@ -240,3 +240,36 @@ mod tests {
         );
     }
 }
+
+/// Why a person's data may outlive their erasure (GDPR Art. 17(3)): declared with
+/// `#[plenum(pii = "user.*", owner = "tenant", retain = "<key>")]` on a field sealed under the
+/// tenant key, and shown in the data map. Without one, such a field does not compile.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RetainGround {
+    /// Art. 17(3)(b): a legal obligation to keep it (invoices under tax law).
+    LegalObligation,
+    /// Art. 17(3)(e): the establishment, exercise or defence of legal claims.
+    LegalClaims,
+}
+
+impl RetainGround {
+    /// Every ground.
+    pub const ALL: [Self; 2] = [Self::LegalObligation, Self::LegalClaims];
+
+    /// The stable key, as written in `retain = "..."`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::LegalObligation => "legal_obligation",
+            Self::LegalClaims => "legal_claims",
+        }
+    }
+
+    /// The GDPR provision.
+    pub const fn article(self) -> &'static str {
+        match self {
+            Self::LegalObligation => "Art. 17(3)(b)",
+            Self::LegalClaims => "Art. 17(3)(e)",
+        }
+    }
+}

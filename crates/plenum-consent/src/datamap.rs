@@ -17,6 +17,19 @@ pub struct MappedField {
     pub field: FieldName,
     /// Its category.
     pub category: DataCategory,
+    /// For a person's data kept under the tenant key: why it outlives their erasure.
+    pub retained: Option<crate::RetainGround>,
+}
+
+impl MappedField {
+    /// A field with its category, kept no longer than its subject's erasure.
+    pub fn new(field: FieldName, category: DataCategory) -> Self {
+        Self {
+            field,
+            category,
+            retained: None,
+        }
+    }
 }
 
 /// One record type of the map.
@@ -46,20 +59,18 @@ impl DataMap {
         }
     }
 
-    /// Adds a record type with its fields and categories.
+    /// Adds a record type with its fields (`FieldSpec::mapped` in `plenum-store`, or
+    /// [`MappedField::new`]).
     pub fn add_record(
         &mut self,
         record_type: RecordType,
         subject: Option<SubjectKind>,
-        fields: impl IntoIterator<Item = (FieldName, DataCategory)>,
+        fields: impl IntoIterator<Item = MappedField>,
     ) {
         self.records.push(MappedRecord {
             record_type,
             subject,
-            fields: fields
-                .into_iter()
-                .map(|(field, category)| MappedField { field, category })
-                .collect(),
+            fields: fields.into_iter().collect(),
         });
     }
 
@@ -78,10 +89,22 @@ impl DataMap {
             .map(|r| {
                 json!({
                     "name": r.record_type.as_str(),
-                    "fields": r.fields.iter().map(|f| json!({
-                        "name": f.field.as_str(),
-                        "data_categories": [f.category.as_str()],
-                    })).collect::<Vec<_>>(),
+                    "fields": r.fields.iter().map(|f| {
+                        let mut field = json!({
+                            "name": f.field.as_str(),
+                            "data_categories": [f.category.as_str()],
+                        });
+                        if let Some(g) = f.retained {
+                            // fideslang's free-text field retention, and the ground by key.
+                            field["retention"] = json!(format!(
+                                "kept after the subject's erasure: {} ({})",
+                                g.key(),
+                                g.article()
+                            ));
+                            field["plenum_retain"] = json!(g.key());
+                        }
+                        field
+                    }).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -191,7 +214,7 @@ impl DataMap {
                 rows.join(", "),
             );
         }
-        out.push_str("\n## Inventory\n\n| Record | Field | Category | CCPA |\n|---|---|---|---|\n");
+        out.push_str("\n## Inventory\n\n| Record | Field | Category | CCPA | Kept after the subject's erasure |\n|---|---|---|---|---|\n");
         for r in &self.records {
             for f in &r.fields {
                 let ccpa: String = describe(&f.category)
@@ -199,7 +222,7 @@ impl DataMap {
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "| {} | {} | `{}` | {} |",
+                    "| {} | {} | `{}` | {} | {} |",
                     r.record_type,
                     f.field,
                     f.category,
@@ -208,6 +231,10 @@ impl DataMap {
                     } else {
                         ccpa
                     },
+                    f.retained.map_or_else(
+                        || "no".to_owned(),
+                        |g| format!("{} ({})", g.key(), g.article())
+                    ),
                 );
             }
         }

@@ -26,7 +26,7 @@ mod ledger;
 mod policy;
 mod purpose;
 
-pub use crate::basis::{LegalBasis, Right};
+pub use crate::basis::{LegalBasis, RetainGround, Right};
 pub use crate::category::{
     CcpaCategory, KNOWN_CATEGORIES, KnownCategory, SubjectKind, describe, is_personal,
 };

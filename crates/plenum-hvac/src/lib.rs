@@ -55,6 +55,7 @@ pub struct Customer {
     #[plenum(pii = "user.contact.address")]
     pub service_address: Encrypted<String>,
     /// When the customer was created.
+    #[plenum(category = "system.operations")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -72,12 +73,13 @@ pub struct Property {
     #[plenum(subject)]
     pub subject: SubjectId,
     /// The customer.
-    #[plenum(references = "customers")]
+    #[plenum(references = "customers", category = "system.operations")]
     pub customer_id: RecordId,
     /// Street address, searchable.
     #[plenum(pii = "user.contact.address", blind_index = "text-nfkc-v1")]
     pub address: Encrypted<String>,
     /// Heated floor area.
+    #[plenum(category = "system.operations")]
     pub square_feet: Option<i64>,
 }
 
@@ -95,14 +97,16 @@ pub struct Equipment {
     #[plenum(subject)]
     pub subject: SubjectId,
     /// Where it is installed.
-    #[plenum(references = "properties")]
+    #[plenum(references = "properties", category = "system.operations")]
     pub property_id: RecordId,
     /// Manufacturer model: not personal.
+    #[plenum(category = "system.operations")]
     pub model: String,
     /// Serial number: identifies a device in someone's home, searchable.
     #[plenum(pii = "user.device.device_id", blind_index = "text-nfkc-v1")]
     pub serial: Encrypted<String>,
     /// Installation date.
+    #[plenum(category = "system.operations")]
     pub installed_on: Option<NaiveDate>,
 }
 
@@ -120,14 +124,16 @@ pub struct Appointment {
     #[plenum(subject)]
     pub subject: SubjectId,
     /// Where.
-    #[plenum(references = "properties")]
+    #[plenum(references = "properties", category = "system.operations")]
     pub property_id: RecordId,
     /// The technician (a data subject of their own).
     #[plenum(category = "user.unique_id")]
     pub technician: SubjectId,
     /// Window start.
+    #[plenum(category = "system.operations")]
     pub starts_at: DateTime<Utc>,
     /// Window end.
+    #[plenum(category = "system.operations")]
     pub ends_at: DateTime<Utc>,
     /// Free-text notes: may hold anything, so encrypted.
     #[plenum(pii = "user.content.private")]
@@ -148,16 +154,19 @@ pub struct Invoice {
     #[plenum(subject)]
     pub subject: SubjectId,
     /// The customer.
-    #[plenum(references = "customers")]
+    #[plenum(references = "customers", category = "system.operations")]
     pub customer_id: RecordId,
     /// Amount in cents, under the tenant key (kept for seven years, beyond erasure).
-    #[plenum(pii = "user.financial", owner = "tenant")]
+    #[plenum(pii = "user.financial", owner = "tenant", retain = "legal_obligation")]
     pub amount_cents: Encrypted<i64>,
     /// ISO 4217 currency.
+    #[plenum(category = "system.operations")]
     pub currency: String,
     /// Due date.
+    #[plenum(category = "system.operations")]
     pub due_on: NaiveDate,
     /// Paid yet.
+    #[plenum(category = "system.operations")]
     pub paid: bool,
 }
 
@@ -179,6 +188,7 @@ pub struct LocationPing {
     #[plenum(subject)]
     pub technician: SubjectId,
     /// When.
+    #[plenum(category = "system.operations")]
     pub recorded_at: DateTime<Utc>,
     /// Latitude in micro-degrees.
     #[plenum(pii = "user.location.precise")]
@@ -206,9 +216,7 @@ pub fn data_map(policy: plenum::consent::Policy) -> plenum::consent::DataMap {
         map.add_record(
             spec.record_type().clone(),
             Some(subject),
-            spec.fields()
-                .iter()
-                .map(|f| (f.name.clone(), f.category.clone())),
+            spec.fields().iter().map(plenum::store::FieldSpec::mapped),
         );
     }
     map

@@ -174,4 +174,5 @@ pub mod __private {
         BlindIndexField, ColumnType, EncryptedColumn, FieldSpec, KeyOwner, Record, RecordSpec,
         RowReader, RowWriter, View,
     };
+    pub use plenum_consent::RetainGround;
 }

@@ -61,10 +61,13 @@ pub use plenum_store as store;
 ///   with `blind_index = "email-v1" | "phone-e164-v1" | "text-nfkc-v1"` (an `Encrypted<String>`
 ///   searchable by equality through `Repository::find` and the generated `<FIELD>_INDEX`
 ///   constant), `unique` (unique blind index), `owner = "tenant"` (sealed under the tenant key,
-///   for data that must outlive the subject's erasure);
+///   for data that must outlive the subject's erasure: a `user.*` category then also needs
+///   `retain = "legal_obligation" | "legal_claims"`, the GDPR Art. 17(3) ground, shown in the
+///   data map);
 /// - otherwise a plain column of a [`store::ColumnType`], with `category = "<category>"`
-///   (default `system.operations`), `unique`, `references = "<record type>"` (same-tenant
-///   foreign key).
+///   (required: there is no default, since the category decides which purposes see the field;
+///   `system.operations` for data about no one), `unique`, `references = "<record type>"`
+///   (same-tenant foreign key).
 ///
 /// Mistakes are compile errors that say what to write instead.
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]

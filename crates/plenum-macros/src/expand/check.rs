@@ -2,7 +2,7 @@
 //! and each error says what to write instead. Plain functions over the parsed declarations,
 //! unit-tested in `tests.rs` and pinned for users by trybuild in `tests/ui/`.
 
-use super::{FieldDecl, MAX_INDEXED_NAME, NORMALISERS, Role, err};
+use super::{FieldDecl, MAX_INDEXED_NAME, NORMALISERS, RETAIN_GROUNDS, Role, err};
 use syn::LitStr;
 
 use super::parse::category_ok;
@@ -75,7 +75,31 @@ fn check_field(d: &FieldDecl, has_subject: bool) -> syn::Result<()> {
         Some(category) => check_encrypted(d, category, has_subject)?,
         None => check_plain(d)?,
     }
+    check_retain(d)?;
     check_blind_index(d, &name)
+}
+
+/// A person's data sealed under the tenant key survives their erasure, so it says on what
+/// ground (GDPR Art. 17(3)); and only such a field may say so.
+fn check_retain(d: &FieldDecl) -> syn::Result<()> {
+    let personal = d.pii.as_ref().is_some_and(|c| {
+        plenum_core::DataCategory::new(c.value()).is_ok_and(|c| plenum_consent::is_personal(&c))
+    });
+    match &d.retain {
+        None if d.owner_tenant && personal => Err(err(
+            d.span,
+            "this person's data is sealed under the tenant key, so it outlives their erasure: say why with `retain = \"legal_obligation\"` (e.g. invoices kept for tax law) or `retain = \"legal_claims\"`, or drop `owner = \"tenant\"` so erasure reaches it",
+        )),
+        Some(r) if !(d.owner_tenant && personal) => Err(err(
+            r.span(),
+            "`retain` applies to a person's data kept under the tenant key: a `pii = \"user.*\"` field with `owner = \"tenant\"`",
+        )),
+        Some(r) if !RETAIN_GROUNDS.iter().any(|(k, _)| *k == r.value()) => Err(err(
+            r.span(),
+            "`retain` is `\"legal_obligation\"` (GDPR Art. 17(3)(b)) or `\"legal_claims\"` (Art. 17(3)(e))",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// An encrypted field: a known category, sealed under a key it has, unique only through a
@@ -120,8 +144,14 @@ fn check_plain(d: &FieldDecl) -> syn::Result<()> {
     if d.owner_tenant {
         return Err(err(d.span, "`owner` applies to `pii` fields only"));
     }
-    if let Some(c) = &d.category {
-        category_ok(c)?;
+    match &d.category {
+        Some(c) => category_ok(c)?,
+        None => {
+            return Err(err(
+                d.ident.span(),
+                "every field declares its data category, which decides the purposes that may see it: add `#[plenum(category = \"system.operations\")]` for data about no one, a `user.*` category for a person's data in the clear, or make it `pii = \"user.*\"` and `Encrypted<_>`",
+            ));
+        }
     }
     if let Some(r) = &d.references
         && !plenum_core::__is_valid_record_type(&r.value())

@@ -8,7 +8,7 @@ use quote::{format_ident, quote};
 use syn::{DeriveInput, LitStr};
 
 use super::views::generate_views;
-use super::{Container, DEFAULT_CATEGORY, FieldDecl, NORMALISERS, Role};
+use super::{Container, FieldDecl, NORMALISERS, RETAIN_GROUNDS, Role};
 
 /// What one data field contributes to the impl.
 struct FieldCode {
@@ -40,10 +40,11 @@ fn field_code(k: &syn::Path, d: &FieldDecl, position: usize) -> FieldCode {
             }
         }
         None => {
+            // `check` refused a plain field without a category.
             let category = d
                 .category
                 .clone()
-                .unwrap_or_else(|| LitStr::new(DEFAULT_CATEGORY, f.span()));
+                .unwrap_or_else(|| LitStr::new("", f.span()));
             quote! {
                 #k::__private::FieldSpec::plain(
                     #k::__private::field_name!(#name),
@@ -54,6 +55,14 @@ fn field_code(k: &syn::Path, d: &FieldDecl, position: usize) -> FieldCode {
             }
         }
     };
+    if let Some(ground) = d
+        .retain
+        .as_ref()
+        .and_then(|r| RETAIN_GROUNDS.iter().find(|(k, _)| *k == r.value()))
+    {
+        let variant = format_ident!("{}", ground.1);
+        spec = quote!(#spec.retained(#k::__private::RetainGround::#variant));
+    }
     let mut index_const = None;
     let (write, read) = if let Some(b) = &d.blind_index {
         let variant = NORMALISERS

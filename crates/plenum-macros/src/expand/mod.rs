@@ -27,8 +27,12 @@ pub(crate) const NORMALISERS: [(&str, &str); 3] = [
     ("text-nfkc-v1", "Text"),
 ];
 
-/// The category of a plain field that declares none.
-const DEFAULT_CATEGORY: &str = "system.operations";
+/// The grounds on which a person's data sealed under the tenant key may outlive their erasure
+/// (GDPR Art. 17(3)): `retain = "<key>"` and the `RetainGround` variant it names.
+const RETAIN_GROUNDS: [(&str, &str); 2] = [
+    ("legal_obligation", "LegalObligation"),
+    ("legal_claims", "LegalClaims"),
+];
 
 /// Longest field name that still leaves room for the `_bidx` suffix in a 63-byte identifier.
 const MAX_INDEXED_NAME: usize = 63 - "_bidx".len();
@@ -50,6 +54,7 @@ struct FieldDecl {
     category: Option<LitStr>,
     blind_index: Option<LitStr>,
     owner_tenant: bool,
+    retain: Option<LitStr>,
     unique: bool,
     references: Option<LitStr>,
     span: Span,

@@ -81,6 +81,7 @@ pub(super) fn parse_field(f: &syn::Field) -> syn::Result<FieldDecl> {
         category: None,
         blind_index: None,
         owner_tenant: false,
+        retain: None,
         unique: false,
         references: None,
         span: f.span(),
@@ -126,6 +127,9 @@ pub(super) fn parse_field(f: &syn::Field) -> syn::Result<FieldDecl> {
                     }
                 }
                 Ok(())
+            } else if meta.path.is_ident("retain") {
+                decl.retain = Some(meta.value()?.parse()?);
+                Ok(())
             } else if meta.path.is_ident("unique") {
                 decl.unique = true;
                 Ok(())
@@ -136,7 +140,8 @@ pub(super) fn parse_field(f: &syn::Field) -> syn::Result<FieldDecl> {
                 Err(meta.error(
                     "unknown field attribute; expected one of `id`, `tenant`, `subject`, \
                      `pii = \"<category>\"`, `category = \"<category>\"`, \
-                     `blind_index = \"<normaliser>\"`, `owner = \"tenant\"`, `unique`, \
+                     `blind_index = \"<normaliser>\"`, `owner = \"tenant\"`, \
+                     `retain = \"legal_obligation\"`, `unique`, \
                      `references = \"<record type>\"`",
                 ))
             }

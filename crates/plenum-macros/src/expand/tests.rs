@@ -158,6 +158,37 @@ fn attribute_mistakes_are_errors_that_say_what_to_do() {
             },
             "unknown field attribute",
         ),
+        (
+            syn::parse_quote! {
+                #[plenum(record_type = "t")]
+                struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, nickname: String }
+            },
+            "every field declares its data category",
+        ),
+        (
+            syn::parse_quote! {
+                #[plenum(record_type = "t")]
+                struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId,
+                           #[plenum(pii = "user.name", owner = "tenant")] n: Encrypted<String> }
+            },
+            "outlives their erasure: say why with `retain",
+        ),
+        (
+            syn::parse_quote! {
+                #[plenum(record_type = "t")]
+                struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId,
+                           #[plenum(pii = "user.name", owner = "tenant", retain = "forever")] n: Encrypted<String> }
+            },
+            "`retain` is `\"legal_obligation\"`",
+        ),
+        (
+            syn::parse_quote! {
+                #[plenum(record_type = "t")]
+                struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId,
+                           #[plenum(pii = "user.name", retain = "legal_obligation")] n: Encrypted<String> }
+            },
+            "`retain` applies to a person's data kept under the tenant key",
+        ),
     ];
     for (input, expected) in cases {
         let got = expand_err(input);

@@ -6,7 +6,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{DeriveInput, LitStr};
 
-use super::{Container, DEFAULT_CATEGORY, FieldDecl, Role};
+use super::{Container, FieldDecl, Role};
 
 /// One struct per requested purpose, holding the id, tenant and subject and only the fields the
 /// default policy lets that purpose see: a forbidden field does not exist in the view.
@@ -34,7 +34,7 @@ pub(super) fn generate_views(
                         .pii
                         .as_ref()
                         .or(d.category.as_ref())
-                        .map_or_else(|| DEFAULT_CATEGORY.to_owned(), LitStr::value);
+                        .map_or_else(String::new, LitStr::value);
                     plenum_core::DataCategory::new(category)
                         .is_ok_and(|cat| policy.allows_category(*purpose, &cat))
                 }

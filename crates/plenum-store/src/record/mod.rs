@@ -125,6 +125,9 @@ pub struct FieldSpec {
     pub references: Option<RecordType>,
     /// Unique within the tenant (for blind-indexed fields: the index is unique).
     pub unique: bool,
+    /// For a person's data sealed under the tenant key: the ground on which it outlives their
+    /// erasure (`retain = "..."`; required by `#[derive(Record)]` for such a field).
+    pub retained: Option<plenum_consent::RetainGround>,
 }
 
 impl FieldSpec {
@@ -137,6 +140,7 @@ impl FieldSpec {
             nullable,
             references: None,
             unique: false,
+            retained: None,
         }
     }
 
@@ -157,6 +161,7 @@ impl FieldSpec {
             nullable,
             references: None,
             unique: false,
+            retained: None,
         }
     }
 
@@ -167,6 +172,23 @@ impl FieldSpec {
             *blind_index = Some(BlindIndexSpec { normaliser, column });
         }
         self
+    }
+
+    /// Declares the ground on which this field, a person's data under the tenant key, outlives
+    /// their erasure.
+    #[must_use]
+    pub fn retained(mut self, ground: plenum_consent::RetainGround) -> Self {
+        self.retained = Some(ground);
+        self
+    }
+
+    /// This field as the data map lists it: name, category, and any retention ground.
+    pub fn mapped(&self) -> plenum_consent::MappedField {
+        plenum_consent::MappedField {
+            field: self.name.clone(),
+            category: self.category.clone(),
+            retained: self.retained,
+        }
     }
 
     /// Makes the field unique within the tenant.
