@@ -166,6 +166,127 @@ async fn the_ledger_is_append_only_for_the_runtime_role() {
     }
 }
 
+/// The ledger's state follows recording order: a consent dated four minutes ahead (inside the
+/// skew allowance) no longer outlives a withdrawal recorded after it, and a backdated
+/// withdrawal withdraws. Evidence outside the window is refused, except that an import (an
+/// unrestricted grant) may carry old dates. On PostgreSQL the runtime role cannot set the
+/// recording time itself.
+#[tokio::test]
+async fn the_latest_recorded_act_wins_and_evidence_outside_the_window_is_refused() {
+    use plenum::core::{Actor, ActorId, ActorKind, role};
+    use plenum::store::Request;
+    let gate = purpose_bound::gate();
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let s = SubjectId::generate();
+        let marketer = Request::new(
+            t,
+            Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("marketer")),
+        );
+        let dispatcher = Request::new(
+            t,
+            Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("dispatcher")),
+        );
+        let marketing = gate.grant(&marketer, Purpose::MarketingEmail).unwrap();
+        let scheduling = gate.grant(&dispatcher, Purpose::Scheduling).unwrap();
+        let status = |env: &Env| {
+            let pool = env.pool.clone();
+            async move {
+                let mut tx = pool.begin(t).await.unwrap();
+                ConsentLedger::status(&mut tx, s)
+                    .await
+                    .unwrap()
+                    .consent(Purpose::MarketingEmail, Utc::now())
+            }
+        };
+
+        let mut ahead = ConsentEvent::given(s, Purpose::MarketingEmail, evidence());
+        ahead.evidence.at += Duration::minutes(4);
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.records
+            .record_consent(&mut tx, &marketing, &ahead)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let withdrawal =
+            ConsentEvent::about(s, EventKind::Withdrawn, Purpose::MarketingEmail, evidence());
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.records
+            .record_consent(&mut tx, &scheduling, &withdrawal)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            status(&env).await,
+            ConsentCheck::Withdrawn,
+            "{}",
+            env.name()
+        );
+
+        // Given again, then a withdrawal dated a year back: refused from a service flow...
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let again = ConsentEvent::given(s, Purpose::MarketingEmail, evidence());
+        env.records
+            .record_consent(&mut tx, &marketing, &again)
+            .await
+            .unwrap();
+        let mut old = withdrawal.clone();
+        old.evidence.at -= Duration::days(365);
+        let err = env
+            .records
+            .record_consent(&mut tx, &scheduling, &old)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", env.name());
+        tx.commit().await.unwrap();
+        assert_eq!(status(&env).await, ConsentCheck::Live, "{}", env.name());
+        // ... and, imported, it is the latest act and counts.
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.consent(&mut tx, t, &old).await;
+        tx.commit().await.unwrap();
+        assert_eq!(
+            status(&env).await,
+            ConsentCheck::Withdrawn,
+            "{}",
+            env.name()
+        );
+        // Too far ahead is refused even for an import.
+        let mut future = again.clone();
+        future.evidence.at += Duration::minutes(6);
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let err = env
+            .records
+            .record_consent(&mut tx, &crate::fixtures::grant(t), &future)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", env.name());
+        drop(tx);
+
+        // The recording time is the database's: the runtime role cannot write it.
+        let mut tx = env.pool.begin(t).await.unwrap();
+        if let Some(conn) = tx.postgres() {
+            let forged = sqlx::query(
+                "INSERT INTO plenum.consent_events (tenant_id, id, subject_id, kind, purpose, \
+                 purpose_version, channel, explicit, notice_version, notice_sha256, method, \
+                 actor_id, at, recorded_at) VALUES ($1, gen_random_uuid(), $2, 'given', \
+                 'marketing.email', 1, 'email', false, 'v', $3, 'ui', gen_random_uuid(), now(), \
+                 now() + interval '10 years')",
+            )
+            .bind(t.as_uuid())
+            .bind(s.as_uuid())
+            .bind(vec![0u8; 32])
+            .execute(conn)
+            .await;
+            match forged {
+                Err(sqlx::Error::Database(e)) => {
+                    assert_eq!(e.code().as_deref(), Some("42501"), "{e}");
+                }
+                other => panic!("a forged recording time was accepted: {other:?}"),
+            }
+        }
+    }
+}
+
 mod purpose_bound {
     use std::collections::BTreeSet;
 

@@ -112,11 +112,9 @@ fn the_record_of_processing_names_bases_rights_and_ccpa_categories() {
     );
     assert!(financial.contains("invoices.amount_cents (user.financial)"));
     // Precise location is CCPA geolocation and sensitive personal information.
-    assert!(
-        text.contains(
-            "| technician_location_pings | latitude_micro | `user.location.precise` | GL | no |"
-        )
-    );
+    assert!(text.contains(
+        "| technician_location_pings | latitude_micro | `user.location.precise` | GL | no |"
+    ));
     assert!(text.contains("| customers | email | `user.contact.email` | AB | no |"));
 }
 

@@ -248,13 +248,13 @@ pub struct SubjectStatus {
 }
 
 impl SubjectStatus {
-    /// Folds `events` (of one subject) in time order; events at the same instant keep their
-    /// order in the slice (the ledger's insertion order).
+    /// Folds `events` (of one subject) in the order given, which must be the order they were
+    /// recorded (the ledger returns them so): the subject's latest act wins, whatever time its
+    /// evidence carries. Ordering by evidence time let a consent dated a few minutes ahead
+    /// outlive a withdrawal recorded after it, and a withdrawal dated a year back do nothing.
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a ConsentEvent>) -> Self {
-        let mut ordered: Vec<&ConsentEvent> = events.into_iter().collect();
-        ordered.sort_by_key(|e| e.evidence.at);
         let mut status = Self::default();
-        for e in ordered {
+        for e in events {
             status.apply(e);
         }
         status
@@ -349,28 +349,43 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_event_wins_whatever_the_slice_order() {
+    fn the_last_recorded_event_wins_whatever_its_evidence_time() {
         let s = SubjectId::generate();
-        let given = ConsentEvent::given(s, Purpose::MarketingEmail, evidence(1));
+        // Consent dated ahead (minute 4), then a withdrawal recorded after it but dated
+        // before (minute 2): the withdrawal is the subject's latest act.
+        let given = ConsentEvent::given(s, Purpose::MarketingEmail, evidence(4));
         let withdrawn = ConsentEvent::about(
             s,
             EventKind::Withdrawn,
             Purpose::MarketingEmail,
             evidence(2),
         );
-        let status = SubjectStatus::from_events([&withdrawn, &given]);
+        let status = SubjectStatus::from_events([&given, &withdrawn]);
         assert_eq!(
-            status.consent(Purpose::MarketingEmail, at(3)),
+            status.consent(Purpose::MarketingEmail, at(5)),
             ConsentCheck::Withdrawn
         );
-        let again = ConsentEvent::given(s, Purpose::MarketingEmail, evidence(3));
-        let status = SubjectStatus::from_events([&withdrawn, &given, &again]);
+        // A withdrawal dated long before a consent recorded earlier still withdraws it.
+        let backdated = ConsentEvent::about(
+            s,
+            EventKind::Withdrawn,
+            Purpose::MarketingEmail,
+            evidence(0),
+        );
+        let status = SubjectStatus::from_events([&given, &backdated]);
         assert_eq!(
-            status.consent(Purpose::MarketingEmail, at(4)),
+            status.consent(Purpose::MarketingEmail, at(5)),
+            ConsentCheck::Withdrawn
+        );
+        // Given again after the withdrawal: live; another purpose untouched.
+        let again = ConsentEvent::given(s, Purpose::MarketingEmail, evidence(1));
+        let status = SubjectStatus::from_events([&given, &withdrawn, &again]);
+        assert_eq!(
+            status.consent(Purpose::MarketingEmail, at(5)),
             ConsentCheck::Live
         );
         assert_eq!(
-            status.consent(Purpose::MarketingSms, at(4)),
+            status.consent(Purpose::MarketingSms, at(5)),
             ConsentCheck::Missing
         );
     }

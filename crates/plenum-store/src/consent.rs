@@ -163,7 +163,7 @@ impl ConsentLedger {
         Ok(id)
     }
 
-    /// Every event of `subject`, oldest first.
+    /// Every event of `subject`, in the order they were recorded.
     ///
     /// # Errors
     ///
@@ -212,12 +212,20 @@ impl ConsentLedger {
         subjects: &[SubjectId],
     ) -> Result<HashMap<SubjectId, Vec<ConsentEvent>>, Error> {
         let tenant = tx.tenant();
+        // Recording order, the database's clock, never the evidence's: the subject's latest
+        // act wins, however its evidence is dated. On PostgreSQL `recorded_at` is
+        // `clock_timestamp()` (distinct within a transaction) and the runtime role cannot write
+        // it (migration 8); on SQLite the rowid breaks ties within a millisecond.
+        let order = match Dialect::of(tx) {
+            Dialect::Postgres => "recorded_at, id",
+            Dialect::Sqlite => "recorded_at, rowid",
+        };
         let rows = sql::fetch_per_subject(
             tx,
             "consent_events",
             COLUMNS,
             "",
-            "at, recorded_at",
+            order,
             subjects,
             &TYPES,
             "consent_events",

@@ -158,7 +158,9 @@ pub use crate::record::{
 };
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
-pub use crate::repo::{Page, Records, Repository};
+pub use crate::repo::{
+    CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, Page, Records, Repository,
+};
 pub use crate::table::{Column, ForeignKey, SqlType, TableSpec};
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

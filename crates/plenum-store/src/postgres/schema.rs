@@ -265,6 +265,18 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
     let v5 = key_states_migration(&owner);
     let v6 = context_key_migration(&owner);
     let v7 = sequencer_migration(roles);
+    // The ledger's state follows recording order (`recorded_at`, the database's clock): the
+    // runtime role may append every column but that one, so raw SQL cannot date a consent
+    // after every later withdrawal.
+    let v8 = vec![
+        format!("SET LOCAL ROLE {owner}"),
+        format!("REVOKE INSERT ON {LIBRARY_SCHEMA}.consent_events FROM {app}"),
+        format!(
+            "GRANT INSERT (tenant_id, id, subject_id, kind, purpose, purpose_version, channel, \
+             explicit, expires_at, notice_version, notice_sha256, method, actor_id, at) \
+             ON {LIBRARY_SCHEMA}.consent_events TO {app}"
+        ),
+    ];
     vec![
         migration(1, "context function, tenant registry, admin audit", &v1),
         migration(2, "wrapped keys", &v2),
@@ -273,6 +285,7 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
         migration(5, "key states only move forward; destroyed is final", &v5),
         migration(6, "authenticated tenant context", &v6),
         migration(7, "only the sequencer numbers audit events", &v7),
+        migration(8, "consent recording time is the database's", &v8),
     ]
 }
 

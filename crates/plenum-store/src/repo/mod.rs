@@ -33,7 +33,7 @@ use plenum_core::{FieldName, RecordId};
 use plenum_crypto::Keyring;
 
 use self::keys::{KeyLayout, RowKeys};
-pub use self::records::Records;
+pub use self::records::{CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, Records};
 use self::rows::Statements;
 use crate::access::{Access, AccessHook, Action};
 use crate::error::Error;

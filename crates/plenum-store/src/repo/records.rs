@@ -22,7 +22,13 @@ use crate::tx::TenantTx;
 
 /// How far ahead of this clock consent evidence may be dated (clock skew between the device
 /// that collected it and this service).
-const EVIDENCE_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+pub const CONSENT_EVIDENCE_MAX_AHEAD: chrono::Duration = chrono::Duration::minutes(5);
+
+/// How far behind this clock consent evidence may be dated, except under an unrestricted grant
+/// (an import of consents collected elsewhere): a form submitted offline and synced later.
+/// Ledger state follows recording order, so an old date changes nothing about which act wins;
+/// the window keeps the evidence honest about when the act happened.
+pub const CONSENT_EVIDENCE_MAX_BEHIND: chrono::Duration = chrono::Duration::days(1);
 
 /// What every repository shares: the key hierarchy (which owns where wrapped keys live) and
 /// the access hook. Build one per service and hand out [`Records::repository`]s.
@@ -68,13 +74,15 @@ impl Records {
     ///   for `compliance.rights_fulfilment`;
     /// - anything: an unrestricted grant (imports).
     ///
-    /// Evidence dated more than five minutes ahead of this clock is refused: ledger state is
-    /// ordered by evidence time, and a future-dated consent would outrank every withdrawal.
+    /// The ledger's state follows recording order: the subject's latest recorded act wins,
+    /// whatever time its evidence carries. Evidence is refused when dated more than
+    /// [`CONSENT_EVIDENCE_MAX_AHEAD`] ahead of this clock or, except under an unrestricted
+    /// grant (imports), more than [`CONSENT_EVIDENCE_MAX_BEHIND`] behind it.
     ///
     /// # Errors
     ///
     /// [`Error::Denied`] (`consent_event_needs_rights_fulfilment`); [`Error::InvalidRecord`]
-    /// for future-dated evidence or an event without its purpose; [`Error::TenantMismatch`];
+    /// for evidence dated outside the window or an event without its purpose; [`Error::TenantMismatch`];
     /// the errors of the ledger and of the hook.
     pub async fn record_consent(
         &self,
@@ -234,10 +242,17 @@ fn check_consent_event(
     if !allowed {
         return Err(denied(grant, Denial::ConsentEventNeedsRightsFulfilment));
     }
-    if event.evidence.at > chrono::Utc::now() + EVIDENCE_SKEW {
+    let now = chrono::Utc::now();
+    if event.evidence.at > now + CONSENT_EVIDENCE_MAX_AHEAD {
         return Err(Error::InvalidRecord {
             record_type: "consent_events".to_owned(),
             reason: "consent evidence dated in the future",
+        });
+    }
+    if grant.purpose().is_some() && event.evidence.at < now - CONSENT_EVIDENCE_MAX_BEHIND {
+        return Err(Error::InvalidRecord {
+            record_type: "consent_events".to_owned(),
+            reason: "consent evidence dated more than a day back (import it under an unrestricted grant)",
         });
     }
     Ok(())
