@@ -177,7 +177,7 @@ impl Setup {
         let id = self.ids[self.tick() % self.ids.len()];
         let mut tx = self.pool.begin(self.tenant).await.unwrap();
         sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(tx.postgres().unwrap())
+            .execute(tx.dangerous_postgres().unwrap())
             .await
             .unwrap();
         let c = repo.get(&mut tx, &grant, id).await.unwrap();

@@ -74,7 +74,7 @@ fn seal_open(c: &mut Criterion) {
         .iter()
         .map(|b| {
             let ring = keyring_on(*b, store.clone());
-            let fk = rt.block_on(ring.field_key(&loc)).unwrap();
+            let fk = rt.block_on(ring.dangerous_field_key(&loc)).unwrap();
             (*b, fk)
         })
         .collect();
@@ -170,7 +170,7 @@ fn paired_targets(c: &mut Criterion) {
     let loc = locator();
     let raw = aes_gcm::Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
     let fk = rt
-        .block_on(keyring_on(Backend::RustCrypto, store.clone()).field_key(&loc))
+        .block_on(keyring_on(Backend::RustCrypto, store.clone()).dangerous_field_key(&loc))
         .unwrap();
     let record = RecordId::generate();
     let mut g = c.benchmark_group("paired");

@@ -186,7 +186,7 @@ async fn insert_hand_written_for(pool: &TenantPool, tenant: TenantId, subjects: 
         .bind(&phones)
         .bind(&addresses)
         .bind(&created)
-        .execute(tx.postgres().unwrap())
+        .execute(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
         tx.commit().await.unwrap();
@@ -238,7 +238,7 @@ async fn read_hand_written(pool: &TenantPool, tenant: TenantId) -> usize {
         .bind(tenant.as_uuid())
         .bind(after)
         .bind(i64::from(PAGE))
-        .fetch_all(tx.postgres().unwrap())
+        .fetch_all(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
         for r in &page {
@@ -279,7 +279,7 @@ async fn read_envelopes(pool: &TenantPool, tenant: TenantId) -> usize {
         .bind(tenant.as_uuid())
         .bind(after)
         .bind(i64::from(PAGE))
-        .fetch_all(tx.postgres().unwrap())
+        .fetch_all(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
         for r in &page {

@@ -112,7 +112,7 @@ async fn hand_written(raw: &sqlx::PgPool, tenant: TenantId, work: Work) -> usize
 
 async fn through_plenum(pool: &plenum_store::TenantPool, tenant: TenantId, work: Work) -> usize {
     let mut tx = pool.begin(tenant).await.unwrap();
-    let conn = tx.postgres().unwrap();
+    let conn = tx.dangerous_postgres().unwrap();
     let n = match work {
         Work::Point(id) => {
             let _row: (Uuid, String) =

@@ -60,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .bind(tenant.as_uuid())
             .bind(RecordId::generate().as_uuid())
             .bind("same@example.com")
-            .execute(tx.postgres().ok_or("not postgres")?)
+            .execute(tx.dangerous_postgres().ok_or("not postgres")?)
             .await?;
         tx.commit().await?;
         println!("tenant {name} ({tenant}) inserted same@example.com");
@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut tx = pool.begin(a).await?;
     let visible: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT tenant_id FROM app.example_customers")
-            .fetch_all(tx.postgres().ok_or("not postgres")?)
+            .fetch_all(tx.dangerous_postgres().ok_or("not postgres")?)
             .await?;
     println!(
         "as A, an unfiltered SELECT returns {} row(s), all of tenant A: {}",
@@ -83,7 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .bind(b.as_uuid())
     .bind(RecordId::generate().as_uuid())
-    .execute(tx.postgres().ok_or("not postgres")?)
+    .execute(tx.dangerous_postgres().ok_or("not postgres")?)
     .await;
     println!(
         "as A, inserting a row for B: {}",

@@ -575,7 +575,7 @@ async fn killing_the_connection_mid_transaction_leaves_neither_access_nor_event(
     let mut tx = a.env.pool.begin(t).await.unwrap();
     repo.insert(&mut tx, &grant, &c).await.unwrap();
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(tx.postgres().unwrap())
+        .fetch_one(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
     let su = a.env.db.as_ref().unwrap().superuser().await;
@@ -693,7 +693,7 @@ async fn checkpoints_are_issued_when_idle_and_bodies_expire_without_breaking_the
     ] {
         let mut sp = a.env.pool.begin(t).await.unwrap();
         let refused = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(sp.postgres().unwrap())
+            .execute(sp.dangerous_postgres().unwrap())
             .await;
         assert!(refused.is_err(), "{sql} was allowed");
         drop(sp);
@@ -735,7 +735,7 @@ async fn forged_checkpoint_rows_and_body_less_events_get_nowhere() {
          VALUES ($1, gen_random_uuid(), now(), decode(repeat('00', 32), 'hex'))",
     )
     .bind(t.as_uuid())
-    .execute(tx.postgres().unwrap())
+    .execute(tx.dangerous_postgres().unwrap())
     .await;
     assert!(bodiless.is_err());
     drop(tx);
@@ -746,7 +746,7 @@ async fn forged_checkpoint_rows_and_body_less_events_get_nowhere() {
          VALUES ($1, 4, now() + interval '10 years', 'forged', decode(repeat('ab', 32), 'hex'))",
     )
     .bind(t.as_uuid())
-    .execute(tx.postgres().unwrap())
+    .execute(tx.dangerous_postgres().unwrap())
     .await
     .unwrap();
     tx.commit().await.unwrap();

@@ -141,7 +141,7 @@ async fn the_ledger_is_append_only_for_the_runtime_role() {
         .await;
         tx.commit().await.unwrap();
         let mut tx = env.pool.begin(t).await.unwrap();
-        let refused = match tx.postgres() {
+        let refused = match tx.dangerous_postgres() {
             Some(conn) => sqlx::query("UPDATE plenum.consent_events SET kind = 'withdrawn'")
                 .execute(conn)
                 .await
@@ -264,7 +264,7 @@ async fn the_latest_recorded_act_wins_and_evidence_outside_the_window_is_refused
 
         // The recording time is the database's: the runtime role cannot write it.
         let mut tx = env.pool.begin(t).await.unwrap();
-        if let Some(conn) = tx.postgres() {
+        if let Some(conn) = tx.dangerous_postgres() {
             let forged = sqlx::query(
                 "INSERT INTO plenum.consent_events (tenant_id, id, subject_id, kind, purpose, \
                  purpose_version, channel, explicit, notice_version, notice_sha256, method, \

@@ -4,5 +4,6 @@ mod audit;
 mod consent;
 mod datamap;
 mod fixtures;
+mod plaintext_paths;
 mod records;
 mod vocabulary;

@@ -753,7 +753,7 @@ async fn find_by_email_is_an_index_scan() {
     let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {statement}")))
         .bind(t.as_uuid())
         .bind(vec![0u8; 17])
-        .fetch_all(tx.postgres().unwrap())
+        .fetch_all(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
     let plan = plan.join("\n");

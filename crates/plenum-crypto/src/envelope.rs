@@ -86,8 +86,8 @@ impl fmt::Debug for Envelope {
 /// A field encryption key, derived and prepared: seals and opens values of one field of one
 /// record type, for one owner, under one key version.
 ///
-/// Obtained from [`Keyring::field_key`](crate::Keyring::field_key) (the active version) or
-/// [`Keyring::open`](crate::Keyring::open) (whatever version an envelope names). Cheap to clone.
+/// Obtained from [`Keyring::dangerous_field_key`](crate::Keyring::dangerous_field_key) (the active version) or
+/// [`Keyring::dangerous_open`](crate::Keyring::dangerous_open) (whatever version an envelope names). Cheap to clone.
 #[derive(Clone)]
 pub struct FieldKey {
     inner: Arc<FieldKeyInner>,

@@ -93,7 +93,7 @@ fn seal_and_open_round_trip() {
             );
             let opened: Pii<String> = fx
                 .keyring
-                .open(&loc, record, sealed.as_bytes())
+                .dangerous_open(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap();
             assert_eq!(opened.expose(), CANARY_EMAIL, "{backend:?}");
@@ -128,8 +128,10 @@ fn backends_read_each_others_envelopes() {
                 .await
                 .unwrap();
             for reader in &rings {
-                let opened: Pii<String> =
-                    reader.open(&loc, record, sealed.as_bytes()).await.unwrap();
+                let opened: Pii<String> = reader
+                    .dangerous_open(&loc, record, sealed.as_bytes())
+                    .await
+                    .unwrap();
                 assert_eq!(opened.expose(), "x@y.z");
             }
         }
@@ -154,7 +156,7 @@ fn every_single_bit_flip_is_rejected() {
                 tampered[bit / 8] ^= 1 << (bit % 8);
                 let err = fx
                     .keyring
-                    .open::<String>(&loc, record, &tampered)
+                    .dangerous_open::<String>(&loc, record, &tampered)
                     .await
                     .expect_err("a flipped bit must not open");
                 // Header bits may fail structurally or name a key that does not exist; every
@@ -178,7 +180,7 @@ fn every_single_bit_flip_is_rejected() {
             for len in [0, 1, 18, 34, bytes.len() - 1] {
                 assert!(
                     fx.keyring
-                        .open::<String>(&loc, record, &bytes[..len])
+                        .dangerous_open::<String>(&loc, record, &bytes[..len])
                         .await
                         .is_err()
                 );
@@ -187,7 +189,7 @@ fn every_single_bit_flip_is_rejected() {
             longer.push(0);
             let err = fx
                 .keyring
-                .open::<String>(&loc, record, &longer)
+                .dangerous_open::<String>(&loc, record, &longer)
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::DecryptionFailed);
@@ -246,7 +248,7 @@ fn ciphertext_moved_to_another_context_does_not_open() {
                     .unwrap();
                 let err = fx
                     .keyring
-                    .open::<String>(&target, target_record, bytes)
+                    .dangerous_open::<String>(&target, target_record, bytes)
                     .await
                     .unwrap_err();
                 assert!(matches!(err, Error::DecryptionFailed), "{what}: {err}");
@@ -258,7 +260,7 @@ fn ciphertext_moved_to_another_context_does_not_open() {
             };
             let err = fx
                 .keyring
-                .open::<String>(&as_tenant, record, bytes)
+                .dangerous_open::<String>(&as_tenant, record, bytes)
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Malformed);
@@ -284,7 +286,7 @@ fn wrong_root_key_cannot_unwrap_tenant_keys() {
                 KeyringConfig::with_backend(backend),
             );
             let err = wrong
-                .open::<String>(&loc, record, sealed.as_bytes())
+                .dangerous_open::<String>(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap_err();
             assert!(matches!(err, Error::DecryptionFailed), "{err}");
@@ -311,7 +313,7 @@ fn unknown_key_version_and_destroyed_keys_have_their_own_errors() {
             bumped[3..7].copy_from_slice(&9u32.to_be_bytes());
             let err = fx
                 .keyring
-                .open::<String>(&loc, record, &bumped)
+                .dangerous_open::<String>(&loc, record, &bumped)
                 .await
                 .unwrap_err();
             assert!(
@@ -328,7 +330,7 @@ fn unknown_key_version_and_destroyed_keys_have_their_own_errors() {
             assert_eq!(n, 1);
             let err = fx
                 .keyring
-                .open::<String>(&loc, record, sealed.as_bytes())
+                .dangerous_open::<String>(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::KeyDestroyed, "{err}");
@@ -359,7 +361,7 @@ fn unknown_key_version_and_destroyed_keys_have_their_own_errors() {
                 .unwrap();
             let o2: Pii<String> = fx
                 .keyring
-                .open(&other, record, s2.as_bytes())
+                .dangerous_open(&other, record, s2.as_bytes())
                 .await
                 .unwrap();
             assert_eq!(o2.expose(), "ok");
@@ -389,7 +391,7 @@ fn a_fresh_keyring_sees_destruction_made_by_another_process() {
         fx.keyring.invalidate(tenant, KeyScope::Subject(subject));
         let err = fx
             .keyring
-            .open::<String>(&loc, record, sealed.as_bytes())
+            .dangerous_open::<String>(&loc, record, sealed.as_bytes())
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::KeyDestroyed);
@@ -423,7 +425,11 @@ fn rotation_keeps_old_data_readable_and_seals_under_the_new_version() {
                 .await
                 .unwrap();
             assert_eq!(v2.key_version(), Some(2));
-            let old: Pii<String> = fx.keyring.open(&loc, record, v1.as_bytes()).await.unwrap();
+            let old: Pii<String> = fx
+                .keyring
+                .dangerous_open(&loc, record, v1.as_bytes())
+                .await
+                .unwrap();
             assert_eq!(old.expose(), "old");
             let states: Vec<_> = {
                 let mut s: Vec<_> = fx
@@ -452,11 +458,15 @@ fn rotation_keeps_old_data_readable_and_seals_under_the_new_version() {
             fx.keyring.destroy(v1_ref).await.unwrap();
             let err = fx
                 .keyring
-                .open::<String>(&loc, record, v1.as_bytes())
+                .dangerous_open::<String>(&loc, record, v1.as_bytes())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::KeyDestroyed);
-            let new_data: Pii<String> = fx.keyring.open(&loc, record, v2.as_bytes()).await.unwrap();
+            let new_data: Pii<String> = fx
+                .keyring
+                .dangerous_open(&loc, record, v2.as_bytes())
+                .await
+                .unwrap();
             assert_eq!(new_data.expose(), "new");
         });
     });
@@ -516,7 +526,7 @@ fn root_key_rotation_rewraps_tenant_keys_only() {
                 KeyringConfig::with_backend(backend),
             );
             let opened: Pii<String> = new_root
-                .open(&loc, record, sealed.as_bytes())
+                .dangerous_open(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap();
             assert_eq!(opened.expose(), "kept");
@@ -545,14 +555,14 @@ fn tenant_owned_fields_use_the_tenant_data_key() {
             assert_eq!(sealed.as_bytes()[2], 0x01);
             let back: Pii<u64> = fx
                 .keyring
-                .open(&loc, record, sealed.as_bytes())
+                .dangerous_open(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap();
             assert_eq!(*back.expose(), 12_345);
             // Asking for the wrong plaintext type is an authenticated, typed error.
             let err = fx
                 .keyring
-                .open::<u32>(&loc, record, sealed.as_bytes())
+                .dangerous_open::<u32>(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap_err();
             assert!(matches!(err, Error::PlaintextType { type_name: "u32" }));
@@ -655,7 +665,11 @@ fn concurrent_first_use_creates_one_key() {
         );
         let loc = email_of(tenant, subject);
         for (record, s) in sealed {
-            let v: Pii<String> = fx.keyring.open(&loc, record, s.as_bytes()).await.unwrap();
+            let v: Pii<String> = fx
+                .keyring
+                .dangerous_open(&loc, record, s.as_bytes())
+                .await
+                .unwrap();
             assert_eq!(v.expose(), "v");
         }
         let key = KeyRef {
@@ -687,7 +701,7 @@ fn usage_counts_trigger_rotation_advice() {
             owner: Owner::Tenant,
             ..email_of(tenant, subject)
         };
-        let fk = keyring.field_key(&loc).await.unwrap();
+        let fk = keyring.dangerous_field_key(&loc).await.unwrap();
         let key = *fk.key_ref();
         assert_eq!(key.scope, KeyScope::TenantData);
         for i in 0..3 {
@@ -733,7 +747,7 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
         );
         // History: one subject rotated to v2, one erased.
         fx.keyring
-            .field_key(&email_of(tenant, rotated))
+            .dangerous_field_key(&email_of(tenant, rotated))
             .await
             .unwrap();
         fx.keyring
@@ -741,7 +755,7 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
             .await
             .unwrap();
         fx.keyring
-            .field_key(&email_of(tenant, erased))
+            .dangerous_field_key(&email_of(tenant, erased))
             .await
             .unwrap();
         fx.keyring
@@ -758,13 +772,19 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
         cold.prepare_subjects(tenant, &[rotated, erased, fresh], true)
             .await
             .unwrap();
-        let rotated_key = cold.field_key(&email_of(tenant, rotated)).await.unwrap();
+        let rotated_key = cold
+            .dangerous_field_key(&email_of(tenant, rotated))
+            .await
+            .unwrap();
         assert_eq!(
             rotated_key.key_ref().version,
             2,
             "the active version, not v1"
         );
-        let err = cold.field_key(&email_of(tenant, erased)).await.unwrap_err();
+        let err = cold
+            .dangerous_field_key(&email_of(tenant, erased))
+            .await
+            .unwrap_err();
         assert_eq!(
             err.kind(),
             ErrorKind::KeyDestroyed,
@@ -786,7 +806,7 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
             .unwrap();
         let back: Pii<String> = fx
             .keyring
-            .open(&email_of(tenant, fresh), record, sealed.as_bytes())
+            .dangerous_open(&email_of(tenant, fresh), record, sealed.as_bytes())
             .await
             .unwrap();
         assert_eq!(back.expose(), "x");
@@ -794,7 +814,7 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
         // A bundle of field keys (what repositories use) seals exactly as single field keys do.
         let fields = [field_name!("name"), field_name!("email")];
         let bundle = cold
-            .field_keys(
+            .dangerous_field_keys(
                 tenant,
                 Owner::Subject(fresh),
                 None,
@@ -806,7 +826,7 @@ fn batch_preparation_creates_new_subjects_and_respects_existing_ones() {
         let sealed = bundle[1].seal(record, &Pii::new("y".to_owned())).unwrap();
         let back: Pii<String> = fx
             .keyring
-            .open(&email_of(tenant, fresh), record, sealed.as_bytes())
+            .dangerous_open(&email_of(tenant, fresh), record, sealed.as_bytes())
             .await
             .unwrap();
         assert_eq!(back.expose(), "y");

@@ -44,13 +44,16 @@ fn canary_never_appears_in_formatted_output() {
         let record = RecordId::generate();
         let pii = Pii::new(CANARY_EMAIL.to_owned());
         let sealed = keyring.seal(&loc, record, &pii).await.unwrap();
-        let field_key = keyring.field_key(&loc).await.unwrap();
+        let field_key = keyring.dangerous_field_key(&loc).await.unwrap();
         let indexer = keyring
             .blind_indexer(tenant, &loc.record_type, &loc.field, Normaliser::Email)
             .await
             .unwrap();
         let index = indexer.compute(CANARY_EMAIL).unwrap();
-        let opened: Pii<String> = keyring.open(&loc, record, sealed.as_bytes()).await.unwrap();
+        let opened: Pii<String> = keyring
+            .dangerous_open(&loc, record, sealed.as_bytes())
+            .await
+            .unwrap();
 
         let mut outputs: Vec<String> = vec![
             format!("{pii:?}"),
@@ -71,25 +74,25 @@ fn canary_never_appears_in_formatted_output() {
         tampered[25] ^= 1;
         errors.push(
             keyring
-                .open::<String>(&loc, RecordId::generate(), sealed.as_bytes())
+                .dangerous_open::<String>(&loc, RecordId::generate(), sealed.as_bytes())
                 .await
                 .unwrap_err(),
         );
         errors.push(
             keyring
-                .open::<String>(&loc, record, &tampered)
+                .dangerous_open::<String>(&loc, record, &tampered)
                 .await
                 .unwrap_err(),
         );
         errors.push(
             keyring
-                .open::<String>(&loc, record, &tampered[..10])
+                .dangerous_open::<String>(&loc, record, &tampered[..10])
                 .await
                 .unwrap_err(),
         );
         errors.push(
             keyring
-                .open::<u32>(&loc, record, sealed.as_bytes())
+                .dangerous_open::<u32>(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap_err(),
         );
@@ -105,7 +108,7 @@ fn canary_never_appears_in_formatted_output() {
             .unwrap();
         errors.push(
             keyring
-                .open::<String>(&loc, record, sealed.as_bytes())
+                .dangerous_open::<String>(&loc, record, sealed.as_bytes())
                 .await
                 .unwrap_err(),
         );

@@ -244,9 +244,12 @@ impl TenantTx {
     }
 
     /// The PostgreSQL connection, for hand-written SQL. Row-level security still applies to
-    /// every statement: the tenant setting is part of this transaction. (`None` on SQLite.)
+    /// every statement (the tenant context is part of this transaction), but nothing else
+    /// does: no purpose, no grant, no audit event, and a withheld field's envelope is readable
+    /// (still sealed; opening it needs [`Keyring::dangerous_open`](plenum_crypto::Keyring::dangerous_open)).
+    /// Hence the name. (`None` on SQLite.)
     #[cfg(feature = "postgres")]
-    pub fn postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
+    pub fn dangerous_postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
         match &mut self.inner {
             TxInner::Postgres(t) => Some(&mut **t),
             #[cfg(feature = "sqlite")]
@@ -268,7 +271,7 @@ impl TenantTx {
 
     #[cfg(feature = "postgres")]
     pub(crate) fn postgres_internal(&mut self) -> Result<&mut sqlx::PgConnection, Error> {
-        self.postgres()
+        self.dangerous_postgres()
             .ok_or(Error::Config("not a PostgreSQL transaction"))
     }
 

@@ -33,7 +33,7 @@ async fn tenant_transactions_commit_and_roll_back() {
 
     let mut tx = pool.begin(a).await.unwrap();
     assert_eq!(tx.tenant(), a);
-    assert!(tx.postgres().is_none());
+    assert!(tx.dangerous_postgres().is_none());
     sqlx::query("INSERT INTO customers (tenant_id, id, email) VALUES (?1, ?2, 'same@example.com')")
         .bind(a.as_uuid())
         .bind(Uuid::now_v7())
@@ -123,7 +123,10 @@ async fn keys_persist_in_sqlite() {
         .seal(&loc, record, &Pii::new("x@y.z".to_owned()))
         .await
         .unwrap();
-    let opened: Pii<String> = ring().open(&loc, record, sealed.as_bytes()).await.unwrap();
+    let opened: Pii<String> = ring()
+        .dangerous_open(&loc, record, sealed.as_bytes())
+        .await
+        .unwrap();
     assert_eq!(opened.expose(), "x@y.z");
     ring()
         .destroy_scope(tenant, KeyScope::Subject(subject))
@@ -131,7 +134,7 @@ async fn keys_persist_in_sqlite() {
         .unwrap();
     assert!(
         ring()
-            .open::<String>(&loc, record, sealed.as_bytes())
+            .dangerous_open::<String>(&loc, record, sealed.as_bytes())
             .await
             .is_err()
     );

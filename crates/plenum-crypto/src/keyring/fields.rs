@@ -22,11 +22,14 @@ use crate::primitives::{derive, derive_each, prepare};
 impl Keyring {
     /// The active field key for `locator`, creating the tenant or subject key on first use.
     ///
+    /// Dangerous: a `FieldKey` opens every value of this field under this key, with no purpose,
+    /// grant or audit event. Services read through `plenum-store`'s repositories.
+    ///
     /// # Errors
     ///
     /// Key store or provider failures; [`Error::KeyDestroyed`] if the subject's key was destroyed
     /// (an erased subject gets no new data).
-    pub async fn field_key(&self, locator: &FieldLocator) -> Result<FieldKey, Error> {
+    pub async fn dangerous_field_key(&self, locator: &FieldLocator) -> Result<FieldKey, Error> {
         let scope = scope_of(locator.owner);
         let keys = match self.cached_scope(locator.tenant, scope) {
             Some(keys) if keys.active.is_some() => keys,
@@ -47,29 +50,33 @@ impl Keyring {
         )
     }
 
-    /// Seals one value for `record` under the active key: [`Keyring::field_key`] then
+    /// Seals one value for `record` under the active key: [`Keyring::dangerous_field_key`] then
     /// [`FieldKey::seal`]. Prefer holding the `FieldKey` when sealing many values of one field.
     ///
     /// # Errors
     ///
-    /// As [`Keyring::field_key`].
+    /// As [`Keyring::dangerous_field_key`].
     pub async fn seal<T: PiiValue>(
         &self,
         locator: &FieldLocator,
         record: RecordId,
         value: &Pii<T>,
     ) -> Result<crate::Envelope, Error> {
-        self.field_key(locator).await?.seal(record, value)
+        self.dangerous_field_key(locator).await?.seal(record, value)
     }
 
     /// Opens an envelope stored at `locator` in record `record`, with whatever key version its
     /// header names (looked up in O(1), no trial decryption).
     ///
+    /// Dangerous: plaintext with no purpose, grant or audit event (a marketing service could
+    /// open the phone numbers its grant withholds). Services read through `plenum-store`'s
+    /// repositories, which call this only for fields the grant may see, and report the read.
+    ///
     /// # Errors
     ///
     /// [`Error::Malformed`], [`Error::DecryptionFailed`], [`Error::KeyDestroyed`],
     /// [`Error::KeyNotFound`], [`Error::PlaintextType`], or a store/provider failure.
-    pub async fn open<T: PiiValue>(
+    pub async fn dangerous_open<T: PiiValue>(
         &self,
         locator: &FieldLocator,
         record: RecordId,
@@ -161,6 +168,8 @@ impl Keyring {
             .collect()
     }
 
+    /// Dangerous, as [`Keyring::dangerous_field_key`]: the repositories' building block.
+    ///
     /// The field key that opens `envelope` stored at `locator`: the version its header names,
     /// looked up without decrypting anything. Repositories resolve keys when rows arrive and
     /// decrypt only the fields a caller opens.
@@ -169,7 +178,7 @@ impl Keyring {
     ///
     /// [`Error::Malformed`] for a bad header or one naming another key scope,
     /// [`Error::KeyDestroyed`], [`Error::KeyNotFound`], or a store/provider failure.
-    pub async fn opening_key(
+    pub async fn dangerous_opening_key(
         &self,
         locator: &FieldLocator,
         envelope: &[u8],
@@ -191,6 +200,8 @@ impl Keyring {
         self.field_key_version(&keys, key, locator)
     }
 
+    /// Dangerous, as [`Keyring::dangerous_field_key`]: the repositories' building block.
+    ///
     /// The field keys of `fields` of one record type for one owner, in the order given: under
     /// `version` (what an envelope's header names), or under the active version (creating the
     /// key on first use) when `None`. One cache lookup for the whole set, which is what a
@@ -198,8 +209,8 @@ impl Keyring {
     ///
     /// # Errors
     ///
-    /// As [`Keyring::field_key`]; [`Error::KeyDestroyed`] for a destroyed version.
-    pub async fn field_keys(
+    /// As [`Keyring::dangerous_field_key`]; [`Error::KeyDestroyed`] for a destroyed version.
+    pub async fn dangerous_field_keys(
         &self,
         tenant: TenantId,
         owner: Owner,

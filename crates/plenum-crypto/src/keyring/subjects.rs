@@ -85,7 +85,7 @@ impl Keyring {
     /// set, instead of a store round trip per subject. Subjects already cached are skipped; an
     /// erased subject (every version destroyed) gets no new key. Returns the subjects whose keys
     /// this call created (for the audit log's key events). Afterwards
-    /// [`Keyring::field_key`] and [`Keyring::opening_key`] for these subjects are cache hits
+    /// [`Keyring::dangerous_field_key`] and [`Keyring::dangerous_opening_key`] for these subjects are cache hits
     /// while the cache holds them.
     ///
     /// # Errors

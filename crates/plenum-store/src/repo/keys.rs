@@ -95,7 +95,7 @@ impl RowKeys<'_> {
                     let key = match owner {
                         KeyOwner::Tenant => Some(
                             self.keyring
-                                .field_key(&self.locator(tenant, &f.name, Owner::Tenant))
+                                .dangerous_field_key(&self.locator(tenant, &f.name, Owner::Tenant))
                                 .await?,
                         ),
                         KeyOwner::Subject => None,
@@ -141,7 +141,7 @@ impl RowKeys<'_> {
             subject.ok_or_else(|| invalid(self.spec, "a subject-owned field needs a subject"))?;
         let bundle = self
             .keyring
-            .field_keys(
+            .dangerous_field_keys(
                 tenant,
                 Owner::Subject(s),
                 None,
@@ -180,7 +180,7 @@ impl RowKeys<'_> {
         {
             let keys: KeyBundle = match self
                 .keyring
-                .field_keys(
+                .dangerous_field_keys(
                     tenant,
                     Owner::Subject(s),
                     Some(v),
@@ -221,13 +221,15 @@ impl RowKeys<'_> {
                 _ => Owner::Tenant,
             };
             let locator = self.locator(tenant, &f.name, owner);
-            out[pos] = Some(match self.keyring.opening_key(&locator, bytes).await {
-                Ok(k) => KeySlot::Ready(k),
-                Err(plenum_crypto::Error::KeyDestroyed { scope, version }) => {
-                    KeySlot::Destroyed { scope, version }
-                }
-                Err(e) => return Err(e.into()),
-            });
+            out[pos] = Some(
+                match self.keyring.dangerous_opening_key(&locator, bytes).await {
+                    Ok(k) => KeySlot::Ready(k),
+                    Err(plenum_crypto::Error::KeyDestroyed { scope, version }) => {
+                        KeySlot::Destroyed { scope, version }
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+            );
         }
         Ok(out)
     }

@@ -57,7 +57,8 @@ impl Records {
         Repository::new(self.shared.clone())
     }
 
-    /// The keyring.
+    /// The keyring, for key operations (rotation, re-wrapping, pseudonyms). Its paths to
+    /// plaintext are named `dangerous_*` and bypass grants and the audit log.
     pub fn keyring(&self) -> &Arc<Keyring> {
         &self.shared.keyring
     }

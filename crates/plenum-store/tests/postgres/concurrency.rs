@@ -54,7 +54,7 @@ async fn ten_thousand_tasks_never_see_another_tenant() {
         let (pool, model, mismatches) = (pool.clone(), model.clone(), mismatches.clone());
         tasks.push(tokio::spawn(async move {
             let mut tx = pool.begin(tenant).await.unwrap();
-            let conn = tx.postgres().unwrap();
+            let conn = tx.dangerous_postgres().unwrap();
             sqlx::query("INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, $3)")
                 .bind(tenant.as_uuid())
                 .bind(Uuid::now_v7())
@@ -90,7 +90,7 @@ async fn ten_thousand_tasks_never_see_another_tenant() {
     for tenant in tenants {
         let mut tx = pool.begin(tenant).await.unwrap();
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers")
-            .fetch_one(tx.postgres().unwrap())
+            .fetch_one(tx.dangerous_postgres().unwrap())
             .await
             .unwrap();
         assert_eq!(n, model[&tenant], "tenant {tenant}");
@@ -110,13 +110,13 @@ async fn a_job_for_a_sees_only_a_while_a_request_for_b_is_in_flight() {
     let request = tokio::spawn(async move {
         let mut tx = request_pool.begin(b).await.unwrap();
         let before: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers")
-            .fetch_one(tx.postgres().unwrap())
+            .fetch_one(tx.dangerous_postgres().unwrap())
             .await
             .unwrap();
         b_started_tx.send(()).unwrap();
         job_done.await.unwrap();
         let after: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers")
-            .fetch_one(tx.postgres().unwrap())
+            .fetch_one(tx.dangerous_postgres().unwrap())
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -128,7 +128,7 @@ async fn a_job_for_a_sees_only_a_while_a_request_for_b_is_in_flight() {
     let (mut tx, payload) = bound.begin(&w.app).await.unwrap();
     assert_eq!(payload, "send-reminders");
     let seen: Vec<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM app.customers")
-        .fetch_all(tx.postgres().unwrap())
+        .fetch_all(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
     assert_eq!(seen, vec![*w.a.tenant.as_uuid()]);

@@ -63,7 +63,7 @@ async fn seed(app: &TenantPool, emails: &[&str]) -> Seeded {
             .bind(tenant.as_uuid())
             .bind(id)
             .bind(*email)
-            .execute(tx.postgres().unwrap())
+            .execute(tx.dangerous_postgres().unwrap())
             .await
             .unwrap();
         first.get_or_insert(id);
@@ -76,7 +76,7 @@ async fn seed(app: &TenantPool, emails: &[&str]) -> Seeded {
     .bind(tenant.as_uuid())
     .bind(order)
     .bind(customer)
-    .execute(tx.postgres().unwrap())
+    .execute(tx.dangerous_postgres().unwrap())
     .await
     .unwrap();
     tx.commit().await.unwrap();

@@ -46,7 +46,10 @@ async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
 
     // Another process (fresh caches) reads the same keys from the database.
     let other = keyring(&store);
-    let opened: Pii<String> = other.open(&loc, record, sealed.as_bytes()).await.unwrap();
+    let opened: Pii<String> = other
+        .dangerous_open(&loc, record, sealed.as_bytes())
+        .await
+        .unwrap();
     assert_eq!(opened.expose(), "ada@example.com");
 
     let su = w.db.superuser().await;
@@ -71,7 +74,7 @@ async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
     let mut tx = w.app.begin(w.b.tenant).await.unwrap();
     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM plenum.keys WHERE tenant_id = $1")
         .bind(w.a.tenant.as_uuid())
-        .fetch_one(tx.postgres().unwrap())
+        .fetch_one(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
     assert_eq!(seen, 0);
@@ -79,7 +82,7 @@ async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
         "UPDATE plenum.keys SET wrapped = NULL, state = 'destroyed' WHERE tenant_id = $1",
     )
     .bind(w.a.tenant.as_uuid())
-    .execute(tx.postgres().unwrap())
+    .execute(tx.dangerous_postgres().unwrap())
     .await
     .unwrap();
     assert_eq!(wiped.rows_affected(), 0);
@@ -97,7 +100,7 @@ async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
             .unwrap();
     assert_eq!(state, ("destroyed".to_owned(), None));
     let err = keyring(&store)
-        .open::<String>(&loc, record, sealed.as_bytes())
+        .dangerous_open::<String>(&loc, record, sealed.as_bytes())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), CryptoErrorKind::KeyDestroyed);
@@ -124,7 +127,7 @@ async fn the_runtime_role_cannot_un_erase_a_subject() {
     )
     .bind(w.a.tenant.as_uuid())
     .bind(subject.as_uuid())
-    .fetch_one(tx.postgres().unwrap())
+    .fetch_one(tx.dangerous_postgres().unwrap())
     .await
     .unwrap();
     tx.commit().await.unwrap();
@@ -148,7 +151,7 @@ async fn the_runtime_role_cannot_un_erase_a_subject() {
             .bind(w.a.tenant.as_uuid())
             .bind(subject.as_uuid())
             .bind(&saved)
-            .execute(tx.postgres().unwrap())
+            .execute(tx.dangerous_postgres().unwrap())
             .await
             .unwrap_err();
         assert!(
@@ -157,14 +160,16 @@ async fn the_runtime_role_cannot_un_erase_a_subject() {
         );
     }
     let err = keyring(&store)
-        .open::<String>(&loc, record, sealed.as_bytes())
+        .dangerous_open::<String>(&loc, record, sealed.as_bytes())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), CryptoErrorKind::KeyDestroyed);
 
     // Nor can a rotated key go back: decrypt_only -> active is refused too.
     let other = SubjectId::generate();
-    ring.field_key(&email(w.a.tenant, other)).await.unwrap();
+    ring.dangerous_field_key(&email(w.a.tenant, other))
+        .await
+        .unwrap();
     ring.rotate(w.a.tenant, KeyScope::Subject(other))
         .await
         .unwrap();
@@ -175,7 +180,7 @@ async fn the_runtime_role_cannot_un_erase_a_subject() {
     )
     .bind(w.a.tenant.as_uuid())
     .bind(other.as_uuid())
-    .execute(tx.postgres().unwrap())
+    .execute(tx.dangerous_postgres().unwrap())
     .await
     .unwrap_err();
     assert!(err.to_string().contains("forward"), "{err}");
@@ -193,8 +198,8 @@ async fn two_processes_racing_on_first_use_agree_on_one_key() {
     let (s1, s2) = tokio::join!(p1.seal(&loc, r1, &v), p2.seal(&loc, r2, &v));
     let (s1, s2) = (s1.unwrap(), s2.unwrap());
     // Each process opens what the other sealed.
-    let a: Pii<String> = p2.open(&loc, r1, s1.as_bytes()).await.unwrap();
-    let b: Pii<String> = p1.open(&loc, r2, s2.as_bytes()).await.unwrap();
+    let a: Pii<String> = p2.dangerous_open(&loc, r1, s1.as_bytes()).await.unwrap();
+    let b: Pii<String> = p1.dangerous_open(&loc, r2, s2.as_bytes()).await.unwrap();
     assert_eq!(
         (a.expose().as_str(), b.expose().as_str()),
         ("same@example.com", "same@example.com")
@@ -223,7 +228,7 @@ async fn a_key_created_during_a_rolled_back_transaction_survives() {
     data_tx.rollback().await.unwrap();
     // A fresh process still finds the key: it was committed on its own.
     let opened: Pii<String> = keyring(&store)
-        .open(&loc, record, sealed.as_bytes())
+        .dangerous_open(&loc, record, sealed.as_bytes())
         .await
         .unwrap();
     assert_eq!(opened.expose(), "kept");

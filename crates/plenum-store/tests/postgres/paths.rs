@@ -132,7 +132,7 @@ async fn a_role_default_set_by_the_runtime_role_reaches_every_later_session_and_
         sqlx::query("INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'x')")
             .bind(w.a.tenant.as_uuid())
             .bind(Uuid::now_v7())
-            .execute(t.postgres().unwrap())
+            .execute(t.dangerous_postgres().unwrap())
             .await;
     assert_eq!(
         sqlstate(write),
@@ -172,7 +172,7 @@ async fn temporary_tables_would_carry_rows_across_tenants_through_the_pool_and_t
     .unwrap();
     let one = w.db.app(1).await;
     let mut b = one.begin(w.b.tenant).await.unwrap();
-    b.postgres()
+    b.dangerous_postgres()
         .unwrap()
         .execute("CREATE TEMP TABLE stash AS SELECT email FROM app.customers")
         .await
@@ -180,7 +180,7 @@ async fn temporary_tables_would_carry_rows_across_tenants_through_the_pool_and_t
     b.commit().await.unwrap();
     let mut a = one.begin(w.a.tenant).await.unwrap();
     let mut emails: Vec<String> = sqlx::query_scalar("SELECT email FROM pg_temp.stash")
-        .fetch_all(a.postgres().unwrap())
+        .fetch_all(a.dangerous_postgres().unwrap())
         .await
         .unwrap();
     emails.sort();
@@ -309,7 +309,7 @@ async fn an_unindexed_foreign_key_would_make_each_delete_read_the_tenants_every_
         sqlx::query("INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'gone')")
             .bind(w.a.tenant.as_uuid())
             .bind(customer)
-            .execute(t.postgres().unwrap())
+            .execute(t.dangerous_postgres().unwrap())
             .await
             .unwrap();
         t.commit().await.unwrap();

@@ -10,7 +10,7 @@ use crate::fixtures::{tables, world};
 
 async fn ids_for_shared_email(pool: &TenantPool, tenant: TenantId, generic: bool) -> Vec<Uuid> {
     let mut tx = pool.begin(tenant).await.unwrap();
-    let conn = tx.postgres().unwrap();
+    let conn = tx.dangerous_postgres().unwrap();
     if generic {
         conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             .await
@@ -85,7 +85,7 @@ async fn assert_index_plan(pool: &TenantPool, tenant: TenantId, sql: &str, id: O
     if let Some(id) = id {
         q = q.bind(id);
     }
-    let plan: Value = q.fetch_one(tx.postgres().unwrap()).await.unwrap();
+    let plan: Value = q.fetch_one(tx.dangerous_postgres().unwrap()).await.unwrap();
     let root = &plan[0]["Plan"];
     let mut nodes = Vec::new();
     walk(root, &mut nodes);

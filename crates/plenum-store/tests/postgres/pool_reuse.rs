@@ -11,7 +11,7 @@ use crate::fixtures::{World, world};
 /// The session-level value of the tenant setting underneath the current transaction: `SET LOCAL
 /// ... TO DEFAULT` reverts the transaction's own value to whatever the session holds.
 async fn session_tenant(tx: &mut TenantTx) -> Option<String> {
-    let conn = tx.postgres().unwrap();
+    let conn = tx.dangerous_postgres().unwrap();
     conn.execute("SET LOCAL plenum.tenant_id TO DEFAULT")
         .await
         .unwrap();
@@ -32,7 +32,7 @@ async fn assert_clean(pool: &TenantPool, w: &World, after: &str) {
         "{after}: a tenant context survived"
     );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers")
-        .fetch_one(tx.postgres().unwrap())
+        .fetch_one(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
     assert_eq!(rows, 0, "{after}");
@@ -41,11 +41,11 @@ async fn assert_clean(pool: &TenantPool, w: &World, after: &str) {
 async fn read_a(pool: &TenantPool, w: &World) -> Result<i64, plenum_store::Error> {
     let mut tx = pool.begin(w.a.tenant).await?;
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers")
-        .fetch_one(tx.postgres().unwrap())
+        .fetch_one(tx.dangerous_postgres().unwrap())
         .await?;
     // Early return: `?` on a failing statement drops `tx` without commit.
     sqlx::query("SELECT 1/0")
-        .execute(tx.postgres().unwrap())
+        .execute(tx.dangerous_postgres().unwrap())
         .await?;
     tx.commit().await?;
     Ok(n)
@@ -59,7 +59,7 @@ async fn every_way_a_transaction_ends_leaves_no_context_behind() {
     // Committed.
     let mut tx = pool.begin(w.a.tenant).await.unwrap();
     sqlx::query("UPDATE app.customers SET name = 'c'")
-        .execute(tx.postgres().unwrap())
+        .execute(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -80,7 +80,7 @@ async fn every_way_a_transaction_ends_leaves_no_context_behind() {
     let panicked = tokio::spawn(async move {
         let mut tx = p.begin(tenant).await.unwrap();
         sqlx::query("SELECT 1")
-            .execute(tx.postgres().unwrap())
+            .execute(tx.dangerous_postgres().unwrap())
             .await
             .unwrap();
         panic!("handler bug");
@@ -94,7 +94,7 @@ async fn every_way_a_transaction_ends_leaves_no_context_behind() {
     let timed_out = tokio::time::timeout(Duration::from_millis(200), async move {
         let mut tx = p.begin(tenant).await.unwrap();
         sqlx::query("SELECT pg_sleep(5)")
-            .execute(tx.postgres().unwrap())
+            .execute(tx.dangerous_postgres().unwrap())
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -114,7 +114,7 @@ async fn a_poisoned_session_setting_is_reset_on_release() {
     // Raw SQL can set the tenant at session level (the library never does): poison the
     // connection with A, then hand it back.
     let mut tx = pool.begin(w.a.tenant).await.unwrap();
-    let conn = tx.postgres().unwrap();
+    let conn = tx.dangerous_postgres().unwrap();
     sqlx::query("SELECT set_config('plenum.tenant_id', $1, false)")
         .bind(w.a.tenant.to_string())
         .execute(&mut *conn)
@@ -129,7 +129,7 @@ async fn a_poisoned_session_setting_is_reset_on_release() {
     assert_clean(&pool, &w, "session-level poisoning").await;
     let mut tx = pool.begin(w.c).await.unwrap();
     let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
-        .fetch_one(tx.postgres().unwrap())
+        .fetch_one(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
     assert_eq!(mode, "auto");
@@ -168,7 +168,7 @@ async fn in_pgbouncer_mode_the_reset_happens_at_begin() {
     let mut tx = pool.begin(w.a.tenant).await.unwrap();
     sqlx::query("SELECT set_config('plenum.tenant_id', $1, false)")
         .bind(w.a.tenant.to_string())
-        .execute(tx.postgres().unwrap())
+        .execute(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
     tx.commit().await.unwrap();

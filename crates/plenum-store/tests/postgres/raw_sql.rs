@@ -296,7 +296,7 @@ async fn the_empty_tenant_sees_nothing_and_admin_cannot_write() {
 async fn the_library_transaction_sets_context_in_the_first_statement() {
     let w = world().await;
     let mut tx = w.app.begin(w.b.tenant).await.unwrap();
-    let conn = tx.postgres().unwrap();
+    let conn = tx.dangerous_postgres().unwrap();
     let setting: Option<String> =
         sqlx::query_scalar("SELECT current_setting('plenum.tenant_id', true)")
             .fetch_one(&mut *conn)
@@ -331,7 +331,7 @@ async fn database_errors_name_fields_never_values() {
         .bind(w.a.tenant.as_uuid())
         .bind(Uuid::now_v7())
         .bind(secret)
-        .execute(tx.postgres().unwrap())
+        .execute(tx.dangerous_postgres().unwrap())
         .await
         .unwrap_err();
     // (PostgreSQL already withholds key values from errors on RLS tables.) The library's error
@@ -346,7 +346,7 @@ async fn database_errors_name_fields_never_values() {
         sqlx::query("INSERT INTO app.customers (tenant_id, id, email) VALUES ($1, $2, 'x')")
             .bind(w.b.tenant.as_uuid())
             .bind(Uuid::now_v7())
-            .execute(tx.postgres().unwrap())
+            .execute(tx.dangerous_postgres().unwrap())
             .await
             .unwrap_err();
     let err = plenum_store::Error::from_sqlx(denied, "customers");
@@ -464,11 +464,11 @@ async fn a_holdable_cursor_does_not_outlive_its_tenant() {
     // The library's pool, one connection: the same two transactions.
     let one = w.db.app(1).await;
     let mut b = one.begin(w.b.tenant).await.unwrap();
-    b.postgres().unwrap().execute(hold).await.unwrap();
+    b.dangerous_postgres().unwrap().execute(hold).await.unwrap();
     b.commit().await.unwrap();
     let mut a = one.begin(w.a.tenant).await.unwrap();
     let fetched = sqlx::query_scalar::<_, String>("FETCH ALL FROM stash")
-        .fetch_all(a.postgres().unwrap())
+        .fetch_all(a.dangerous_postgres().unwrap())
         .await;
     assert_eq!(
         sqlstate(fetched),
@@ -509,7 +509,7 @@ async fn raw_sql_cannot_switch_the_tenant_of_a_library_transaction() {
     ];
     for (what, value) in forged {
         let mut tx = w.app.begin(w.a.tenant).await.unwrap();
-        let conn = tx.postgres().unwrap();
+        let conn = tx.dangerous_postgres().unwrap();
         sqlx::query("SELECT set_config('plenum.tenant_id', $1, true)")
             .bind(&value)
             .execute(&mut *conn)
@@ -553,7 +553,7 @@ async fn raw_sql_cannot_switch_the_tenant_of_a_library_transaction() {
             ),
         ] {
             let mut tx = w.app.begin(w.a.tenant).await.unwrap();
-            let conn = tx.postgres().unwrap();
+            let conn = tx.dangerous_postgres().unwrap();
             sqlx::query("SELECT set_config('plenum.tenant_id', $1, true)")
                 .bind(&value)
                 .execute(&mut *conn)

@@ -25,7 +25,7 @@ async fn verify_full_to_the_local_server_encrypts_and_checks_its_name() {
     let pool = TenantPool::connect_postgres(&url, &config).await.unwrap();
     let mut tx = pool.begin(w.a.tenant).await.unwrap();
     let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-        .fetch_one(tx.postgres().unwrap())
+        .fetch_one(tx.dangerous_postgres().unwrap())
         .await
         .unwrap();
     assert!(ssl, "the connection is encrypted");
