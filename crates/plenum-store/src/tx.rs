@@ -151,7 +151,11 @@ impl TenantPool {
                 TxInner::Sqlite(data.begin().await.map_err(Error::Database)?)
             }
         };
-        Ok(TenantTx { tenant, inner })
+        Ok(TenantTx {
+            tenant,
+            inner,
+            unsettled: crate::audit::Unsettled::new(Some(self.clone())),
+        })
     }
 
     /// A transaction on the database holding the wrapped keys: the same database on PostgreSQL,
@@ -162,6 +166,7 @@ impl TenantPool {
             PoolInner::Sqlite(_, keys) => Ok(TenantTx {
                 tenant,
                 inner: TxInner::Sqlite(keys.begin().await.map_err(Error::Database)?),
+                unsettled: crate::audit::Unsettled::new(None),
             }),
             #[allow(
                 unreachable_patterns,
@@ -210,6 +215,9 @@ impl TenantPool {
 pub struct TenantTx {
     tenant: TenantId,
     inner: TxInner,
+    /// Audit events of accesses that reached the caller, owed to the log if this transaction
+    /// does not commit.
+    unsettled: crate::audit::Unsettled,
 }
 
 enum TxInner {
@@ -281,32 +289,63 @@ impl TenantTx {
             .ok_or(Error::Config("not a SQLite transaction"))
     }
 
-    /// Commits.
+    /// Commits. If the commit fails (the connection was killed, the server refused), the audit
+    /// events of the accesses that reached the caller are written in a transaction of their
+    /// own, unless the log already holds them.
     ///
     /// # Errors
     ///
     /// Database failures (the transaction is then rolled back).
     pub async fn commit(self) -> Result<(), Error> {
-        match self.inner {
+        let Self {
+            inner,
+            mut unsettled,
+            ..
+        } = self;
+        let result = match inner {
             #[cfg(feature = "postgres")]
             TxInner::Postgres(t) => t.commit().await.map_err(Error::Database),
             #[cfg(feature = "sqlite")]
             TxInner::Sqlite(t) => t.commit().await.map_err(Error::Database),
+        };
+        match result {
+            Ok(()) => unsettled.settle(),
+            // The commit's error is the one to report; a failure to write the events again is
+            // logged by the write itself.
+            Err(_) => {
+                let _ = unsettled.write(true).await;
+            }
         }
+        result
     }
 
-    /// Rolls back explicitly (dropping does the same).
+    /// Rolls back explicitly (dropping does the same), then writes the audit events of the
+    /// accesses in it that reached the caller (reads, refusals) in a transaction of their own:
+    /// what was disclosed stays on record whatever happens to the transaction.
     ///
     /// # Errors
     ///
-    /// Database failures.
+    /// Database failures, of the rollback or of writing those events.
     pub async fn rollback(self) -> Result<(), Error> {
-        match self.inner {
+        let Self {
+            inner,
+            mut unsettled,
+            ..
+        } = self;
+        let result = match inner {
             #[cfg(feature = "postgres")]
             TxInner::Postgres(t) => t.rollback().await.map_err(Error::Database),
             #[cfg(feature = "sqlite")]
             TxInner::Sqlite(t) => t.rollback().await.map_err(Error::Database),
-        }
+        };
+        let written = unsettled.write(false).await;
+        result.and(written)
+    }
+
+    /// Holds `event`, appended in this transaction, to be written again on its own if this
+    /// transaction does not commit.
+    pub(crate) fn hold_event(&mut self, event: &plenum_audit::Event) {
+        self.unsettled.hold(event);
     }
 }
 

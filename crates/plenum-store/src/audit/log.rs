@@ -108,6 +108,26 @@ impl AuditLog {
         insert_event(Conn::of(tx)?, d, event).await
     }
 
+    /// Whether the log already holds `event` (by its id): after a commit whose outcome is
+    /// unknown, an event is not written twice.
+    pub(crate) async fn holds(tx: &mut TenantTx, event: &Event) -> Result<bool, Error> {
+        let d = Dialect::of(tx);
+        let statement = format!(
+            "SELECT count(*) FROM {} WHERE tenant_id = {} AND event_id = {}",
+            d.library("audit_log"),
+            d.p(1),
+            d.p(2)
+        );
+        let binds = [
+            tenant_bind(event.tenant),
+            (SqlType::Uuid, Value::Uuid(event.id)),
+        ];
+        let rows = sql::fetch(Conn::of(tx)?, &statement, &binds, &[SqlType::BigInt])
+            .await
+            .map_err(db)?;
+        Ok(matches!(rows.first().and_then(|r| r.first()), Some(Value::BigInt(n)) if *n > 0))
+    }
+
     /// Numbers the tenant's committed, not yet numbered events, in append order, continuing
     /// gaplessly from the log's size, and returns how many it numbered. Holds the tenant's head
     /// row until `tx` ends, so sequencers of one tenant take turns (other tenants and accesses

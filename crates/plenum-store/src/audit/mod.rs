@@ -8,13 +8,17 @@
 //!   [`TracingSink`], [`MemorySink`], and explicitly [`DiscardEvents`].
 //! - `log.rs`: [`AuditLog`], the database log: append, sequence, checkpoint, export, expire
 //!   bodies, find events about a subject.
+//! - `unsettled.rs`: the events a transaction owes the log if it does not commit (data that
+//!   reached the caller, refused attempts), written in a transaction of their own then.
 
 mod auditor;
 mod log;
 mod sinks;
+mod unsettled;
 
 pub use self::auditor::Auditor;
 pub use self::log::AuditLog;
 #[cfg(feature = "postgres")]
 pub(crate) use self::log::append_platform;
 pub use self::sinks::{AuditSink, DbLog, DiscardEvents, MemorySink, TracingSink};
+pub(crate) use self::unsettled::Unsettled;

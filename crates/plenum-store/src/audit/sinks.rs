@@ -28,13 +28,19 @@ pub trait AuditSink: Send + Sync {
 
 /// The tenant's tamper-evident log in the database: the default sink.
 ///
-/// A successful access's event is appended in the access's own transaction, so the two commit
-/// together or not at all. A refused or failed attempt has nothing to commit, and the caller
-/// will usually roll back (or the error already aborted the PostgreSQL transaction), which
-/// would take its event along; and key operations (creation, rotation, erasure) commit in the
-/// key store's own transaction whatever the caller does. With [`DbLog::keeping_refusals`],
-/// those events are written in a transaction of their own instead (on PostgreSQL; SQLite has
-/// one writer, so there they stay in the access's transaction).
+/// A write's event is appended in the access's own transaction, so the two commit together or
+/// not at all. An access whose result already reached the caller must stay on record whatever
+/// the caller then does with its transaction: a read (`read`, `list`, `search`, `count`: the
+/// data is out), a refused or failed attempt, a key operation (which commits in the key store's
+/// own transaction). Their events are appended in the access's transaction too, and that
+/// transaction holds them: if it rolls back, is dropped, or fails to commit, the library
+/// writes them in a transaction of their own (`TenantTx::rollback`, `TenantTx::commit`, and on
+/// drop a task on the current runtime). With [`DbLog::keeping_refusals`], refusals and key
+/// operations are written in a transaction of their own at once instead (PostgreSQL; SQLite
+/// has one writer, so there they wait for the caller's transaction to end).
+///
+/// Not covered: the process dying after the data reached the caller and before its
+/// transaction ended (SECURITY.md).
 #[derive(Debug, Clone, Default)]
 pub struct DbLog {
     refusals: Option<crate::TenantPool>,
@@ -87,7 +93,12 @@ impl AuditSink for DbLog {
                     ),
                 }
             }
-            AuditLog::append(tx, event).await
+            AuditLog::append(tx, event).await?;
+            let discloses = matches!(event.action.as_str(), "read" | "list" | "search" | "count");
+            if discloses || refused || key_operation {
+                tx.hold_event(event);
+            }
+            Ok(())
         })
     }
 }
