@@ -11,6 +11,9 @@
 //! - **read-10-in-one-tx**: ten point reads in one transaction (the flush paid once).
 //! - **insert**: one transaction inserting one customer of a known subject (key cached) and
 //!   committing.
+//! - **point-read/audited-rolled-back**: the audited read, rolled back: the library writes the
+//!   read's event in a transaction of its own (what keeps a read on record whatever the caller
+//!   does with its transaction), paired with the committed audited read.
 //! - **point-read/audited-async-commit**: the audited read with `synchronous_commit = off` for
 //!   its transaction (bench only, not a library option): how much of the audited read's cost is
 //!   the WAL flush that a transaction with a write pays at commit and a read-only one does not.
@@ -158,6 +161,18 @@ impl Setup {
         tx.commit().await.unwrap();
     }
 
+    /// The point read, then a rollback: the read's event, held by the transaction, is written
+    /// by the library in a transaction of its own.
+    async fn read_rolled_back(&self, repo: &Repository<Customer>) {
+        let request = office(self.tenant);
+        let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
+        let id = self.ids[self.tick() % self.ids.len()];
+        let mut tx = self.pool.begin(self.tenant).await.unwrap();
+        let c = repo.get(&mut tx, &grant, id).await.unwrap();
+        assert!(c.email.is_loaded());
+        tx.rollback().await.unwrap();
+    }
+
     /// Ten point reads in one transaction: the commit's WAL flush is paid once.
     async fn read_ten(&self, repo: &Repository<Customer>) {
         let request = office(self.tenant);
@@ -254,6 +269,14 @@ fn audit(c: &mut Criterion) {
     });
     g.bench_function("point-read/audited/one", |b| {
         paired(&rt, b, || s.read(&s.plain), || s.read(&s.audited))
+    });
+    g.bench_function("point-read/audited-rolled-back/one", |b| {
+        paired(
+            &rt,
+            b,
+            || s.read(&s.audited),
+            || s.read_rolled_back(&s.audited),
+        )
     });
     g.bench_function("point-read/audited-async-commit/one", |b| {
         paired(

@@ -528,6 +528,58 @@ async fn updates_reseal_only_changed_fields_and_keep_indexes_true() {
     }
 }
 
+/// An encrypted value copied from another record, or from another field of the same record,
+/// is written (re-sealed for its new place) by `update`, never silently dropped in favour of
+/// the old value.
+#[tokio::test]
+async fn an_update_writes_encrypted_values_copied_from_elsewhere() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let (a, b) = (
+            customer(t, "a@example.com", "2175550101"),
+            customer(t, "b@example.com", "2175550102"),
+        );
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &a).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &b).await.unwrap();
+        let mut a_read = repo.get(&mut tx, &grant(t), a.id).await.unwrap();
+        let b_read = repo.get(&mut tx, &grant(t), b.id).await.unwrap();
+        a_read.phone = b_read.phone.clone();
+        a_read.name = a_read.service_address.clone();
+        repo.update(&mut tx, &grant(t), &a_read).await.unwrap();
+        let after = repo.get(&mut tx, &grant(t), a.id).await.unwrap();
+        assert_eq!(
+            text(&after.phone),
+            "2175550102",
+            "{}: copied from B",
+            env.name()
+        );
+        assert_eq!(
+            text(&after.name),
+            "12 Furnace Lane, Springfield",
+            "{}: copied from another field",
+            env.name()
+        );
+        assert_eq!(
+            text(&after.email),
+            "a@example.com",
+            "{}: untouched",
+            env.name()
+        );
+        assert_eq!(
+            repo.find(&mut tx, &grant(t), Customer::PHONE_INDEX, "2175550102")
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "{}: the blind index follows the copied value",
+            env.name()
+        );
+        tx.commit().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn unique_violations_name_the_logical_field_never_the_value() {
     for env in Env::both().await {

@@ -19,6 +19,10 @@ use crate::error::Error;
 /// plaintext leaves through [`Encrypted::open`] and then [`Pii::expose`], both greppable.
 pub struct Encrypted<T: PiiValue> {
     state: State<T>,
+    /// Where a value read from the database was read from (record, field position): an update
+    /// leaves a field alone only if it still holds its own stored value, and re-seals one
+    /// copied from another record or field.
+    origin: Option<(RecordId, usize)>,
 }
 
 enum State<T: PiiValue> {
@@ -59,12 +63,14 @@ impl<T: PiiValue> Encrypted<T> {
     pub fn new(value: T) -> Self {
         Self {
             state: State::Plain(Pii::new(value)),
+            origin: None,
         }
     }
 
     /// Replaces the value; the next update re-seals this field (and only the changed fields).
     pub fn set(&mut self, value: T) {
         self.state = State::Plain(Pii::new(value));
+        self.origin = None;
     }
 
     /// Decrypts the value (or returns the plaintext set since it was read). Every call decrypts
@@ -108,20 +114,30 @@ impl<T: PiiValue> Encrypted<T> {
         }
     }
 
-    pub(crate) fn withheld() -> Self {
+    /// Withheld from the purpose that read field `field` of `record`.
+    pub(crate) fn withheld(record: RecordId, field: usize) -> Self {
         Self {
             state: State::Withheld,
+            origin: Some((record, field)),
         }
     }
 
-    pub(crate) fn loaded(bytes: Vec<u8>, key: KeySlot, record: RecordId) -> Self {
+    /// Read from field `field` of `record`.
+    pub(crate) fn loaded(bytes: Vec<u8>, key: KeySlot, record: RecordId, field: usize) -> Self {
         Self {
             state: State::Loaded {
                 envelope: Envelope::from_bytes(bytes),
                 key,
                 record,
             },
+            origin: Some((record, field)),
         }
+    }
+
+    /// Whether this is the value stored in field `field` of `record`, as read and not set
+    /// since: what an update may leave alone.
+    pub(crate) fn is_stored_at(&self, record: RecordId, field: usize) -> bool {
+        self.origin == Some((record, field)) && !matches!(self.state, State::Plain(_))
     }
 
     /// Seals for `record` under `key`; a loaded value is opened with its own key first (copying
@@ -181,6 +197,7 @@ impl<T: PiiValue> From<Pii<T>> for Encrypted<T> {
     fn from(value: Pii<T>) -> Self {
         Self {
             state: State::Plain(value),
+            origin: None,
         }
     }
 }
@@ -200,7 +217,10 @@ impl<T: PiiValue + Clone> Clone for Encrypted<T> {
             },
             State::Withheld => State::Withheld,
         };
-        Self { state }
+        Self {
+            state,
+            origin: self.origin,
+        }
     }
 }
 

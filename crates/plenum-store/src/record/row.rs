@@ -116,7 +116,10 @@ impl<'a> RowWriter<'a> {
             let index = indexer.map(|_| Value::Null);
             return Ok(Slot::Set(Value::Null, index));
         };
-        if self.keep_unchanged && (value.is_loaded() || value.is_withheld()) {
+        // An update leaves a field alone only while it holds the value stored in this very
+        // field of this very record; one copied from another record or field is re-sealed for
+        // this one (a withheld copy cannot be, and is refused by `seal_for`).
+        if self.keep_unchanged && value.is_stored_at(self.record, field) {
             return Ok(Slot::Unchanged);
         }
         let key = self
@@ -231,13 +234,13 @@ impl RowReader {
         let value = self.take(field)?;
         if self.withheld.get(field).copied().unwrap_or(false) {
             // Present or NULL alike: a withheld optional field does not reveal which.
-            return E::from_encrypted(Some(Encrypted::withheld()))
+            return E::from_encrypted(Some(Encrypted::withheld(self.id, field)))
                 .ok_or_else(|| self.decode_error(field));
         }
         let key = self.keys.get_mut(field).and_then(Option::take);
         let loaded = match (value, key) {
             (Value::Null, _) => None,
-            (Value::Bytes(bytes), Some(key)) => Some(Encrypted::loaded(bytes, key, self.id)),
+            (Value::Bytes(bytes), Some(key)) => Some(Encrypted::loaded(bytes, key, self.id, field)),
             _ => return Err(self.decode_error(field)),
         };
         E::from_encrypted(loaded).ok_or_else(|| self.decode_error(field))
