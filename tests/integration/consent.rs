@@ -721,6 +721,55 @@ mod purpose_bound {
         }
     }
 
+    /// A grant cannot outlive its request in safe code (the borrow), and a request leaked to
+    /// `'static` does not help: its grants, old or newly minted, are refused once the request
+    /// is older than the gate's grant lifetime, in a spawned task as anywhere.
+    #[tokio::test]
+    async fn a_leaked_requests_grants_expire() {
+        for env in Env::both().await {
+            let t = env.tenant().await;
+            let gate: &'static Gate = Box::leak(Box::new(
+                gate().with_grant_lifetime(std::time::Duration::from_secs(1)),
+            ));
+            let repo = env.records.repository::<Customer>();
+            let c = customer(t, "leaked@example.com", "2175550142");
+            let mut tx = env.pool.begin(t).await.unwrap();
+            repo.insert(&mut tx, &grant(t), &c).await.unwrap();
+            tx.commit().await.unwrap();
+            let request: &'static Request =
+                Box::leak(Box::new(Request::new(t, staff(role!("dispatcher")))));
+            let early = gate.grant(request, Purpose::Scheduling).unwrap();
+            let mut tx = env.pool.begin(t).await.unwrap();
+            repo.get(&mut tx, &early, c.id).await.unwrap();
+            tx.commit().await.unwrap();
+            let (pool, gate2) = (env.pool.clone(), gate);
+            let later = tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                let fresh = gate2.grant(request, Purpose::Scheduling).unwrap();
+                assert!(fresh.is_expired() && early.is_expired());
+                let mut tx = pool.begin(t).await.unwrap();
+                let old = repo.get(&mut tx, &early, c.id).await.unwrap_err();
+                let new = repo.get(&mut tx, &fresh, c.id).await.unwrap_err();
+                (old.to_string(), new.to_string(), old.kind())
+            })
+            .await
+            .unwrap();
+            assert!(
+                later.0.contains("grant_expired"),
+                "{}: {}",
+                env.name(),
+                later.0
+            );
+            assert!(
+                later.1.contains("grant_expired"),
+                "{}: {}",
+                env.name(),
+                later.1
+            );
+            assert_eq!(later.2, ErrorKind::Denied);
+        }
+    }
+
     #[tokio::test]
     async fn unrestricted_grants_need_the_role_and_are_reported_as_such() {
         let env = Env::sqlite().await;

@@ -33,6 +33,8 @@ pub enum Denial {
     ErasureNeedsRightsFulfilment,
     /// A key operation needs `security.protection`.
     KeyOperationNeedsSecurityProtection,
+    /// The grant's request is older than the gate's grant lifetime.
+    GrantExpired,
 }
 
 impl Denial {
@@ -49,6 +51,7 @@ impl Denial {
             Self::ConsentEventNeedsRightsFulfilment => "consent_event_needs_rights_fulfilment",
             Self::ErasureNeedsRightsFulfilment => "erasure_needs_rights_fulfilment",
             Self::KeyOperationNeedsSecurityProtection => "key_operation_needs_security_protection",
+            Self::GrantExpired => "grant_expired",
         }
     }
 }

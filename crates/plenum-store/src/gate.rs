@@ -5,6 +5,7 @@
 use core::fmt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use plenum_consent::{Policy, Purpose};
 use plenum_core::{Actor, RequestId, Role, TenantId};
@@ -12,22 +13,32 @@ use plenum_core::{Actor, RequestId, Role, TenantId};
 use crate::denial::Denial;
 use crate::error::Error;
 
-/// One request (or job run): who acts, for which tenant. Grants borrow it, so none outlives it.
+/// One request (or job run): who acts, for which tenant, since when. Grants borrow it, so none
+/// outlives it in safe code; and a grant stops working once the request is older than its
+/// gate's grant lifetime ([`Gate::with_grant_lifetime`]), so a request leaked to `'static`
+/// (`Box::leak`) and its grants do not work forever in a spawned task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     tenant: TenantId,
     actor: Actor,
     id: RequestId,
+    issued: Instant,
 }
 
 impl Request {
-    /// A request by `actor` in `tenant`.
+    /// A request by `actor` in `tenant`, issued now.
     pub fn new(tenant: TenantId, actor: Actor) -> Self {
         Self {
             tenant,
             actor,
             id: RequestId::generate(),
+            issued: Instant::now(),
         }
+    }
+
+    /// When it was issued (a monotonic instant of this process).
+    pub fn issued(&self) -> Instant {
+        self.issued
     }
 
     /// The tenant.
@@ -104,7 +115,12 @@ pub struct Gate {
 struct GateInner {
     policy: Policy,
     authorisation: Authorisation,
+    grant_lifetime: Duration,
 }
+
+/// How long after its request was issued a grant works, unless the gate says otherwise: longer
+/// than any web request, short enough that a leaked request is soon useless.
+pub const DEFAULT_GRANT_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 impl fmt::Debug for Gate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -121,8 +137,29 @@ impl Gate {
             inner: Arc::new(GateInner {
                 policy,
                 authorisation,
+                grant_lifetime: DEFAULT_GRANT_LIFETIME,
             }),
         }
+    }
+
+    /// The same gate whose grants work for `lifetime` after their request was issued (default
+    /// [`DEFAULT_GRANT_LIFETIME`]). A job that runs longer takes a new [`Request`] per batch.
+    #[must_use]
+    pub fn with_grant_lifetime(self, lifetime: Duration) -> Self {
+        Self {
+            inner: Arc::new(GateInner {
+                policy: self.inner.policy.clone(),
+                authorisation: self.inner.authorisation.clone(),
+                grant_lifetime: lifetime,
+            }),
+        }
+    }
+
+    fn expiry(&self, request: &Request) -> Instant {
+        request
+            .issued
+            .checked_add(self.inner.grant_lifetime)
+            .unwrap_or(request.issued)
     }
 
     /// The policy.
@@ -160,6 +197,7 @@ impl Gate {
             request,
             policy: &self.inner.policy,
             scope: Scope::Purpose(purpose),
+            expires: self.expiry(request),
         })
     }
 
@@ -195,6 +233,7 @@ impl Gate {
             request,
             policy: &self.inner.policy,
             scope: Scope::Unrestricted(reason),
+            expires: self.expiry(request),
         })
     }
 }
@@ -208,12 +247,15 @@ enum Scope {
 
 /// Permission to act for one purpose (or, from [`Gate::unrestricted`], for none) within one
 /// request. It has no public constructor and borrows the request, so it cannot be forged,
-/// stored past the request, or carried into another tenant's transaction.
+/// stored past the request in safe code, or carried into another tenant's transaction; and it
+/// is refused (`grant_expired`) once its request is older than the gate's grant lifetime, so
+/// even a request leaked to `'static` yields grants that stop working.
 #[derive(Debug, Clone, Copy)]
 pub struct PurposeGrant<'r> {
     request: &'r Request,
     policy: &'r Policy,
     scope: Scope,
+    expires: Instant,
 }
 
 impl PurposeGrant<'_> {
@@ -241,5 +283,10 @@ impl PurposeGrant<'_> {
     /// The policy it is checked against.
     pub fn policy(&self) -> &Policy {
         self.policy
+    }
+
+    /// Whether it has expired (its request is older than the gate's grant lifetime).
+    pub fn is_expired(&self) -> bool {
+        Instant::now() >= self.expires
     }
 }

@@ -146,7 +146,7 @@ pub use crate::encrypted::Encrypted;
 pub use crate::error::{Error, ErrorKind};
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
-pub use crate::gate::{Authorisation, Gate, PurposeGrant, Request};
+pub use crate::gate::{Authorisation, DEFAULT_GRANT_LIFETIME, Gate, PurposeGrant, Request};
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::keystore::DbKeyStore;

@@ -57,13 +57,15 @@ pub(super) fn check_grant(
     grant: &PurposeGrant<'_>,
     record_type: &str,
 ) -> Result<(), Error> {
-    if grant.request().tenant() == tx.tenant() {
-        Ok(())
-    } else {
-        Err(Error::TenantMismatch {
+    if grant.request().tenant() != tx.tenant() {
+        return Err(Error::TenantMismatch {
             record_type: record_type.to_owned(),
-        })
+        });
     }
+    if grant.is_expired() {
+        return Err(denied(grant, Denial::GrantExpired));
+    }
+    Ok(())
 }
 
 /// Every record written must carry the transaction's tenant (checked before any SQL).
