@@ -395,6 +395,101 @@ async fn a_ciphertext_moved_by_raw_sql_fails_to_open() {
     }
 }
 
+/// Copying a row's blind-index value to another (raw SQL with the database's write access) used to
+/// make `find(x)` return another person's record. `find` opens the indexed field of every row
+/// it found and refuses a row that holds another value; an erased subject's row (its field can
+/// no longer be opened) does not answer the search at all.
+#[tokio::test]
+async fn find_returns_only_rows_that_hold_the_value_searched_for() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let one = customer(t, "one@example.com", "2175550101");
+        let two = customer(t, "two@example.com", "2175550102");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &one).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &two).await.unwrap();
+        tx.commit().await.unwrap();
+        let lit = |s: String| match env.db {
+            Some(_) => format!("'{s}'::uuid"),
+            None => format!("X'{}'", s.replace('-', "")),
+        };
+        env.tamper(&format!(
+            "UPDATE customers SET phone_bidx = (SELECT phone_bidx FROM customers WHERE id = {}) \
+             WHERE id = {}",
+            lit(two.id.to_string()),
+            lit(one.id.to_string())
+        ))
+        .await;
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let err = repo
+            .find(&mut tx, &grant(t), Customer::PHONE_INDEX, "2175550102")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tampered, "{}: {err}", env.name());
+        assert_no_canary("index mismatch", &format!("{err} {err:?}"));
+        drop(tx);
+
+        // The erased person is not found by their email.
+        let three = customer(t, "three@example.com", "2175550103");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &three).await.unwrap();
+        tx.commit().await.unwrap();
+        env.records
+            .keyring()
+            .destroy_scope(t, KeyScope::Subject(three.subject))
+            .await
+            .unwrap();
+        let fresh = Records::new(keyring(&env.keys), Arc::new(DiscardAccess));
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let found = fresh
+            .repository::<Customer>()
+            .find(
+                &mut tx,
+                &grant(t),
+                Customer::EMAIL_INDEX,
+                "three@example.com",
+            )
+            .await
+            .unwrap();
+        assert!(found.is_empty(), "{}", env.name());
+    }
+}
+
+/// The documented limit (SECURITY.md, "A malicious DBA"): an envelope is bound to its tenant,
+/// record type, field, subject and row, not to a row version, so writing a row's own older
+/// envelope back opens to the older value. Pinned so that a change to it is a decision.
+#[tokio::test]
+async fn a_rows_own_older_envelope_written_back_opens_to_the_older_value() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let c = customer(t, "v@example.com", "2175550101");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &c).await.unwrap();
+        let mut read = repo.get(&mut tx, &grant(t), c.id).await.unwrap();
+        let old = read.phone.envelope().unwrap().as_bytes().to_vec();
+        read.phone.set("2175550199".to_owned());
+        repo.update(&mut tx, &grant(t), &read).await.unwrap();
+        tx.commit().await.unwrap();
+        let literal = |b: &[u8], id: String| match env.db {
+            Some(_) => format!(
+                "UPDATE customers SET phone = '\\x{}'::bytea WHERE id = '{id}'::uuid",
+                hex::encode(b)
+            ),
+            None => format!(
+                "UPDATE customers SET phone = X'{}' WHERE id = X'{}'",
+                hex::encode(b),
+                id.replace('-', "")
+            ),
+        };
+        env.tamper(&literal(&old, c.id.to_string())).await;
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let back = repo.get(&mut tx, &grant(t), c.id).await.unwrap();
+        assert_eq!(text(&back.phone), "2175550101", "{}", env.name());
+    }
+}
+
 #[tokio::test]
 async fn another_tenants_records_are_unreachable_through_every_method() {
     for env in Env::both().await {

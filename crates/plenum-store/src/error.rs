@@ -49,6 +49,16 @@ pub enum Error {
         record_type: String,
     },
 
+    /// A row found through a blind index opens to another value than the one searched for:
+    /// its index value was moved from another row (tampering). Nothing is returned.
+    #[error(
+        "a {record_type} found by its blind index holds another value: the index was tampered with"
+    )]
+    IndexMismatch {
+        /// The record type searched.
+        record_type: String,
+    },
+
     /// A record of another tenant was passed to a write in this tenant's transaction. Nothing
     /// was written.
     #[error("a {record_type} of another tenant was written in this tenant's transaction")]
@@ -180,6 +190,7 @@ impl Error {
             Self::IsolationViolation { .. } | Self::TenantMismatch { .. } => {
                 ErrorKind::IsolationViolation
             }
+            Self::IndexMismatch { .. } => ErrorKind::Tampered,
             Self::InvalidRecord { .. } => ErrorKind::InvalidInput,
             Self::Denied { .. } => ErrorKind::Denied,
             Self::Withheld => ErrorKind::Withheld,
@@ -300,6 +311,9 @@ pub enum ErrorKind {
     PermissionDenied,
     /// A row of another tenant was returned and withheld.
     IsolationViolation,
+    /// Stored data was tampered with in a way the library caught (a blind index value moved
+    /// between rows).
+    Tampered,
     /// The database contract is broken (boot-time verification).
     Contract,
     /// An audit write failed.
@@ -330,6 +344,7 @@ impl ErrorKind {
             Self::Conflict => "conflict",
             Self::PermissionDenied => "permission_denied",
             Self::IsolationViolation => "isolation_violation",
+            Self::Tampered => "tampered",
             Self::Contract => "contract",
             Self::Audit => "audit",
             Self::Config => "config",

@@ -5,7 +5,7 @@
 use plenum_core::RecordId;
 
 use super::report::subjects_of;
-use super::rows::{Read, materialise};
+use super::rows::{IndexCheck, Read, materialise};
 use super::screen::{self, FieldMask};
 use super::{Page, Repository, not_found};
 use crate::access::{Access, Action};
@@ -224,9 +224,15 @@ impl<R: Record> Repository<R> {
                 value,
             )
             .await?;
+        let term = b.normaliser.normalise(value)?;
         Ok(Read::Find {
             column: b.column.as_str(),
             candidates: candidates.iter().map(|c| c.as_bytes().to_vec()).collect(),
+            check: IndexCheck {
+                position: field.position(),
+                normaliser: b.normaliser,
+                term: plenum_crypto::Pii::new(term.as_str().to_owned()),
+            },
         })
     }
 
@@ -265,7 +271,11 @@ impl<R: Record> Repository<R> {
             access.subjects = subjects;
             return Err(screen::denied(grant, reason));
         }
-        let items: Vec<R> = materialise(&self.keys(), tx.tenant(), kept, &mask).await?;
+        let check = match &read {
+            Read::Find { check, .. } => Some(check),
+            _ => None,
+        };
+        let items: Vec<R> = materialise(&self.keys(), tx.tenant(), kept, &mask, check).await?;
         access.records = items.iter().map(R::id).collect();
         access.subjects = subjects_of(items.iter().filter_map(R::subject));
         let next = match read {

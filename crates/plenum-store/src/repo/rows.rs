@@ -9,6 +9,7 @@ use plenum_core::{RecordId, SubjectId, TenantId};
 use super::keys::RowKeys;
 use super::screen::FieldMask;
 use super::{db_error, decode_error, invalid, not_found};
+use crate::encrypted::KeySlot;
 use crate::error::Error;
 use crate::record::{Record, RecordSpec, RowReader, Slot, Value};
 use crate::sql::{self, Conn, Dialect};
@@ -22,7 +23,17 @@ pub(super) enum Read {
     Find {
         column: &'static str,
         candidates: Vec<Vec<u8>>,
+        check: IndexCheck,
     },
+}
+
+/// What a found row's indexed field must open to: the blind index only narrows the search, so
+/// a row whose index value was swapped in from another row is caught here.
+pub(super) struct IndexCheck {
+    pub(super) position: usize,
+    pub(super) normaliser: plenum_crypto::Normaliser,
+    /// The search term, normalised.
+    pub(super) term: plenum_crypto::Pii<String>,
 }
 
 /// The head of a stored row: its id and subject, its tenant already checked.
@@ -148,7 +159,9 @@ impl Statements {
                 &s.list_after,
                 vec![tenant_bind, uuid(*a.as_uuid()), limit_bind(*limit)],
             ),
-            Read::Find { column, candidates } => {
+            Read::Find {
+                column, candidates, ..
+            } => {
                 let (statement, binds) =
                     sql::any_of(d, &s.select, column, tenant_bind, candidates.clone());
                 found = statement;
@@ -374,6 +387,7 @@ pub(super) async fn materialise<R: Record>(
     tenant: TenantId,
     rows: Vec<Row>,
     mask: &FieldMask,
+    check: Option<&IndexCheck>,
 ) -> Result<Vec<R>, Error> {
     let subjects = super::report::subjects_of(rows.iter().filter_map(|r| r.head.subject));
     keys.prepare(tenant, &subjects, false).await?;
@@ -389,6 +403,12 @@ pub(super) async fn materialise<R: Record>(
             }
         }
         let slots = keys.for_row_read(tenant, head.subject, &values).await?;
+        if let Some(check) = check
+            && !indexed_value_matches(keys.spec, head.id, &values, &slots, check)?
+        {
+            // Erased: the field cannot be opened, so the row does not answer the search.
+            continue;
+        }
         let mut reader = RowReader::new(
             keys.spec,
             tenant,
@@ -401,6 +421,35 @@ pub(super) async fn materialise<R: Record>(
         out.push(R::read(&mut reader)?);
     }
     Ok(out)
+}
+
+/// Whether a found row's indexed field opens to the search term (after normalisation). A row
+/// whose subject was erased cannot be opened and does not match. A row that opens to another
+/// value had its index value moved from another row: an error, never another person's record.
+fn indexed_value_matches(
+    spec: &RecordSpec,
+    id: RecordId,
+    values: &[Option<Value>],
+    slots: &[Option<KeySlot>],
+    check: &IndexCheck,
+) -> Result<bool, Error> {
+    let (Some(Some(Value::Bytes(envelope))), Some(Some(slot))) =
+        (values.get(check.position), slots.get(check.position))
+    else {
+        return Ok(false);
+    };
+    let KeySlot::Ready(key) = slot else {
+        return Ok(false);
+    };
+    let plain: plenum_crypto::Pii<String> = key.open(id, envelope)?;
+    let found = check.normaliser.normalise(plain.expose())?;
+    if found.as_str() == check.term.expose().as_str() {
+        Ok(true)
+    } else {
+        Err(Error::IndexMismatch {
+            record_type: spec.record_type().to_string(),
+        })
+    }
 }
 
 fn unwritten(spec: &RecordSpec) -> Error {
