@@ -490,6 +490,62 @@ async fn a_rows_own_older_envelope_written_back_opens_to_the_older_value() {
     }
 }
 
+/// Two instances over one database: one erases a subject; the other, its caches warm, stops
+/// decrypting the subject's fields within its keyring's TTL (`KeyringConfig::with_ttl`, the
+/// bound a deployment chooses), not at some later restart.
+#[tokio::test]
+async fn another_instance_stops_decrypting_an_erased_subject_within_its_ttl() {
+    use plenum::crypto::{Backend, Keyring, KeyringConfig, LocalKeyProvider, secrecy::SecretBox};
+    let ttl = std::time::Duration::from_secs(2);
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let c = customer(t, "erased@example.com", "2175550101");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.records
+            .repository::<Customer>()
+            .insert(&mut tx, &grant(t), &c)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let root = SecretBox::new(Box::new([0x42u8; 32]));
+        let other = Records::new(
+            Arc::new(Keyring::new(
+                Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+                env.keys.clone(),
+                KeyringConfig::default().with_ttl(ttl),
+            )),
+            Arc::new(DiscardAccess),
+        );
+        let read = |records: Records| {
+            let pool = env.pool.clone();
+            async move {
+                let mut tx = pool.begin(t).await.unwrap();
+                let back = records
+                    .repository::<Customer>()
+                    .get(&mut tx, &grant(t), c.id)
+                    .await
+                    .unwrap();
+                back.phone.open().map(|p| p.expose().clone())
+            }
+        };
+        assert_eq!(read(other.clone()).await.unwrap(), "2175550101", "warm");
+        let erased_at = std::time::Instant::now();
+        env.records
+            .keyring()
+            .destroy_scope(t, KeyScope::Subject(c.subject))
+            .await
+            .unwrap();
+        // Within the TTL the other instance may still open it (its cache is warm); past it, it
+        // cannot.
+        tokio::time::sleep(
+            ttl.saturating_sub(erased_at.elapsed()) + std::time::Duration::from_millis(100),
+        )
+        .await;
+        let err = read(other).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyDestroyed, "{}: {err}", env.name());
+    }
+}
+
 #[tokio::test]
 async fn another_tenants_records_are_unreachable_through_every_method() {
     for env in Env::both().await {

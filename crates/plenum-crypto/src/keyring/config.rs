@@ -15,7 +15,11 @@ pub struct KeyringConfig {
     /// How many derived, prepared field keys and blind indexers to keep.
     pub max_field_keys: usize,
     /// How long an unwrapped key may be used before it is read from the key store again. Bounds
-    /// how long another process keeps using a key this process rotated or destroyed.
+    /// how long another process keeps using a key this process rotated or destroyed: after an
+    /// erasure elsewhere, this keyring stops opening the subject's fields within `ttl` (every
+    /// field key is reached through its scope, whose entry expires). Default 5 minutes; a
+    /// deployment that erases under a tighter bound sets it lower ([`KeyringConfig::with_ttl`])
+    /// and pays one key-store read per scope per `ttl`.
     pub ttl: Duration,
     /// Seals under one key version after which [`Keyring::rotation_due`](crate::Keyring::rotation_due) says so. Far below the
     /// NIST SP 800-38D limit of 2^32 random-nonce encryptions per key, because counts are per
@@ -42,6 +46,14 @@ impl KeyringConfig {
             backend,
             ..Self::default()
         }
+    }
+
+    /// Sets how long unwrapped keys are used before the key store is read again: the bound on
+    /// how long another instance keeps decrypting an erased subject.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// Sets the cache capacities. Size them to the working set: the caches evict first-in,
