@@ -546,6 +546,45 @@ async fn another_instance_stops_decrypting_an_erased_subject_within_its_ttl() {
     }
 }
 
+/// Concurrent first inserts for new subjects (each creates and commits a subject key while its
+/// data transaction holds a connection) finish on a pool of any size: keys are created on a
+/// pool of their own. With one shared pool, two such inserts on a 2-connection pool each waited
+/// for a third connection until the acquire timeout.
+#[tokio::test]
+async fn concurrent_first_inserts_never_wait_for_each_others_connections() {
+    let env = Env::postgres().await;
+    let db = env.db.as_ref().unwrap();
+    let t = env.tenant().await;
+    for size in [1, 2] {
+        let pool = db.app(size).await;
+        let keys = Arc::new(DbKeyStore::new(pool.clone()));
+        let records = Records::new(keyring(&keys), Arc::new(DiscardAccess));
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let (pool, records) = (pool.clone(), records.clone());
+                tokio::spawn(async move {
+                    let mut tx = pool.begin(t).await.unwrap();
+                    let c = customer(t, &format!("p{size}-{i}@example.com"), "2175550101");
+                    records
+                        .repository::<Customer>()
+                        .insert(&mut tx, &grant(t), &c)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                })
+            })
+            .collect();
+        let all = async {
+            for task in tasks {
+                task.await.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(20), all)
+            .await
+            .unwrap_or_else(|_| panic!("first inserts on a {size}-connection pool deadlocked"));
+    }
+}
+
 #[tokio::test]
 async fn another_tenants_records_are_unreachable_through_every_method() {
     for env in Env::both().await {

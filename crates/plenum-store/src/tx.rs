@@ -19,10 +19,16 @@ pub struct TenantPool {
 
 #[derive(Clone)]
 enum PoolInner {
-    /// The pool, whether to reset settings at `BEGIN` (PgBouncer transaction mode), and the key
-    /// that authenticates tenant contexts.
+    /// The pool, whether to reset settings at `BEGIN` (PgBouncer transaction mode), the key
+    /// that authenticates tenant contexts, and the pool that creates keys (see
+    /// `postgres::KEY_POOL_CONNECTIONS`).
     #[cfg(feature = "postgres")]
-    Postgres(sqlx::PgPool, bool, Option<crate::postgres::ContextKey>),
+    Postgres(
+        sqlx::PgPool,
+        bool,
+        Option<crate::postgres::ContextKey>,
+        sqlx::PgPool,
+    ),
     /// The data pool and the key pool (a database of its own, see `sqlite::open`).
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::SqlitePool, sqlx::SqlitePool),
@@ -62,6 +68,7 @@ impl TenantPool {
                 crate::postgres::connect_pool(url, config).await?,
                 config.pgbouncer_transaction_mode,
                 config.context_key.clone(),
+                crate::postgres::connect_key_pool(url, config)?,
             ),
         })
     }
@@ -91,7 +98,7 @@ impl TenantPool {
     #[cfg(feature = "postgres")]
     pub async fn verify(&self, roles: &crate::Roles) -> Result<crate::postgres::Report, Error> {
         match &self.inner {
-            PoolInner::Postgres(pool, _, key) => {
+            PoolInner::Postgres(pool, _, key, _) => {
                 crate::postgres::verify::verify(pool, roles, key.as_ref()).await
             }
             #[cfg(feature = "sqlite")]
@@ -136,15 +143,8 @@ impl TenantPool {
     pub async fn begin(&self, tenant: TenantId) -> Result<TenantTx, Error> {
         let inner = match &self.inner {
             #[cfg(feature = "postgres")]
-            PoolInner::Postgres(pool, reset_first, key) => {
-                let key = key.as_ref().ok_or(Error::Config(
-                    "no context key: set PgPoolConfig::context_key to the key migrate installed",
-                ))?;
-                TxInner::Postgres(
-                    pool.begin_with(crate::postgres::begin_statement(key, tenant, *reset_first))
-                        .await
-                        .map_err(Error::Database)?,
-                )
+            PoolInner::Postgres(pool, reset_first, key, _) => {
+                Self::begin_postgres(pool, *reset_first, key.as_ref(), tenant).await?
             }
             #[cfg(feature = "sqlite")]
             PoolInner::Sqlite(data, _) => {
@@ -158,22 +158,42 @@ impl TenantPool {
         })
     }
 
-    /// A transaction on the database holding the wrapped keys: the same database on PostgreSQL,
-    /// the key database on SQLite.
+    #[cfg(feature = "postgres")]
+    async fn begin_postgres(
+        pool: &sqlx::PgPool,
+        reset_first: bool,
+        key: Option<&crate::postgres::ContextKey>,
+        tenant: TenantId,
+    ) -> Result<TxInner, Error> {
+        let key = key.ok_or(Error::Config(
+            "no context key: set PgPoolConfig::context_key to the key migrate installed",
+        ))?;
+        Ok(TxInner::Postgres(
+            pool.begin_with(crate::postgres::begin_statement(key, tenant, reset_first))
+                .await
+                .map_err(Error::Database)?,
+        ))
+    }
+
+    /// A transaction on the database holding the wrapped keys, from a pool of its own: the key
+    /// pool of the same database on PostgreSQL (so creating a key never waits for a data
+    /// connection), the key database on SQLite. It carries no audit events.
     pub(crate) async fn begin_keys(&self, tenant: TenantId) -> Result<TenantTx, Error> {
-        match &self.inner {
+        let inner = match &self.inner {
+            #[cfg(feature = "postgres")]
+            PoolInner::Postgres(_, reset_first, key, keys) => {
+                Self::begin_postgres(keys, *reset_first, key.as_ref(), tenant).await?
+            }
             #[cfg(feature = "sqlite")]
-            PoolInner::Sqlite(_, keys) => Ok(TenantTx {
-                tenant,
-                inner: TxInner::Sqlite(keys.begin().await.map_err(Error::Database)?),
-                unsettled: crate::audit::Unsettled::new(None),
-            }),
-            #[allow(
-                unreachable_patterns,
-                reason = "the PostgreSQL arm exists only with its feature"
-            )]
-            _ => self.begin(tenant).await,
-        }
+            PoolInner::Sqlite(_, keys) => {
+                TxInner::Sqlite(keys.begin().await.map_err(Error::Database)?)
+            }
+        };
+        Ok(TenantTx {
+            tenant,
+            inner,
+            unsettled: crate::audit::Unsettled::new(None),
+        })
     }
 
     /// Registers `tenant` in the tenant registry (idempotent). Rows of a tenant can only be

@@ -140,9 +140,32 @@ fn connect_options(url: &str, tls: &TlsMode) -> Result<PgConnectOptions, Error> 
 /// the server-side prepared statements that sqlx keeps cached. (In PgBouncer transaction mode the
 /// reset moves into the `BEGIN` statement; see [`begin_statement`].)
 pub(crate) async fn connect_pool(url: &str, config: &PgPoolConfig) -> Result<PgPool, Error> {
+    let (options, pool) = pool_options(url, config, config.max_connections)?;
+    pool.connect_with(options).await.map_err(Error::Database)
+}
+
+/// Connections of the pool that creates and changes wrapped keys. A pool of its own: a data
+/// transaction that needs a new subject key holds its connection while the key is created and
+/// committed, so with one shared pool, N concurrent first inserts on an N-connection pool each
+/// waited for a connection none would release (until the acquire timeout). Key transactions
+/// wait for nothing else, so two connections serve any number of data connections; connected
+/// lazily, on the first key operation.
+pub(crate) const KEY_POOL_CONNECTIONS: u32 = 2;
+
+/// The key pool ([`KEY_POOL_CONNECTIONS`]), same server, role and TLS as the data pool.
+pub(crate) fn connect_key_pool(url: &str, config: &PgPoolConfig) -> Result<PgPool, Error> {
+    let (options, pool) = pool_options(url, config, KEY_POOL_CONNECTIONS)?;
+    Ok(pool.connect_lazy_with(options))
+}
+
+fn pool_options(
+    url: &str,
+    config: &PgPoolConfig,
+    max_connections: u32,
+) -> Result<(PgConnectOptions, PgPoolOptions), Error> {
     let mut options = connect_options(url, &config.tls)?;
     let mut pool = PgPoolOptions::new()
-        .max_connections(config.max_connections)
+        .max_connections(max_connections)
         .acquire_timeout(config.acquire_timeout);
     if config.pgbouncer_transaction_mode {
         options = options.statement_cache_capacity(0);
@@ -154,7 +177,7 @@ pub(crate) async fn connect_pool(url: &str, config: &PgPoolConfig) -> Result<PgP
             })
         });
     }
-    pool.connect_with(options).await.map_err(Error::Database)
+    Ok((options, pool))
 }
 
 /// What a released connection runs before the next tenant may use it. `CLOSE ALL`: a cursor
