@@ -585,6 +585,64 @@ async fn concurrent_first_inserts_never_wait_for_each_others_connections() {
     }
 }
 
+/// One malformed envelope used to fail every `get` and `list` that touched its row. Now the
+/// page comes back whole, the bad field alone refuses to open, and the hook hears which record
+/// was tampered with.
+#[tokio::test]
+async fn a_malformed_envelope_spoils_one_field_not_the_page() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let cs = [
+            customer(t, "m1@example.com", "2175550101"),
+            customer(t, "m2@example.com", "2175550102"),
+            customer(t, "m3@example.com", "2175550103"),
+        ];
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert_many(&mut tx, &grant(t), &cs).await.unwrap();
+        tx.commit().await.unwrap();
+        let bad = &cs[1];
+        env.tamper(&match env.db {
+            Some(_) => format!(
+                "UPDATE customers SET phone = '\\x0102030405'::bytea WHERE id = '{}'::uuid",
+                bad.id
+            ),
+            None => format!(
+                "UPDATE customers SET phone = X'0102030405' WHERE id = X'{}'",
+                bad.id.to_string().replace('-', "")
+            ),
+        })
+        .await;
+        env.hook.take();
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let page = repo.list(&mut tx, &grant(t), None, 10).await.unwrap();
+        assert_eq!(page.items.len(), 3, "{}", env.name());
+        for c in &page.items {
+            let phone = c.phone.open();
+            if c.id == bad.id {
+                assert_eq!(phone.unwrap_err().kind(), ErrorKind::DecryptionFailed);
+                assert_eq!(
+                    text(&c.email),
+                    "m2@example.com",
+                    "the rest of the row reads"
+                );
+            } else {
+                assert!(phone.is_ok(), "{}", env.name());
+            }
+        }
+        let told = env.hook.take();
+        let tampered: Vec<_> = told
+            .iter()
+            .filter(|a| a.outcome == Outcome::Failed(ErrorKind::Tampered))
+            .collect();
+        assert_eq!(tampered.len(), 1, "{}: {told:?}", env.name());
+        assert_eq!(tampered[0].records, [bad.id]);
+        let one = repo.get(&mut tx, &grant(t), bad.id).await.unwrap();
+        assert!(one.phone.open().is_err());
+        tx.commit().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn another_tenants_records_are_unreachable_through_every_method() {
     for env in Env::both().await {

@@ -50,6 +50,10 @@ pub(crate) enum KeySlot {
         scope: KeyScopeKind,
         version: u32,
     },
+    /// The stored value is not an envelope this field's keys can open (malformed, or naming a
+    /// key version that does not exist): tampered with. The rest of the row, and the other
+    /// rows of the page, are still returned; this field refuses to open.
+    Unreadable,
 }
 
 /// A value sealed for one record, with its blind index if the field has one.
@@ -190,6 +194,7 @@ fn open_loaded<T: PiiValue>(
                 version: *version,
             }))
         }
+        KeySlot::Unreadable => Err(Error::Crypto(plenum_crypto::Error::DecryptionFailed)),
     }
 }
 
@@ -236,6 +241,10 @@ impl<T: PiiValue> fmt::Debug for Encrypted<T> {
                 key: KeySlot::Destroyed { .. },
                 ..
             } => "erased",
+            State::Loaded {
+                key: KeySlot::Unreadable,
+                ..
+            } => "unreadable",
             State::Withheld => "withheld",
         };
         write!(f, "Encrypted<{}>({state})", T::TYPE_NAME)

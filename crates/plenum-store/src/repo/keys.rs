@@ -37,8 +37,9 @@ impl KeyLayout {
     }
 }
 
-/// The subject-owned field keys of a row, or the scope of the destroyed key that sealed them.
-type KeyBundle = Result<Arc<[FieldKey]>, KeyScopeKind>;
+/// The subject-owned field keys of a row, or the scope of the destroyed key that sealed them
+/// (`None`: the envelopes name a key version no key of theirs opens, see `unreadable`).
+type KeyBundle = Result<Arc<[FieldKey]>, Option<KeyScopeKind>>;
 
 /// Per-operation key material for writes: tenant-owned field keys and blind indexers,
 /// resolved once; subject-owned field keys are added per row.
@@ -190,7 +191,8 @@ impl RowKeys<'_> {
                 .await
             {
                 Ok(keys) => Ok(keys),
-                Err(plenum_crypto::Error::KeyDestroyed { scope, .. }) => Err(scope),
+                Err(plenum_crypto::Error::KeyDestroyed { scope, .. }) => Err(Some(scope)),
+                Err(e) if unreadable(&e) => Err(None),
                 Err(e) => return Err(e.into()),
             };
             for (i, pos) in self.layout.positions.iter().enumerate() {
@@ -200,10 +202,11 @@ impl RowKeys<'_> {
                 }
                 out[*pos] = match &keys {
                     Ok(keys) => keys.get(i).cloned().map(KeySlot::Ready),
-                    Err(scope) => Some(KeySlot::Destroyed {
+                    Err(Some(scope)) => Some(KeySlot::Destroyed {
                         scope: *scope,
                         version: v,
                     }),
+                    Err(None) => Some(KeySlot::Unreadable),
                 };
             }
         }
@@ -227,10 +230,23 @@ impl RowKeys<'_> {
                     Err(plenum_crypto::Error::KeyDestroyed { scope, version }) => {
                         KeySlot::Destroyed { scope, version }
                     }
+                    Err(e) if unreadable(&e) => KeySlot::Unreadable,
                     Err(e) => return Err(e.into()),
                 },
             );
         }
         Ok(out)
     }
+}
+
+/// A stored value no key of this field opens (malformed, a key version that does not exist or
+/// is not usable): the field is unreadable, the row and the page are not. Key store and
+/// provider failures are not this: they fail the read.
+fn unreadable(e: &plenum_crypto::Error) -> bool {
+    matches!(
+        e.kind(),
+        plenum_crypto::ErrorKind::Malformed
+            | plenum_crypto::ErrorKind::KeyUnavailable
+            | plenum_crypto::ErrorKind::DecryptionFailed
+    )
 }

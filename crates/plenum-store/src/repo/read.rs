@@ -275,7 +275,26 @@ impl<R: Record> Repository<R> {
             Read::Find { check, .. } => Some(check),
             _ => None,
         };
-        let items: Vec<R> = materialise(&self.keys(), tx.tenant(), kept, &mask, check).await?;
+        let mut unreadable = Vec::new();
+        let items: Vec<R> = materialise(
+            &self.keys(),
+            tx.tenant(),
+            kept,
+            &mask,
+            check,
+            &mut unreadable,
+        )
+        .await?;
+        if !unreadable.is_empty() {
+            // The rows are returned (their bad fields refuse to open); the hook hears of them
+            // as a failure of their own, so the log shows which records were tampered with.
+            let mut bad = access.clone();
+            bad.rows = unreadable.len() as u64;
+            bad.records = unreadable;
+            bad.subjects = Vec::new();
+            bad.outcome = crate::access::Outcome::Failed(crate::ErrorKind::Tampered);
+            self.shared.hook.on_access(tx, &bad).await?;
+        }
         access.records = items.iter().map(R::id).collect();
         access.subjects = subjects_of(items.iter().filter_map(R::subject));
         let next = match read {

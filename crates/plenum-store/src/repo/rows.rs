@@ -388,6 +388,7 @@ pub(super) async fn materialise<R: Record>(
     rows: Vec<Row>,
     mask: &FieldMask,
     check: Option<&IndexCheck>,
+    unreadable: &mut Vec<RecordId>,
 ) -> Result<Vec<R>, Error> {
     let subjects = super::report::subjects_of(rows.iter().filter_map(|r| r.head.subject));
     keys.prepare(tenant, &subjects, false).await?;
@@ -403,6 +404,9 @@ pub(super) async fn materialise<R: Record>(
             }
         }
         let slots = keys.for_row_read(tenant, head.subject, &values).await?;
+        if slots.iter().any(|s| matches!(s, Some(KeySlot::Unreadable))) {
+            unreadable.push(head.id);
+        }
         if let Some(check) = check
             && !indexed_value_matches(keys.spec, head.id, &values, &slots, check)?
         {
