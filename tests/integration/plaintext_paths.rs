@@ -4,6 +4,8 @@
 //! The audited, purpose-bound path is the repository; this keeps the others greppable
 //! (`grep -rn dangerous_`), as SECURITY.md ("Unaudited access") says.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
 use std::path::{Path, PathBuf};
 
 /// Public functions that return plaintext, a key or a connection without `dangerous_`, by
