@@ -493,6 +493,32 @@ async fn eventually(a: &Audited, t: TenantId, action: &str, status: &str, want: 
     seen
 }
 
+/// Terminates the backend serving `tx` from a superuser session, as an operator or a crash
+/// would.
+async fn kill_backend(db: &plenum_test::pg::TestDb, tx: &mut TenantTx) {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(tx.dangerous_postgres().unwrap())
+        .await
+        .unwrap();
+    let su = db.superuser().await;
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&su)
+        .await
+        .unwrap();
+    assert!(killed);
+}
+
+/// Asserts the log holds `reads` successful reads (after `what`).
+async fn assert_reads(a: &Audited, t: TenantId, reads: usize, what: &str) {
+    assert_eq!(
+        eventually(a, t, "read", "success", reads).await,
+        reads,
+        "{}: {what}",
+        a.name()
+    );
+}
+
 /// A read whose data reached the caller is on record whatever the caller then does with its
 /// transaction: rolls it back, drops it, panics with it, or loses its connection so that the
 /// commit fails. On SQLite too, and for a refusal (which SQLite used to lose on rollback).
@@ -519,24 +545,14 @@ async fn a_read_stays_recorded_whatever_the_caller_does_with_its_transaction() {
         assert!(c.phone.open().is_ok(), "the plaintext reached the caller");
         tx.rollback().await.unwrap();
         reads += 1;
-        assert_eq!(
-            eventually(&a, t, "read", "success", reads).await,
-            reads,
-            "{}: rollback",
-            a.name()
-        );
+        assert_reads(&a, t, reads, "rollback").await;
 
         // Dropped (an early return, a `?`).
         let mut tx = a.env.pool.begin(t).await.unwrap();
         repo.get(&mut tx, &grant, id).await.unwrap();
         drop(tx);
         reads += 1;
-        assert_eq!(
-            eventually(&a, t, "read", "success", reads).await,
-            reads,
-            "{}: drop",
-            a.name()
-        );
+        assert_reads(&a, t, reads, "drop").await;
 
         // A panic unwinding through the transaction, in a task of its own.
         let (pool, records) = (a.env.pool.clone(), a.records.clone());
@@ -557,12 +573,7 @@ async fn a_read_stays_recorded_whatever_the_caller_does_with_its_transaction() {
         .await;
         assert!(panicked.unwrap_err().is_panic());
         reads += 1;
-        assert_eq!(
-            eventually(&a, t, "read", "success", reads).await,
-            reads,
-            "{}: panic",
-            a.name()
-        );
+        assert_reads(&a, t, reads, "panic").await;
 
         // A refusal, then a rollback.
         let mut tx = a.env.pool.begin(t).await.unwrap();
@@ -580,24 +591,10 @@ async fn a_read_stays_recorded_whatever_the_caller_does_with_its_transaction() {
         if let Some(db) = &a.env.db {
             let mut tx = a.env.pool.begin(t).await.unwrap();
             repo.get(&mut tx, &grant, id).await.unwrap();
-            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-                .fetch_one(tx.dangerous_postgres().unwrap())
-                .await
-                .unwrap();
-            let su = db.superuser().await;
-            let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-                .bind(pid)
-                .fetch_one(&su)
-                .await
-                .unwrap();
-            assert!(killed);
+            kill_backend(db, &mut tx).await;
             assert!(tx.commit().await.is_err(), "the connection is gone");
             reads += 1;
-            assert_eq!(
-                eventually(&a, t, "read", "success", reads).await,
-                reads,
-                "killed"
-            );
+            assert_reads(&a, t, reads, "killed").await;
         }
 
         // Committed reads are recorded once, not twice.
@@ -605,7 +602,7 @@ async fn a_read_stays_recorded_whatever_the_caller_does_with_its_transaction() {
         repo.get(&mut tx, &grant, id).await.unwrap();
         tx.commit().await.unwrap();
         reads += 1;
-        assert_eq!(eventually(&a, t, "read", "success", reads).await, reads);
+        assert_reads(&a, t, reads, "commit").await;
         a.checkpoint(t).await;
         let report = a.verify(t).await.unwrap();
         assert_eq!(report.entries, report.covered, "{}", a.name());
@@ -705,17 +702,7 @@ async fn killing_the_connection_mid_transaction_leaves_neither_access_nor_event(
     let c = customer(t, "killed@example.com", "2175550142");
     let mut tx = a.env.pool.begin(t).await.unwrap();
     repo.insert(&mut tx, &grant, &c).await.unwrap();
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(tx.dangerous_postgres().unwrap())
-        .await
-        .unwrap();
-    let su = a.env.db.as_ref().unwrap().superuser().await;
-    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-        .bind(pid)
-        .fetch_one(&su)
-        .await
-        .unwrap();
-    assert!(killed);
+    kill_backend(a.env.db.as_ref().unwrap(), &mut tx).await;
     assert!(tx.commit().await.is_err(), "the connection is gone");
     let export = a.export(t).await;
     assert_eq!(
