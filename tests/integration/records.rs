@@ -1101,7 +1101,7 @@ async fn derived_tables_pass_the_boot_time_contract_check() {
 }
 
 #[tokio::test]
-async fn lookups_span_every_live_index_key_version() {
+async fn lookups_and_uniqueness_span_every_live_index_key_version() {
     for env in Env::both().await {
         let t = env.tenant().await;
         let repo = env.records.repository::<Customer>();
@@ -1142,6 +1142,26 @@ async fn lookups_span_every_live_index_key_version() {
             "{}",
             env.name()
         );
+        // Uniqueness spans the versions too: the old row's email (still indexed under v1) can
+        // be neither inserted again nor written into another row; the row itself may be
+        // updated with its own email.
+        tx.commit().await.unwrap();
+        let twin = customer(t, "Old@Example.com", "2175550103");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let err = repo.insert(&mut tx, &grant(t), &twin).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{}: {err}", env.name());
+        drop(tx);
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let mut moved = repo.get(&mut tx, &grant(t), new.id).await.unwrap();
+        moved.email.set("old@example.com".to_owned());
+        let err = repo.update(&mut tx, &grant(t), &moved).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{}: {err}", env.name());
+        drop(tx);
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let mut same = repo.get(&mut tx, &grant(t), old.id).await.unwrap();
+        same.email.set("OLD@example.com".to_owned());
+        repo.update(&mut tx, &grant(t), &same).await.unwrap();
+        tx.commit().await.unwrap();
     }
 }
 

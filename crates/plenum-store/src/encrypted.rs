@@ -60,6 +60,9 @@ pub(crate) enum KeySlot {
 pub(crate) struct Sealed {
     pub(crate) envelope: Envelope,
     pub(crate) index: Option<BlindIndex>,
+    /// For an indexed field: the plaintext that was indexed, so that uniqueness can be checked
+    /// against rows still indexed under an older index key version.
+    pub(crate) indexed: Option<Pii<String>>,
 }
 
 impl<T: PiiValue> Encrypted<T> {
@@ -166,18 +169,25 @@ impl<T: PiiValue> Encrypted<T> {
             State::Withheld => return Err(Error::Withheld),
         };
         let envelope = key.seal(record, plain)?;
-        let index = match indexer {
-            None => None,
+        let (index, indexed) = match indexer {
+            None => (None, None),
             Some(indexer) => {
                 let text = plain
                     .expose()
                     .encoded_slice()
                     .and_then(|b| core::str::from_utf8(b).ok())
                     .ok_or(Error::Config("a blind index needs a text field"))?;
-                Some(indexer.compute(text)?)
+                (
+                    Some(indexer.compute(text)?),
+                    Some(Pii::new(text.to_owned())),
+                )
             }
         };
-        Ok(Sealed { envelope, index })
+        Ok(Sealed {
+            envelope,
+            index,
+            indexed,
+        })
     }
 }
 

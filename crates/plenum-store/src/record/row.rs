@@ -31,6 +31,9 @@ pub struct RowWriter<'a> {
     /// sealed afresh for this record (insert).
     keep_unchanged: bool,
     pub(crate) slots: Vec<Slot>,
+    /// The plaintexts written to blind-indexed fields, by position: what a uniqueness check
+    /// across index key versions needs.
+    pub(crate) indexed: Vec<(usize, plenum_crypto::Pii<String>)>,
 }
 
 impl core::fmt::Debug for RowWriter<'_> {
@@ -54,6 +57,7 @@ impl<'a> RowWriter<'a> {
             indexers,
             keep_unchanged,
             slots: (0..keys.len()).map(|_| Slot::Empty).collect(),
+            indexed: Vec::new(),
         }
     }
 
@@ -107,7 +111,7 @@ impl<'a> RowWriter<'a> {
     }
 
     fn seal<T: PiiValue>(
-        &self,
+        &mut self,
         field: usize,
         value: Option<&Encrypted<T>>,
         indexer: Option<&BlindIndexer>,
@@ -128,6 +132,9 @@ impl<'a> RowWriter<'a> {
             .and_then(Option::as_ref)
             .ok_or(Error::Config("encrypted write to a field declared plain"))?;
         let sealed = value.seal_for(key, self.record, indexer)?;
+        if let Some(text) = sealed.indexed {
+            self.indexed.push((field, text));
+        }
         Ok(Slot::Set(
             Value::Bytes(sealed.envelope.into_bytes()),
             sealed.index.map(|i| Value::Bytes(i.as_bytes().to_vec())),

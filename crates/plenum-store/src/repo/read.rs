@@ -228,11 +228,11 @@ impl<R: Record> Repository<R> {
         Ok(Read::Find {
             column: b.column.as_str(),
             candidates: candidates.iter().map(|c| c.as_bytes().to_vec()).collect(),
-            check: IndexCheck {
+            check: Some(IndexCheck {
                 position: field.position(),
                 normaliser: b.normaliser,
                 term: plenum_crypto::Pii::new(term.as_str().to_owned()),
-            },
+            }),
         })
     }
 
@@ -272,7 +272,7 @@ impl<R: Record> Repository<R> {
             return Err(screen::denied(grant, reason));
         }
         let check = match &read {
-            Read::Find { check, .. } => Some(check),
+            Read::Find { check, .. } => check.as_ref(),
             _ => None,
         };
         let mut unreadable = Vec::new();

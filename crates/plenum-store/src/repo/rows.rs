@@ -23,7 +23,9 @@ pub(super) enum Read {
     Find {
         column: &'static str,
         candidates: Vec<Vec<u8>>,
-        check: IndexCheck,
+        /// What each found row's field must open to (a search); `None` for the uniqueness
+        /// probe, which only needs to know whether a row exists.
+        check: Option<IndexCheck>,
     },
 }
 

@@ -5,6 +5,7 @@
 use plenum_core::{DataCategory, FieldName, RecordId, SubjectId};
 
 use super::report::subjects_of;
+use super::rows::Read;
 use super::screen::{self, FieldMask};
 use super::{Repository, not_found};
 use crate::access::{Access, Action};
@@ -143,6 +144,8 @@ impl<R: Record> Repository<R> {
                 .await?;
             let mut writer = RowWriter::new(record.id(), &row_keys, &write_keys.indexers, false);
             record.write(&mut writer)?;
+            self.unique_across_index_versions(tx, record.id(), &writer.indexed, &write_keys)
+                .await?;
             rows.push(self.sql.write_row(tenant, record, writer.slots)?);
         }
         self.sql.insert(tx, rows).await?;
@@ -173,6 +176,8 @@ impl<R: Record> Repository<R> {
             .await?;
         let mut writer = RowWriter::new(record.id(), &row_keys, &write_keys.indexers, true);
         record.write(&mut writer)?;
+        self.unique_across_index_versions(tx, record.id(), &writer.indexed, &write_keys)
+            .await?;
         let (written, sets) = self.sql.assignments(writer.slots)?;
         let fields = spec.fields();
         screen::check_writable(grant, written.iter().filter_map(|i| fields.get(*i)))?;
@@ -198,6 +203,72 @@ impl<R: Record> Repository<R> {
             .filter_map(|i| fields.get(i))
             .map(|f| (f.name.clone(), f.category.clone()))
             .collect())
+    }
+
+    /// A unique blind-indexed field is unique across every live index key version: the
+    /// database's unique index covers the active version's values, and rows written before an
+    /// index-key rotation (not yet re-indexed) carry an older version's value for the same
+    /// plaintext, so those are looked up here. One query per unique indexed field, and only
+    /// while the tenant has more than one live index version.
+    async fn unique_across_index_versions(
+        &self,
+        tx: &mut TenantTx,
+        id: RecordId,
+        indexed: &[(usize, plenum_crypto::Pii<String>)],
+        write_keys: &super::keys::WriteKeys,
+    ) -> Result<(), Error> {
+        let spec = self.spec();
+        for (position, text) in indexed {
+            let Some(field) = spec.fields().get(*position).filter(|f| f.unique) else {
+                continue;
+            };
+            let Some(b) = field.blind_index_spec() else {
+                continue;
+            };
+            let candidates = self
+                .shared
+                .keyring
+                .blind_index_candidates(
+                    tx.tenant(),
+                    spec.record_type(),
+                    &field.name,
+                    b.normaliser,
+                    text.expose(),
+                )
+                .await?;
+            let active = write_keys
+                .indexers
+                .get(*position)
+                .and_then(Option::as_ref)
+                .map(|i| i.compute(text.expose()))
+                .transpose()?;
+            let older: Vec<Vec<u8>> = candidates
+                .iter()
+                .filter(|c| active.as_ref() != Some(*c))
+                .map(|c| c.as_bytes().to_vec())
+                .collect();
+            if older.is_empty() {
+                continue;
+            }
+            let probe = Read::Find {
+                column: b.column.as_str(),
+                candidates: older,
+                check: None,
+            };
+            if self
+                .sql
+                .fetch(tx, &probe)
+                .await?
+                .iter()
+                .any(|row| row.head.id != id)
+            {
+                return Err(Error::UniqueViolation {
+                    record_type: spec.record_type().to_string(),
+                    field: field.name.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Screens (the row's subject read `FOR UPDATE`) and deletes.
