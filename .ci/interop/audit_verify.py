@@ -138,6 +138,8 @@ def verify_consistency(m, n, old_root, new_root, path) -> bool:
 
 def parse_key(text: str):
     name, key_id, key = text.strip().split("+", 2)
+    if not name or not name.isascii() or " " in name or "\n" in name:
+        raise ValueError("bad key name")
     raw = base64.b64decode(key, validate=True)
     if raw[0] != 0x01 or len(raw) != 33:
         raise ValueError("not an Ed25519 verifier key")
@@ -272,6 +274,22 @@ def vectors(path):
     checks += 4
     for name in ("export", "export_after_retention"):
         verify_log(v[name], keys)
+        checks += 1
+    # Verifier keys: the texts to accept and to refuse.
+    for good in v["verifier_keys"]["valid"]:
+        parse_key(good)
+    for bad in v["verifier_keys"]["invalid"]:
+        try:
+            parse_key(bad)
+        except Exception:
+            continue
+        expect(False, f"verifier key accepted: {bad!r}")
+    checks += len(v["verifier_keys"]["valid"]) + len(v["verifier_keys"]["invalid"])
+    # Consistency proofs at the edges (equal sizes; old size 0).
+    for e in v["consistency_edges"]:
+        o, n = open_note(e["old"], keys), open_note(e["new"], keys)
+        ok = verify_consistency(o["size"], n["size"], o["root"], n["root"], [bytes.fromhex(h) for h in e["path"]])
+        expect(ok == e["valid"], f"consistency edge: {e['name']}")
         checks += 1
     # Rule 5 to the millisecond; a bad line from a trusted key refuses the note.
     verify_log(v["skew"]["accepted"], keys)

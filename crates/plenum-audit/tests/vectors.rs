@@ -138,6 +138,47 @@ fn with_bad_trusted_line(note: &str) -> String {
     format!("{note}{head} {}\n", b64.encode(&bytes))
 }
 
+/// Verifier-key texts an implementation must accept and refuse (`docs/audit-format.md`,
+/// "verifier key").
+fn verifier_key_cases() -> Value {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let good = signer().verifier().to_string();
+    let (name, rest) = good.split_once('+').unwrap();
+    let (id, key) = rest.split_once('+').unwrap();
+    let raw = b64.decode(key).unwrap();
+    json!({
+        "valid": [good.clone(), format!("  {good}\n")],
+        "invalid": [
+            format!("{name}+{}+{key}", id.to_uppercase()),
+            format!("{name}+{key}"),
+            format!("bad name+{id}+{key}"),
+            format!("{name}+00000000+{key}"),
+            format!("{name}+{id}+{}", b64.encode(&raw[1..])),
+            format!("{name}+{id}+!!!!"),
+            format!("+{id}+{key}"),
+        ],
+    })
+}
+
+/// Consistency proofs at the edges: equal sizes (empty path, equal roots) and an old size of 0
+/// (refused).
+fn consistency_edges(notes: &[String]) -> Value {
+    let signer = signer();
+    let empty = signer.sign(&Checkpoint {
+        tenant: tenant(),
+        size: 0,
+        root: merkle::root(&[]),
+        time: 1_795_771_999,
+    });
+    json!([
+        {"name": "equal sizes, empty path", "old": notes[0], "new": notes[0], "path": [], "valid": true},
+        {"name": "equal sizes, a path", "old": notes[0], "new": notes[0],
+         "path": [hex::encode([7u8; 32])], "valid": false},
+        {"name": "old size 0", "old": empty, "new": notes[1], "path": [], "valid": false},
+    ])
+}
+
 fn generate() -> Value {
     let events = events();
     let bodies: Vec<String> = events.iter().map(|e| e.canonical().unwrap()).collect();
@@ -216,6 +257,8 @@ fn generate() -> Value {
             "refused": skew_export(300_001),
         },
         "bad_trusted_signature": with_bad_trusted_line(&notes[0]),
+        "verifier_keys": verifier_key_cases(),
+        "consistency_edges": consistency_edges(&notes),
     })
 }
 
@@ -267,6 +310,27 @@ fn the_vector_log_verifies_and_its_proofs_hold() {
             ..
         })
     ));
+    for good in v["verifier_keys"]["valid"].as_array().unwrap() {
+        plenum_audit::VerifierKey::parse(good.as_str().unwrap()).unwrap();
+    }
+    for bad in v["verifier_keys"]["invalid"].as_array().unwrap() {
+        assert!(
+            plenum_audit::VerifierKey::parse(bad.as_str().unwrap()).is_err(),
+            "{bad}"
+        );
+    }
+    for edge in v["consistency_edges"].as_array().unwrap() {
+        let proof: verify::ConsistencyProof = serde_json::from_value(json!({
+            "old": edge["old"], "new": edge["new"], "path": edge["path"],
+        }))
+        .unwrap();
+        assert_eq!(
+            verify::verify_consistency(&proof, &trusted).is_ok(),
+            edge["valid"].as_bool().unwrap(),
+            "{}",
+            edge["name"]
+        );
+    }
     let bad = v["bad_trusted_signature"].as_str().unwrap();
     assert_eq!(
         checkpoint::open(bad, &trusted),

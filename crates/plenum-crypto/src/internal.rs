@@ -9,7 +9,7 @@ use crate::blind::{BlindIndex, BlindIndexer, Normaliser};
 use crate::envelope::{FieldKey, FieldLocator, Owner};
 use crate::error::Error;
 use crate::format::{
-    Header, blind_index_info, field_key_info, key_wrap_context, subject_wrap_info,
+    Header, blind_index_info, field_key_info, key_wrap_context, pseudonym_info, subject_wrap_info,
 };
 use crate::keys::{KeyMaterial, KeyRef, KeyScope, WrappedKey};
 use crate::pii::Pii;
@@ -178,4 +178,17 @@ pub fn unwrap(
     let aead: PreparedAead = prepare(backend, &material(wrapping_key))?;
     let k = unwrap_key(&aead, &WrappedKey::from_bytes(wrapped.to_vec()), context)?;
     Ok(*k.expose_secret())
+}
+
+/// The audit pseudonym of the subject whose key version `key` has material `subject_key`: the
+/// first 16 bytes of HKDF-SHA256 with the pseudonym info (`docs/envelope-format.md`).
+///
+/// # Errors
+///
+/// Never in practice (HKDF length).
+pub fn pseudonym_vector(subject_key: [u8; 32], key: &KeyRef) -> Result<[u8; 16], Error> {
+    let derived = derive(&material(subject_key), &pseudonym_info(key))?;
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&derived.expose_secret()[..16]);
+    Ok(out)
 }
