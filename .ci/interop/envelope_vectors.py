@@ -113,6 +113,10 @@ def check_envelopes(vectors):
 
 
 def normalise(norm: str, value: str) -> str:
+    # v1 refuses code points unassigned in its Unicode data (18.0.0); this implementation's data
+    # (unicodedata.unidata_version) may be older, and then refuses what it does not know.
+    if norm in ("email-v1", "text-nfkc-v1") and any(unicodedata.category(c) == "Cn" for c in value):
+        raise ValueError("refused: unassigned code point")
     if norm == "email-v1":
         return value.strip().lower()
     if norm == "text-nfkc-v1":

@@ -5,6 +5,7 @@ use core::fmt;
 use std::sync::Arc;
 
 use unicode_normalization::UnicodeNormalization as _;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 use zeroize::Zeroizing;
 
 use crate::backend::PreparedMac;
@@ -34,6 +35,29 @@ pub enum Normaliser {
     Text,
 }
 
+/// The Unicode data blind-index format v1 is defined with (`docs/envelope-format.md`): NFKC and
+/// the assigned code points of Unicode 18.0.0 (`unicode-normalization` 0.1.26 and
+/// `unicode-properties` 0.1.5, pinned exactly), lower-casing of Rust's core library (Unicode
+/// 17.0.0 with this toolchain; `BLIND_INDEX_LOWERCASE_UNICODE`, checked by a test so that a
+/// toolchain whose tables differ is a deliberate change).
+pub const BLIND_INDEX_UNICODE: (u8, u8, u8) = (18, 0, 0);
+
+/// The Unicode version of the lower-case mapping blind-index format v1 uses (Rust's core
+/// library tables).
+pub const BLIND_INDEX_LOWERCASE_UNICODE: (u8, u8, u8) = (17, 0, 0);
+
+// A dependency update that changes the Unicode data would change what v1 indexes: refuse to
+// build rather than index differently.
+const _: () = assert!(
+    unicode_normalization::UNICODE_VERSION.0 == BLIND_INDEX_UNICODE.0
+        && unicode_normalization::UNICODE_VERSION.1 == BLIND_INDEX_UNICODE.1
+        && unicode_normalization::UNICODE_VERSION.2 == BLIND_INDEX_UNICODE.2
+        && unicode_properties::UNICODE_VERSION.0 == BLIND_INDEX_UNICODE.0 as u64
+        && unicode_properties::UNICODE_VERSION.1 == BLIND_INDEX_UNICODE.1 as u64
+        && unicode_properties::UNICODE_VERSION.2 == BLIND_INDEX_UNICODE.2 as u64,
+    "the Unicode tables changed: blind-index format v1 is pinned to Unicode 18.0.0"
+);
+
 impl Normaliser {
     /// The stable id, as written in the spec and in derivation labels.
     pub const fn id(self) -> &'static str {
@@ -59,6 +83,16 @@ impl Normaliser {
     /// a number this normaliser accepts.
     pub fn normalise(self, value: &str) -> Result<Zeroizing<String>, Error> {
         let refuse = || Error::Normalisation { normaliser: self };
+        // Format v1 is frozen to the Unicode data pinned below: a code point unassigned in it
+        // could gain a decomposition or a case mapping in a later Unicode version and then
+        // index differently, so it is refused rather than indexed.
+        if !value.is_ascii()
+            && value
+                .chars()
+                .any(|c| c.general_category() == GeneralCategory::Unassigned)
+        {
+            return Err(refuse());
+        }
         let out = match self {
             // ASCII fast paths give the same bytes as the Unicode ones (NFKC leaves ASCII alone,
             // and Unicode lowercase of ASCII is ASCII lowercase) without their table lookups.
@@ -233,6 +267,20 @@ impl BlindIndexer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unassigned_code_points_are_refused_and_the_unicode_data_is_pinned() {
+        // U+0378 is unassigned in every Unicode version so far; U+FDD0 is a noncharacter.
+        for bad in ["caf\u{0378}", "x\u{FDD0}y@example.com"] {
+            for n in [Normaliser::Text, Normaliser::Email] {
+                assert!(n.normalise(bad).is_err(), "{n:?}");
+            }
+        }
+        assert_eq!(*Normaliser::Text.normalise("Ｃafé").unwrap(), "café");
+        // The toolchain's lower-case tables are part of the format: a toolchain with other
+        // tables fails here, and moving to it is a deliberate format decision.
+        assert_eq!(char::UNICODE_VERSION, BLIND_INDEX_LOWERCASE_UNICODE);
+    }
 
     #[test]
     fn email_normalisation() {

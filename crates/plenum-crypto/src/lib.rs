@@ -19,7 +19,10 @@ pub mod signing;
 mod store;
 
 pub use crate::backend::Backend;
-pub use crate::blind::{BLIND_INDEX_LEN, BlindIndex, BlindIndexer, Normaliser};
+pub use crate::blind::{
+    BLIND_INDEX_LEN, BLIND_INDEX_LOWERCASE_UNICODE, BLIND_INDEX_UNICODE, BlindIndex, BlindIndexer,
+    Normaliser,
+};
 pub use crate::envelope::{Envelope, FieldKey, FieldLocator, Owner};
 pub use crate::error::{Error, ErrorKind, Malformed};
 pub use crate::format::ENVELOPE_OVERHEAD;
