@@ -658,9 +658,9 @@ mod purpose_bound {
                     .len(),
                 1
             );
-            // A purpose that may not touch the fields may not delete the row.
+            // A purpose that sees aggregates only may not delete the row.
             let err = repo.delete(&mut tx, &improve, c.id).await.unwrap_err();
-            assert!(err.to_string().contains("field_not_in_purpose"), "{err}");
+            assert!(err.to_string().contains("aggregate_only"), "{err}");
 
             // Consent: scheduling cannot grant marketing consent, marketing can (its sign-up
             // flow), anyone can record a withdrawal, only rights fulfilment lifts an objection.
@@ -770,6 +770,71 @@ mod purpose_bound {
         }
     }
 
+    /// `improve.aggregated` sees aggregates only: no get, list, search or write; counts per
+    /// group of a plain field, with groups under the minimum size left out.
+    #[tokio::test]
+    async fn the_aggregate_purpose_sees_counts_never_rows() {
+        use chrono::TimeZone as _;
+        use plenum::store::{MIN_GROUP_SIZE, Value};
+        for env in Env::both().await {
+            let t = env.tenant().await;
+            let repo = env.records.repository::<Customer>();
+            let (busy, quiet) = (
+                chrono::Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap(),
+                chrono::Utc.with_ymd_and_hms(2026, 11, 3, 9, 0, 0).unwrap(),
+            );
+            let mut tx = env.pool.begin(t).await.unwrap();
+            for i in 0..8 {
+                let mut c = customer(t, &format!("agg{i}@example.com"), "2175550101");
+                c.created_at = if i < 6 { busy } else { quiet };
+                repo.insert(&mut tx, &grant(t), &c).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            let analyst = Request::new(t, staff(role!("security")));
+            let gate = gate();
+            let improve = gate.grant(&analyst, Purpose::ImproveAggregated).unwrap();
+            let mut tx = env.pool.begin(t).await.unwrap();
+            let denied = |e: plenum::store::Error| {
+                assert_eq!(e.kind(), ErrorKind::Denied, "{}: {e}", env.name());
+                assert!(e.to_string().contains("aggregate_only"), "{e}");
+            };
+            denied(repo.list(&mut tx, &improve, None, 10).await.unwrap_err());
+            denied(
+                repo.get(&mut tx, &improve, RecordId::generate())
+                    .await
+                    .unwrap_err(),
+            );
+            denied(
+                repo.find(&mut tx, &improve, Customer::EMAIL_INDEX, "agg0@example.com")
+                    .await
+                    .unwrap_err(),
+            );
+            let c = customer(t, "new@example.com", "2175550101");
+            denied(repo.insert(&mut tx, &improve, &c).await.unwrap_err());
+            assert_eq!(repo.count(&mut tx, &improve).await.unwrap(), 8);
+            let created_at = plenum::core::field_name!("created_at");
+            let groups = repo
+                .count_by(&mut tx, &improve, &created_at, 1)
+                .await
+                .unwrap();
+            assert_eq!(MIN_GROUP_SIZE, 5);
+            assert_eq!(
+                groups.len(),
+                1,
+                "{}: the group of 2 is suppressed",
+                env.name()
+            );
+            assert_eq!(groups[0].1, 6);
+            assert!(groups[0].0 == Value::Timestamp(busy));
+            let email = plenum::core::field_name!("email");
+            let err = repo
+                .count_by(&mut tx, &improve, &email, 5)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", env.name());
+        }
+    }
+
     #[tokio::test]
     async fn unrestricted_grants_need_the_role_and_are_reported_as_such() {
         let env = Env::sqlite().await;
@@ -873,14 +938,19 @@ mod purpose_bound {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::IsolationViolation);
         drop(tx_b);
-        // A purpose that may not see a plain personal column cannot read the record at all.
+        // A purpose that may not see a plain personal column cannot group by it either.
         let security = Request::new(a, staff(role!("security")));
         let mut tx = env.pool.begin(a).await.unwrap();
         let improve = gate.grant(&security, Purpose::ImproveAggregated).unwrap();
         let err = env
             .records
             .repository::<Appointment>()
-            .list(&mut tx, &improve, None, 10)
+            .count_by(
+                &mut tx,
+                &improve,
+                &plenum::core::field_name!("technician"),
+                5,
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("plain_field_not_visible"), "{err}");

@@ -186,6 +186,13 @@ impl Purpose {
         self.row().basis
     }
 
+    /// Whether the purpose may see aggregates only (counts per group, with small groups
+    /// suppressed), never rows, record ids or subject ids: the privacy policy says product
+    /// improvement uses aggregated or anonymised data only.
+    pub const fn aggregate_only(self) -> bool {
+        matches!(self, Self::ImproveAggregated)
+    }
+
     /// What consent it needs.
     pub const fn consent(self) -> ConsentRequirement {
         match self.row().basis {

@@ -35,6 +35,9 @@ pub enum Denial {
     KeyOperationNeedsSecurityProtection,
     /// The grant's request is older than the gate's grant lifetime.
     GrantExpired,
+    /// The purpose sees aggregates only (`Repository::count`, `Repository::count_by`), never
+    /// rows.
+    AggregateOnly,
 }
 
 impl Denial {
@@ -52,6 +55,7 @@ impl Denial {
             Self::ErasureNeedsRightsFulfilment => "erasure_needs_rights_fulfilment",
             Self::KeyOperationNeedsSecurityProtection => "key_operation_needs_security_protection",
             Self::GrantExpired => "grant_expired",
+            Self::AggregateOnly => "aggregate_only",
         }
     }
 }

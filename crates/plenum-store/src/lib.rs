@@ -161,6 +161,10 @@ pub use crate::record::{
 pub use crate::repo::{
     CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, Page, Records, Repository,
 };
+/// The smallest group [`Repository::count_by`] reports: a smaller one could single out a person.
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub const MIN_GROUP_SIZE: u64 = 5;
 pub use crate::table::{Column, ForeignKey, SqlType, TableSpec};
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

@@ -7,8 +7,9 @@ use plenum_core::RecordId;
 use super::report::subjects_of;
 use super::rows::{IndexCheck, Read, materialise};
 use super::screen::{self, FieldMask};
-use super::{Page, Repository, not_found};
+use super::{Page, Repository, invalid, not_found};
 use crate::access::{Access, Action};
+use crate::denial::Denial;
 use crate::error::Error;
 use crate::gate::PurposeGrant;
 use crate::record::{BlindIndexField, Record, View};
@@ -168,6 +169,59 @@ impl<R: Record> Repository<R> {
         self.report(tx, access, result, |n| *n).await
     }
 
+    /// This tenant's record counts per value of the plain field `dimension`, largest groups
+    /// first. Groups of fewer than `min_group` records (never fewer than
+    /// [`MIN_GROUP_SIZE`](crate::MIN_GROUP_SIZE)) are left out, so that no group singles out a
+    /// person. Besides [`Repository::count`], the one read an aggregate purpose
+    /// (`improve.aggregated`) may make: no rows, no record or subject ids, no encrypted field.
+    /// The dimension must be a plain field the purpose may see. Reported to the hook as a
+    /// `count` naming the dimension, with the number of groups as its rows.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRecord`] for a dimension that is not a plain field of this record;
+    /// [`Error::Denied`] (`plain_field_not_visible`) for one the purpose may not see;
+    /// [`Error::TenantMismatch`]; database failures.
+    pub async fn count_by(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        dimension: &plenum_core::FieldName,
+        min_group: u64,
+    ) -> Result<Vec<(crate::record::Value, u64)>, Error> {
+        let spec = self.spec();
+        let mut access = self.describe(grant, Action::Count);
+        let result = async {
+            screen::check_grant(tx, grant, spec.record_type().as_str())?;
+            let field = spec
+                .field(dimension.as_str())
+                .ok_or_else(|| invalid(spec, "count_by needs a field of this record"))?;
+            let crate::record::Storage::Plain(ty) = field.storage else {
+                return Err(invalid(
+                    spec,
+                    "count_by groups by a plain field, never an encrypted one",
+                ));
+            };
+            if let Some(p) = grant.purpose()
+                && !grant.policy().allows_category(p, &field.category)
+            {
+                return Err(screen::denied(grant, Denial::PlainFieldNotVisible));
+            }
+            access.fields = vec![(field.name.clone(), field.category.clone())];
+            self.sql
+                .count_by(
+                    tx,
+                    field.name.as_str(),
+                    ty,
+                    min_group.max(crate::MIN_GROUP_SIZE),
+                )
+                .await
+        }
+        .await;
+        self.report(tx, access, result, |groups| groups.len() as u64)
+            .await
+    }
+
     /// A point read (of the record, or of a view holding `view_fields` of it, `screened` by
     /// the caller for the view's purpose).
     async fn get_one(
@@ -205,6 +259,7 @@ impl<R: Record> Repository<R> {
     ) -> Result<Read, Error> {
         let spec = self.spec();
         screen::check_grant(tx, grant, spec.record_type().as_str())?;
+        screen::check_rows(grant)?;
         screen::check_searchable(grant, spec, field.position())?;
         let f = spec
             .fields()
@@ -248,6 +303,7 @@ impl<R: Record> Repository<R> {
     ) -> Result<Page<R>, Error> {
         let spec = self.spec();
         screen::check_grant(tx, grant, spec.record_type().as_str())?;
+        screen::check_rows(grant)?;
         let mask: FieldMask = screen::read_mask(grant, spec, view_fields)?;
         access.fields = mask.fields(spec);
         let rows = self.sql.fetch(tx, &read).await?;

@@ -341,6 +341,43 @@ impl Statements {
             .map_err(|e| db_error(self.spec, e))
     }
 
+    /// This tenant's row counts per value of the plain column `column` (of SQL type `ty`),
+    /// groups smaller than `min_group` left out, largest first. `column` is a validated field
+    /// name of this record type.
+    pub(super) async fn count_by(
+        &self,
+        tx: &mut TenantTx,
+        column: &str,
+        ty: SqlType,
+        min_group: u64,
+    ) -> Result<Vec<(Value, u64)>, Error> {
+        let d = Dialect::of(tx);
+        let s = self.for_dialect(d);
+        let statement = format!(
+            "SELECT {column}, count(*) FROM {table} WHERE tenant_id = {p1} \
+             GROUP BY {column} HAVING count(*) >= {p2} ORDER BY 2 DESC, 1",
+            table = s.table,
+            p1 = d.p(1),
+            p2 = d.p(2),
+        );
+        let min = i64::try_from(min_group).unwrap_or(i64::MAX);
+        let binds = [
+            uuid(*tx.tenant().as_uuid()),
+            (SqlType::BigInt, Value::BigInt(min)),
+        ];
+        let rows = sql::fetch(Conn::of(tx)?, &statement, &binds, &[ty, SqlType::BigInt])
+            .await
+            .map_err(|e| db_error(self.spec, e))?;
+        rows.into_iter()
+            .map(|row| match <[Value; 2]>::try_from(row) {
+                Ok([key, Value::BigInt(n)]) => u64::try_from(n)
+                    .map(|n| (key, n))
+                    .map_err(|_| decode_error(self.spec, "count")),
+                _ => Err(decode_error(self.spec, "count")),
+            })
+            .collect()
+    }
+
     /// How many rows this tenant has.
     pub(super) async fn count(&self, tx: &mut TenantTx) -> Result<u64, Error> {
         let tenant = tx.tenant();

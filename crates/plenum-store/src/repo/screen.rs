@@ -81,6 +81,14 @@ pub(super) fn check_records_tenant<R: Record>(
     Ok(())
 }
 
+/// Rows (reads, searches, writes) are refused to a purpose that may see aggregates only.
+pub(super) fn check_rows(grant: &PurposeGrant<'_>) -> Result<(), Error> {
+    if grant.purpose().is_some_and(Purpose::aggregate_only) {
+        return Err(denied(grant, Denial::AggregateOnly));
+    }
+    Ok(())
+}
+
 /// A view is read only under a grant for its own purpose.
 pub(super) fn check_view<V: View>(grant: &PurposeGrant<'_>) -> Result<(), Error> {
     if grant.purpose() == Some(V::PURPOSE) {

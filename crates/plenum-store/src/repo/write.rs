@@ -123,6 +123,7 @@ impl<R: Record> Repository<R> {
     ) -> Result<Vec<SubjectId>, Error> {
         let spec = self.spec();
         screen::check_grant(tx, grant, spec.record_type().as_str())?;
+        screen::check_rows(grant)?;
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -161,6 +162,7 @@ impl<R: Record> Repository<R> {
     ) -> Result<Vec<(FieldName, DataCategory)>, Error> {
         let spec = self.spec();
         screen::check_grant(tx, grant, spec.record_type().as_str())?;
+        screen::check_rows(grant)?;
         let tenant = tx.tenant();
         screen::check_records_tenant(tenant, core::slice::from_ref(record))?;
         let subjects = subjects_of(record.subject());
@@ -281,6 +283,7 @@ impl<R: Record> Repository<R> {
     ) -> Result<(), Error> {
         let spec = self.spec();
         screen::check_grant(tx, grant, spec.record_type().as_str())?;
+        screen::check_rows(grant)?;
         // Deleting a row takes every field of it: the purpose must be one that may touch them.
         screen::check_writable(grant, spec.fields().iter())?;
         let subject = if spec.has_subject() {
