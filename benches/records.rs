@@ -47,7 +47,7 @@ const BATCH: usize = 1_000;
 const PAGE: u32 = 500;
 
 #[derive(Debug, Record)]
-#[plenum(record_type = "bench_customers")]
+#[plenum(record_type = "bench_customers", erasure = "delete")]
 struct Customer {
     #[plenum(id)]
     id: RecordId,

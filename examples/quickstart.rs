@@ -14,7 +14,7 @@ use plenum::prelude::*;
 /// A record, declared once: the table, its encrypted columns, the blind index and the keys all
 /// follow from this.
 #[derive(Debug, Record)]
-#[plenum(record_type = "customers")]
+#[plenum(record_type = "customers", erasure = "delete")]
 struct Customer {
     #[plenum(id)]
     id: RecordId,
@@ -77,7 +77,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Every repository call is audited: one event per operation, in the same transaction, in
     // the tenant's tamper-evident log.
     let auditor = Auditor::new(keyring.clone(), &pool, "quickstart")?;
-    let records = Records::new(keyring.clone(), Arc::new(auditor));
+    // The record types erasure reaches, each with its declared `erasure` rule.
+    let records =
+        Records::new(keyring.clone(), Arc::new(auditor)).with_record_types([Customer::spec()]);
     let customers = records.repository::<Customer>();
 
     // Every repository call takes a grant to act for one purpose, minted by the gate (the

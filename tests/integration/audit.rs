@@ -51,7 +51,8 @@ impl Audited {
             memory.clone(),
         ];
         let auditor = Auditor::with_sinks(keyring.clone(), "audit-tests", sinks).unwrap();
-        let records = Records::new(keyring, Arc::new(auditor));
+        let records =
+            Records::new(keyring, Arc::new(auditor)).with_record_types(plenum_hvac::record_types());
         let gate = Gate::new(
             Policy::plenum_default(),
             Authorisation::new()

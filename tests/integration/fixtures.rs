@@ -100,7 +100,8 @@ impl Env {
     fn with(pool: TenantPool, db: Option<TestDb>) -> Self {
         let hook = Arc::new(Recorded::default());
         let keys = Arc::new(DbKeyStore::new(pool.clone()));
-        let records = Records::new(keyring(&keys), hook.clone());
+        let records = Records::new(keyring(&keys), hook.clone())
+            .with_record_types(plenum_hvac::record_types());
         Self {
             pool,
             records,

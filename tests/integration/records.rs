@@ -14,7 +14,9 @@ use crate::fixtures::{Env, customer, grant, keyring};
 use chrono::{NaiveDate, TimeZone as _, Utc};
 use plenum::crypto::KeyScope;
 use plenum::prelude::*;
-use plenum::store::{Access, Action, BackendKind, DbKeyStore, Error, ErrorKind, Outcome};
+use plenum::store::{
+    Access, Action, BackendKind, ConsentLedger, DbKeyStore, Error, ErrorKind, Outcome,
+};
 use plenum_hvac::{Appointment, Customer, Equipment, Invoice, LocationPing, Property};
 use plenum_test::{CANARY_EMAIL, CANARY_PHONE, assert_no_canary};
 
@@ -640,6 +642,163 @@ async fn a_malformed_envelope_spoils_one_field_not_the_page() {
         let one = repo.get(&mut tx, &grant(t), bad.id).await.unwrap();
         assert!(one.phone.open().is_err());
         tx.commit().await.unwrap();
+    }
+}
+
+/// Erasure is complete per record type, as each declares: the homeowner's properties,
+/// equipment and appointments are deleted; the customer row (invoices reference it) is kept
+/// scrubbed, no longer findable by email; the invoice is kept under a legal obligation with its
+/// amount readable. Both kept rows carry a fresh pseudonym instead of the subject id, which is
+/// restricted, and no record table holds the subject id any more.
+#[tokio::test]
+async fn erasure_applies_each_record_types_rule() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let c = customer(t, "erase-me@example.com", "2175550177");
+        let property = Property {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            customer_id: c.id,
+            address: Encrypted::new("12 Furnace Lane".to_owned()),
+            square_feet: Some(1850),
+        };
+        let equipment = Equipment {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            property_id: property.id,
+            model: "Carrier 59MN7".to_owned(),
+            serial: Encrypted::new("SN-4471-XQ".to_owned()),
+            installed_on: None,
+        };
+        let invoice = Invoice {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            customer_id: c.id,
+            amount_cents: Encrypted::new(48_950),
+            currency: "USD".to_owned(),
+            due_on: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+            paid: false,
+        };
+        let g = grant(t);
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.records
+            .repository::<Customer>()
+            .insert(&mut tx, &g, &c)
+            .await
+            .unwrap();
+        env.records
+            .repository::<Property>()
+            .insert(&mut tx, &g, &property)
+            .await
+            .unwrap();
+        env.records
+            .repository::<Equipment>()
+            .insert(&mut tx, &g, &equipment)
+            .await
+            .unwrap();
+        env.records
+            .repository::<Invoice>()
+            .insert(&mut tx, &g, &invoice)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.records
+            .erase_subject(&mut tx, &g, c.subject)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = env.pool.begin(t).await.unwrap();
+        for err in [
+            env.records
+                .repository::<Property>()
+                .get(&mut tx, &g, property.id)
+                .await
+                .map(|_| ()),
+            env.records
+                .repository::<Equipment>()
+                .get(&mut tx, &g, equipment.id)
+                .await
+                .map(|_| ()),
+        ] {
+            assert_eq!(
+                err.unwrap_err().kind(),
+                ErrorKind::NotFound,
+                "{}",
+                env.name()
+            );
+        }
+        let kept = env
+            .records
+            .repository::<Customer>()
+            .get(&mut tx, &g, c.id)
+            .await
+            .unwrap();
+        assert_ne!(kept.subject, c.subject, "{}: pseudonymised", env.name());
+        assert_eq!(
+            kept.email.open().unwrap_err().kind(),
+            ErrorKind::KeyDestroyed
+        );
+        assert!(
+            env.records
+                .repository::<Customer>()
+                .find(&mut tx, &g, Customer::EMAIL_INDEX, "erase-me@example.com")
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            env.name()
+        );
+        let bill = env
+            .records
+            .repository::<Invoice>()
+            .get(&mut tx, &g, invoice.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            bill.subject, kept.subject,
+            "one pseudonym for what was kept"
+        );
+        assert_eq!(*bill.amount_cents.open().unwrap().expose(), 48_950);
+        assert!(
+            ConsentLedger::status(&mut tx, kept.subject)
+                .await
+                .unwrap()
+                .restricted(),
+            "{}: the retained rows' pseudonym is restricted",
+            env.name()
+        );
+        // No record table holds the subject id any more.
+        for table in [
+            "customers",
+            "properties",
+            "equipment",
+            "appointments",
+            "invoices",
+        ] {
+            let n: i64 = match tx.dangerous_postgres() {
+                Some(conn) => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT count(*) FROM app.{table} WHERE subject_id = $1"
+                )))
+                .bind(c.subject.as_uuid())
+                .fetch_one(conn)
+                .await
+                .unwrap(),
+                None => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT count(*) FROM {table} WHERE subject_id = ?1"
+                )))
+                .bind(c.subject.as_uuid())
+                .fetch_one(tx.dangerous_sqlite().unwrap())
+                .await
+                .unwrap(),
+            };
+            assert_eq!(n, 0, "{}: {table}", env.name());
+        }
     }
 }
 

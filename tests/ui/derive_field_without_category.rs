@@ -4,7 +4,7 @@ use plenum::Record;
 use plenum::core::{RecordId, SubjectId, TenantId};
 
 #[derive(Record)]
-#[plenum(record_type = "contacts")]
+#[plenum(record_type = "contacts", erasure = "delete")]
 struct Contact {
     #[plenum(id)]
     id: RecordId,

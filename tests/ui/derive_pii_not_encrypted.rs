@@ -2,7 +2,7 @@ use plenum::Record;
 use plenum::core::{RecordId, SubjectId, TenantId};
 
 #[derive(Record)]
-#[plenum(record_type = "leads")]
+#[plenum(record_type = "leads", erasure = "delete")]
 struct Lead {
     #[plenum(id)]
     id: RecordId,

@@ -4,7 +4,7 @@ use plenum::core::{RecordId, SubjectId, TenantId};
 use plenum::store::Encrypted;
 
 #[derive(Record)]
-#[plenum(record_type = "invoices")]
+#[plenum(record_type = "invoices", erasure = "delete")]
 struct Invoice {
     #[plenum(id)]
     id: RecordId,
@@ -17,7 +17,7 @@ struct Invoice {
 }
 
 #[derive(Record)]
-#[plenum(record_type = "notes")]
+#[plenum(record_type = "notes", erasure = "delete")]
 struct Note {
     #[plenum(id)]
     id: RecordId,

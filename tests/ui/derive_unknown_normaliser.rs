@@ -3,7 +3,7 @@ use plenum::core::{RecordId, SubjectId, TenantId};
 use plenum::store::Encrypted;
 
 #[derive(Record)]
-#[plenum(record_type = "leads")]
+#[plenum(record_type = "leads", erasure = "delete")]
 struct Lead {
     #[plenum(id)]
     id: RecordId,

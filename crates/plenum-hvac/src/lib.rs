@@ -30,6 +30,7 @@ use plenum::store::{Encrypted, Record as _, TableSpec};
 #[derive(Debug, Clone, Record)]
 #[plenum(
     record_type = "customers",
+    erasure = "scrub",
     views("marketing.email", "marketing.sms", "service.dispatch")
 )]
 pub struct Customer {
@@ -61,7 +62,7 @@ pub struct Customer {
 
 /// A property serviced for a customer.
 #[derive(Debug, Clone, Record)]
-#[plenum(record_type = "properties")]
+#[plenum(record_type = "properties", erasure = "delete")]
 pub struct Property {
     /// Id.
     #[plenum(id)]
@@ -85,7 +86,7 @@ pub struct Property {
 
 /// A unit installed at a property.
 #[derive(Debug, Clone, Record)]
-#[plenum(record_type = "equipment")]
+#[plenum(record_type = "equipment", erasure = "delete")]
 pub struct Equipment {
     /// Id.
     #[plenum(id)]
@@ -112,7 +113,7 @@ pub struct Equipment {
 
 /// A visit.
 #[derive(Debug, Clone, Record)]
-#[plenum(record_type = "appointments")]
+#[plenum(record_type = "appointments", erasure = "delete")]
 pub struct Appointment {
     /// Id.
     #[plenum(id)]
@@ -142,7 +143,11 @@ pub struct Appointment {
 
 /// A bill.
 #[derive(Debug, Clone, Record)]
-#[plenum(record_type = "invoices")]
+#[plenum(
+    record_type = "invoices",
+    erasure = "retain",
+    retain = "legal_obligation"
+)]
 pub struct Invoice {
     /// Id.
     #[plenum(id)]
@@ -175,6 +180,7 @@ pub struct Invoice {
 #[derive(Debug, Clone, Record)]
 #[plenum(
     record_type = "technician_location_pings",
+    erasure = "delete",
     views("service.technician_location", "marketing.email")
 )]
 pub struct LocationPing {
@@ -220,6 +226,21 @@ pub fn data_map(policy: plenum::consent::Policy) -> plenum::consent::DataMap {
         );
     }
     map
+}
+
+/// Every record type, in dependency order (referenced types first): what
+/// `Records::with_record_types` takes, so that erasure reaches each. Customers are scrubbed
+/// (invoices reference them), invoices retained for seven years under a legal obligation,
+/// everything else about the homeowner deleted.
+pub fn record_types() -> Vec<&'static plenum::store::RecordSpec> {
+    vec![
+        Customer::spec(),
+        Property::spec(),
+        Equipment::spec(),
+        Appointment::spec(),
+        Invoice::spec(),
+        LocationPing::spec(),
+    ]
 }
 
 /// Every table, in dependency order (referenced tables first).

@@ -153,8 +153,8 @@ pub use crate::keystore::DbKeyStore;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::record::{
-    BlindIndexField, BlindIndexSpec, ColumnType, EncryptedColumn, FieldSpec, KeyOwner, Record,
-    RecordSpec, Storage, Value, View,
+    BlindIndexField, BlindIndexSpec, ColumnType, EncryptedColumn, Erasure, FieldSpec, KeyOwner,
+    Record, RecordSpec, Storage, Value, View,
 };
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -177,8 +177,8 @@ pub use crate::tx::{BackendKind, TenantBound, TenantPool, TenantTx};
 pub mod __private {
     pub use crate::error::Error;
     pub use crate::record::{
-        BlindIndexField, ColumnType, EncryptedColumn, FieldSpec, KeyOwner, Record, RecordSpec,
-        RowReader, RowWriter, View,
+        BlindIndexField, ColumnType, EncryptedColumn, Erasure, FieldSpec, KeyOwner, Record,
+        RecordSpec, RowReader, RowWriter, View,
     };
     pub use plenum_consent::RetainGround;
 }

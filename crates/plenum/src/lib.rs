@@ -30,7 +30,7 @@ pub use plenum_store as store;
 /// use plenum::store::Encrypted;
 ///
 /// #[derive(Debug, Record)]
-/// #[plenum(record_type = "customers")]
+/// #[plenum(record_type = "customers", erasure = "delete")]
 /// struct Customer {
 ///     #[plenum(id)]
 ///     id: RecordId,
@@ -47,8 +47,11 @@ pub use plenum_store as store;
 /// assert_eq!(Customer::EMAIL_INDEX.position(), 0);
 /// ```
 ///
-/// On the struct: `record_type = "<name>"` (the logical record type and table name; required)
-/// and `crate = "<path>"` (where the `plenum` facade is, if renamed).
+/// On the struct: `record_type = "<name>"` (the logical record type and table name; required);
+/// for a record with a subject, `erasure = "delete" | "scrub" | "retain"` (required: what
+/// erasing the subject does to the rows, see [`store::Erasure`]; `"retain"` also takes
+/// `retain = "legal_obligation" | "legal_claims"`); `views(...)`; and `crate = "<path>"` (where
+/// the `plenum` facade is, if renamed).
 ///
 /// On fields, exactly one each of:
 /// - `id`: the [`core::RecordId`] (generate it with `RecordId::generate()` before inserting: the

@@ -116,6 +116,45 @@ impl Keyring {
         Ok(destroyed)
     }
 
+    /// Destroys every version of `from`'s keys and records the same versions, destroyed, for
+    /// the subject `to`: what erasure does when it keeps a subject's rows under a pseudonym
+    /// (`to`), so those rows' sealed fields read as erased (`KeyDestroyed`) rather than as
+    /// naming keys that never existed. Returns how many versions were destroyed.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub async fn destroy_subject_into(
+        &self,
+        tenant: TenantId,
+        from: plenum_core::SubjectId,
+        to: plenum_core::SubjectId,
+    ) -> Result<usize, Error> {
+        let versions: Vec<u32> = self
+            .store
+            .load(tenant, KeyScope::Subject(from))
+            .await?
+            .iter()
+            .map(|k| k.key_ref.version)
+            .collect();
+        let destroyed = self.destroy_scope(tenant, KeyScope::Subject(from)).await?;
+        for version in versions {
+            self.store
+                .insert(StoredKey {
+                    key_ref: KeyRef {
+                        tenant,
+                        scope: KeyScope::Subject(to),
+                        version,
+                    },
+                    state: KeyState::Destroyed,
+                    wrapped: None,
+                })
+                .await?;
+        }
+        self.invalidate(tenant, KeyScope::Subject(to));
+        Ok(destroyed)
+    }
+
     /// Re-wraps a tenant's keys under the provider's current root key (root key rotation). Subject
     /// keys are wrapped by the tenant data key and are not touched; no data is re-encrypted.
     /// Returns how many keys were re-wrapped.

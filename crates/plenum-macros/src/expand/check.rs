@@ -2,7 +2,7 @@
 //! and each error says what to write instead. Plain functions over the parsed declarations,
 //! unit-tested in `tests.rs` and pinned for users by trybuild in `tests/ui/`.
 
-use super::{FieldDecl, MAX_INDEXED_NAME, NORMALISERS, RETAIN_GROUNDS, Role, err};
+use super::{Container, FieldDecl, MAX_INDEXED_NAME, NORMALISERS, RETAIN_GROUNDS, Role, err};
 use syn::LitStr;
 
 use super::parse::category_ok;
@@ -188,4 +188,47 @@ fn check_blind_index(d: &FieldDecl, name: &str) -> syn::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A record with a subject says what erasing the subject does to its rows; one without a
+/// subject has nothing to erase. `"retain"` names its ground; nothing else takes one.
+pub(super) fn check_erasure(
+    ident: &syn::Ident,
+    c: &Container,
+    decls: &[FieldDecl],
+) -> syn::Result<()> {
+    let has_subject = decls.iter().any(|d| d.role == Role::Subject);
+    let Some(erasure) = &c.erasure else {
+        if has_subject {
+            return Err(err(
+                ident.span(),
+                "a record with a subject declares what erasing the subject does to its rows: `#[plenum(erasure = \"delete\")]` (the rows go), `\"scrub\"` (the rows stay, as other records reference them: the subject's fields and blind indexes are destroyed, the subject id pseudonymised), or `\"retain\", retain = \"legal_obligation\"` (kept under a legal obligation, pseudonymised and restricted)",
+            ));
+        }
+        return match &c.retain {
+            Some(r) => Err(err(r.span(), "`retain` goes with `erasure = \"retain\"`")),
+            None => Ok(()),
+        };
+    };
+    if !has_subject {
+        return Err(err(
+            erasure.span(),
+            "`erasure` applies to records with a `#[plenum(subject)]` field",
+        ));
+    }
+    match (erasure.value().as_str(), &c.retain) {
+        ("delete" | "scrub", None) => Ok(()),
+        ("delete" | "scrub", Some(r)) => {
+            Err(err(r.span(), "`retain` goes with `erasure = \"retain\"`"))
+        }
+        ("retain", Some(r)) if RETAIN_GROUNDS.iter().any(|(k, _)| *k == r.value()) => Ok(()),
+        ("retain", _) => Err(err(
+            erasure.span(),
+            "`erasure = \"retain\"` needs its ground: `retain = \"legal_obligation\"` (GDPR Art. 17(3)(b)) or `retain = \"legal_claims\"` (Art. 17(3)(e))",
+        )),
+        _ => Err(err(
+            erasure.span(),
+            "`erasure` is `\"delete\"`, `\"scrub\"` or `\"retain\"`",
+        )),
+    }
 }

@@ -117,6 +117,20 @@ pub(super) fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) 
     let (id, tenant) = (find(Role::Id), find(Role::Tenant));
     let subject = find(Role::Subject);
     let has_subject = subject.is_some();
+    // `check_erasure` accepted the combination.
+    let ground = c
+        .retain
+        .as_ref()
+        .and_then(|r| RETAIN_GROUNDS.iter().find(|(k, _)| *k == r.value()))
+        .map(|(_, v)| format_ident!("{}", v));
+    let erasure = match (c.erasure.as_ref().map(LitStr::value).as_deref(), ground) {
+        (Some("delete"), _) => quote!(::core::option::Option::Some(#k::__private::Erasure::Delete)),
+        (Some("scrub"), _) => quote!(::core::option::Option::Some(#k::__private::Erasure::Scrub)),
+        (Some("retain"), Some(g)) => quote!(::core::option::Option::Some(
+            #k::__private::Erasure::Retain(#k::__private::RetainGround::#g)
+        )),
+        _ => quote!(::core::option::Option::None),
+    };
     let subject_fn = match subject {
         Some(s) => quote!(::core::option::Option::Some(self.#s)),
         None => quote!(::core::option::Option::None),
@@ -158,6 +172,7 @@ pub(super) fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) 
                             #k::__private::record_type!(#record_type),
                             #has_subject,
                             ::std::vec![#(#specs),*],
+                            #erasure,
                         )
                     });
                 &SPEC

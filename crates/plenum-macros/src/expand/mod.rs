@@ -15,7 +15,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned as _;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
-use self::check::check;
+use self::check::{check, check_erasure};
 use self::generate::generate;
 use self::parse::{parse_container, parse_field};
 
@@ -62,6 +62,10 @@ struct FieldDecl {
 
 struct Container {
     record_type: LitStr,
+    /// What erasing a subject does to the rows (`erasure = "..."`, and `retain = "..."` with
+    /// `"retain"`).
+    erasure: Option<LitStr>,
+    retain: Option<LitStr>,
     krate: syn::Path,
     /// Purposes to generate view types for, with the span of their key.
     views: Vec<(plenum_consent::Purpose, Span)>,
@@ -102,5 +106,6 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         decls.push(parse_field(f)?);
     }
     check(&input.ident, &decls)?;
+    check_erasure(&input.ident, &container, &decls)?;
     Ok(generate(input, &container, &decls))
 }

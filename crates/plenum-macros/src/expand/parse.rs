@@ -10,6 +10,7 @@ use super::{Container, FieldDecl, Role, err};
 pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
     let mut record_type = None;
     let mut krate: Option<syn::Path> = None;
+    let (mut erasure, mut retain): (Option<LitStr>, Option<LitStr>) = (None, None);
     let mut views = Vec::new();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("plenum")) {
         attr.parse_nested_meta(|meta| {
@@ -22,6 +23,12 @@ pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
                     ));
                 }
                 record_type = Some(lit);
+                Ok(())
+            } else if meta.path.is_ident("erasure") {
+                erasure = Some(meta.value()?.parse()?);
+                Ok(())
+            } else if meta.path.is_ident("retain") {
+                retain = Some(meta.value()?.parse()?);
                 Ok(())
             } else if meta.path.is_ident("crate") {
                 let lit: LitStr = meta.value()?.parse()?;
@@ -51,7 +58,7 @@ pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
                 }
                 Ok(())
             } else {
-                Err(meta.error("unknown record attribute; expected `record_type = \"...\"`, `crate = \"...\"` or `views(\"<purpose key>\", ...)`"))
+                Err(meta.error("unknown record attribute; expected `record_type = \"...\"`, `erasure = \"delete\" | \"scrub\" | \"retain\"`, `retain = \"...\"`, `crate = \"...\"` or `views(\"<purpose key>\", ...)`"))
             }
         })?;
     }
@@ -63,6 +70,8 @@ pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
     })?;
     Ok(Container {
         record_type,
+        erasure,
+        retain,
         krate: krate.unwrap_or_else(|| syn::parse_quote!(::plenum)),
         views,
     })

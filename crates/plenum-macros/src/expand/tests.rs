@@ -20,7 +20,7 @@ fn normaliser_ids_match_the_crypto_crate() {
 #[test]
 fn a_full_declaration_expands_with_an_index_constant() {
     let input: DeriveInput = syn::parse_quote! {
-        #[plenum(record_type = "customers")]
+        #[plenum(record_type = "customers", erasure = "delete")]
         struct Customer {
             #[plenum(id)] id: RecordId,
             #[plenum(tenant)] tenant: TenantId,
@@ -43,7 +43,7 @@ fn a_full_declaration_expands_with_an_index_constant() {
 #[test]
 fn views_leave_out_what_the_purpose_may_not_see() {
     let input: DeriveInput = syn::parse_quote! {
-        #[plenum(record_type = "pings", views("marketing.email", "service.technician_location"))]
+        #[plenum(record_type = "pings", erasure = "delete", views("marketing.email", "service.technician_location"))]
         pub struct Ping {
             #[plenum(id)] id: RecordId,
             #[plenum(tenant)] tenant: TenantId,
@@ -99,7 +99,7 @@ fn attribute_mistakes_are_errors_that_say_what_to_do() {
         ),
         (
             syn::parse_quote! {
-                #[plenum(record_type = "t")]
+                #[plenum(record_type = "t", erasure = "delete")]
                 struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId,
                            #[plenum(pii = "user.contact.email", blind_index = "soundex")] email: Encrypted<String> }
             },
@@ -137,7 +137,7 @@ fn attribute_mistakes_are_errors_that_say_what_to_do() {
         ),
         (
             syn::parse_quote! {
-                #[plenum(record_type = "t")]
+                #[plenum(record_type = "t", erasure = "delete")]
                 struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId,
                            #[plenum(pii = "user..email")] e: Encrypted<String> }
             },
@@ -145,7 +145,7 @@ fn attribute_mistakes_are_errors_that_say_what_to_do() {
         ),
         (
             syn::parse_quote! {
-                #[plenum(record_type = "t")]
+                #[plenum(record_type = "t", erasure = "delete")]
                 struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId,
                            #[plenum(pii = "user.name", unique)] e: Encrypted<String> }
             },
@@ -161,13 +161,34 @@ fn attribute_mistakes_are_errors_that_say_what_to_do() {
         (
             syn::parse_quote! {
                 #[plenum(record_type = "t")]
+                struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId }
+            },
+            "declares what erasing the subject does",
+        ),
+        (
+            syn::parse_quote! {
+                #[plenum(record_type = "t", erasure = "retain")]
+                struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId }
+            },
+            "needs its ground",
+        ),
+        (
+            syn::parse_quote! {
+                #[plenum(record_type = "t", erasure = "delete")]
+                struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId }
+            },
+            "`erasure` applies to records with a",
+        ),
+        (
+            syn::parse_quote! {
+                #[plenum(record_type = "t")]
                 struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, nickname: String }
             },
             "every field declares its data category",
         ),
         (
             syn::parse_quote! {
-                #[plenum(record_type = "t")]
+                #[plenum(record_type = "t", erasure = "delete")]
                 struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId,
                            #[plenum(pii = "user.name", owner = "tenant")] n: Encrypted<String> }
             },
@@ -175,7 +196,7 @@ fn attribute_mistakes_are_errors_that_say_what_to_do() {
         ),
         (
             syn::parse_quote! {
-                #[plenum(record_type = "t")]
+                #[plenum(record_type = "t", erasure = "delete")]
                 struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId,
                            #[plenum(pii = "user.name", owner = "tenant", retain = "forever")] n: Encrypted<String> }
             },
@@ -183,7 +204,7 @@ fn attribute_mistakes_are_errors_that_say_what_to_do() {
         ),
         (
             syn::parse_quote! {
-                #[plenum(record_type = "t")]
+                #[plenum(record_type = "t", erasure = "delete")]
                 struct T { #[plenum(id)] id: RecordId, #[plenum(tenant)] t: TenantId, #[plenum(subject)] s: SubjectId,
                            #[plenum(pii = "user.name", retain = "legal_obligation")] n: Encrypted<String> }
             },

@@ -226,6 +226,23 @@ impl FieldSpec {
     }
 }
 
+/// What erasing a data subject does to a record type's rows of that subject
+/// (`#[plenum(erasure = "...")]`, required on every record with a subject).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Erasure {
+    /// The rows are deleted.
+    Delete,
+    /// The rows stay (other records reference them), pseudonymised: the subject's fields are
+    /// unreadable (their key is destroyed), every blind index of the row is overwritten so the
+    /// person cannot be found by it, and the subject id is replaced by a fresh pseudonym.
+    Scrub,
+    /// The rows stay under a legal obligation (invoices for seven years): fields sealed under
+    /// the tenant key stay readable, the subject id is replaced by a fresh pseudonym, and that
+    /// pseudonym's processing is restricted (Art. 18) so only compliance purposes reach them.
+    Retain(plenum_consent::RetainGround),
+}
+
 /// Column names every record table has, which no field may take.
 const RESERVED: [&str; 3] = ["tenant_id", "id", "subject_id"];
 
@@ -235,6 +252,7 @@ pub struct RecordSpec {
     record_type: RecordType,
     has_subject: bool,
     fields: Vec<FieldSpec>,
+    erasure: Option<Erasure>,
 }
 
 impl RecordSpec {
@@ -294,17 +312,39 @@ impl RecordSpec {
             record_type,
             has_subject,
             fields,
+            erasure: has_subject.then_some(Erasure::Delete),
         })
+    }
+
+    /// Declares what erasing a subject does to the rows (a declaration built by hand defaults to
+    /// [`Erasure::Delete`]; one without a subject has nothing to erase and ignores this).
+    #[must_use]
+    pub fn with_erasure(mut self, erasure: Erasure) -> Self {
+        if self.has_subject {
+            self.erasure = Some(erasure);
+        }
+        self
     }
 
     /// Not public API: the derive's constructor, whose checks ran at compile time.
     #[doc(hidden)]
-    pub fn __derived(record_type: RecordType, has_subject: bool, fields: Vec<FieldSpec>) -> Self {
+    pub fn __derived(
+        record_type: RecordType,
+        has_subject: bool,
+        fields: Vec<FieldSpec>,
+        erasure: Option<Erasure>,
+    ) -> Self {
         Self {
             record_type,
             has_subject,
             fields,
+            erasure,
         }
+    }
+
+    /// What erasing a subject does to the rows; `None` for a record without a subject.
+    pub fn erasure(&self) -> Option<Erasure> {
+        self.erasure
     }
 
     /// The record type (and table name).

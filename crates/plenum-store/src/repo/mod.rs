@@ -17,6 +17,7 @@
 //! `records.rs` holds [`Records`], the service hub (repositories, consent recording, erasure,
 //! key rotation). Nothing below this module hands out a connection or plaintext.
 
+mod erase;
 mod keys;
 mod read;
 mod records;
@@ -44,6 +45,8 @@ use crate::record::{Record, RecordSpec};
 struct Shared {
     keyring: Arc<Keyring>,
     hook: Arc<dyn AccessHook>,
+    /// The record types erasure reaches, parents first (`Records::with_record_types`).
+    record_types: Vec<&'static RecordSpec>,
 }
 
 /// One page of a keyset-paginated list.

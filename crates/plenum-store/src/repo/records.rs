@@ -17,7 +17,7 @@ use crate::consent::ConsentLedger;
 use crate::denial::Denial;
 use crate::error::Error;
 use crate::gate::PurposeGrant;
-use crate::record::Record;
+use crate::record::{Record, RecordSpec};
 use crate::tx::TenantTx;
 
 /// How far ahead of this clock consent evidence may be dated (clock skew between the device
@@ -48,8 +48,33 @@ impl Records {
     /// [`DbKeyStore`](crate::DbKeyStore) in a service), reporting every operation to `hook`.
     pub fn new(keyring: Arc<Keyring>, hook: Arc<dyn AccessHook>) -> Self {
         Self {
-            shared: Arc::new(Shared { keyring, hook }),
+            shared: Arc::new(Shared {
+                keyring,
+                hook,
+                record_types: Vec::new(),
+            }),
         }
+    }
+
+    /// The same repositories, knowing the service's record types (`R::spec()` of each, parents
+    /// before the records that reference them): [`Records::erase_subject`] applies each type's
+    /// declared [`Erasure`](crate::Erasure) to the subject's rows.
+    #[must_use]
+    pub fn with_record_types(self, specs: impl IntoIterator<Item = &'static RecordSpec>) -> Self {
+        let mut record_types = self.shared.record_types.clone();
+        record_types.extend(specs);
+        Self {
+            shared: Arc::new(Shared {
+                keyring: self.shared.keyring.clone(),
+                hook: self.shared.hook.clone(),
+                record_types,
+            }),
+        }
+    }
+
+    /// The record types erasure reaches, parents first.
+    pub fn record_types(&self) -> &[&'static RecordSpec] {
+        &self.shared.record_types
     }
 
     /// The repository of `R`. Cheap: the SQL is rendered once per call, so keep it.
@@ -112,9 +137,13 @@ impl Records {
         report(&*self.shared.hook, tx, access, result, |_| 1).await
     }
 
-    /// Erases a data subject: destroys every version of their key, so every field sealed under
-    /// it (in rows, backups and replicas) becomes unreadable and the audit log's pseudonyms for
-    /// them cannot be recomputed. Needs a grant for `compliance.rights_fulfilment` or an
+    /// Erases a data subject. First, in `tx`, each registered record type's rows of the subject
+    /// get that type's [`Erasure`](crate::Erasure): deleted; or kept under a fresh pseudonym in
+    /// place of the subject id, scrubbed (blind indexes dead, optional personal plain fields
+    /// cleared) or retained (and the pseudonym restricted). Then every version of the subject's
+    /// key is destroyed, so every field sealed under it (in rows, backups and replicas) becomes
+    /// unreadable and the audit log's pseudonyms for them cannot be recomputed. Commit `tx` for
+    /// the row changes to hold. Needs a grant for `compliance.rights_fulfilment` or an
     /// unrestricted one.
     ///
     /// The key store commits on its own, so the event does not wait for `tx` either: with the
@@ -135,12 +164,26 @@ impl Records {
         let access = self
             .key_operation(tx, grant, Action::Erase, Some(subject))
             .await?;
-        let result = self
-            .shared
-            .keyring
-            .destroy_scope(tx.tenant(), KeyScope::Subject(subject))
-            .await
-            .map_err(Error::from);
+        let pseudonym = SubjectId::generate();
+        let rows = super::erase::erase_rows(
+            tx,
+            &self.shared.record_types,
+            subject,
+            pseudonym,
+            grant.request().actor().id(),
+        )
+        .await;
+        let result = match rows {
+            // The rows kept under the pseudonym read as erased: its keys are the subject's
+            // versions, destroyed.
+            Ok(_) => self
+                .shared
+                .keyring
+                .destroy_subject_into(tx.tenant(), subject, pseudonym)
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
         self.key_operation_failed(tx, access, result).await
     }
 

@@ -1,0 +1,175 @@
+//! What erasing a subject does to their rows, per record type, as each declares
+//! ([`Erasure`]): delete them, or keep them pseudonymised (scrubbed, or retained under a legal
+//! obligation and restricted). Runs in the caller's transaction before the subject's keys are
+//! destroyed, so nothing irreversible happens if a row cannot be changed. SQL from validated
+//! names only.
+
+use plenum_consent::{ConsentEvent, Evidence, Method};
+use plenum_core::{ActorId, SubjectId};
+
+use super::{db_error, invalid};
+use crate::consent::ConsentLedger;
+use crate::error::Error;
+use crate::record::{Erasure, RecordSpec, Storage, Value};
+use crate::sql::{self, Conn, Dialect};
+use crate::table::SqlType;
+use crate::tx::TenantTx;
+
+/// What one erasure did to the rows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ErasedRows {
+    pub(super) deleted: u64,
+    pub(super) scrubbed: u64,
+    pub(super) retained: u64,
+}
+
+fn uuid(u: uuid::Uuid) -> (SqlType, Value) {
+    (SqlType::Uuid, Value::Uuid(u))
+}
+
+/// A value no blind index takes: index values start with their key version, 1..255, so a
+/// leading 0 never matches a candidate, and the random rest keeps a unique index satisfied.
+fn dead_index() -> Vec<u8> {
+    let mut v = vec![0u8];
+    v.extend_from_slice(&plenum_crypto::digest::random_bytes::<16>());
+    v
+}
+
+/// Applies each record type's erasure to `subject`'s rows, children before parents (`specs` is
+/// in dependency order, parents first). The rows kept carry `pseudonym` instead of the subject
+/// id from now on; retained rows' pseudonym is restricted (Art. 18) in the consent ledger.
+pub(super) async fn erase_rows(
+    tx: &mut TenantTx,
+    specs: &[&'static RecordSpec],
+    subject: SubjectId,
+    pseudonym: SubjectId,
+    actor: ActorId,
+) -> Result<ErasedRows, Error> {
+    let d = Dialect::of(tx);
+    let tenant = uuid(*tx.tenant().as_uuid());
+    let (p1, p2, p3) = (d.p(1), d.p(2), d.p(3));
+    let mut done = ErasedRows::default();
+    for spec in specs.iter().rev() {
+        let Some(erasure) = spec.erasure() else {
+            continue;
+        };
+        let table = d.table(spec.record_type().as_str());
+        let db = |e| db_error(spec, e);
+        match erasure {
+            Erasure::Delete => {
+                let statement =
+                    format!("DELETE FROM {table} WHERE tenant_id = {p1} AND subject_id = {p2}");
+                done.deleted += sql::execute(
+                    Conn::of(tx)?,
+                    &statement,
+                    &[tenant.clone(), uuid(*subject.as_uuid())],
+                )
+                .await
+                .map_err(db)?;
+            }
+            Erasure::Scrub => {
+                done.scrubbed += scrub(tx, spec, &table, subject, pseudonym).await?;
+            }
+            Erasure::Retain(_) => {
+                let statement = format!(
+                    "UPDATE {table} SET subject_id = {p3} WHERE tenant_id = {p1} AND subject_id = {p2}"
+                );
+                let n = sql::execute(
+                    Conn::of(tx)?,
+                    &statement,
+                    &[
+                        tenant.clone(),
+                        uuid(*subject.as_uuid()),
+                        uuid(*pseudonym.as_uuid()),
+                    ],
+                )
+                .await
+                .map_err(db)?;
+                done.retained += n;
+            }
+        }
+    }
+    if done.retained > 0 {
+        let evidence = Evidence {
+            notice_version: "erasure".to_owned(),
+            notice_sha256: [0; 32],
+            method: Method::Api,
+            actor,
+            at: chrono::Utc::now(),
+        };
+        ConsentLedger::record(tx, &ConsentEvent::restriction(pseudonym, true, evidence)).await?;
+    }
+    Ok(done)
+}
+
+/// Scrubs each of `subject`'s rows of `spec`: the pseudonym for the subject id, a dead value
+/// for every blind index, NULL for every optional plain field of personal data. The subject's
+/// encrypted fields need nothing: their key is about to be destroyed.
+async fn scrub(
+    tx: &mut TenantTx,
+    spec: &RecordSpec,
+    table: &str,
+    subject: SubjectId,
+    pseudonym: SubjectId,
+) -> Result<u64, Error> {
+    let d = Dialect::of(tx);
+    let tenant = uuid(*tx.tenant().as_uuid());
+    let db = |e| db_error(spec, e);
+    let ids = sql::fetch(
+        Conn::of(tx)?,
+        &format!(
+            "SELECT id FROM {table} WHERE tenant_id = {} AND subject_id = {}",
+            d.p(1),
+            d.p(2)
+        ),
+        &[tenant.clone(), uuid(*subject.as_uuid())],
+        &[SqlType::Uuid],
+    )
+    .await
+    .map_err(db)?;
+    let indexes: Vec<&str> = spec
+        .fields()
+        .iter()
+        .filter_map(|f| f.blind_index_spec().map(|b| b.column.as_str()))
+        .collect();
+    let cleared: Vec<&str> = spec
+        .fields()
+        .iter()
+        .filter(|f| {
+            matches!(f.storage, Storage::Plain(_))
+                && f.nullable
+                && plenum_consent::is_personal(&f.category)
+        })
+        .map(|f| f.name.as_str())
+        .collect();
+    let mut sets = vec![format!("subject_id = {}", d.p(3))];
+    sets.extend(
+        indexes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = {}", d.p(4 + i))),
+    );
+    sets.extend(cleared.iter().map(|c| format!("{c} = NULL")));
+    let statement = format!(
+        "UPDATE {table} SET {} WHERE tenant_id = {} AND id = {}",
+        sets.join(", "),
+        d.p(1),
+        d.p(2)
+    );
+    let mut n = 0;
+    for row in ids {
+        let Some(Value::Uuid(id)) = row.into_iter().next() else {
+            return Err(invalid(spec, "a row id did not decode"));
+        };
+        let mut binds = vec![tenant.clone(), uuid(id), uuid(*pseudonym.as_uuid())];
+        binds.extend(
+            indexes
+                .iter()
+                .map(|_| (SqlType::Bytes, Value::Bytes(dead_index()))),
+        );
+        n += sql::execute(Conn::of(tx)?, &statement, &binds)
+            .await
+            .map_err(db)?;
+    }
+    Ok(n)
+}
