@@ -60,8 +60,8 @@ pub(crate) enum KeySlot {
 pub(crate) struct Sealed {
     pub(crate) envelope: Envelope,
     pub(crate) index: Option<BlindIndex>,
-    /// For an indexed field: the plaintext that was indexed, so that uniqueness can be checked
-    /// against rows still indexed under an older index key version.
+    /// For an indexed field, when asked for: the plaintext that was indexed, so that uniqueness
+    /// can be checked against rows still indexed under an older index key version.
     pub(crate) indexed: Option<Pii<String>>,
 }
 
@@ -154,6 +154,7 @@ impl<T: PiiValue> Encrypted<T> {
         key: &FieldKey,
         record: RecordId,
         indexer: Option<&BlindIndexer>,
+        keep_indexed: bool,
     ) -> Result<Sealed, Error> {
         let opened;
         let plain: &Pii<T> = match &self.state {
@@ -179,7 +180,7 @@ impl<T: PiiValue> Encrypted<T> {
                     .ok_or(Error::Config("a blind index needs a text field"))?;
                 (
                     Some(indexer.compute(text)?),
-                    Some(Pii::new(text.to_owned())),
+                    keep_indexed.then(|| Pii::new(text.to_owned())),
                 )
             }
         };

@@ -97,6 +97,18 @@ impl Keyring {
             .open(record, envelope)
     }
 
+    /// How many versions of the tenant's index key are live (not destroyed): more than one
+    /// while an index-key rotation's old rows are not re-indexed yet. A cache lookup once
+    /// loaded.
+    ///
+    /// # Errors
+    ///
+    /// Key store or provider failures.
+    pub async fn live_index_versions(&self, tenant: TenantId) -> Result<usize, Error> {
+        let keys = self.scope_keys(tenant, KeyScope::TenantIndex, true).await?;
+        Ok(keys.live_versions().len())
+    }
+
     /// The blind indexer for a field, under the tenant's active index key (created on first use).
     ///
     /// # Errors

@@ -31,9 +31,11 @@ pub struct RowWriter<'a> {
     /// sealed afresh for this record (insert).
     keep_unchanged: bool,
     pub(crate) slots: Vec<Slot>,
-    /// The plaintexts written to blind-indexed fields, by position: what a uniqueness check
-    /// across index key versions needs.
+    /// The plaintexts written to blind-indexed fields, by position, kept only while the tenant
+    /// has more than one live index key version ([`RowWriter::keeping_indexed`]): what a
+    /// uniqueness check across index versions needs.
     pub(crate) indexed: Vec<(usize, plenum_crypto::Pii<String>)>,
+    keep_indexed: bool,
 }
 
 impl core::fmt::Debug for RowWriter<'_> {
@@ -58,7 +60,15 @@ impl<'a> RowWriter<'a> {
             keep_unchanged,
             slots: (0..keys.len()).map(|_| Slot::Empty).collect(),
             indexed: Vec::new(),
+            keep_indexed: false,
         }
+    }
+
+    /// Keeps the plaintext of each blind-indexed field written (see `indexed`).
+    #[must_use]
+    pub(crate) fn keeping_indexed(mut self, keep: bool) -> Self {
+        self.keep_indexed = keep;
+        self
     }
 
     fn slot(&mut self, field: usize) -> Result<&mut Slot, Error> {
@@ -131,7 +141,7 @@ impl<'a> RowWriter<'a> {
             .get(field)
             .and_then(Option::as_ref)
             .ok_or(Error::Config("encrypted write to a field declared plain"))?;
-        let sealed = value.seal_for(key, self.record, indexer)?;
+        let sealed = value.seal_for(key, self.record, indexer, self.keep_indexed)?;
         if let Some(text) = sealed.indexed {
             self.indexed.push((field, text));
         }

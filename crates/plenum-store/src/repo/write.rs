@@ -138,12 +138,14 @@ impl<R: Record> Repository<R> {
         let keys = self.keys();
         let created = keys.prepare(tenant, &subjects, true).await?;
         let write_keys = keys.for_writes(tenant).await?;
+        let probe = self.probes_older_indexes(tenant).await?;
         let mut rows = Vec::with_capacity(records.len());
         for record in records {
             let row_keys = keys
                 .for_row_write(tenant, record.subject(), &write_keys)
                 .await?;
-            let mut writer = RowWriter::new(record.id(), &row_keys, &write_keys.indexers, false);
+            let mut writer = RowWriter::new(record.id(), &row_keys, &write_keys.indexers, false)
+                .keeping_indexed(probe);
             record.write(&mut writer)?;
             self.unique_across_index_versions(tx, record.id(), &writer.indexed, &write_keys)
                 .await?;
@@ -176,7 +178,9 @@ impl<R: Record> Repository<R> {
         let row_keys = keys
             .for_row_write(tenant, record.subject(), &write_keys)
             .await?;
-        let mut writer = RowWriter::new(record.id(), &row_keys, &write_keys.indexers, true);
+        let probe = self.probes_older_indexes(tenant).await?;
+        let mut writer = RowWriter::new(record.id(), &row_keys, &write_keys.indexers, true)
+            .keeping_indexed(probe);
         record.write(&mut writer)?;
         self.unique_across_index_versions(tx, record.id(), &writer.indexed, &write_keys)
             .await?;
@@ -207,11 +211,26 @@ impl<R: Record> Repository<R> {
             .collect())
     }
 
+    /// Whether writes must probe older index versions for uniqueness: only for a record with
+    /// a unique blind-indexed field, and only while the tenant has more than one live index
+    /// key version (a cached lookup), so the common write pays nothing.
+    async fn probes_older_indexes(&self, tenant: plenum_core::TenantId) -> Result<bool, Error> {
+        let unique_indexed = self
+            .spec()
+            .fields()
+            .iter()
+            .any(|f| f.unique && f.blind_index_spec().is_some());
+        if !unique_indexed {
+            return Ok(false);
+        }
+        Ok(self.shared.keyring.live_index_versions(tenant).await? > 1)
+    }
+
     /// A unique blind-indexed field is unique across every live index key version: the
     /// database's unique index covers the active version's values, and rows written before an
     /// index-key rotation (not yet re-indexed) carry an older version's value for the same
     /// plaintext, so those are looked up here. One query per unique indexed field, and only
-    /// while the tenant has more than one live index version.
+    /// while the tenant has more than one live index version (`indexed` is empty otherwise).
     async fn unique_across_index_versions(
         &self,
         tx: &mut TenantTx,
