@@ -351,3 +351,168 @@ async fn an_unindexed_foreign_key_would_make_each_delete_read_the_tenants_every_
         report.findings
     );
 }
+
+/// `Check::ContextFunction`: a context function that falls back to a fixed tenant when the
+/// setting is empty serves that tenant's rows to every transaction without a context
+/// (`catalog::break_context_function_with_a_fallback_tenant`).
+#[tokio::test]
+async fn a_context_function_with_a_fallback_would_serve_that_tenant_and_the_verifier_refuses_it() {
+    let w = world().await;
+    let fallback = w.b.tenant;
+    w.db.as_owner(&[&format!(
+        "CREATE OR REPLACE FUNCTION plenum.current_tenant_id() RETURNS uuid \
+         LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = '' AS $$ BEGIN \
+         RETURN coalesce(nullif(pg_catalog.current_setting('plenum.tenant_id', true), ''), \
+         '{fallback}')::pg_catalog.uuid; END $$"
+    )])
+    .await;
+    let pool = raw_app(&w).await;
+    let mut none = tx(&pool, &w.db.context_key, None).await;
+    assert_eq!(
+        count(&mut none, "SELECT count(*) FROM app.customers").await,
+        2,
+        "a transaction without a tenant reads B's rows"
+    );
+    let report = w.app.verify(&w.db.roles).await.unwrap();
+    assert!(report.has(Check::ContextFunction), "{:#?}", report.findings);
+}
+
+/// `Check::KeyStateGuard`: without the trigger, the runtime role writes a destroyed key's old
+/// wrapped bytes back and the erased subject's data opens again
+/// (`catalog::break_key_state_guard_dropped`).
+#[tokio::test]
+async fn without_the_key_state_guard_erasure_could_be_undone_and_the_verifier_refuses_it() {
+    let w = world().await;
+    let subject = Uuid::now_v7();
+    let pool = raw_app(&w).await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(w.a.tenant))).await;
+    sqlx::query(
+        "INSERT INTO plenum.keys (tenant_id, scope, subject_id, version, state, wrapped) \
+         VALUES ($1, 3, $2, 1, 'active', '\\x0102')",
+    )
+    .bind(w.a.tenant.as_uuid())
+    .bind(subject)
+    .execute(&mut *t)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE plenum.keys SET state = 'destroyed', wrapped = NULL \
+         WHERE tenant_id = $1 AND subject_id = $2",
+    )
+    .bind(w.a.tenant.as_uuid())
+    .bind(subject)
+    .execute(&mut *t)
+    .await
+    .unwrap();
+    t.commit().await.unwrap();
+    w.db.as_owner(&["DROP TRIGGER keys_forward_only ON plenum.keys"])
+        .await;
+    let mut t = tx(&pool, &w.db.context_key, Some(&s(w.a.tenant))).await;
+    let undone = sqlx::query(
+        "UPDATE plenum.keys SET state = 'active', wrapped = '\\x0102' \
+         WHERE tenant_id = $1 AND subject_id = $2",
+    )
+    .bind(w.a.tenant.as_uuid())
+    .bind(subject)
+    .execute(&mut *t)
+    .await
+    .unwrap();
+    assert_eq!(
+        undone.rows_affected(),
+        1,
+        "the destroyed key is active again"
+    );
+    drop(t);
+    let report = w.app.verify(&w.db.roles).await.unwrap();
+    assert!(report.has(Check::KeyStateGuard), "{:#?}", report.findings);
+}
+
+/// `Check::AdminRole` for a write privilege: the admin role, meant to read only, changes a
+/// tenant's row (`catalog::break_admin_role_with_update`).
+#[tokio::test]
+async fn an_admin_role_granted_update_would_change_tenant_rows_and_the_verifier_refuses_it() {
+    let w = world().await;
+    w.db.as_owner(&[
+        &format!("GRANT UPDATE ON app.customers TO {}", w.db.roles.admin()),
+        &format!(
+            "CREATE POLICY customers_admin_write ON app.customers FOR UPDATE TO {} USING (true)",
+            w.db.roles.admin()
+        ),
+    ])
+    .await;
+    let admin = w.db.raw_pool(&w.db.roles.admin(), 1).await;
+    let changed = sqlx::query("UPDATE app.customers SET name = 'changed by admin'")
+        .execute(&admin)
+        .await
+        .unwrap();
+    assert!(
+        changed.rows_affected() >= 3,
+        "every tenant's customers changed"
+    );
+    let report = w.app.verify(&w.db.roles).await.unwrap();
+    assert!(report.has(Check::AdminRole), "{:#?}", report.findings);
+}
+
+/// `Check::SideChannel` for statement text: with `track_activities` back on for the runtime
+/// role, A's session reads B's context token in `pg_stat_activity`
+/// (`catalog::break_statement_text_visible_to_the_runtime_role`).
+#[tokio::test]
+async fn statement_text_back_on_would_show_another_tenants_token_and_the_verifier_refuses_it() {
+    let w = world().await;
+    let su = w.db.superuser().await;
+    su.execute(AssertSqlSafe(format!(
+        "ALTER ROLE {} RESET track_activities",
+        w.db.roles.app()
+    )))
+    .await
+    .unwrap();
+    let pool = w.db.raw_pool(&w.db.roles.app(), 2).await;
+    let mut b = pool.begin().await.unwrap();
+    let b_token = w.db.context_key.token(w.b.tenant);
+    b.execute(AssertSqlSafe(format!(
+        "SET LOCAL plenum.tenant_id = '{b_token}'"
+    )))
+    .await
+    .unwrap();
+    let mut a = tx(&pool, &w.db.context_key, Some(&s(w.a.tenant))).await;
+    let seen: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
+            .fetch_all(&mut *a)
+            .await
+            .unwrap();
+    assert!(
+        seen.iter().flatten().any(|q| q.contains(&b_token)),
+        "B's token is readable from A's session"
+    );
+    let report = w.app.verify(&w.db.roles).await.unwrap();
+    assert!(report.has(Check::SideChannel), "{:#?}", report.findings);
+}
+
+/// `Check::UnexpectedPolicy` on the admin read policy: back to `USING (true)`, a direct login
+/// with the admin credentials reads every tenant's rows with no audit row at all
+/// (`catalog::break_admin_reads_without_an_audit_row`).
+#[tokio::test]
+async fn an_admin_read_policy_without_the_audit_check_would_read_unrecorded_and_the_verifier_refuses_it()
+ {
+    let w = world().await;
+    let admin = w.db.raw_pool(&w.db.roles.admin(), 1).await;
+    let unrecorded = "SELECT count(*) FROM app.customers";
+    let n: i64 = sqlx::query_scalar(unrecorded)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "the contract: nothing without a committed audit row");
+    w.db.as_owner(&["ALTER POLICY customers_admin_read ON app.customers USING (true)"])
+        .await;
+    let n: i64 = sqlx::query_scalar(unrecorded)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(n, 3, "every tenant's customers, and no record of the read");
+    let report = w.app.verify(&w.db.roles).await.unwrap();
+    assert!(
+        report.has(Check::UnexpectedPolicy),
+        "{:#?}",
+        report.findings
+    );
+}
