@@ -197,6 +197,31 @@ pub(crate) fn customer(tenant: TenantId, email: &str, phone: &str) -> Customer {
     }
 }
 
+/// A property of `c`'s, owned by the same subject.
+pub(crate) fn property(c: &Customer) -> plenum_hvac::Property {
+    plenum_hvac::Property {
+        id: RecordId::generate(),
+        tenant: c.tenant,
+        subject: c.subject,
+        customer_id: c.id,
+        address: Encrypted::new("12 Furnace Lane".to_owned()),
+        square_feet: Some(1850),
+    }
+}
+
+/// A unit installed at `p`.
+pub(crate) fn equipment(p: &plenum_hvac::Property) -> plenum_hvac::Equipment {
+    plenum_hvac::Equipment {
+        id: RecordId::generate(),
+        tenant: p.tenant,
+        subject: p.subject,
+        property_id: p.id,
+        model: "Carrier 59MN7".to_owned(),
+        serial: Encrypted::new("SN-4471-XQ".to_owned()),
+        installed_on: chrono::NaiveDate::from_ymd_opt(2021, 4, 2),
+    }
+}
+
 /// Consent evidence collected now through the UI, for notice `privacy-2026-11`.
 pub(crate) fn evidence() -> Evidence {
     Evidence {

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::fixtures::{Env, customer, grant, keyring};
+use crate::fixtures::{Env, customer, equipment, grant, keyring, property};
 use chrono::{NaiveDate, TimeZone as _, Utc};
 use plenum::crypto::KeyScope;
 use plenum::prelude::*;
@@ -49,23 +49,8 @@ async fn every_example_record_round_trips_on_both_backends() {
         let t = env.tenant().await;
         let mut tx = env.pool.begin(t).await.unwrap();
         let c = customer(t, CANARY_EMAIL, CANARY_PHONE);
-        let property = Property {
-            id: RecordId::generate(),
-            tenant: t,
-            subject: c.subject,
-            customer_id: c.id,
-            address: Encrypted::new("12 Furnace Lane".to_owned()),
-            square_feet: Some(1850),
-        };
-        let equipment = Equipment {
-            id: RecordId::generate(),
-            tenant: t,
-            subject: c.subject,
-            property_id: property.id,
-            model: "Carrier 59MN7".to_owned(),
-            serial: Encrypted::new("SN-4471-XQ".to_owned()),
-            installed_on: NaiveDate::from_ymd_opt(2021, 4, 2),
-        };
+        let property = property(&c);
+        let equipment = equipment(&property);
         let technician = SubjectId::generate();
         let appointment = Appointment {
             id: RecordId::generate(),
@@ -655,23 +640,8 @@ async fn erasure_applies_each_record_types_rule() {
     for env in Env::both().await {
         let t = env.tenant().await;
         let c = customer(t, "erase-me@example.com", "2175550177");
-        let property = Property {
-            id: RecordId::generate(),
-            tenant: t,
-            subject: c.subject,
-            customer_id: c.id,
-            address: Encrypted::new("12 Furnace Lane".to_owned()),
-            square_feet: Some(1850),
-        };
-        let equipment = Equipment {
-            id: RecordId::generate(),
-            tenant: t,
-            subject: c.subject,
-            property_id: property.id,
-            model: "Carrier 59MN7".to_owned(),
-            serial: Encrypted::new("SN-4471-XQ".to_owned()),
-            installed_on: None,
-        };
+        let property = property(&c);
+        let equipment = equipment(&property);
         let invoice = Invoice {
             id: RecordId::generate(),
             tenant: t,

@@ -11,6 +11,12 @@ use uuid::Uuid;
 use crate::fixtures::{sqlstate, tables, world};
 use crate::raw_sql::{count, raw_app, s, tx};
 
+/// The verifier reports `check` on `w`'s database (and so boot refuses it).
+async fn assert_refused(w: &crate::fixtures::World, check: Check) {
+    let report = w.app.verify(&w.db.roles).await.unwrap();
+    assert!(report.has(check), "{check:?}: {:#?}", report.findings);
+}
+
 /// `Check::SecurityDefinerFunction`: a function owned by a role that bypasses RLS, callable by
 /// the runtime role, counts every tenant's rows from inside A's transaction
 /// (`catalog::break_security_definer_function_for_the_runtime_role`).
@@ -37,12 +43,7 @@ async fn a_definer_function_would_read_across_tenants_and_the_verifier_refuses_i
         3,
         "A's transaction counts B's rows through the definer function"
     );
-    let report = w.app.verify(&w.db.roles).await.unwrap();
-    assert!(
-        report.has(Check::SecurityDefinerFunction),
-        "{:#?}",
-        report.findings
-    );
+    assert_refused(&w, Check::SecurityDefinerFunction).await;
 }
 
 /// `Check::SideChannel` for large objects: reopened by a superuser, A stores bytes outside
@@ -71,8 +72,7 @@ async fn reopened_large_objects_would_carry_data_across_tenants_and_the_verifier
         .await
         .unwrap();
     assert_eq!(read, b"from A", "B read what A stored");
-    let report = w.app.verify(&w.db.roles).await.unwrap();
-    assert!(report.has(Check::SideChannel), "{:#?}", report.findings);
+    assert_refused(&w, Check::SideChannel).await;
 }
 
 /// `Check::DefaultPrivileges`: a default grant written once hands every later table to the
@@ -106,12 +106,7 @@ async fn default_privileges_would_hand_a_later_table_to_the_runtime_role_and_the
         ["B only"],
         "A reads B's note through a grant no migration wrote"
     );
-    let report = w.app.verify(&w.db.roles).await.unwrap();
-    assert!(
-        report.has(Check::DefaultPrivileges),
-        "{:#?}",
-        report.findings
-    );
+    assert_refused(&w, Check::DefaultPrivileges).await;
 }
 
 /// `Check::RoleSettings`: the runtime role itself (a compromised service, no superuser) gives
@@ -190,12 +185,7 @@ async fn temporary_tables_would_carry_rows_across_tenants_through_the_pool_and_t
         "A's transaction reads the rows B stashed in the pooled session"
     );
     drop(a);
-    let report = w.app.verify(&w.db.roles).await.unwrap();
-    assert!(
-        report.has(Check::DatabasePrivileges),
-        "{:#?}",
-        report.findings
-    );
+    assert_refused(&w, Check::DatabasePrivileges).await;
 }
 
 /// `Check::MigrationHistoryOwner`: sqlx creates its history table as the login that migrates.
@@ -344,12 +334,7 @@ async fn an_unindexed_foreign_key_would_make_each_delete_read_the_tenants_every_
         reads[1] >= 5000,
         "unindexed: the look-up reads every order of the tenant: {reads:?}"
     );
-    let report = w.app.verify(&w.db.roles).await.unwrap();
-    assert!(
-        report.has(Check::UnindexedForeignKey),
-        "{:#?}",
-        report.findings
-    );
+    assert_refused(&w, Check::UnindexedForeignKey).await;
 }
 
 /// `Check::ContextFunction`: a context function that falls back to a fixed tenant when the
@@ -373,8 +358,7 @@ async fn a_context_function_with_a_fallback_would_serve_that_tenant_and_the_veri
         2,
         "a transaction without a tenant reads B's rows"
     );
-    let report = w.app.verify(&w.db.roles).await.unwrap();
-    assert!(report.has(Check::ContextFunction), "{:#?}", report.findings);
+    assert_refused(&w, Check::ContextFunction).await;
 }
 
 /// `Check::KeyStateGuard`: without the trigger, the runtime role writes a destroyed key's old
@@ -423,8 +407,7 @@ async fn without_the_key_state_guard_erasure_could_be_undone_and_the_verifier_re
         "the destroyed key is active again"
     );
     drop(t);
-    let report = w.app.verify(&w.db.roles).await.unwrap();
-    assert!(report.has(Check::KeyStateGuard), "{:#?}", report.findings);
+    assert_refused(&w, Check::KeyStateGuard).await;
 }
 
 /// `Check::AdminRole` for a write privilege: the admin role, meant to read only, changes a
@@ -449,8 +432,7 @@ async fn an_admin_role_granted_update_would_change_tenant_rows_and_the_verifier_
         changed.rows_affected() >= 3,
         "every tenant's customers changed"
     );
-    let report = w.app.verify(&w.db.roles).await.unwrap();
-    assert!(report.has(Check::AdminRole), "{:#?}", report.findings);
+    assert_refused(&w, Check::AdminRole).await;
 }
 
 /// `Check::SideChannel` for statement text: with `track_activities` back on for the runtime
@@ -484,8 +466,7 @@ async fn statement_text_back_on_would_show_another_tenants_token_and_the_verifie
         seen.iter().flatten().any(|q| q.contains(&b_token)),
         "B's token is readable from A's session"
     );
-    let report = w.app.verify(&w.db.roles).await.unwrap();
-    assert!(report.has(Check::SideChannel), "{:#?}", report.findings);
+    assert_refused(&w, Check::SideChannel).await;
 }
 
 /// `Check::UnexpectedPolicy` on the admin read policy: back to `USING (true)`, a direct login
@@ -509,10 +490,5 @@ async fn an_admin_read_policy_without_the_audit_check_would_read_unrecorded_and_
         .await
         .unwrap();
     assert_eq!(n, 3, "every tenant's customers, and no record of the read");
-    let report = w.app.verify(&w.db.roles).await.unwrap();
-    assert!(
-        report.has(Check::UnexpectedPolicy),
-        "{:#?}",
-        report.findings
-    );
+    assert_refused(&w, Check::UnexpectedPolicy).await;
 }

@@ -280,10 +280,19 @@ pub(super) async fn side_channels(
             format!("REVOKE EXECUTE ON FUNCTION {f} FROM PUBLIC, {me}"),
         );
     }
-    let tracked: String = sqlx::query_scalar("SELECT current_setting('track_activities')")
-        .fetch_one(pool)
-        .await?;
-    if tracked != "off" {
+    // What the role's next sessions get, not this pooled session's value: a session keeps the
+    // setting it started with, so a role setting removed since would not show in it.
+    let off_for_the_role: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_db_role_setting r, \
+                LATERAL unnest(r.setconfig) AS s(setting) \
+         WHERE r.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) \
+           AND r.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database \
+                                     WHERE datname = current_database())) \
+           AND s.setting = 'track_activities=off')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !off_for_the_role {
         report.push(
             Check::SideChannel,
             me,
