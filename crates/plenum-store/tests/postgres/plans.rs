@@ -35,15 +35,22 @@ async fn with_an_immutable_context_function_the_same_test_would_catch_a_leak() {
     w.db.as_owner(&["ALTER FUNCTION plenum.current_tenant_id() IMMUTABLE"])
         .await;
     let pool = w.db.app(1).await;
-    for _ in 0..12 {
-        ids_for_shared_email(&pool, w.a.tenant, true).await;
+    // A cached plan survives until something invalidates it; catalog changes made by other
+    // tests on the same server (shared catalogs, or an overflowing invalidation queue) can
+    // reset every cached plan in between, so the experiment is repeated until the plan
+    // survives once. One survival is enough to show the leak.
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        for _ in 0..12 {
+            ids_for_shared_email(&pool, w.a.tenant, true).await;
+        }
+        let as_b = ids_for_shared_email(&pool, w.b.tenant, true).await;
+        if as_b == vec![*w.a.tenant.as_uuid()] {
+            return;
+        }
+        seen.push(as_b);
     }
-    let as_b = ids_for_shared_email(&pool, w.b.tenant, true).await;
-    assert_eq!(
-        as_b,
-        vec![*w.a.tenant.as_uuid()],
-        "the leak this contract exists to prevent"
-    );
+    panic!("the leak this contract exists to prevent never showed: {seen:?}");
 }
 
 #[tokio::test]
