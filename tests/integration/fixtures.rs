@@ -242,3 +242,18 @@ impl Env {
             .unwrap();
     }
 }
+
+/// Every `.rs` file under `dir` (not descending into `target` or `.git`), for the tests that
+/// scan the workspace's sources (`claims.rs`, `plaintext_paths.rs`).
+pub(crate) fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if !path.ends_with("target") && !path.ends_with(".git") {
+                rust_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}

@@ -6,7 +6,9 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::fixtures::rust_files;
 
 /// Public functions that return plaintext, a key or a connection without `dangerous_`, by
 /// (file, name), and why.
@@ -47,17 +49,6 @@ const SENSITIVE: [&str; 5] = [
     "SqliteConnection",
     "[FieldKey]",
 ];
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 #[test]
 fn every_public_path_to_plaintext_or_raw_sql_is_named_dangerous() {

@@ -7,6 +7,7 @@
 use plenum_consent::{ConsentEvent, Evidence, Method};
 use plenum_core::{ActorId, SubjectId};
 
+use super::rows::uuid;
 use super::{db_error, invalid};
 use crate::consent::ConsentLedger;
 use crate::error::Error;
@@ -21,10 +22,6 @@ pub(super) struct ErasedRows {
     pub(super) deleted: u64,
     pub(super) scrubbed: u64,
     pub(super) retained: u64,
-}
-
-fn uuid(u: uuid::Uuid) -> (SqlType, Value) {
-    (SqlType::Uuid, Value::Uuid(u))
 }
 
 /// A value no blind index takes: index values start with their key version, 1..255, so a

@@ -78,7 +78,7 @@ struct DialectStatements {
     select: String,
 }
 
-fn uuid(v: uuid::Uuid) -> (SqlType, Value) {
+pub(super) fn uuid(v: uuid::Uuid) -> (SqlType, Value) {
     (SqlType::Uuid, Value::Uuid(v))
 }
 
