@@ -21,6 +21,16 @@ fn name() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9_]{0,20}"
 }
 
+/// A record type name: a valid name that does not start with a prefix reserved for the
+/// library's and the database's own tables.
+fn record_type_name() -> impl Strategy<Value = String> {
+    name().prop_filter("not reserved", |n| {
+        !plenum_core::RESERVED_RECORD_TYPE_PREFIXES
+            .iter()
+            .any(|p| n.starts_with(p))
+    })
+}
+
 fn uuid_bytes() -> impl Strategy<Value = [u8; 16]> {
     proptest::array::uniform16(any::<u8>()).prop_filter("non-nil", |b| b.iter().any(|x| *x != 0))
 }
@@ -28,7 +38,7 @@ fn uuid_bytes() -> impl Strategy<Value = [u8; 16]> {
 fn locator() -> impl Strategy<Value = FieldLocator> {
     (
         uuid_bytes(),
-        name(),
+        record_type_name(),
         name(),
         proptest::option::of(uuid_bytes()),
     )
