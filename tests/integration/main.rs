@@ -1,6 +1,7 @@
 //! Integration tests written only against the public `plenum` facade, as a service would use it.
 
 mod audit;
+mod backups;
 mod claims;
 mod consent;
 mod datamap;

@@ -27,6 +27,9 @@ pub(crate) const LABEL_KEY_WRAP: &[u8] = b"plenum-key-wrap-v1";
 
 /// Key-wrap format version 1 (AES-256-GCM).
 pub(crate) const WRAP_V1: u8 = 0x01;
+/// Wrap format 2: a subject key wrapped under the tenant's subject-wrap key (scope `0x04`) of
+/// the version at offset 2, not under the tenant data key (format 1, still read).
+pub(crate) const WRAP_V2_SUBJECT: u8 = 0x02;
 pub(crate) const WRAP_HEADER_LEN: usize = 6;
 pub(crate) const WRAPPED_LEN: usize = WRAP_HEADER_LEN + NONCE_LEN + KEY_LEN + TAG_LEN;
 
@@ -204,15 +207,24 @@ pub(crate) fn key_wrap_aad(header: &[u8; WRAP_HEADER_LEN], context: &[u8]) -> Ve
     out
 }
 
-/// Parses a wrapped key: returns the wrapping key version.
+/// Parses a wrapped key of format 1 (what a root key provider wraps): returns the wrapping key
+/// version.
 pub(crate) fn parse_wrapped(bytes: &[u8]) -> Result<u32, Error> {
+    match parse_wrapped_any(bytes)? {
+        (WRAP_V1, version) => Ok(version),
+        _ => Err(Error::Malformed(Malformed::UnknownVersion)),
+    }
+}
+
+/// Parses a wrapped key of either format: returns the format byte and the wrapping key version.
+pub(crate) fn parse_wrapped_any(bytes: &[u8]) -> Result<(u8, u32), Error> {
     if bytes.len() < WRAPPED_LEN {
         return Err(Error::Malformed(Malformed::TooShort));
     }
     if bytes.len() > WRAPPED_LEN {
         return Err(Error::Malformed(Malformed::TrailingBytes));
     }
-    if bytes[0] != WRAP_V1 {
+    if bytes[0] != WRAP_V1 && bytes[0] != WRAP_V2_SUBJECT {
         return Err(Error::Malformed(Malformed::UnknownVersion));
     }
     if bytes[1] != SUITE_AES256GCM_HKDF {
@@ -222,5 +234,5 @@ pub(crate) fn parse_wrapped(bytes: &[u8]) -> Result<u32, Error> {
     if version == 0 {
         return Err(Error::Malformed(Malformed::ZeroKeyVersion));
     }
-    Ok(version)
+    Ok((bytes[0], version))
 }

@@ -10,12 +10,18 @@ use secrecy::SecretBox;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "subject", rename_all = "snake_case")]
 pub enum KeyScope {
-    /// The tenant's data key: seals data not owned by a subject, and wraps subject keys.
+    /// The tenant's data key: seals data not owned by a subject (and wrapped the subject keys of
+    /// wrap format 1, before subject-wrap keys existed).
     TenantData,
     /// The tenant's blind-index key: keys the HMACs of searchable fields.
     TenantIndex,
     /// One data subject's key: seals that subject's PII. Destroying it erases the subject.
     Subject(SubjectId),
+    /// The tenant's subject-wrap key (an *erasure epoch*): wraps every subject key of the
+    /// tenant. Replaced after erasures, with the live subject keys re-wrapped and the old
+    /// version destroyed, so that a backup's copy of an erased subject's wrapped key has nothing
+    /// left that unwraps it ([`Keyring::advance_erasure_epoch`](crate::Keyring::advance_erasure_epoch)).
+    SubjectWrap,
 }
 
 impl KeyScope {
@@ -25,6 +31,7 @@ impl KeyScope {
             Self::TenantData => KeyScopeKind::TenantData,
             Self::TenantIndex => KeyScopeKind::TenantIndex,
             Self::Subject(_) => KeyScopeKind::Subject,
+            Self::SubjectWrap => KeyScopeKind::SubjectWrap,
         }
     }
 }
@@ -39,6 +46,8 @@ pub enum KeyScopeKind {
     TenantIndex,
     /// Byte `0x03`.
     Subject,
+    /// Byte `0x04` (never in an envelope; in derivation labels and the key table).
+    SubjectWrap,
 }
 
 impl KeyScopeKind {
@@ -47,6 +56,7 @@ impl KeyScopeKind {
             Self::TenantData => 0x01,
             Self::TenantIndex => 0x02,
             Self::Subject => 0x03,
+            Self::SubjectWrap => 0x04,
         }
     }
 }
@@ -57,6 +67,7 @@ impl fmt::Display for KeyScopeKind {
             Self::TenantData => "tenant data",
             Self::TenantIndex => "tenant index",
             Self::Subject => "subject",
+            Self::SubjectWrap => "subject wrap",
         })
     }
 }

@@ -26,7 +26,7 @@ pub use crate::blind::{
 pub use crate::envelope::{Envelope, FieldKey, FieldLocator, Owner};
 pub use crate::error::{Error, ErrorKind, Malformed};
 pub use crate::format::ENVELOPE_OVERHEAD;
-pub use crate::keyring::{Keyring, KeyringConfig};
+pub use crate::keyring::{EpochReport, Keyring, KeyringConfig};
 pub use crate::keys::{
     KeyMaterial, KeyRef, KeyScope, KeyScopeKind, KeyState, StoredKey, WrappedKey,
 };

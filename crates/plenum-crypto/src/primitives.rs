@@ -8,7 +8,7 @@ use crate::backend::{Backend, KEY_LEN, NONCE_LEN, PreparedAead, TAG_LEN};
 use crate::error::Error;
 use crate::format::{
     HKDF_SALT, SUITE_AES256GCM_HKDF, WRAP_HEADER_LEN, WRAP_V1, WRAPPED_LEN, key_wrap_aad,
-    parse_wrapped,
+    parse_wrapped, parse_wrapped_any,
 };
 use crate::keys::{KeyMaterial, WrappedKey};
 
@@ -62,8 +62,20 @@ pub(crate) fn wrap_key(
     key: &KeyMaterial,
     context: &[u8],
 ) -> Result<WrappedKey, Error> {
+    wrap_key_as(WRAP_V1, wrapping, wrapping_version, key, context)
+}
+
+/// [`wrap_key`] with the wrap format byte given: `WRAP_V2_SUBJECT` for a subject key under a
+/// subject-wrap key.
+pub(crate) fn wrap_key_as(
+    format: u8,
+    wrapping: &PreparedAead,
+    wrapping_version: u32,
+    key: &KeyMaterial,
+    context: &[u8],
+) -> Result<WrappedKey, Error> {
     let v = wrapping_version.to_be_bytes();
-    let header: [u8; WRAP_HEADER_LEN] = [WRAP_V1, SUITE_AES256GCM_HKDF, v[0], v[1], v[2], v[3]];
+    let header: [u8; WRAP_HEADER_LEN] = [format, SUITE_AES256GCM_HKDF, v[0], v[1], v[2], v[3]];
     let mut nonce = [0u8; NONCE_LEN];
     rand::thread_rng().fill_bytes(&mut nonce);
     let aad = key_wrap_aad(&header, context);
@@ -88,6 +100,11 @@ pub(crate) fn wrapping_version(wrapped: &WrappedKey) -> Result<u32, Error> {
     parse_wrapped(wrapped.as_bytes())
 }
 
+/// The wrap format and wrapping key version of a wrapped subject key (format 1 or 2).
+pub(crate) fn subject_wrapping(wrapped: &WrappedKey) -> Result<(u8, u32), Error> {
+    parse_wrapped_any(wrapped.as_bytes())
+}
+
 /// Unwraps a key wrapped by [`wrap_key`] with the same `context`.
 pub(crate) fn unwrap_key(
     wrapping: &PreparedAead,
@@ -95,7 +112,7 @@ pub(crate) fn unwrap_key(
     context: &[u8],
 ) -> Result<KeyMaterial, Error> {
     let bytes = wrapped.as_bytes();
-    parse_wrapped(bytes)?;
+    parse_wrapped_any(bytes)?;
     let mut header = [0u8; WRAP_HEADER_LEN];
     header.copy_from_slice(&bytes[..WRAP_HEADER_LEN]);
     let mut nonce = [0u8; NONCE_LEN];

@@ -47,6 +47,16 @@ pub trait KeyStore: Send + Sync {
         })
     }
 
+    /// Every stored version of the subject keys of up to `limit` subjects of `tenant`, the
+    /// subjects ordered by id and all after `after` (the last subject of the previous page):
+    /// how an erasure epoch walks every subject key in bounded memory.
+    fn load_subject_page<'a>(
+        &'a self,
+        tenant: TenantId,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<StoredKey>, Error>>;
+
     /// [`KeyStore::insert`] for many keys, returning what is stored afterwards for each, in any
     /// order. The default calls [`KeyStore::insert`] per key.
     fn insert_many<'a>(
@@ -116,6 +126,32 @@ impl KeyStore for MemoryKeyStore {
             }
         });
         Box::pin(async move { Ok(stored) })
+    }
+
+    fn load_subject_page<'a>(
+        &'a self,
+        tenant: TenantId,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<StoredKey>, Error>> {
+        let found = self.with(|m| {
+            let mut subjects: Vec<(SubjectId, &Vec<StoredKey>)> = m
+                .iter()
+                .filter_map(|((t, scope), keys)| match scope {
+                    KeyScope::Subject(s) if *t == tenant && after.is_none_or(|a| *s > a) => {
+                        Some((*s, keys))
+                    }
+                    _ => None,
+                })
+                .collect();
+            subjects.sort_unstable_by_key(|(s, _)| *s);
+            subjects
+                .into_iter()
+                .take(limit)
+                .flat_map(|(_, keys)| keys.iter().cloned())
+                .collect::<Vec<_>>()
+        });
+        Box::pin(async move { Ok(found) })
     }
 
     fn update<'a>(&'a self, key: StoredKey) -> BoxFuture<'a, Result<(), Error>> {

@@ -657,11 +657,20 @@ fn concurrent_first_use_creates_one_key() {
         );
         assert_eq!(
             fx.store
-                .load(tenant, KeyScope::TenantData)
+                .load(tenant, KeyScope::SubjectWrap)
                 .await
                 .unwrap()
                 .len(),
-            1
+            1,
+            "one subject-wrap key"
+        );
+        assert!(
+            fx.store
+                .load(tenant, KeyScope::TenantData)
+                .await
+                .unwrap()
+                .is_empty(),
+            "subject keys no longer need the tenant data key"
         );
         let loc = email_of(tenant, subject);
         for (record, s) in sealed {

@@ -46,6 +46,7 @@ fn scope_columns(scope: &KeyScope) -> (i64, Uuid) {
         KeyScope::TenantData => (1, Uuid::nil()),
         KeyScope::TenantIndex => (2, Uuid::nil()),
         KeyScope::Subject(s) => (3, *s.as_uuid()),
+        KeyScope::SubjectWrap => (4, Uuid::nil()),
     }
 }
 
@@ -248,7 +249,49 @@ impl DbKeyStore {
     }
 }
 
+/// Every version of the subject keys of up to `limit` subjects after `after`, by subject id
+/// (uuid order on PostgreSQL, byte order on SQLite: the same order as `SubjectId`'s).
+async fn select_subject_page(
+    tx: &mut TenantTx,
+    after: Option<SubjectId>,
+    limit: usize,
+) -> Result<Vec<StoredKey>, Error> {
+    let tenant = tx.tenant();
+    let d = Dialect::of(tx);
+    let keys = d.library("keys");
+    let after = after.map_or(Uuid::nil(), |s| *s.as_uuid());
+    let limit = i64::try_from(limit).map_err(|_| Error::Config("page size out of range"))?;
+    let statement = format!(
+        "SELECT {KEY_COLUMNS} FROM {keys} WHERE tenant_id = {t} AND scope = 3 AND subject_id IN \
+         (SELECT DISTINCT subject_id FROM {keys} WHERE tenant_id = {t} AND scope = 3 \
+         AND subject_id > {a} ORDER BY subject_id LIMIT {l})",
+        t = d.p(1),
+        a = d.p(2),
+        l = d.p(3),
+    );
+    let rows = sql::fetch(
+        Conn::of(tx)?,
+        &statement,
+        &[uuid(*tenant.as_uuid()), uuid(after), int(limit)],
+        &KEY_TYPES,
+    )
+    .await
+    .map_err(db)?;
+    to_stored_all(tenant, None, rows)
+}
+
 impl KeyStore for DbKeyStore {
+    fn load_subject_page<'a>(
+        &'a self,
+        tenant: TenantId,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<StoredKey>, plenum_crypto::Error>> {
+        Box::pin(self.in_own_tx(tenant, async move |tx| {
+            select_subject_page(tx, after, limit).await
+        }))
+    }
+
     fn load<'a>(
         &'a self,
         tenant: TenantId,

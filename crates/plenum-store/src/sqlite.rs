@@ -87,7 +87,7 @@ const LIBRARY_DDL: &[&str] = &[
 const KEY_DDL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS plenum_keys (\
         tenant_id blob NOT NULL, \
-        scope integer NOT NULL CHECK (scope IN (1, 2, 3)), \
+        scope integer NOT NULL CHECK (scope IN (1, 2, 3, 4)), \
         subject_id blob NOT NULL, \
         version integer NOT NULL CHECK (version > 0), \
         state text NOT NULL CHECK (state IN ('active', 'decrypt_only', 'retired', 'destroyed')), \
@@ -127,7 +127,35 @@ pub(crate) async fn open(
         KEY_DDL.iter().map(|s| (*s).to_owned()).collect(),
     )
     .await?;
+    upgrade_key_table(&keys).await?;
     Ok((data, keys))
+}
+
+/// Rebuilds a key table created before scope 4 (subject-wrap keys) existed: SQLite cannot
+/// change a CHECK constraint in place. Rows are copied as they are, in one transaction.
+async fn upgrade_key_table(keys: &SqlitePool) -> Result<(), Error> {
+    let current: Option<String> = sqlx::query_scalar(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'plenum_keys'",
+    )
+    .fetch_optional(keys)
+    .await
+    .map_err(Error::Database)?;
+    if current.is_none_or(|sql| sql.contains("scope IN (1, 2, 3, 4)")) {
+        return Ok(());
+    }
+    let mut tx = keys.begin().await.map_err(Error::Database)?;
+    for statement in [
+        "ALTER TABLE plenum_keys RENAME TO plenum_keys_before_scope_4",
+        KEY_DDL[0],
+        "INSERT INTO plenum_keys SELECT * FROM plenum_keys_before_scope_4",
+        "DROP TABLE plenum_keys_before_scope_4",
+        KEY_DDL[1],
+    ] {
+        tx.execute(AssertSqlSafe(statement))
+            .await
+            .map_err(Error::Database)?;
+    }
+    tx.commit().await.map_err(Error::Database)
 }
 
 async fn pool(path: Option<&std::path::Path>, ddl: Vec<String>) -> Result<SqlitePool, Error> {

@@ -155,8 +155,9 @@ impl Keyring {
         Ok(destroyed)
     }
 
-    /// Re-wraps a tenant's keys under the provider's current root key (root key rotation). Subject
-    /// keys are wrapped by the tenant data key and are not touched; no data is re-encrypted.
+    /// Re-wraps a tenant's keys under the provider's current root key (root key rotation): the
+    /// tenant data, index and subject-wrap keys. Subject keys are wrapped by the subject-wrap key
+    /// and are not touched; no data is re-encrypted.
     /// Returns how many keys were re-wrapped.
     ///
     /// # Errors
@@ -164,7 +165,11 @@ impl Keyring {
     /// Store or provider failures.
     pub async fn rewrap_tenant_keys(&self, tenant: TenantId) -> Result<usize, Error> {
         let mut count = 0;
-        for scope in [KeyScope::TenantData, KeyScope::TenantIndex] {
+        for scope in [
+            KeyScope::TenantData,
+            KeyScope::TenantIndex,
+            KeyScope::SubjectWrap,
+        ] {
             for key in self.store.load(tenant, scope).await? {
                 let Some(wrapped) = key.wrapped.as_ref() else {
                     continue;

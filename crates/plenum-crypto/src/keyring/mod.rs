@@ -1,15 +1,18 @@
 //! The key hierarchy and its caches: the `Keyring` itself, how a scope's keys are loaded once
 //! (single flight) and unwrapped, and how a missing tenant or subject key is created. What is
 //! done with the keys lives beside it: `fields.rs` (field keys, blind indexers), `subjects.rs`
-//! (bulk subject keys, audit pseudonyms), `lifecycle.rs` (rotate, retire, destroy, usage).
+//! (bulk subject keys, audit pseudonyms), `lifecycle.rs` (rotate, retire, destroy, usage),
+//! `epoch.rs` (erasure epochs: the subject-wrap key replaced so erasure reaches backups).
 //! Nothing here opens an envelope or knows a database.
 
 mod config;
+mod epoch;
 mod fields;
 mod lifecycle;
 mod subjects;
 
 pub use self::config::KeyringConfig;
+pub use self::epoch::EpochReport;
 
 use core::fmt;
 use core::sync::atomic::AtomicU64;
@@ -24,9 +27,9 @@ use crate::blind::{BlindIndexer, Normaliser};
 use crate::cache::Bounded;
 use crate::envelope::{FieldKey, Owner};
 use crate::error::Error;
-use crate::format::{key_wrap_context, subject_wrap_info};
+use crate::format::{WRAP_V1, WRAP_V2_SUBJECT, key_wrap_context, subject_wrap_info};
 use crate::keys::{KeyMaterial, KeyRef, KeyScope, KeyState, StoredKey};
-use crate::primitives::{derive, prepare, random_key, unwrap_key, wrap_key, wrapping_version};
+use crate::primitives::{derive, prepare, random_key, subject_wrapping, unwrap_key, wrap_key_as};
 use crate::provider::{BoxFuture, KeyProvider};
 use crate::store::KeyStore;
 
@@ -195,10 +198,7 @@ impl Keyring {
             if keys.active.is_some() || !create {
                 return Ok(keys);
             }
-            if !keys.versions.is_empty()
-                && scope != KeyScope::TenantData
-                && scope != KeyScope::TenantIndex
-            {
+            if !keys.versions.is_empty() && matches!(scope, KeyScope::Subject(_)) {
                 // A subject whose keys were all destroyed has been erased: no new key, no new data.
                 return Err(destroyed_or_missing(&keys, scope));
             }
@@ -274,53 +274,57 @@ impl Keyring {
     ) -> Result<KeyMaterial, Error> {
         let context = key_wrap_context(key);
         match key.scope {
-            KeyScope::TenantData | KeyScope::TenantIndex => {
+            KeyScope::TenantData | KeyScope::TenantIndex | KeyScope::SubjectWrap => {
                 self.provider.unwrap(wrapped, &context).await
             }
             KeyScope::Subject(_) => {
-                let version = wrapping_version(wrapped)?;
-                let (_, aead) = self.subject_wrapper(key.tenant, Some(version)).await?;
+                let wrapping = subject_wrapping(wrapped)?;
+                let (_, aead) = self.subject_wrapper(key.tenant, Some(wrapping)).await?;
                 unwrap_key(&aead, wrapped, &context)
             }
         }
     }
 
-    /// The key that wraps subject keys: derived from the tenant data key of `version`, or of
-    /// the active version (created on first use) when `None`. Returns the version used.
+    /// The key that wraps subject keys, for a wrap format and version: format 2 derives it from
+    /// the tenant's subject-wrap key of that version, format 1 (read only) from the tenant data
+    /// key of that version. With `None`, the active subject-wrap key (created on first use),
+    /// which is what every new wrap uses. Returns the format and version used.
     async fn subject_wrapper(
         &self,
         tenant: TenantId,
-        version: Option<u32>,
-    ) -> Result<(u32, crate::backend::PreparedAead), Error> {
-        let tenant_keys = self
-            .scope_keys(tenant, KeyScope::TenantData, version.is_none())
-            .await?;
-        let version = match version {
-            Some(v) => v,
-            None => tenant_keys
-                .active
-                .ok_or_else(|| destroyed_or_missing(&tenant_keys, KeyScope::TenantData))?,
+        wrapping: Option<(u8, u32)>,
+    ) -> Result<((u8, u32), crate::backend::PreparedAead), Error> {
+        let (format, scope) = match wrapping {
+            Some((WRAP_V1, _)) => (WRAP_V1, KeyScope::TenantData),
+            _ => (WRAP_V2_SUBJECT, KeyScope::SubjectWrap),
         };
-        let tenant_ref = KeyRef {
+        let wrapping_keys = self.scope_keys(tenant, scope, wrapping.is_none()).await?;
+        let version = match wrapping {
+            Some((_, v)) => v,
+            None => wrapping_keys
+                .active
+                .ok_or_else(|| destroyed_or_missing(&wrapping_keys, scope))?,
+        };
+        let wrapping_ref = KeyRef {
             tenant,
-            scope: KeyScope::TenantData,
+            scope,
             version,
         };
-        let tenant_key = usable_material(&tenant_keys, &tenant_ref)?;
-        let material = derive(tenant_key, &subject_wrap_info(tenant, version))?;
-        Ok((version, prepare(self.config.backend, &material)?))
+        let wrapping_key = usable_material(&wrapping_keys, &wrapping_ref)?;
+        let material = derive(wrapping_key, &subject_wrap_info(tenant, version))?;
+        Ok(((format, version), prepare(self.config.backend, &material)?))
     }
 
     async fn create_key(&self, key: KeyRef) -> Result<KeyRef, Error> {
         let material = random_key();
         let context = key_wrap_context(&key);
         let wrapped = match key.scope {
-            KeyScope::TenantData | KeyScope::TenantIndex => {
+            KeyScope::TenantData | KeyScope::TenantIndex | KeyScope::SubjectWrap => {
                 self.provider.wrap(&material, &context).await?
             }
             KeyScope::Subject(_) => {
-                let (version, aead) = self.subject_wrapper(key.tenant, None).await?;
-                wrap_key(&aead, version, &material, &context)?
+                let ((format, version), aead) = self.subject_wrapper(key.tenant, None).await?;
+                wrap_key_as(format, &aead, version, &material, &context)?
             }
         };
         let stored = self

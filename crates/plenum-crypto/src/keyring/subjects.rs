@@ -11,7 +11,7 @@ use super::{Keyring, ScopeKeys, lock, usable_material};
 use crate::error::Error;
 use crate::format::{key_wrap_context, pseudonym_info};
 use crate::keys::{KeyRef, KeyScope, KeyState, StoredKey};
-use crate::primitives::{derive, random_key, unwrap_key, wrap_key, wrapping_version};
+use crate::primitives::{derive, random_key, subject_wrapping, unwrap_key, wrap_key_as};
 
 impl Keyring {
     /// Keyed pseudonyms of `subjects` for the audit log, in the order given: 16 bytes of HKDF
@@ -138,7 +138,7 @@ impl Keyring {
         tenant: TenantId,
         missing: &[SubjectId],
     ) -> Result<(Vec<SubjectId>, HashMap<SubjectId, Vec<StoredKey>>), Error> {
-        let (version, wrapper) = self.subject_wrapper(tenant, None).await?;
+        let ((format, version), wrapper) = self.subject_wrapper(tenant, None).await?;
         let mut new_keys = Vec::with_capacity(missing.len());
         let mut ours: HashMap<SubjectId, Vec<u8>> = HashMap::with_capacity(missing.len());
         for s in missing {
@@ -147,7 +147,8 @@ impl Keyring {
                 scope: KeyScope::Subject(*s),
                 version: 1,
             };
-            let wrapped = wrap_key(
+            let wrapped = wrap_key_as(
+                format,
                 &wrapper,
                 version,
                 &random_key(),
@@ -187,13 +188,13 @@ impl Keyring {
         tenant: TenantId,
         stored: HashMap<SubjectId, Vec<StoredKey>>,
     ) -> Result<(), Error> {
-        let mut wrappers: HashMap<u32, crate::backend::PreparedAead> = HashMap::new();
+        let mut wrappers: HashMap<(u8, u32), crate::backend::PreparedAead> = HashMap::new();
         for (subject, stored) in stored {
             let mut keys = ScopeKeys::new();
             for key in stored {
                 let material = match &key.wrapped {
                     Some(wrapped) if key.state != KeyState::Destroyed => {
-                        let v = wrapping_version(wrapped)?;
+                        let v = subject_wrapping(wrapped)?;
                         let wrapper = match wrappers.entry(v) {
                             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                             std::collections::hash_map::Entry::Vacant(e) => {

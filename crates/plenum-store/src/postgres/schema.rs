@@ -277,6 +277,15 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
              ON {LIBRARY_SCHEMA}.consent_events TO {app}"
         ),
     ];
+    // Scope 4: the tenant's subject-wrap keys (erasure epochs), which wrap subject keys so
+    // that replacing them makes a backup's copies of erased subjects' keys unreadable.
+    let v9 = vec![
+        format!("SET LOCAL ROLE {owner}"),
+        format!(
+            "ALTER TABLE {LIBRARY_SCHEMA}.keys DROP CONSTRAINT keys_scope_check, \
+             ADD CONSTRAINT keys_scope_check CHECK (scope IN (1, 2, 3, 4))"
+        ),
+    ];
     vec![
         migration(1, "context function, tenant registry, admin audit", &v1),
         migration(2, "wrapped keys", &v2),
@@ -286,6 +295,7 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
         migration(6, "authenticated tenant context", &v6),
         migration(7, "only the sequencer numbers audit events", &v7),
         migration(8, "consent recording time is the database's", &v8),
+        migration(9, "subject-wrap keys (erasure epochs)", &v9),
     ]
 }
 
