@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet 'cryptography>=42'
-python3 .ci/interop/envelope_vectors.py crates/plenum-crypto/tests/data/vectors-v1.json crates/plenum-crypto/tests/data/pseudonym-vectors-v1.json
+python3 .ci/interop/envelope_vectors.py crates/plenum-crypto/tests/data/vectors-v1.json crates/plenum-crypto/tests/data/pseudonym-vectors-v1.json \
+    crates/plenum-crypto/tests/data/subject-wrap-vectors-v1.json
 # The audit log: the published vectors, then a log exported by the PostgreSQL integration test
 # (audit::checkpoints_are_issued_when_idle_and_bodies_expire_without_breaking_the_log, after
 # retention deleted some bodies), and a copy of it with one event rewritten.

@@ -465,6 +465,32 @@ async fn a_backup_taken_before_erasure_cannot_decrypt_the_erased_subject() {
             Ok("gone@example.com".to_owned()),
             "the old root version must be destroyed at the provider (SECURITY.md)"
         );
+        // The restore procedure's last step: erasures made after the backup are replayed, so
+        // the restored rows lose the erased subject's id, plain fields and blind indexes too.
+        let mut tx = restored.pool.begin(t).await.unwrap();
+        restored_recs
+            .erase_subject(&mut tx, &g, erased.subject)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = restored.pool.begin(t).await.unwrap();
+        let customers = restored_recs.repository::<Customer>();
+        assert!(
+            customers
+                .find(&mut tx, &g, Customer::EMAIL_INDEX, "gone@example.com")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            customers
+                .find(&mut tx, &g, Customer::EMAIL_INDEX, "stays@example.com")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        tx.rollback().await.unwrap();
         restored.drop(site).await;
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -494,4 +520,152 @@ fn tempdir() -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A SQLite key file written before subject-wrap keys existed (its CHECK allowed scopes 1-3
+/// only, and SQLite cannot alter a CHECK) is rebuilt on open, its rows kept, and its old
+/// format-1 subject keys still open and are re-wrapped by the first epoch.
+#[tokio::test]
+async fn a_key_file_from_before_subject_wrap_keys_is_upgraded_with_its_keys() {
+    let dir = tempdir();
+    let path = dir.join("old.db");
+    let pool = TenantPool::sqlite(Some(&path), &plenum_hvac::tables())
+        .await
+        .unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(DbKeyStore::new(pool.clone()));
+    let ring = keyring(provider(&[1]), store.clone());
+    let recs = records(ring.clone());
+    let t = TenantId::generate();
+    pool.register_tenant(t).await.unwrap();
+    let c = customer(t, "old@example.com", "2175550103");
+    let g = grant(t);
+    let mut tx = pool.begin(t).await.unwrap();
+    recs.repository::<Customer>()
+        .insert(&mut tx, &g, &c)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    drop((recs, ring, store, pool));
+
+    // Make the key file what an older version wrote: the old CHECK, no scope-4 rows, and the
+    // subject key in wrap format 1 under the tenant data key (vectors-v1.json's layout).
+    let rows = sqlite_keys(&keys_file(&path)).await;
+    let tenant_data = rows
+        .iter()
+        .find(|k| k.key_ref.scope == KeyScope::TenantData)
+        .cloned();
+    let wrap = rows
+        .iter()
+        .find(|k| k.key_ref.scope == KeyScope::SubjectWrap)
+        .unwrap()
+        .clone();
+    let subject = rows
+        .iter()
+        .find(|k| k.key_ref.scope == KeyScope::Subject(c.subject))
+        .unwrap()
+        .clone();
+    let root = [0x51u8; 32];
+    let swk = plenum::crypto::internal::unwrap(
+        Backend::default(),
+        root,
+        wrap.wrapped.as_ref().unwrap().as_bytes(),
+        &plenum::crypto::internal::wrap_context(&wrap.key_ref),
+    )
+    .unwrap();
+    let sk = plenum::crypto::internal::unwrap(
+        Backend::default(),
+        plenum::crypto::internal::subject_wrap_key(swk, t, wrap.key_ref.version).unwrap(),
+        subject.wrapped.as_ref().unwrap().as_bytes(),
+        &plenum::crypto::internal::wrap_context(&subject.key_ref),
+    )
+    .unwrap();
+    let tdk = [0x33u8; 32];
+    let tdk_ref = KeyRef {
+        tenant: t,
+        scope: KeyScope::TenantData,
+        version: 1,
+    };
+    assert!(
+        tenant_data.is_none(),
+        "a customer has no tenant-owned field"
+    );
+    let wrapped_tdk = plenum::crypto::internal::wrap(
+        Backend::default(),
+        root,
+        1,
+        tdk,
+        &plenum::crypto::internal::wrap_context(&tdk_ref),
+    )
+    .unwrap();
+    let format_1 = plenum::crypto::internal::wrap(
+        Backend::default(),
+        plenum::crypto::internal::subject_wrap_key(tdk, t, 1).unwrap(),
+        1,
+        sk,
+        &plenum::crypto::internal::wrap_context(&subject.key_ref),
+    )
+    .unwrap();
+    let keys = sqlx::SqlitePool::connect(&format!("sqlite://{}", keys_file(&path).display()))
+        .await
+        .unwrap();
+    for statement in [
+        "DROP TABLE plenum_keys",
+        "CREATE TABLE plenum_keys (tenant_id blob NOT NULL, \
+         scope integer NOT NULL CHECK (scope IN (1, 2, 3)), subject_id blob NOT NULL, \
+         version integer NOT NULL CHECK (version > 0), state text NOT NULL, wrapped blob, \
+         created_at text NOT NULL DEFAULT (datetime('now')), \
+         updated_at text NOT NULL DEFAULT (datetime('now')), \
+         PRIMARY KEY (tenant_id, scope, subject_id, version))",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&keys)
+            .await
+            .unwrap();
+    }
+    for (scope, subject_id, wrapped) in [
+        (1i64, uuid::Uuid::nil(), wrapped_tdk),
+        (3, *c.subject.as_uuid(), format_1),
+    ] {
+        sqlx::query("INSERT INTO plenum_keys (tenant_id, scope, subject_id, version, state, wrapped) VALUES (?1, ?2, ?3, 1, 'active', ?4)")
+            .bind(t.as_uuid().as_bytes().to_vec())
+            .bind(scope)
+            .bind(subject_id.as_bytes().to_vec())
+            .bind(wrapped)
+            .execute(&keys)
+            .await
+            .unwrap();
+    }
+    keys.close().await;
+
+    // Opened by this version: upgraded in place, the format-1 key still opens, and the first
+    // epoch re-wraps it in format 2 under a new subject-wrap key (which the old CHECK refused).
+    let pool = TenantPool::sqlite(Some(&path), &plenum_hvac::tables())
+        .await
+        .unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(DbKeyStore::new(pool.clone()));
+    let ring = keyring(provider(&[1]), store.clone());
+    let recs = records(ring.clone());
+    let mut tx = pool.begin(t).await.unwrap();
+    let got = recs
+        .repository::<Customer>()
+        .get(&mut tx, &g, c.id)
+        .await
+        .unwrap();
+    assert_eq!(got.email.open().unwrap().expose(), "old@example.com");
+    tx.rollback().await.unwrap();
+    let report = ring.advance_erasure_epoch(t).await.unwrap();
+    assert_eq!(report.rewrapped, 1);
+    let stored = store.load(t, KeyScope::Subject(c.subject)).await.unwrap();
+    assert_eq!(stored[0].wrapped.as_ref().unwrap().as_bytes()[0], 0x02);
+    let fresh = keyring(provider(&[1]), store.clone());
+    let mut tx = pool.begin(t).await.unwrap();
+    let got = records(fresh)
+        .repository::<Customer>()
+        .get(&mut tx, &g, c.id)
+        .await
+        .unwrap();
+    assert_eq!(got.email.open().unwrap().expose(), "old@example.com");
+    tx.rollback().await.unwrap();
+    drop(pool);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -13,7 +13,7 @@ use crate::format::{
 };
 use crate::keys::{KeyMaterial, KeyRef, KeyScope, WrappedKey};
 use crate::pii::Pii;
-use crate::primitives::{derive, prepare, unwrap_key, wrap_key};
+use crate::primitives::{derive, prepare, unwrap_key, wrap_key, wrap_key_as};
 
 fn material(bytes: [u8; 32]) -> KeyMaterial {
     SecretBox::new(Box::new(bytes))
@@ -139,6 +139,35 @@ pub fn subject_wrap_key(
         &subject_wrap_info(tenant, tenant_key_version),
     )?;
     Ok(*k.expose_secret())
+}
+
+/// Wraps a subject key in wrap format 2: under the key derived from the tenant's subject-wrap
+/// key (scope `0x04`) of `wrapping_version`, with a random nonce.
+///
+/// # Errors
+///
+/// As wrapping.
+pub fn wrap_subject_key_v2(
+    backend: Backend,
+    subject_wrap_key: [u8; 32],
+    wrapping_version: u32,
+    subject_key: &KeyRef,
+    key: [u8; 32],
+) -> Result<Vec<u8>, Error> {
+    let derived = derive(
+        &material(subject_wrap_key),
+        &subject_wrap_info(subject_key.tenant, wrapping_version),
+    )?;
+    let aead = prepare(backend, &derived)?;
+    Ok(wrap_key_as(
+        crate::format::WRAP_V2_SUBJECT,
+        &aead,
+        wrapping_version,
+        &material(key),
+        &key_wrap_context(subject_key),
+    )?
+    .as_bytes()
+    .to_vec())
 }
 
 /// The key-wrap context of a key.
