@@ -630,6 +630,119 @@ async fn a_malformed_envelope_spoils_one_field_not_the_page() {
     }
 }
 
+/// A row whose stored plain value does not decode into the record type (SQLite does not enforce
+/// column types, and a hand-edited row can hold anything) used to fail the whole page. Now the
+/// page returns the other rows, names the bad one in `Page::unreadable` with why, and the hook
+/// hears of it as a failure; `get` of that row alone is the error.
+#[tokio::test]
+async fn an_undecodable_row_is_reported_by_id_and_the_page_returns_the_rest() {
+    let env = Env::sqlite().await;
+    let t = env.tenant().await;
+    let repo = env.records.repository::<Customer>();
+    let cs = [
+        customer(t, "u1@example.com", "2175550101"),
+        customer(t, "u2@example.com", "2175550102"),
+        customer(t, "u3@example.com", "2175550103"),
+    ];
+    let mut tx = env.pool.begin(t).await.unwrap();
+    repo.insert_many(&mut tx, &grant(t), &cs).await.unwrap();
+    tx.commit().await.unwrap();
+    let bad = &cs[1];
+    env.tamper(&format!(
+        "UPDATE customers SET created_at = 'not a time' WHERE id = X'{}'",
+        bad.id.to_string().replace('-', "")
+    ))
+    .await;
+    env.hook.take();
+    let mut tx = env.pool.begin(t).await.unwrap();
+    let page = repo.list(&mut tx, &grant(t), None, 10).await.unwrap();
+    let ids: Vec<RecordId> = page.items.iter().map(|c| c.id).collect();
+    assert_eq!(ids, [cs[0].id, cs[2].id]);
+    assert_eq!(page.unreadable.len(), 1);
+    assert_eq!(page.unreadable[0].id, bad.id);
+    assert_eq!(page.unreadable[0].kind, ErrorKind::Tampered);
+    assert_eq!(page.next, None, "three rows scanned, under the limit");
+    let told = env.hook.take();
+    let failed: Vec<_> = told
+        .iter()
+        .filter(|a| a.outcome == Outcome::Failed(ErrorKind::Tampered))
+        .collect();
+    assert_eq!(failed.len(), 1, "{told:?}");
+    assert_eq!(failed[0].records, [bad.id]);
+    let one = repo.get(&mut tx, &grant(t), bad.id).await.unwrap_err();
+    assert_eq!(one.kind(), ErrorKind::Tampered, "{one}");
+    assert!(
+        !one.to_string().contains("not a time"),
+        "no stored value in the error: {one}"
+    );
+    tx.commit().await.unwrap();
+}
+
+/// The same on both backends for a value the database accepts and the declaration does not
+/// (a date column holding text that is no date): the other invoices come back, the bad one is
+/// named, `get` of it is the error.
+#[tokio::test]
+async fn a_row_the_declaration_cannot_read_is_left_out_on_both_backends() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let c = customer(t, "d@example.com", "2175550104");
+        let invoices: Vec<Invoice> = (0..3)
+            .map(|i| Invoice {
+                id: RecordId::generate(),
+                tenant: t,
+                subject: c.subject,
+                customer_id: c.id,
+                amount_cents: Encrypted::new(1_000 + i),
+                currency: "USD".to_owned(),
+                due_on: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+                paid: false,
+            })
+            .collect();
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.records
+            .repository::<Customer>()
+            .insert(&mut tx, &grant(t), &c)
+            .await
+            .unwrap();
+        let repo = env.records.repository::<Invoice>();
+        repo.insert_many(&mut tx, &grant(t), &invoices)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let bad = &invoices[1];
+        env.tamper(&match env.db {
+            Some(_) => format!(
+                "UPDATE app.invoices SET due_on = 'not a date' WHERE id = '{}'::uuid",
+                bad.id
+            ),
+            None => format!(
+                "UPDATE invoices SET due_on = 'not a date' WHERE id = X'{}'",
+                bad.id.to_string().replace('-', "")
+            ),
+        })
+        .await;
+        env.hook.take();
+        let mut tx = env.pool.begin(t).await.unwrap();
+        let page = repo.list(&mut tx, &grant(t), None, 10).await.unwrap();
+        let ids: Vec<RecordId> = page.items.iter().map(|i| i.id).collect();
+        assert_eq!(ids, [invoices[0].id, invoices[2].id], "{}", env.name());
+        assert_eq!(page.unreadable.len(), 1, "{}", env.name());
+        assert_eq!(page.unreadable[0].id, bad.id);
+        assert_eq!(page.unreadable[0].kind, ErrorKind::Tampered);
+        let told = env.hook.take();
+        assert!(
+            told.iter().any(|a| a.outcome == Outcome::Failed(ErrorKind::Tampered)
+                && a.records == [bad.id]),
+            "{}: {told:?}",
+            env.name()
+        );
+        let err = repo.get(&mut tx, &grant(t), bad.id).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tampered, "{}: {err}", env.name());
+        assert!(!err.to_string().contains("not a date"));
+        tx.commit().await.unwrap();
+    }
+}
+
 /// Erasure is complete per record type, as each declares: the homeowner's properties,
 /// equipment and appointments are deleted; the customer row (invoices reference it) is kept
 /// scrubbed, no longer findable by email; the invoice is kept under a legal obligation with its

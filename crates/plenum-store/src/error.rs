@@ -86,6 +86,17 @@ pub enum Error {
         field: String,
     },
 
+    /// A stored row does not decode as its record type's declared types: it was changed
+    /// outside the library (or the schema and the declaration disagree). A list leaves it out
+    /// and names it in [`Page::unreadable`](crate::Page::unreadable); a get of it is this error.
+    #[error("a stored {record_type} row ({record}) does not decode as its declared types")]
+    Undecodable {
+        /// The record type.
+        record_type: String,
+        /// The row's id.
+        record: plenum_core::RecordId,
+    },
+
     /// The purpose may not do this: the actor is not authorised, the policy disables the
     /// purpose or withholds a plain field it would need, or the subject's consent, objection
     /// or restriction forbids it. Nothing was read.
@@ -190,7 +201,7 @@ impl Error {
             Self::IsolationViolation { .. } | Self::TenantMismatch { .. } => {
                 ErrorKind::IsolationViolation
             }
-            Self::IndexMismatch { .. } => ErrorKind::Tampered,
+            Self::IndexMismatch { .. } | Self::Undecodable { .. } => ErrorKind::Tampered,
             Self::InvalidRecord { .. } => ErrorKind::InvalidInput,
             Self::Denied { .. } => ErrorKind::Denied,
             Self::Withheld => ErrorKind::Withheld,

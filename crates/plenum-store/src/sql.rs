@@ -153,6 +153,41 @@ pub(crate) async fn fetch(
     }
 }
 
+/// [`fetch`], row by row: a row that does not decode into `out` is `Err` with its first
+/// `head` columns if those decode (a table's `tenant_id, id`), so the caller can name it and
+/// return the others. The statement itself failing is the outer error.
+pub(crate) async fn fetch_each(
+    conn: Conn<'_>,
+    statement: &str,
+    binds: &[(SqlType, Value)],
+    out: &[SqlType],
+    head: usize,
+) -> Result<Vec<Result<Vec<Value>, Option<Vec<Value>>>>, sqlx::Error> {
+    let head_types = out.get(..head).unwrap_or(out);
+    match conn {
+        #[cfg(feature = "postgres")]
+        Conn::Pg(c) => {
+            let rows = pg::bind_all(sqlx::query(text(statement)), binds)
+                .fetch_all(&mut *c)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| pg::decode_row(r, out).map_err(|_| pg::decode_row(r, head_types).ok()))
+                .collect())
+        }
+        #[cfg(feature = "sqlite")]
+        Conn::Lite(c) => {
+            let rows = lite::bind_all(sqlx::query(text(statement)), binds)
+                .fetch_all(&mut *c)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| lite::decode_row(r, out).map_err(|_| lite::decode_row(r, head_types).ok()))
+                .collect())
+        }
+    }
+}
+
 pub(crate) async fn execute(
     conn: Conn<'_>,
     statement: &str,

@@ -56,6 +56,21 @@ pub struct Page<R> {
     pub items: Vec<R>,
     /// Pass this as `after` for the next page; `None` on the last page.
     pub next: Option<RecordId>,
+    /// Rows of this page left out of `items` because they could not be read (a stored value
+    /// that does not decode as the record type declares), with why. The access hook was told
+    /// of each as a failure. Rows whose sealed fields are malformed are in `items` instead:
+    /// those fields alone refuse to open.
+    pub unreadable: Vec<UnreadableRow>,
+}
+
+/// A row a page could not return, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnreadableRow {
+    /// The row's id.
+    pub id: RecordId,
+    /// Why: [`ErrorKind::Tampered`](crate::ErrorKind::Tampered) for a row that does not decode.
+    pub kind: crate::ErrorKind,
 }
 
 /// The operations on records of type `R`. Every one takes the tenant transaction it runs in and

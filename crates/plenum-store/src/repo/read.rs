@@ -7,10 +7,10 @@ use plenum_core::RecordId;
 use super::report::subjects_of;
 use super::rows::{IndexCheck, Read, materialise};
 use super::screen::{self, FieldMask};
-use super::{Page, Repository, invalid, not_found};
+use super::{Page, Repository, UnreadableRow, invalid, not_found};
 use crate::access::{Access, Action};
 use crate::denial::Denial;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::gate::PurposeGrant;
 use crate::record::{BlindIndexField, Record, View};
 use crate::tx::{BackendKind, TenantTx};
@@ -107,6 +107,7 @@ impl<R: Record> Repository<R> {
         Ok(Page {
             items: page.items.into_iter().map(V::from_record).collect(),
             next: page.next,
+            unreadable: page.unreadable,
         })
     }
 
@@ -306,9 +307,13 @@ impl<R: Record> Repository<R> {
         screen::check_rows(grant)?;
         let mask: FieldMask = screen::read_mask(grant, spec, view_fields)?;
         access.fields = mask.fields(spec);
-        let rows = self.sql.fetch(tx, &read).await?;
-        let scanned = rows.len();
-        let last_scanned = rows.last().map(|r| r.head.id);
+        let (rows, mut undecodable) = self.sql.fetch_lenient(tx, &read).await?;
+        let scanned = rows.len() + undecodable.len();
+        // Rows come in id order; the cursor moves past undecodable rows too.
+        let last_scanned = rows
+            .last()
+            .map(|r| r.head.id)
+            .max(undecodable.last().copied());
         let subjects = subjects_of(rows.iter().filter_map(|r| r.head.subject));
         let decisions = screen::decide(tx, grant, &subjects).await?;
         let mut kept = Vec::with_capacity(rows.len());
@@ -339,8 +344,14 @@ impl<R: Record> Repository<R> {
             &mask,
             check,
             &mut unreadable,
+            &mut undecodable,
         )
         .await?;
+        if let (Read::One(_), Some(id)) = (&read, undecodable.first()) {
+            access.records = vec![*id];
+            return Err(self.sql.undecodable(*id));
+        }
+        unreadable.extend(undecodable.iter().copied());
         if !unreadable.is_empty() {
             // The rows are returned (their bad fields refuse to open); the hook hears of them
             // as a failure of their own, so the log shows which records were tampered with.
@@ -348,7 +359,7 @@ impl<R: Record> Repository<R> {
             bad.rows = unreadable.len() as u64;
             bad.records = unreadable;
             bad.subjects = Vec::new();
-            bad.outcome = crate::access::Outcome::Failed(crate::ErrorKind::Tampered);
+            bad.outcome = crate::access::Outcome::Failed(ErrorKind::Tampered);
             self.shared.hook.on_access(tx, &bad).await?;
         }
         access.records = items.iter().map(R::id).collect();
@@ -357,6 +368,17 @@ impl<R: Record> Repository<R> {
             Read::Page(_, l) if l > 0 && scanned as u64 >= u64::from(l) => last_scanned,
             _ => None,
         };
-        Ok(Page { items, next })
+        let unreadable = undecodable
+            .into_iter()
+            .map(|id| UnreadableRow {
+                id,
+                kind: ErrorKind::Tampered,
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next,
+            unreadable,
+        })
     }
 }

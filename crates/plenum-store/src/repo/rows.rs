@@ -146,8 +146,32 @@ impl Statements {
         }
     }
 
-    /// The rows of a read, each head decoded and checked against the transaction's tenant.
+    /// The rows of a read, each head decoded and checked against the transaction's tenant;
+    /// any row that does not decode fails the whole read (what a write's own reads want).
     pub(super) async fn fetch(&self, tx: &mut TenantTx, read: &Read) -> Result<Vec<Row>, Error> {
+        let (rows, undecodable) = self.fetch_lenient(tx, read).await?;
+        match undecodable.first() {
+            Some(id) => Err(self.undecodable(*id)),
+            None => Ok(rows),
+        }
+    }
+
+    /// The error for a stored row that does not decode.
+    pub(super) fn undecodable(&self, record: RecordId) -> Error {
+        Error::Undecodable {
+            record_type: self.spec.record_type().to_string(),
+            record,
+        }
+    }
+
+    /// [`Statements::fetch`], returning the rows that decode and the ids of those that do not
+    /// (in the scan's id order). A row whose id does not decode either, or that belongs to
+    /// another tenant, still fails the read: there is nothing to name, or it must never pass.
+    pub(super) async fn fetch_lenient(
+        &self,
+        tx: &mut TenantTx,
+        read: &Read,
+    ) -> Result<(Vec<Row>, Vec<RecordId>), Error> {
         let d = Dialect::of(tx);
         let tenant = tx.tenant();
         let s = self.for_dialect(d);
@@ -170,10 +194,26 @@ impl Statements {
                 (&found, binds)
             }
         };
-        let rows = sql::fetch(Conn::of(tx)?, statement, &binds, &self.read_types)
+        let rows = sql::fetch_each(Conn::of(tx)?, statement, &binds, &self.read_types, 2)
             .await
             .map_err(|e| db_error(self.spec, e))?;
-        rows.into_iter().map(|row| self.row(tenant, row)).collect()
+        let mut good = Vec::with_capacity(rows.len());
+        let mut undecodable = Vec::new();
+        for row in rows {
+            match row {
+                Ok(row) => good.push(self.row(tenant, row)?),
+                Err(Some(head)) => {
+                    let (Some(Value::Uuid(t)), Some(Value::Uuid(id))) = (head.first(), head.get(1))
+                    else {
+                        return Err(decode_error(self.spec, "id"));
+                    };
+                    check_tenant(tenant, *t, self.spec.record_type().as_str())?;
+                    undecodable.push(RecordId::from_trusted_uuid(*id));
+                }
+                Err(None) => return Err(decode_error(self.spec, "id")),
+            }
+        }
+        Ok((good, undecodable))
     }
 
     /// Splits a selected row into its checked head and its field values.
@@ -428,6 +468,7 @@ pub(super) async fn materialise<R: Record>(
     mask: &FieldMask,
     check: Option<&IndexCheck>,
     unreadable: &mut Vec<RecordId>,
+    undecodable: &mut Vec<RecordId>,
 ) -> Result<Vec<R>, Error> {
     let subjects = super::report::subjects_of(rows.iter().filter_map(|r| r.head.subject));
     keys.prepare(tenant, &subjects, false).await?;
@@ -461,7 +502,12 @@ pub(super) async fn materialise<R: Record>(
             slots,
             withheld.clone(),
         );
-        out.push(R::read(&mut reader)?);
+        match R::read(&mut reader) {
+            Ok(record) => out.push(record),
+            // A stored value the declaration cannot take: this row is left out and named.
+            Err(Error::Decode { .. }) => undecodable.push(head.id),
+            Err(e) => return Err(e),
+        }
     }
     Ok(out)
 }
