@@ -380,10 +380,24 @@ async fn key_operations_are_audited_and_need_their_purpose() {
         let mut tx = a.env.pool.begin(t).await.unwrap();
         let rotated = a
             .records
-            .rotate_key(&mut tx, &protection, plenum::crypto::KeyScope::TenantData)
+            .rotate_key(&mut tx, &protection, plenum::crypto::KeyScope::TenantIndex)
             .await
             .unwrap();
         assert_eq!(rotated.version, 2, "{}", a.name());
+        let epoch = a
+            .records
+            .advance_erasure_epoch(&mut tx, &protection)
+            .await
+            .unwrap();
+        assert_eq!(epoch.active, 2, "{}", a.name());
+        assert_eq!(
+            a.records
+                .advance_erasure_epoch(&mut tx, &scheduling)
+                .await
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Denied
+        );
         let err = a
             .records
             .rotate_key(&mut tx, &scheduling, plenum::crypto::KeyScope::TenantIndex)
@@ -414,6 +428,8 @@ async fn key_operations_are_audited_and_need_their_purpose() {
             tail,
             [
                 ("key.rotate", "success"),
+                ("key.rotate", "success"),
+                ("key.rotate", "denied"),
                 ("key.rotate", "denied"),
                 ("erase", "denied")
             ],

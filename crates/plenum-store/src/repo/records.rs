@@ -216,6 +216,33 @@ impl Records {
         self.key_operation_failed(tx, access, result).await
     }
 
+    /// Advances this tenant's erasure epoch
+    /// ([`Keyring::advance_erasure_epoch`](plenum_crypto::Keyring::advance_erasure_epoch)): live
+    /// subject keys re-wrapped, the previous epoch's subject-wrap key destroyed, a new one
+    /// started. What makes erasure reach backups (SECURITY.md, "Erasure and backups"); run it on
+    /// a schedule. Needs a grant for `security.protection` or an unrestricted one; audited as a
+    /// `key.rotate` of the tenant's keys.
+    ///
+    /// # Errors
+    ///
+    /// As [`Records::erase_subject`].
+    pub async fn advance_erasure_epoch(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+    ) -> Result<plenum_crypto::EpochReport, Error> {
+        let access = self
+            .key_operation(tx, grant, Action::KeyRotate, None)
+            .await?;
+        let result = self
+            .shared
+            .keyring
+            .advance_erasure_epoch(tx.tenant())
+            .await
+            .map_err(Error::from);
+        self.key_operation_failed(tx, access, result).await
+    }
+
     /// Checks the grant for a key operation and records it (refusals too) before it runs;
     /// returns the description recorded.
     async fn key_operation(

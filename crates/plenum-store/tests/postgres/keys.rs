@@ -62,9 +62,9 @@ async fn keys_live_in_the_database_under_rls_and_erasure_destroys_them() {
     .fetch_all(&su)
     .await
     .unwrap();
-    assert_eq!(rows.len(), 2, "the tenant data key and the subject key");
-    assert_eq!((rows[0].0, rows[0].1), (1, Uuid::nil()));
-    assert_eq!((rows[1].0, rows[1].1), (3, *subject.as_uuid()));
+    assert_eq!(rows.len(), 2, "the subject key and the subject-wrap key");
+    assert_eq!((rows[0].0, rows[0].1), (3, *subject.as_uuid()));
+    assert_eq!((rows[1].0, rows[1].1), (4, Uuid::nil()));
     assert!(
         rows.iter()
             .all(|r| r.3 == "active" && r.4.as_ref().is_some_and(|w| w.len() == 66))
