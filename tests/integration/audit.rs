@@ -29,21 +29,21 @@ use serde_json::Value;
 
 use crate::fixtures::{Env, customer, keyring};
 
-struct Audited {
-    env: Env,
-    records: Records,
+pub(crate) struct Audited {
+    pub(crate) env: Env,
+    pub(crate) records: Records,
     memory: Arc<MemorySink>,
     signer: CheckpointSigner,
-    gate: Gate,
+    pub(crate) gate: Gate,
 }
 
 impl Audited {
-    async fn both() -> [Self; 2] {
+    pub(crate) async fn both() -> [Self; 2] {
         let [pg, lite] = Env::both().await;
         [Self::new(pg), Self::new(lite)]
     }
 
-    fn new(env: Env) -> Self {
+    pub(crate) fn new(env: Env) -> Self {
         let memory = Arc::new(MemorySink::new());
         let keyring = keyring(&env.keys);
         let sinks: Vec<Arc<dyn AuditSink>> = vec![
@@ -79,7 +79,7 @@ impl Audited {
         vec![self.signer.verifier()]
     }
 
-    async fn export(&self, t: TenantId) -> Export {
+    pub(crate) async fn export(&self, t: TenantId) -> Export {
         let mut tx = self.env.pool.begin(t).await.unwrap();
         AuditLog::sequence(&mut tx).await.unwrap();
         let export = AuditLog::export(&mut tx).await.unwrap();
@@ -87,7 +87,7 @@ impl Audited {
         export
     }
 
-    async fn checkpoint(&self, t: TenantId) {
+    pub(crate) async fn checkpoint(&self, t: TenantId) {
         let mut tx = self.env.pool.begin(t).await.unwrap();
         AuditLog::checkpoint(&mut tx, &self.signer).await.unwrap();
         tx.commit().await.unwrap();
@@ -98,7 +98,7 @@ impl Audited {
     }
 
     /// `n` customers inserted one per transaction, then a checkpoint.
-    async fn seeded(&self, n: usize) -> TenantId {
+    pub(crate) async fn seeded(&self, n: usize) -> TenantId {
         let t = self.env.tenant().await;
         let office = Request::new(t, staff("dispatcher"));
         let grant = self.gate.grant(&office, Purpose::Scheduling).unwrap();
@@ -144,11 +144,11 @@ impl Audited {
     }
 }
 
-fn staff(r: &str) -> Actor {
+pub(crate) fn staff(r: &str) -> Actor {
     Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(Role::new(r).unwrap())
 }
 
-fn evidence() -> Evidence {
+pub(crate) fn evidence() -> Evidence {
     Evidence {
         notice_version: "privacy-2026-11".to_owned(),
         notice_sha256: [3; 32],

@@ -8,4 +8,5 @@ mod datamap;
 mod fixtures;
 mod plaintext_paths;
 mod records;
+mod scaling;
 mod vocabulary;

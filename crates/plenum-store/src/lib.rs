@@ -118,6 +118,11 @@ mod record;
 mod repo;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod sql;
+#[cfg(all(
+    feature = "statement-log",
+    any(feature = "postgres", feature = "sqlite")
+))]
+pub use crate::sql::statement_log;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod table;

@@ -67,8 +67,41 @@ impl<'a> Conn<'a> {
 }
 
 /// The statement text as sqlx takes it. Safe by construction: see the module documentation.
+/// Every data statement the crate runs passes through here, which is where the statement log
+/// (for the statement-shape test of `docs/scaling.md`) records it.
 fn text(statement: &str) -> sqlx::AssertSqlSafe<String> {
+    #[cfg(feature = "statement-log")]
+    statement_log::record(statement);
     sqlx::AssertSqlSafe(statement.to_owned())
+}
+
+/// Every distinct statement text this crate has run, for the library's own tests: they check
+/// that each is router-executable on a database sharded by `tenant_id` (`docs/scaling.md`).
+/// Only with the `statement-log` feature, which a service never enables.
+#[cfg(feature = "statement-log")]
+pub mod statement_log {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    static LOG: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+    pub(super) fn record(statement: &str) {
+        let mut log = LOG
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !log.contains(statement) {
+            log.insert(statement.to_owned());
+        }
+    }
+
+    /// The distinct statements run so far, in text order.
+    pub fn statements() -> Vec<String> {
+        LOG.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
 }
 
 /// `INSERT` of many rows: on PostgreSQL one statement over `unnest` arrays (the tenant bound
