@@ -14,6 +14,9 @@
 //!   are cached (what an appointment or invoice for a known customer costs): no key creation.
 //! - **read-10k**: the same 10,000 rows back in 20 keyset pages of 500, every field decoded
 //!   (Plenum: every encrypted field opened), warm key caches.
+//! - **Peers** in the same run: pgcrypto in the statement, as a PostgreSQL user would write it
+//!   (`pgp_sym_encrypt` with AES-256; raw AES-256-CBC with a random IV through `encrypt_iv`), the
+//!   key sent with each statement, the same 10,000 rows inserted and read back.
 
 #![allow(
     clippy::unwrap_used,
@@ -94,6 +97,140 @@ fn plain_table() -> TableSpec {
         .column(field_name!("created_at"), SqlType::Timestamp, false)
         .index(field_name!("subject_id"))
         .index(field_name!("email"))
+}
+
+/// The peer a PostgreSQL user reaches for first: pgcrypto in the `INSERT` and `SELECT`, the same
+/// columns as `bytea`, same keys, same row-level security.
+fn pgcrypto_table() -> TableSpec {
+    TableSpec::new(record_type!("pgcrypto_customers"))
+        .column(field_name!("subject_id"), SqlType::Uuid, false)
+        .column(field_name!("name"), SqlType::Bytes, false)
+        .column(field_name!("email"), SqlType::Bytes, false)
+        .column(field_name!("phone"), SqlType::Bytes, false)
+        .column(field_name!("address"), SqlType::Bytes, false)
+        .column(field_name!("created_at"), SqlType::Timestamp, false)
+        .index(field_name!("subject_id"))
+}
+
+/// How a pgcrypto user seals a value: `pgp_sym_encrypt` with AES-256 (OpenPGP, an S2K key
+/// derivation per value, a SHA-1 MDC), or raw AES-256-CBC with a random IV prepended
+/// (`encrypt_iv`; no integrity at all).
+#[derive(Clone, Copy)]
+enum Pgcrypto {
+    Pgp,
+    Cbc,
+}
+
+impl Pgcrypto {
+    fn seal(self, column: &str) -> String {
+        match self {
+            Self::Pgp => format!("public.pgp_sym_encrypt({column}, $9, 'cipher-algo=aes256')"),
+            Self::Cbc => format!(
+                "(SELECT iv || public.encrypt_iv(convert_to({column}, 'UTF8'), $9, iv, \
+                 'aes-cbc/pad:pkcs') FROM (SELECT public.gen_random_bytes(16) AS iv) AS r)"
+            ),
+        }
+    }
+
+    fn open(self, column: &str) -> String {
+        match self {
+            Self::Pgp => format!("public.pgp_sym_decrypt({column}, $4)"),
+            Self::Cbc => format!(
+                "convert_from(public.decrypt_iv(substring({column} from 17), $4, \
+                 substring({column} from 1 for 16), 'aes-cbc/pad:pkcs'), 'UTF8')"
+            ),
+        }
+    }
+}
+
+/// The key a pgcrypto user passes with every statement (32 bytes for AES-256; as text for pgp).
+const PGCRYPTO_KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+
+async fn insert_pgcrypto(pool: &TenantPool, mode: Pgcrypto) -> TenantId {
+    let tenant = TenantId::generate();
+    pool.register_tenant(tenant).await.unwrap();
+    let now = Utc::now();
+    let statement = format!(
+        "INSERT INTO app.pgcrypto_customers \
+         (tenant_id, id, subject_id, name, email, phone, address, created_at) \
+         SELECT $1::uuid, u.id, u.subject_id, {}, {}, {}, {}, u.created_at \
+         FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], \
+         $8::timestamptz[]) AS u(id, subject_id, name, email, phone, address, created_at)",
+        mode.seal("u.name"),
+        mode.seal("u.email"),
+        mode.seal("u.phone"),
+        mode.seal("u.address"),
+    );
+    for start in (0..ROWS).step_by(BATCH) {
+        let (mut ids, mut subjects) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        let mut fields: [Vec<String>; 4] = Default::default();
+        for i in start..start + BATCH {
+            let (name, email, phone, address) = values(i);
+            ids.push(*RecordId::generate().as_uuid());
+            subjects.push(*SubjectId::generate().as_uuid());
+            for (column, value) in fields.iter_mut().zip([name, email, phone, address]) {
+                column.push(value);
+            }
+        }
+        let mut tx = pool.begin(tenant).await.unwrap();
+        let query = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+            .bind(tenant.as_uuid())
+            .bind(&ids)
+            .bind(&subjects)
+            .bind(&fields[0])
+            .bind(&fields[1])
+            .bind(&fields[2])
+            .bind(&fields[3])
+            .bind(vec![now; BATCH]);
+        let query = match mode {
+            Pgcrypto::Pgp => query.bind(std::str::from_utf8(PGCRYPTO_KEY).unwrap()),
+            Pgcrypto::Cbc => query.bind(PGCRYPTO_KEY.as_slice()),
+        };
+        query
+            .execute(tx.dangerous_postgres().unwrap())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    tenant
+}
+
+async fn read_pgcrypto(pool: &TenantPool, tenant: TenantId, mode: Pgcrypto) -> usize {
+    let statement = format!(
+        "SELECT tenant_id, id, subject_id, {}, {}, {}, {}, created_at \
+         FROM app.pgcrypto_customers WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        mode.open("name"),
+        mode.open("email"),
+        mode.open("phone"),
+        mode.open("address"),
+    );
+    let mut tx = pool.begin(tenant).await.unwrap();
+    let (mut after, mut bytes, mut rows) = (Uuid::nil(), 0, 0);
+    loop {
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(statement.clone()))
+            .bind(tenant.as_uuid())
+            .bind(after)
+            .bind(i64::from(PAGE));
+        let query = match mode {
+            Pgcrypto::Pgp => query.bind(std::str::from_utf8(PGCRYPTO_KEY).unwrap()),
+            Pgcrypto::Cbc => query.bind(PGCRYPTO_KEY.as_slice()),
+        };
+        let page: Vec<PlainRow> = query
+            .fetch_all(tx.dangerous_postgres().unwrap())
+            .await
+            .unwrap();
+        for r in &page {
+            bytes += r.3.len() + r.4.len() + r.5.len() + r.6.len();
+        }
+        rows += page.len();
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = last.1,
+            _ => break,
+        }
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(rows, ROWS);
+    bytes
 }
 
 /// The values of row `i`, shared by both variants.
@@ -302,7 +439,13 @@ fn records(c: &mut Criterion) {
         .build()
         .unwrap();
     let (db, pool) = rt.block_on(async {
-        let db = TestDb::create(&[Customer::spec().table(), plain_table()]).await;
+        let db = TestDb::create(&[Customer::spec().table(), plain_table(), pgcrypto_table()]).await;
+        let su = db.superuser().await;
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public")
+            .execute(&su)
+            .await
+            .unwrap();
+        su.close().await;
         let pool = db.app(2).await;
         (db, pool)
     });
@@ -406,6 +549,30 @@ fn records(c: &mut Criterion) {
             || read_plenum(&pool, &reader, plenum_tenant),
         )
     });
+
+    // Peers, paired with the same plaintext baseline: pgcrypto sealing in the statement.
+    for (label, mode) in [
+        ("pgcrypto-pgp-aes256", Pgcrypto::Pgp),
+        ("pgcrypto-aes256-cbc", Pgcrypto::Cbc),
+    ] {
+        g.bench_function(format!("insert-10k/{label}/batch-1000"), |b| {
+            paired(
+                &rt,
+                b,
+                || insert_hand_written(&pool),
+                || insert_pgcrypto(&pool, mode),
+            )
+        });
+        let peer_tenant = rt.block_on(insert_pgcrypto(&pool, mode));
+        g.bench_function(format!("read-10k/{label}/page-500"), |b| {
+            paired(
+                &rt,
+                b,
+                || read_hand_written(&pool, plain_tenant),
+                || read_pgcrypto(&pool, peer_tenant, mode),
+            )
+        });
+    }
     g.finish();
 }
 
