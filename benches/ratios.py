@@ -1,50 +1,144 @@
-"""Prints each criterion benchmark's median and its ratio to the baseline of its group.
+"""Renders the tables of benches/README.md from criterion's results, and flags missed targets.
 
-Usage: python3 benches/ratios.py [target/criterion]. Baselines are the `raw-*` ids measured in the
-same run; see benches/README.md for which baseline each ratio uses.
+Usage: python3 benches/ratios.py [target/criterion]
+
+Every figure is a median from one `cargo bench` run and every ratio is against a baseline
+measured in the same run (the paired design of benches/lib.rs):
+- groups of ids "<case>/<variant>/<label>" (records, tenancy, audit): each variant against the
+  case's baseline variant (`hand-written`, or `unaudited` for the audit bench), and, where peers
+  ran, how many times slower than Plenum each peer is;
+- the crypto groups: each id against the raw primitive named in BASELINE.
+A target missed prints MISSED in the last column and makes the exit status 1, so a run can be
+checked by a script without reading it.
 """
 import json
 import os
 import sys
 
 root = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
-rows = []
-for dirpath, _, files in os.walk(root):
-    if dirpath.endswith(os.sep + "new") and "estimates.json" in files:
-        with open(os.path.join(dirpath, "benchmark.json")) as f:
-            meta = json.load(f)
-        with open(os.path.join(dirpath, "estimates.json")) as f:
-            est = json.load(f)
-        rows.append((meta["group_id"], meta.get("function_id") or "", meta.get("value_str") or "",
-                     est["median"]["point_estimate"]))
 
-by_group = {}
-for group, func, value, ns in rows:
-    by_group.setdefault((group, value), {})[func] = ns
+# The targets of the encryption-overhead issue (#15): the highest ratio allowed.
+CASE_TARGETS = {
+    ("records", "insert-10k"): 1.5,
+    ("records", "insert-10k-known-subjects"): 1.25,
+    ("records", "read-10k"): 1.25,
+    ("tenancy", "point-get"): 1.10,
+}
+
+
+def case_target(group, case, variant):
+    """The target of a paired case, for the library's own variant only."""
+    if variant != "plenum":
+        return None
+    if group == "paired" and case.split("-")[0] in ("seal", "open"):
+        return 1.3
+    return CASE_TARGETS.get((group, case))
+
+
+def single_target(group, func):
+    """The target of a crypto id measured against its raw primitive."""
+    if group in ("seal", "open") and func.startswith("plenum-"):
+        return 1.3
+    if group == "blind-index" and func.startswith("plenum-") and func.endswith("/normalised"):
+        return 1.2
+    if group == "cold" and func == "plenum-unwrap-derive-seal":
+        return 10.0
+    return None
+
 
 BASELINE = {"seal": "raw-aes-gcm+nonce", "open": "raw-aes-gcm", "blind-index": "raw-hmac-sha256",
             "cold": "raw-aes-gcm-key-setup+seal"}
-# Groups whose ids are "<case>/<variant>/<label>": compare plenum against hand-written per case.
-pairs = {}
-for group, func, value, ns in rows:
-    parts = func.split("/")
-    if len(parts) == 3:
-        case, variant, label = parts
-        pairs.setdefault((group, case, label), {})[variant] = ns
-for (group, case, label), v in sorted(pairs.items()):
-    for base, measured in (("unaudited", "audited"), ("unaudited", "audited-async-commit")):
-        if base in v and measured in v:
-            print(f"\n{group} {case} {label}: {base} {v[base] / 1000:.1f} us, "
-                  f"{measured} {v[measured] / 1000:.1f} us, ratio {v[measured] / v[base]:.2f}x")
-    if "hand-written" in v and "plenum" in v:
-        unit, scale = ("us", 1000) if v["hand-written"] > 10_000 else ("ns", 1)
-        print(f"\n{group} {case} {label}: hand-written {v['hand-written'] / scale:.1f} {unit}, "
-              f"plenum {v['plenum'] / scale:.1f} {unit}, ratio {v['plenum'] / v['hand-written']:.2f}x")
+CASE_BASELINES = ("hand-written", "unaudited")
 
-for (group, value), funcs in sorted(by_group.items(), key=lambda kv: (kv[0][0], int(kv[0][1] or 0))):
-    base_name = BASELINE.get(group)
-    base = funcs.get(base_name)
-    print(f"\n{group} {value}".rstrip() + (f"  (baseline {base_name})" if base else ""))
-    for func, ns in sorted(funcs.items()):
-        ratio = f"{ns / base:5.2f}x" if base else ""
-        print(f"  {func:40s} {ns:10.1f} ns  {ratio}")
+
+def load(root):
+    rows = []
+    for dirpath, _, files in os.walk(root):
+        if dirpath.endswith(os.sep + "new") and "estimates.json" in files:
+            with open(os.path.join(dirpath, "benchmark.json")) as f:
+                meta = json.load(f)
+            with open(os.path.join(dirpath, "estimates.json")) as f:
+                est = json.load(f)
+            rows.append((meta["group_id"], meta.get("function_id") or "", meta.get("value_str") or "",
+                         est["median"]["point_estimate"]))
+    return rows
+
+
+def fmt(ns):
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} us"
+    return f"{ns:.0f} ns"
+
+
+def verdict(target, ratio):
+    if target is None:
+        return "", True
+    ok = ratio <= target
+    return (f"<= {target:.2f}x", ok)
+
+
+def main():
+    rows = load(root)
+    if not rows:
+        print(f"no criterion results under {root}: run `cargo bench -p plenum-benches` first")
+        return 2
+    missed = []
+    cases = {}
+    singles = {}
+    for group, func, value, ns in rows:
+        parts = func.split("/")
+        if len(parts) == 3 and group not in BASELINE:
+            case, variant, label = parts
+            cases.setdefault((group, case, label), {})[variant] = ns
+        else:
+            singles.setdefault((group, value), {})[func] = ns
+
+    print("| bench | case | variant | median | baseline | ratio | target | |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (group, case, label), variants in sorted(cases.items()):
+        base_name = next((b for b in CASE_BASELINES if b in variants), None)
+        if base_name is None:
+            continue
+        base = variants[base_name]
+        for variant, ns in sorted(variants.items(), key=lambda kv: kv[1]):
+            if variant == base_name:
+                continue
+            ratio = ns / base
+            target = case_target(group, case, variant)
+            shown, ok = verdict(target, ratio)
+            flag = "" if target is None else ("met" if ok else "MISSED")
+            if not ok:
+                missed.append(f"{group} {case} {label} {variant}: {ratio:.2f}x > {target:.2f}x")
+            print(f"| {group} | {case} {label} | {variant} | {fmt(ns)} | {base_name} {fmt(base)} "
+                  f"| {ratio:.2f}x | {shown} | {flag} |")
+        plenum = variants.get("plenum")
+        for variant, ns in sorted(variants.items()):
+            if plenum and variant.startswith("pgcrypto"):
+                print(f"| {group} | {case} {label} | {variant} vs plenum | | | "
+                      f"plenum {ns / plenum:.1f}x faster | | |")
+
+    for (group, value), funcs in sorted(singles.items(), key=lambda kv: (kv[0][0], int(kv[0][1] or 0))):
+        base_name = BASELINE.get(group)
+        base = funcs.get(base_name)
+        for func, ns in sorted(funcs.items()):
+            if base is None or func == base_name:
+                continue
+            ratio = ns / base
+            target = single_target(group, func)
+            shown, ok = verdict(target, ratio)
+            flag = "" if target is None else ("met" if ok else "MISSED")
+            if not ok:
+                missed.append(f"{group} {value} {func}: {ratio:.2f}x > {target:.2f}x")
+            print(f"| {group} | {value} | {func} | {fmt(ns)} | {base_name} {fmt(base)} "
+                  f"| {ratio:.2f}x | {shown} | {flag} |")
+
+    if missed:
+        print("\nMISSED:\n  " + "\n  ".join(missed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
