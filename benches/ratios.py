@@ -116,8 +116,11 @@ def main():
         plenum = variants.get("plenum")
         for variant, ns in sorted(variants.items()):
             if plenum and variant.startswith("pgcrypto"):
-                print(f"| {group} | {case} {label} | {variant} vs plenum | | | "
-                      f"plenum {ns / plenum:.1f}x faster | | |")
+                factor = ns / plenum
+                said = (f"plenum {factor:.1f}x faster" if factor >= 1
+                        else f"plenum {1 / factor:.1f}x slower")
+                print(f"| {group} | {case} {label} | plenum vs {variant} | {fmt(plenum)} "
+                      f"| {variant} {fmt(ns)} | {said} | | |")
 
     for (group, value), funcs in sorted(singles.items(), key=lambda kv: (kv[0][0], int(kv[0][1] or 0))):
         base_name = BASELINE.get(group)
