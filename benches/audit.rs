@@ -14,6 +14,10 @@
 //! - **point-read/audited-rolled-back**: the audited read, rolled back: the library writes the
 //!   read's event in a transaction of its own (what keeps a read on record whatever the caller
 //!   does with its transaction), paired with the committed audited read.
+//! - **point-read/floor**: the physical floor of an audited read: the unaudited read plus one
+//!   hand-written insert of an event-sized row into the same audit log table, committed (one
+//!   durable write), paired with the audited read; the target is the audited read within 1.10x
+//!   of it.
 //! - **point-read/audited-async-commit**: the audited read with `synchronous_commit = off` for
 //!   its transaction (bench only, not a library option): how much of the audited read's cost is
 //!   the WAL flush that a transaction with a write pays at commit and a read-only one does not.
@@ -60,6 +64,10 @@ static GATE: LazyLock<Gate> = LazyLock::new(|| {
         Authorisation::new().allow(role!("office"), [Purpose::Scheduling]),
     )
 });
+
+/// An event body of the size a point read's event has (~700 bytes of canonical JSON).
+static FLOOR_BODY: LazyLock<String> =
+    LazyLock::new(|| format!("{{\"floor\":\"{}\"}}", "x".repeat(690)));
 
 fn office(tenant: TenantId) -> Request {
     Request::new(
@@ -158,6 +166,31 @@ impl Setup {
         let mut tx = self.pool.begin(self.tenant).await.unwrap();
         let c = repo.get(&mut tx, &grant, id).await.unwrap();
         assert!(c.email.is_loaded());
+        tx.commit().await.unwrap();
+    }
+
+    /// The physical floor of an audited read: the same unaudited read plus one hand-written
+    /// insert of an event-sized row into the tenant's audit log (same table, policies, indexes
+    /// and checks), committed: the one durable write an audited read cannot do without.
+    async fn read_floor(&self) {
+        let request = office(self.tenant);
+        let grant = GATE.grant(&request, Purpose::Scheduling).unwrap();
+        let id = self.ids[self.tick() % self.ids.len()];
+        let mut tx = self.pool.begin(self.tenant).await.unwrap();
+        let c = self.plain.get(&mut tx, &grant, id).await.unwrap();
+        assert!(c.email.is_loaded());
+        sqlx::query(
+            "INSERT INTO plenum.audit_log (tenant_id, event_id, at, leaf_hash, body) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(self.tenant.as_uuid())
+        .bind(RecordId::generate().as_uuid())
+        .bind(Utc::now())
+        .bind([7u8; 32].as_slice())
+        .bind(FLOOR_BODY.as_str())
+        .execute(tx.dangerous_postgres().unwrap())
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
     }
 
@@ -269,6 +302,9 @@ fn audit(c: &mut Criterion) {
     });
     g.bench_function("point-read/audited/one", |b| {
         paired(&rt, b, || s.read(&s.plain), || s.read(&s.audited))
+    });
+    g.bench_function("point-read/floor/one", |b| {
+        paired(&rt, b, || s.read(&s.audited), || s.read_floor())
     });
     g.bench_function("point-read/audited-rolled-back/one", |b| {
         paired(

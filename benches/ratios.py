@@ -113,6 +113,14 @@ def main():
                 missed.append(f"{group} {case} {label} {variant}: {ratio:.2f}x > {target:.2f}x")
             print(f"| {group} | {case} {label} | {variant} | {fmt(ns)} | {base_name} {fmt(base)} "
                   f"| {ratio:.2f}x | {shown} | {flag} |")
+        floor = variants.get("floor")
+        if floor and "audited" in variants:
+            ratio = variants["audited"] / floor
+            ok = ratio <= 1.10
+            if not ok:
+                missed.append(f"{group} {case} {label} audited: {ratio:.2f}x its floor > 1.10x")
+            print(f"| {group} | {case} {label} | audited vs its floor | {fmt(variants['audited'])} "
+                  f"| floor {fmt(floor)} | {ratio:.2f}x | <= 1.10x | {'met' if ok else 'MISSED'} |")
         plenum = variants.get("plenum")
         for variant, ns in sorted(variants.items()):
             if plenum and variant.startswith("pgcrypto"):
