@@ -1,6 +1,9 @@
 """Renders the tables of benches/README.md from criterion's results, and flags missed targets.
 
-Usage: python3 benches/ratios.py [target/criterion]
+Usage: python3 benches/ratios.py [target/criterion] [--only group,group] [--write README.md]
+
+With --write, the table replaces what stands between `<!-- ratios:begin -->` and
+`<!-- ratios:end -->` in that file, so the README's figures are generated, never typed.
 
 Every figure is a median from one `cargo bench` run and every ratio is against a baseline
 measured in the same run (the paired design of benches/lib.rs):
@@ -15,7 +18,19 @@ import json
 import os
 import sys
 
-root = sys.argv[1] if len(sys.argv) > 1 else "target/criterion"
+def option(name):
+    if name in sys.argv:
+        i = sys.argv.index(name)
+        if i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+    return None
+
+
+positional = [a for i, a in enumerate(sys.argv[1:], 1)
+              if not a.startswith("--") and not sys.argv[i - 1].startswith("--")]
+root = positional[0] if positional else "target/criterion"
+ONLY = set(option("--only").split(",")) if option("--only") else None
+WRITE = option("--write")
 
 # The targets of the encryption-overhead issue (#15): the highest ratio allowed.
 CASE_TARGETS = {
@@ -59,8 +74,10 @@ def load(root):
                 meta = json.load(f)
             with open(os.path.join(dirpath, "estimates.json")) as f:
                 est = json.load(f)
-            rows.append((meta["group_id"], meta.get("function_id") or "", meta.get("value_str") or "",
-                         est["median"]["point_estimate"]))
+            group = meta["group_id"]
+            if ONLY is None or group in ONLY:
+                rows.append((group, meta.get("function_id") or "", meta.get("value_str") or "",
+                             est["median"]["point_estimate"]))
     return rows
 
 
@@ -79,6 +96,13 @@ def verdict(target, ratio):
     return (f"<= {target:.2f}x", ok)
 
 
+OUT = []
+
+
+def emit(line):
+    OUT.append(line)
+
+
 def main():
     rows = load(root)
     if not rows:
@@ -95,8 +119,8 @@ def main():
         else:
             singles.setdefault((group, value), {})[func] = ns
 
-    print("| bench | case | variant | median | baseline | ratio | target | |")
-    print("|---|---|---|---|---|---|---|---|")
+    emit("| bench | case | variant | median | baseline | ratio | target | |")
+    emit("|---|---|---|---|---|---|---|---|")
     for (group, case, label), variants in sorted(cases.items()):
         base_name = next((b for b in CASE_BASELINES if b in variants), None)
         if base_name is None:
@@ -111,7 +135,7 @@ def main():
             flag = "" if target is None else ("met" if ok else "MISSED")
             if not ok:
                 missed.append(f"{group} {case} {label} {variant}: {ratio:.2f}x > {target:.2f}x")
-            print(f"| {group} | {case} {label} | {variant} | {fmt(ns)} | {base_name} {fmt(base)} "
+            emit(f"| {group} | {case} {label} | {variant} | {fmt(ns)} | {base_name} {fmt(base)} "
                   f"| {ratio:.2f}x | {shown} | {flag} |")
         floor = variants.get("floor")
         if floor and "audited" in variants:
@@ -119,7 +143,7 @@ def main():
             ok = ratio <= 1.10
             if not ok:
                 missed.append(f"{group} {case} {label} audited: {ratio:.2f}x its floor > 1.10x")
-            print(f"| {group} | {case} {label} | audited vs its floor | {fmt(variants['audited'])} "
+            emit(f"| {group} | {case} {label} | audited vs its floor | {fmt(variants['audited'])} "
                   f"| floor {fmt(floor)} | {ratio:.2f}x | <= 1.10x | {'met' if ok else 'MISSED'} |")
         plenum = variants.get("plenum")
         for variant, ns in sorted(variants.items()):
@@ -127,7 +151,7 @@ def main():
                 factor = ns / plenum
                 said = (f"plenum {factor:.1f}x faster" if factor >= 1
                         else f"plenum {1 / factor:.1f}x slower")
-                print(f"| {group} | {case} {label} | plenum vs {variant} | {fmt(plenum)} "
+                emit(f"| {group} | {case} {label} | plenum vs {variant} | {fmt(plenum)} "
                       f"| {variant} {fmt(ns)} | {said} | | |")
 
     for (group, value), funcs in sorted(singles.items(), key=lambda kv: (kv[0][0], int(kv[0][1] or 0))):
@@ -142,9 +166,23 @@ def main():
             flag = "" if target is None else ("met" if ok else "MISSED")
             if not ok:
                 missed.append(f"{group} {value} {func}: {ratio:.2f}x > {target:.2f}x")
-            print(f"| {group} | {value} | {func} | {fmt(ns)} | {base_name} {fmt(base)} "
+            emit(f"| {group} | {value} | {func} | {fmt(ns)} | {base_name} {fmt(base)} "
                   f"| {ratio:.2f}x | {shown} | {flag} |")
 
+    table = "\n".join(OUT)
+    if WRITE:
+        with open(WRITE, encoding="utf-8") as f:
+            text = f.read()
+        begin, end = "<!-- ratios:begin -->", "<!-- ratios:end -->"
+        if begin not in text or end not in text:
+            print(f"{WRITE} has no {begin} ... {end} section")
+            return 2
+        before, rest = text.split(begin, 1)
+        _, after = rest.split(end, 1)
+        with open(WRITE, "w", encoding="utf-8") as f:
+            f.write(before + begin + "\n" + table + "\n" + end + after)
+    else:
+        print(table)
     if missed:
         print("\nMISSED:\n  " + "\n  ".join(missed))
         return 1
