@@ -59,19 +59,9 @@ impl Keyring {
         self.invalidate(tenant, scope);
         let ((_, active), wrapper) = self.subject_wrapper(tenant, None).await?;
         let rewrapped = self.rewrap_subjects(tenant, active, &wrapper).await?;
-        let mut destroyed = 0;
-        for key in self.store.load(tenant, scope).await? {
-            if key.key_ref.version < active && key.state != KeyState::Destroyed {
-                self.store
-                    .update(StoredKey {
-                        state: KeyState::Destroyed,
-                        wrapped: None,
-                        ..key
-                    })
-                    .await?;
-                destroyed += 1;
-            }
-        }
+        let destroyed = self
+            .destroy_versions(tenant, scope, |version| version < active)
+            .await?;
         let next = self.rotate(tenant, scope).await?;
         Ok(EpochReport {
             active: next.version,

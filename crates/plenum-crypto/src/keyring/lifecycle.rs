@@ -97,11 +97,22 @@ impl Keyring {
     ///
     /// Store failures.
     pub async fn destroy_scope(&self, tenant: TenantId, scope: KeyScope) -> Result<usize, Error> {
+        self.destroy_versions(tenant, scope, |_| true).await
+    }
+
+    /// Destroys the live versions of a scope's key that `which` selects, then drops this
+    /// process's cached copy of the scope. Returns how many were destroyed.
+    pub(super) async fn destroy_versions(
+        &self,
+        tenant: TenantId,
+        scope: KeyScope,
+        which: impl Fn(u32) -> bool,
+    ) -> Result<usize, Error> {
         let stored = self.store.load(tenant, scope).await?;
         let mut destroyed = 0;
         for key in stored
             .into_iter()
-            .filter(|k| k.state != KeyState::Destroyed)
+            .filter(|k| k.state != KeyState::Destroyed && which(k.key_ref.version))
         {
             self.store
                 .update(StoredKey {
