@@ -269,3 +269,105 @@ fn new_subject_keys_are_wrapped_in_format_2_under_the_active_subject_wrap_key() 
         assert_eq!(&wrapped[2..6], &wraps[0].key_ref.version.to_be_bytes());
     });
 }
+
+/// Seals one email for a new subject of `tenant`: its locator, record and envelope.
+async fn seal_for(
+    ring: &Keyring,
+    tenant: TenantId,
+) -> (FieldLocator, RecordId, plenum_crypto::Envelope) {
+    let subject = SubjectId::generate();
+    let loc = FieldLocator {
+        tenant,
+        record_type: RecordType::new("customers").unwrap(),
+        field: FieldName::new("email").unwrap(),
+        owner: Owner::Subject(subject),
+    };
+    let record = RecordId::generate();
+    let sealed = ring
+        .seal(&loc, record, &Pii::new(format!("{subject}")))
+        .await
+        .unwrap();
+    (loc, record, sealed)
+}
+
+/// Erasure epochs with a second instance whose cache is stale: keys it wraps under a version
+/// the first instance has already replaced are re-wrapped by the next epoch (the one epoch of
+/// delay before destruction), and a key it wraps under a version already destroyed (its cache
+/// outlived the schedule's interval) is counted as unreadable without stopping the epoch.
+#[test]
+fn epochs_rewrap_a_stale_instances_keys_and_count_the_ones_they_cannot() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = Arc::new(MemoryKeyStore::new());
+        let root = SecretBox::new(Box::new([9u8; 32]));
+        let ring = |store: Arc<MemoryKeyStore>| {
+            Keyring::new(
+                Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+                store,
+                KeyringConfig::default(),
+            )
+        };
+        let (scheduler, stale) = (ring(store.clone()), ring(store.clone()));
+        let tenant = TenantId::generate();
+        let a = seal_for(&scheduler, tenant).await;
+        // The stale instance caches subject-wrap version 1 as active.
+        let b = seal_for(&stale, tenant).await;
+
+        let first = scheduler.advance_erasure_epoch(tenant).await.unwrap();
+        assert_eq!((first.active, first.rewrapped, first.destroyed), (2, 0, 0));
+        // Still within its TTL, the stale instance wraps a new subject's key under version 1.
+        let c = seal_for(&stale, tenant).await;
+        let second = scheduler.advance_erasure_epoch(tenant).await.unwrap();
+        assert_eq!(
+            (
+                second.active,
+                second.rewrapped,
+                second.destroyed,
+                second.unreadable
+            ),
+            (3, 3, 1, 0),
+            "a, b and the stale instance's c re-wrapped under 2; version 1 destroyed"
+        );
+        // The schedule outran the stale cache: d's key is wrapped under destroyed version 1.
+        let d = seal_for(&stale, tenant).await;
+        let third = scheduler.advance_erasure_epoch(tenant).await.unwrap();
+        assert_eq!(
+            (
+                third.active,
+                third.rewrapped,
+                third.destroyed,
+                third.unreadable
+            ),
+            (4, 3, 1, 1),
+            "the lost key is counted, the epoch goes on"
+        );
+
+        let fresh = ring(store.clone());
+        for (loc, record, sealed) in [&a, &b, &c] {
+            let opened: Pii<String> = fresh
+                .dangerous_open(loc, *record, sealed.as_bytes())
+                .await
+                .unwrap();
+            assert!(!opened.expose().is_empty());
+        }
+        let (loc, record, sealed) = &d;
+        let lost = fresh
+            .dangerous_open::<String>(loc, *record, sealed.as_bytes())
+            .await
+            .unwrap_err();
+        assert_eq!(lost.kind(), plenum_crypto::ErrorKind::KeyDestroyed);
+        let epochs = fresh.erasure_epochs(tenant).await.unwrap();
+        let states: Vec<(u32, KeyState)> = epochs.iter().map(|(k, s)| (k.version, *s)).collect();
+        assert_eq!(
+            states,
+            [
+                (1, KeyState::Destroyed),
+                (2, KeyState::Destroyed),
+                (3, KeyState::DecryptOnly),
+                (4, KeyState::Active)
+            ]
+        );
+    });
+}

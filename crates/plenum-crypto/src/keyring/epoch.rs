@@ -33,6 +33,11 @@ pub struct EpochReport {
     pub rewrapped: usize,
     /// Subject-wrap key versions destroyed (those that stopped being active one epoch ago).
     pub destroyed: usize,
+    /// Subject key versions that could not be re-wrapped and were left as they are: their
+    /// wrapping key is destroyed or missing (wrapped by an instance whose cache outlived the
+    /// schedule's interval), or their wrapped bytes do not open (changed in the database).
+    /// Their subjects' fields cannot be opened either way; an operator should look at why.
+    pub unreadable: usize,
 }
 
 impl Keyring {
@@ -51,14 +56,15 @@ impl Keyring {
     ///
     /// # Errors
     ///
-    /// Store or provider failures, or a subject key whose wrapping key is already destroyed
-    /// ([`Error::KeyDestroyed`]: it was created under a version destroyed too early, and the
-    /// call stops before destroying anything more).
+    /// Store or provider failures: the call stops before destroying anything it has not
+    /// re-wrapped around. A subject key that cannot be re-wrapped does not stop it (one lost key
+    /// must not keep every other erasure out of reach): it is counted in
+    /// [`EpochReport::unreadable`].
     pub async fn advance_erasure_epoch(&self, tenant: TenantId) -> Result<EpochReport, Error> {
         let scope = KeyScope::SubjectWrap;
         self.invalidate(tenant, scope);
         let ((_, active), wrapper) = self.subject_wrapper(tenant, None).await?;
-        let rewrapped = self.rewrap_subjects(tenant, active, &wrapper).await?;
+        let (rewrapped, unreadable) = self.rewrap_subjects(tenant, active, &wrapper).await?;
         let destroyed = self
             .destroy_versions(tenant, scope, |version| version < active)
             .await?;
@@ -67,20 +73,23 @@ impl Keyring {
             active: next.version,
             rewrapped,
             destroyed,
+            unreadable,
         })
     }
 
     /// Re-wraps every live subject key of `tenant` that is not wrapped under subject-wrap
-    /// version `active`, page by page. Returns how many key versions it re-wrapped.
+    /// version `active`, page by page. Returns how many key versions it re-wrapped and how many
+    /// it could not (their wrapping key gone, or bytes that do not open).
     async fn rewrap_subjects(
         &self,
         tenant: TenantId,
         active: u32,
         wrapper: &crate::backend::PreparedAead,
-    ) -> Result<usize, Error> {
+    ) -> Result<(usize, usize), Error> {
         let mut after: Option<SubjectId> = None;
-        let mut count = 0;
-        // One derived wrapping key per old (format, version), not one per subject.
+        let (mut count, mut unreadable) = (0, 0);
+        // One derived wrapping key per old (format, version), not one per subject; `None` for a
+        // version that is destroyed or missing.
         let mut old_wrappers = std::collections::HashMap::new();
         loop {
             let page = self.store.load_subject_page(tenant, after, PAGE).await?;
@@ -92,24 +101,40 @@ impl Keyring {
                 })
                 .max()
             else {
-                return Ok(count);
+                return Ok((count, unreadable));
             };
             for key in page {
                 let Some(wrapped) = key.wrapped.as_ref() else {
                     continue;
                 };
-                let wrapping = subject_wrapping(wrapped)?;
-                if key.state == KeyState::Destroyed || wrapping == (WRAP_V2_SUBJECT, active) {
+                if key.state == KeyState::Destroyed {
+                    continue;
+                }
+                let Ok(wrapping) = subject_wrapping(wrapped) else {
+                    unreadable += 1;
+                    continue;
+                };
+                if wrapping == (WRAP_V2_SUBJECT, active) {
                     continue;
                 }
                 let context = key_wrap_context(&key.key_ref);
                 let old = match old_wrappers.entry(wrapping) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(self.subject_wrapper(tenant, Some(wrapping)).await?.1)
+                        e.insert(match self.subject_wrapper(tenant, Some(wrapping)).await {
+                            Ok((_, aead)) => Some(aead),
+                            Err(Error::KeyDestroyed { .. } | Error::KeyNotFound { .. }) => None,
+                            Err(other) => return Err(other),
+                        })
                     }
                 };
-                let material = unwrap_key(old, wrapped, &context)?;
+                let Some(material) = old
+                    .as_ref()
+                    .and_then(|old| unwrap_key(old, wrapped, &context).ok())
+                else {
+                    unreadable += 1;
+                    continue;
+                };
                 let rewrapped = wrap_key_as(WRAP_V2_SUBJECT, wrapper, active, &material, &context)?;
                 self.store
                     .update(StoredKey {
