@@ -22,6 +22,20 @@ pub enum Error {
     /// A policy change would allow more than the policy it narrows.
     #[error("a tenant policy may only be stricter than the default: {0}")]
     Wider(&'static str),
+    /// A data-subject request cannot move from its state to the one asked for.
+    #[error("a request cannot move from {from} to {to}")]
+    IllegalTransition {
+        /// The request's state.
+        from: &'static str,
+        /// The state asked for.
+        to: &'static str,
+    },
+    /// A request's transition is dated before its previous one (or before its receipt).
+    #[error("a request's transition cannot be dated before the previous one")]
+    TransitionBeforePrevious,
+    /// A request's deadline can only be extended before it has passed.
+    #[error("a request's deadline can only be extended before it has passed")]
+    ExtensionAfterDeadline,
 }
 
 impl Error {
@@ -33,6 +47,9 @@ impl Error {
             | Self::UnknownSubjectKind
             | Self::UnknownConsentTerm(_) => ErrorKind::UnknownTerm,
             Self::Wider(_) => ErrorKind::PolicyWidening,
+            Self::IllegalTransition { .. }
+            | Self::TransitionBeforePrevious
+            | Self::ExtensionAfterDeadline => ErrorKind::IllegalTransition,
         }
     }
 }
@@ -45,4 +62,6 @@ pub enum ErrorKind {
     UnknownTerm,
     /// A policy would be loosened.
     PolicyWidening,
+    /// A data-subject request was moved in a way its state machine does not allow.
+    IllegalTransition,
 }

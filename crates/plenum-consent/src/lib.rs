@@ -15,6 +15,9 @@
 //!   only narrow it ([`Narrowing`]).
 //! - [`DataMap`] exports what is stored and why: a fideslang manifest and a record of
 //!   processing (GDPR Art. 30).
+//! - [`SubjectRequest`]: a data-subject request as data, its state machine (received ->
+//!   identity pending -> in progress -> completed | refused | extended) with an append-only
+//!   history and a due date 30 days from receipt that pauses while identity is pending.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +28,7 @@ mod error;
 mod ledger;
 mod policy;
 mod purpose;
+mod request;
 
 pub use crate::basis::{LegalBasis, RetainGround, Right};
 pub use crate::category::{
@@ -35,3 +39,7 @@ pub use crate::error::{Error, ErrorKind};
 pub use crate::ledger::{ConsentCheck, ConsentEvent, EventKind, Evidence, Method, SubjectStatus};
 pub use crate::policy::{Decision, DenyReason, Narrowing, Policy, Rule};
 pub use crate::purpose::{Channel, ConsentRequirement, Purpose, PurposeGroup};
+pub use crate::request::{
+    ANSWER_WITHIN, EXTENSION, ExtensionReason, RefusalReason, RequestChannel, RequestState,
+    Requester, SubjectRequest, Transition, Verification,
+};
