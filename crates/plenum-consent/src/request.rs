@@ -143,8 +143,9 @@ pub struct SubjectRequest {
     requester: Requester,
     channel: RequestChannel,
     received_at: DateTime<Utc>,
-    state: RequestState,
     verification: Option<Verification>,
+    /// The state is the last transition's target (`Received` before the first): never stored
+    /// apart from the history it must agree with.
     history: Vec<Transition>,
 }
 
@@ -166,7 +167,6 @@ impl SubjectRequest {
             requester,
             channel,
             received_at,
-            state: RequestState::Received,
             verification: None,
             history: Vec::new(),
         }
@@ -204,7 +204,7 @@ impl SubjectRequest {
 
     /// Where it stands.
     pub fn state(&self) -> RequestState {
-        self.state
+        self.history.last().map_or(RequestState::Received, |t| t.to)
     }
 
     /// The recorded verification outcome, if any.
@@ -262,7 +262,7 @@ impl SubjectRequest {
         actor: ActorId,
         at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        if self.state == RequestState::InProgress && at > self.due_at(at) {
+        if self.state() == RequestState::InProgress && at > self.due_at(at) {
             return Err(Error::ExtensionAfterDeadline);
         }
         self.move_to(RequestState::Extended(reason), actor, at, |from| {
@@ -321,7 +321,7 @@ impl SubjectRequest {
 
     /// Whether the request is open past its due date at `now`.
     pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
-        !self.state.is_final() && now > self.due_at(now)
+        !self.state().is_final() && now > self.due_at(now)
     }
 
     fn move_to(
@@ -331,7 +331,7 @@ impl SubjectRequest {
         at: DateTime<Utc>,
         allowed_from: impl Fn(RequestState) -> bool,
     ) -> Result<(), Error> {
-        let from = self.state;
+        let from = self.state();
         if !allowed_from(from) {
             return Err(Error::IllegalTransition {
                 from: from.key(),
@@ -347,7 +347,6 @@ impl SubjectRequest {
             at,
             actor,
         });
-        self.state = to;
         Ok(())
     }
 }
