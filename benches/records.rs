@@ -204,33 +204,7 @@ async fn read_pgcrypto(pool: &TenantPool, tenant: TenantId, mode: Pgcrypto) -> u
         mode.open("phone"),
         mode.open("address"),
     );
-    let mut tx = pool.begin(tenant).await.unwrap();
-    let (mut after, mut bytes, mut rows) = (Uuid::nil(), 0, 0);
-    loop {
-        let query = sqlx::query_as(sqlx::AssertSqlSafe(statement.clone()))
-            .bind(tenant.as_uuid())
-            .bind(after)
-            .bind(i64::from(PAGE));
-        let query = match mode {
-            Pgcrypto::Pgp => query.bind(std::str::from_utf8(PGCRYPTO_KEY).unwrap()),
-            Pgcrypto::Cbc => query.bind(PGCRYPTO_KEY.as_slice()),
-        };
-        let page: Vec<PlainRow> = query
-            .fetch_all(tx.dangerous_postgres().unwrap())
-            .await
-            .unwrap();
-        for r in &page {
-            bytes += r.3.len() + r.4.len() + r.5.len() + r.6.len();
-        }
-        rows += page.len();
-        match page.last() {
-            Some(last) if page.len() == PAGE as usize => after = last.1,
-            _ => break,
-        }
-    }
-    tx.commit().await.unwrap();
-    assert_eq!(rows, ROWS);
-    bytes
+    read_by_hand::<String>(pool, tenant, &statement, Some(mode)).await
 }
 
 /// The values of row `i`, shared by both variants.
@@ -353,33 +327,43 @@ async fn read_plenum(pool: &TenantPool, repo: &Repository<Customer>, tenant: Ten
     bytes
 }
 
-type PlainRow = (
-    Uuid,
-    Uuid,
-    Uuid,
-    String,
-    String,
-    String,
-    String,
-    DateTime<Utc>,
-);
+/// A hand-written read: tenant, id, subject, four columns decoded as `T`, the timestamp.
+type HandRow<T> = (Uuid, Uuid, Uuid, T, T, T, T, DateTime<Utc>);
 
-async fn read_hand_written(pool: &TenantPool, tenant: TenantId) -> usize {
+/// Every row of `tenant` through `statement` (`$1` tenant, `$2` after, `$3` limit, `$4` the
+/// pgcrypto key when `key` is set), in keyset pages of `PAGE`, each of the four columns decoded
+/// as `T`; returns their total length. The one paging loop of every hand-written read.
+async fn read_by_hand<T>(
+    pool: &TenantPool,
+    tenant: TenantId,
+    statement: &str,
+    key: Option<Pgcrypto>,
+) -> usize
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    T: AsRef<[u8]> + Send + Unpin,
+{
     let mut tx = pool.begin(tenant).await.unwrap();
     let (mut after, mut bytes, mut rows) = (Uuid::nil(), 0, 0);
     loop {
-        let page: Vec<PlainRow> = sqlx::query_as(
-            "SELECT tenant_id, id, subject_id, name, email, phone, address, created_at \
-             FROM app.plain_customers WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(tenant.as_uuid())
-        .bind(after)
-        .bind(i64::from(PAGE))
-        .fetch_all(tx.dangerous_postgres().unwrap())
-        .await
-        .unwrap();
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(statement.to_owned()))
+            .bind(tenant.as_uuid())
+            .bind(after)
+            .bind(i64::from(PAGE));
+        let query = match key {
+            None => query,
+            Some(Pgcrypto::Pgp) => query.bind(std::str::from_utf8(PGCRYPTO_KEY).unwrap()),
+            Some(Pgcrypto::Cbc) => query.bind(PGCRYPTO_KEY.as_slice()),
+        };
+        let page: Vec<HandRow<T>> = query
+            .fetch_all(tx.dangerous_postgres().unwrap())
+            .await
+            .unwrap();
         for r in &page {
-            bytes += r.3.len() + r.4.len() + r.5.len() + r.6.len();
+            bytes += [&r.3, &r.4, &r.5, &r.6]
+                .iter()
+                .map(|c| c.as_ref().len())
+                .sum::<usize>();
         }
         rows += page.len();
         match page.last() {
@@ -392,45 +376,28 @@ async fn read_hand_written(pool: &TenantPool, tenant: TenantId) -> usize {
     bytes
 }
 
-type EnvelopeRow = (
-    Uuid,
-    Uuid,
-    Uuid,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    DateTime<Utc>,
-);
+async fn read_hand_written(pool: &TenantPool, tenant: TenantId) -> usize {
+    read_by_hand::<String>(
+        pool,
+        tenant,
+        "SELECT tenant_id, id, subject_id, name, email, phone, address, created_at \
+         FROM app.plain_customers WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        None,
+    )
+    .await
+}
 
 /// The encrypted table read by hand without opening anything: separates what the larger rows
 /// cost the database from what the library does with them.
 async fn read_envelopes(pool: &TenantPool, tenant: TenantId) -> usize {
-    let mut tx = pool.begin(tenant).await.unwrap();
-    let (mut after, mut bytes, mut rows) = (Uuid::nil(), 0, 0);
-    loop {
-        let page: Vec<EnvelopeRow> = sqlx::query_as(
-            "SELECT tenant_id, id, subject_id, name, email, phone, address, created_at \
-             FROM app.bench_customers WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(tenant.as_uuid())
-        .bind(after)
-        .bind(i64::from(PAGE))
-        .fetch_all(tx.dangerous_postgres().unwrap())
-        .await
-        .unwrap();
-        for r in &page {
-            bytes += r.3.len() + r.4.len() + r.5.len() + r.6.len();
-        }
-        rows += page.len();
-        match page.last() {
-            Some(last) if page.len() == PAGE as usize => after = last.1,
-            _ => break,
-        }
-    }
-    tx.commit().await.unwrap();
-    assert_eq!(rows, ROWS);
-    bytes
+    read_by_hand::<Vec<u8>>(
+        pool,
+        tenant,
+        "SELECT tenant_id, id, subject_id, name, email, phone, address, created_at \
+         FROM app.bench_customers WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        None,
+    )
+    .await
 }
 
 fn records(c: &mut Criterion) {
