@@ -239,12 +239,7 @@ fn new_subject_keys_are_wrapped_in_format_2_under_the_active_subject_wrap_key() 
         .unwrap();
     rt.block_on(async {
         let store = Arc::new(MemoryKeyStore::new());
-        let root = SecretBox::new(Box::new([9u8; 32]));
-        let keyring = Keyring::new(
-            Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
-            store.clone(),
-            KeyringConfig::default(),
-        );
+        let keyring = keyring_over(store.clone());
         let tenant = TenantId::generate();
         let subject = SubjectId::generate();
         let locator = FieldLocator {
@@ -268,6 +263,16 @@ fn new_subject_keys_are_wrapped_in_format_2_under_the_active_subject_wrap_key() 
         assert_eq!(wrapped[0], 0x02, "format 2");
         assert_eq!(&wrapped[2..6], &wraps[0].key_ref.version.to_be_bytes());
     });
+}
+
+/// A keyring (another process's, with cold caches) over `store`, root key version 1.
+fn keyring_over(store: Arc<MemoryKeyStore>) -> Keyring {
+    let root = SecretBox::new(Box::new([9u8; 32]));
+    Keyring::new(
+        Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
+        store,
+        KeyringConfig::default(),
+    )
 }
 
 /// Seals one email for a new subject of `tenant`: its locator, record and envelope.
@@ -301,14 +306,7 @@ fn epochs_rewrap_a_stale_instances_keys_and_count_the_ones_they_cannot() {
         .unwrap();
     rt.block_on(async {
         let store = Arc::new(MemoryKeyStore::new());
-        let root = SecretBox::new(Box::new([9u8; 32]));
-        let ring = |store: Arc<MemoryKeyStore>| {
-            Keyring::new(
-                Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root).unwrap()),
-                store,
-                KeyringConfig::default(),
-            )
-        };
+        let ring = keyring_over;
         let (scheduler, stale) = (ring(store.clone()), ring(store.clone()));
         let tenant = TenantId::generate();
         let a = seal_for(&scheduler, tenant).await;
