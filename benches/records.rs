@@ -14,6 +14,12 @@
 //!   are cached (what an appointment or invoice for a known customer costs): no key creation.
 //! - **read-10k**: the same 10,000 rows back in 20 keyset pages of 500, every field decoded
 //!   (Plenum: every encrypted field opened), warm key caches.
+//! - **floor** (per case): what no design can avoid, measured in the same run. Insert: the
+//!   hand-written insert of the same envelope-shaped rows (four `bytea` columns sealed with raw
+//!   AES-256-GCM, one blind-index HMAC), plus, for new customers, one wrapped key row each in
+//!   the same round trip (a CTE). Read: the encrypted table's rows read by hand, plus one raw
+//!   AES-256-GCM open per field of ciphertexts of the same lengths. The library's ratio to its
+//!   floor is what its design costs beyond the primitives and the bytes.
 //! - **Peers** in the same run: pgcrypto in the statement, as a PostgreSQL user would write it
 //!   (`pgp_sym_encrypt` with AES-256; raw AES-256-CBC with a random IV through `encrypt_iv`), the
 //!   key sent with each statement, the same 10,000 rows inserted and read back.
@@ -28,8 +34,11 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{AeadInPlace, KeyInit};
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use hmac::{Hmac, Mac};
 use plenum::Record;
 use plenum::consent::{Policy, Purpose};
 use plenum::core::{
@@ -43,6 +52,8 @@ use plenum::store::{
 };
 use plenum_benches::paired;
 use plenum_test::pg::TestDb;
+use rand::RngCore;
+use sha2::Sha256;
 use uuid::Uuid;
 
 const ROWS: usize = 10_000;
@@ -110,6 +121,160 @@ fn pgcrypto_table() -> TableSpec {
         .column(field_name!("address"), SqlType::Bytes, false)
         .column(field_name!("created_at"), SqlType::Timestamp, false)
         .index(field_name!("subject_id"))
+}
+
+/// The floor's tables: envelope-shaped rows sealed by hand (4 fields, a blind index), and one
+/// wrapped key row per customer.
+fn floor_tables() -> [TableSpec; 2] {
+    [
+        TableSpec::new(record_type!("floor_customers"))
+            .column(field_name!("subject_id"), SqlType::Uuid, false)
+            .column(field_name!("name"), SqlType::Bytes, false)
+            .column(field_name!("email"), SqlType::Bytes, false)
+            .column(field_name!("phone"), SqlType::Bytes, false)
+            .column(field_name!("address"), SqlType::Bytes, false)
+            .column(field_name!("email_bidx"), SqlType::Bytes, false)
+            .column(field_name!("created_at"), SqlType::Timestamp, false)
+            .index(field_name!("subject_id"))
+            .index(field_name!("email_bidx")),
+        TableSpec::new(record_type!("floor_keys")).column(
+            field_name!("wrapped"),
+            SqlType::Bytes,
+            false,
+        ),
+    ]
+}
+
+/// Raw AES-256-GCM: `nonce || ciphertext || tag` under a prepared cipher, a random nonce.
+fn raw_seal(cipher: &Aes256Gcm, plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let mut out = Vec::with_capacity(12 + plaintext.len() + 16);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_in_place_detached(&nonce.into(), &[], &mut out[12..])
+        .unwrap();
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// Raw AES-256-GCM open of [`raw_seal`]'s output into a fresh buffer.
+fn raw_open(cipher: &Aes256Gcm, sealed: &[u8]) -> Vec<u8> {
+    let (nonce, rest) = sealed.split_at(12);
+    let (body, tag) = rest.split_at(rest.len() - 16);
+    let mut out = body.to_vec();
+    cipher
+        .decrypt_in_place_detached(nonce.into(), &[], &mut out, tag.into())
+        .unwrap();
+    out
+}
+
+/// The insert floor: 10,000 rows of `tenant` for `subjects`, each field sealed with raw
+/// AES-256-GCM under the customer's own prepared key and the email HMAC-indexed, in batches of
+/// 1,000; with `new_keys`, each customer's key generated, set up, wrapped under the tenant key and stored as one
+/// more row in the same statement.
+async fn insert_floor_for(
+    pool: &TenantPool,
+    tenant: TenantId,
+    subjects: &[SubjectId],
+    new_keys: bool,
+) {
+    let tenant_cipher = Aes256Gcm::new_from_slice(&[3u8; 32]).unwrap();
+    let index = <Hmac<Sha256> as Mac>::new_from_slice(&[9u8; 32]).unwrap();
+    let now = Utc::now();
+    let data = "INSERT INTO app.floor_customers \
+         (tenant_id, id, subject_id, name, email, phone, address, email_bidx, created_at) \
+         SELECT $1::uuid, u.* FROM unnest($2::uuid[], $3::uuid[], $4::bytea[], $5::bytea[], \
+         $6::bytea[], $7::bytea[], $8::bytea[], $9::timestamptz[]) AS u";
+    let with_keys = format!(
+        "WITH k AS (INSERT INTO app.floor_keys (tenant_id, id, wrapped) \
+         SELECT $1::uuid, k.* FROM unnest($3::uuid[], $10::bytea[]) AS k) {data}"
+    );
+    for start in (0..ROWS).step_by(BATCH) {
+        let (mut ids, mut subject_ids) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        let mut fields: [Vec<Vec<u8>>; 5] = Default::default();
+        let mut wrapped = Vec::with_capacity(BATCH);
+        for (i, subject) in subjects.iter().enumerate().skip(start).take(BATCH) {
+            // A new customer's key is generated, wrapped and set up; a known customer's is
+            // already prepared (as in the library's warm cache), so one prepared key stands in.
+            let fresh;
+            let cipher = if new_keys {
+                let mut key = [0u8; 32];
+                rand::thread_rng().fill_bytes(&mut key);
+                wrapped.push(raw_seal(&tenant_cipher, &key));
+                fresh = Aes256Gcm::new_from_slice(&key).unwrap();
+                &fresh
+            } else {
+                &tenant_cipher
+            };
+            let (name, email, phone, address) = values(i);
+            ids.push(*RecordId::generate().as_uuid());
+            subject_ids.push(*subject.as_uuid());
+            let mut mac = index.clone();
+            mac.update(email.as_bytes());
+            fields[4].push(mac.finalize().into_bytes()[..16].to_vec());
+            for (column, value) in fields.iter_mut().zip([name, email, phone, address]) {
+                column.push(raw_seal(cipher, value.as_bytes()));
+            }
+        }
+        let mut tx = pool.begin(tenant).await.unwrap();
+        let statement = if new_keys { with_keys.as_str() } else { data };
+        let query = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .bind(tenant.as_uuid())
+            .bind(&ids)
+            .bind(&subject_ids)
+            .bind(&fields[0])
+            .bind(&fields[1])
+            .bind(&fields[2])
+            .bind(&fields[3])
+            .bind(&fields[4])
+            .bind(vec![now; BATCH]);
+        let query = if new_keys {
+            query.bind(&wrapped)
+        } else {
+            query
+        };
+        query
+            .execute(tx.dangerous_postgres().unwrap())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+async fn insert_floor(pool: &TenantPool) -> TenantId {
+    let tenant = TenantId::generate();
+    pool.register_tenant(tenant).await.unwrap();
+    let subjects: Vec<SubjectId> = (0..ROWS).map(|_| SubjectId::generate()).collect();
+    insert_floor_for(pool, tenant, &subjects, true).await;
+    tenant
+}
+
+/// The read floor's ciphertexts: every field of every row sealed raw, same lengths as Plenum's
+/// plaintexts, under one prepared key (the floor does not look keys up).
+fn floor_ciphertexts(cipher: &Aes256Gcm) -> Vec<Vec<u8>> {
+    (0..ROWS)
+        .flat_map(|i| {
+            let (name, email, phone, address) = values(i);
+            [name, email, phone, address].map(|v| raw_seal(cipher, v.as_bytes()))
+        })
+        .collect()
+}
+
+/// The read floor: the encrypted rows read by hand (what the database and the driver cost for
+/// envelopes), then one raw open per field.
+async fn read_floor(
+    pool: &TenantPool,
+    tenant: TenantId,
+    cipher: &Aes256Gcm,
+    sealed: &[Vec<u8>],
+) -> usize {
+    let mut bytes = read_envelopes(pool, tenant).await;
+    for s in sealed {
+        bytes += raw_open(cipher, s).len();
+    }
+    bytes
 }
 
 /// How a pgcrypto user seals a value: `pgp_sym_encrypt` with AES-256 (OpenPGP, an S2K key
@@ -406,7 +571,15 @@ fn records(c: &mut Criterion) {
         .build()
         .unwrap();
     let (db, pool) = rt.block_on(async {
-        let db = TestDb::create(&[Customer::spec().table(), plain_table(), pgcrypto_table()]).await;
+        let [floor_customers, floor_keys] = floor_tables();
+        let db = TestDb::create(&[
+            Customer::spec().table(),
+            plain_table(),
+            pgcrypto_table(),
+            floor_customers,
+            floor_keys,
+        ])
+        .await;
         let su = db.superuser().await;
         sqlx::query("CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public")
             .execute(&su)
@@ -451,6 +624,14 @@ fn records(c: &mut Criterion) {
             || insert_plenum(&pool, &repo),
         )
     });
+    g.bench_function("insert-10k/floor/batch-1000", |b| {
+        paired(
+            &rt,
+            b,
+            || insert_plenum(&pool, &repo),
+            || insert_floor(&pool),
+        )
+    });
 
     // Steady state: new rows for customers whose keys exist and are cached (an appointment or
     // invoice for a known customer): no key is created, only sealed under.
@@ -477,6 +658,14 @@ fn records(c: &mut Criterion) {
             b,
             || insert_hand_written_for(&pool, steady_tenant, &steady_subjects),
             || insert_plenum_for(&pool, &steady, steady_tenant, &steady_subjects),
+        )
+    });
+    g.bench_function("insert-10k-known-subjects/floor/batch-1000", |b| {
+        paired(
+            &rt,
+            b,
+            || insert_plenum_for(&pool, &steady, steady_tenant, &steady_subjects),
+            || insert_floor_for(&pool, steady_tenant, &steady_subjects, false),
         )
     });
 
@@ -514,6 +703,16 @@ fn records(c: &mut Criterion) {
             b,
             || read_hand_written(&pool, plain_tenant),
             || read_plenum(&pool, &reader, plenum_tenant),
+        )
+    });
+    let floor_cipher = Aes256Gcm::new_from_slice(&[5u8; 32]).unwrap();
+    let floor_sealed = floor_ciphertexts(&floor_cipher);
+    g.bench_function("read-10k/floor/page-500", |b| {
+        paired(
+            &rt,
+            b,
+            || read_plenum(&pool, &reader, plenum_tenant),
+            || read_floor(&pool, plenum_tenant, &floor_cipher, &floor_sealed),
         )
     });
 

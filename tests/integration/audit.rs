@@ -32,7 +32,7 @@ use crate::fixtures::{Env, customer, keyring};
 pub(crate) struct Audited {
     pub(crate) env: Env,
     pub(crate) records: Records,
-    memory: Arc<MemorySink>,
+    pub(crate) memory: Arc<MemorySink>,
     signer: CheckpointSigner,
     pub(crate) gate: Gate,
 }

@@ -8,5 +8,6 @@ mod datamap;
 mod fixtures;
 mod plaintext_paths;
 mod records;
+mod requests;
 mod scaling;
 mod vocabulary;

@@ -46,6 +46,18 @@ pub enum Right {
 }
 
 impl Right {
+    /// Looks a right up by key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownConsentTerm`] for a key that names none.
+    pub fn from_key(key: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.key() == key)
+            .ok_or(Error::UnknownConsentTerm("right"))
+    }
+
     /// Every right.
     pub const ALL: [Self; 7] = [
         Self::Access,

@@ -41,5 +41,5 @@ pub use crate::policy::{Decision, DenyReason, Narrowing, Policy, Rule};
 pub use crate::purpose::{Channel, ConsentRequirement, Purpose, PurposeGroup};
 pub use crate::request::{
     ANSWER_WITHIN, EXTENSION, ExtensionReason, RefusalReason, RequestChannel, RequestState,
-    Requester, SubjectRequest, Transition, Verification,
+    Requester, Step, SubjectRequest, Transition, Verification,
 };

@@ -61,6 +61,83 @@ pub enum RefusalReason {
     LegalClaims,
 }
 
+impl Requester {
+    /// A stable key for storage: `subject` or `agent`.
+    pub const fn key(&self) -> &'static str {
+        match self {
+            Self::Subject => "subject",
+            Self::Agent { .. } => "agent",
+        }
+    }
+
+    /// The reference to the agent's evidence, for an agent.
+    pub fn evidence_ref(&self) -> Option<&str> {
+        match self {
+            Self::Subject => None,
+            Self::Agent { evidence_ref } => Some(evidence_ref),
+        }
+    }
+
+    /// The requester stored as `key` with `evidence_ref`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownConsentTerm`] for an unknown key, an agent without evidence or a
+    /// subject with some.
+    pub fn from_parts(key: &str, evidence_ref: Option<&str>) -> Result<Self, Error> {
+        match (key, evidence_ref) {
+            ("subject", None) => Ok(Self::Subject),
+            ("agent", Some(e)) if !e.is_empty() => Ok(Self::Agent {
+                evidence_ref: e.to_owned(),
+            }),
+            _ => Err(Error::UnknownConsentTerm("requester")),
+        }
+    }
+}
+
+/// Declares `key()`, `ALL` and `from_key()` for a fieldless enum stored by key.
+macro_rules! keyed {
+    ($ty:ident, $what:literal, { $($variant:ident => $key:literal),* $(,)? }) => {
+        impl $ty {
+            /// Every value.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),*];
+
+            /// A stable key for storage and audit.
+            pub const fn key(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $key),*
+                }
+            }
+
+            /// Looks a value up by key.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::UnknownConsentTerm`] for a key that names none.
+            pub fn from_key(key: &str) -> Result<Self, Error> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.key() == key)
+                    .ok_or(Error::UnknownConsentTerm($what))
+            }
+        }
+    };
+}
+
+keyed!(RequestChannel, "request channel", {
+    Web => "web", Email => "email", Phone => "phone", Post => "post", InPerson => "in_person",
+});
+keyed!(RefusalReason, "refusal reason", {
+    IdentityNotVerified => "identity_not_verified",
+    ManifestlyUnfounded => "manifestly_unfounded",
+    LegalObligation => "legal_obligation",
+    LegalClaims => "legal_claims",
+});
+keyed!(ExtensionReason, "extension reason", {
+    Complex => "complex", NumberOfRequests => "number_of_requests",
+});
+
 /// Why the answer was extended (Art. 12(3)).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,6 +209,69 @@ pub struct Transition {
     pub at: DateTime<Utc>,
     /// Who moved it.
     pub actor: ActorId,
+}
+
+/// One act on a request, as stored: a request is its receipt plus its steps, and replaying the
+/// steps through [`SubjectRequest::apply`] rebuilds it, checking every transition again (a
+/// history that the state machine would not allow does not load).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// [`SubjectRequest::await_identity`].
+    AwaitIdentity,
+    /// [`SubjectRequest::record_verification`].
+    Verification(Verification),
+    /// [`SubjectRequest::extend`].
+    Extend(ExtensionReason),
+    /// [`SubjectRequest::complete`].
+    Complete,
+    /// [`SubjectRequest::refuse`].
+    Refuse(RefusalReason),
+}
+
+impl Step {
+    /// A stable key for storage.
+    pub const fn key(&self) -> &'static str {
+        match self {
+            Self::AwaitIdentity => "await_identity",
+            Self::Verification(Verification::Verified { .. }) => "verified",
+            Self::Verification(Verification::Failed) => "verification_failed",
+            Self::Extend(_) => "extend",
+            Self::Complete => "complete",
+            Self::Refuse(_) => "refuse",
+        }
+    }
+
+    /// What the step carries beside its key: the verification method, or the reason's key.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::Verification(Verification::Verified { method }) => Some(method),
+            Self::Extend(r) => Some(r.key()),
+            Self::Refuse(r) => Some(r.key()),
+            _ => None,
+        }
+    }
+
+    /// The step stored as `key` with `detail`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownConsentTerm`] for an unknown key or reason, or a detail where none
+    /// belongs (or none where one must be).
+    pub fn from_parts(key: &str, detail: Option<&str>) -> Result<Self, Error> {
+        let unknown = Error::UnknownConsentTerm("request step");
+        Ok(match (key, detail) {
+            ("await_identity", None) => Self::AwaitIdentity,
+            ("verified", Some(m)) if !m.is_empty() => Self::Verification(Verification::Verified {
+                method: m.to_owned(),
+            }),
+            ("verification_failed", None) => Self::Verification(Verification::Failed),
+            ("extend", Some(r)) => Self::Extend(ExtensionReason::from_key(r)?),
+            ("complete", None) => Self::Complete,
+            ("refuse", Some(r)) => Self::Refuse(RefusalReason::from_key(r)?),
+            _ => return Err(unknown),
+        })
+    }
 }
 
 /// A data-subject request of one tenant: what was asked, its state and its history.
@@ -298,6 +438,21 @@ impl SubjectRequest {
         })
     }
 
+    /// Takes `step`: the one entry point that storage replays and services call alike.
+    ///
+    /// # Errors
+    ///
+    /// Those of the step's own method.
+    pub fn apply(&mut self, step: Step, actor: ActorId, at: DateTime<Utc>) -> Result<(), Error> {
+        match step {
+            Step::AwaitIdentity => self.await_identity(actor, at),
+            Step::Verification(outcome) => self.record_verification(outcome, actor, at),
+            Step::Extend(reason) => self.extend(reason, actor, at),
+            Step::Complete => self.complete(actor, at),
+            Step::Refuse(reason) => self.refuse(reason, actor, at),
+        }
+    }
+
     /// The due date as of `now`: receipt + [`ANSWER_WITHIN`], plus every interval spent waiting
     /// for identity (up to `now` if still waiting), plus [`EXTENSION`] once extended.
     pub fn due_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -372,6 +527,77 @@ mod tests {
             RequestChannel::Email,
             day(1),
         )
+    }
+
+    #[test]
+    fn every_key_round_trips_and_unknown_keys_are_refused() {
+        for c in RequestChannel::ALL {
+            assert_eq!(RequestChannel::from_key(c.key()).unwrap(), *c);
+        }
+        for r in RefusalReason::ALL {
+            assert_eq!(RefusalReason::from_key(r.key()).unwrap(), *r);
+        }
+        for r in ExtensionReason::ALL {
+            assert_eq!(ExtensionReason::from_key(r.key()).unwrap(), *r);
+        }
+        let steps = [
+            Step::AwaitIdentity,
+            Step::Verification(Verification::Verified {
+                method: "account_login".into(),
+            }),
+            Step::Verification(Verification::Failed),
+            Step::Extend(ExtensionReason::Complex),
+            Step::Complete,
+            Step::Refuse(RefusalReason::LegalObligation),
+        ];
+        for step in steps {
+            assert_eq!(Step::from_parts(step.key(), step.detail()).unwrap(), step);
+        }
+        for (key, detail) in [
+            ("complete", Some("x")),
+            ("refuse", None),
+            ("refuse", Some("because")),
+            ("verified", Some("")),
+            ("teleport", None),
+        ] {
+            assert!(Step::from_parts(key, detail).is_err(), "{key} {detail:?}");
+        }
+        let agent = Requester::Agent {
+            evidence_ref: "doc-1".into(),
+        };
+        assert_eq!(
+            Requester::from_parts(agent.key(), agent.evidence_ref()).unwrap(),
+            agent
+        );
+        assert!(Requester::from_parts("agent", None).is_err());
+        assert!(Requester::from_parts("subject", Some("doc")).is_err());
+    }
+
+    #[test]
+    fn replaying_steps_rebuilds_the_request_and_refuses_an_impossible_history() {
+        let officer = ActorId::generate();
+        let mut live = request();
+        let steps = [
+            (Step::AwaitIdentity, day(2)),
+            (
+                Step::Verification(Verification::Verified {
+                    method: "account_login".into(),
+                }),
+                day(5),
+            ),
+            (Step::Complete, day(9)),
+        ];
+        let mut replayed = request();
+        for (step, at) in steps.clone() {
+            live.apply(step.clone(), officer, at).unwrap();
+            replayed.apply(step, officer, at).unwrap();
+        }
+        assert_eq!(replayed.history(), live.history());
+        assert_eq!(replayed.state(), RequestState::Completed);
+        // Completing before verification is not a history that loads.
+        let mut forged = request();
+        let err = forged.apply(Step::Complete, officer, day(2)).unwrap_err();
+        assert!(matches!(err, Error::IllegalTransition { .. }), "{err}");
     }
 
     #[test]

@@ -37,11 +37,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     }
 
     pub(crate) fn insert(&mut self, key: K, value: V) {
-        if self
-            .map
-            .insert(key.clone(), (Instant::now(), value))
-            .is_none()
-        {
+        self.insert_at(key, value, Instant::now());
+    }
+
+    /// Inserts `value` as if cached at `at`: a value derived from another cached value expires
+    /// with it (`at` its source's load time), so deriving never extends a lifetime.
+    pub(crate) fn insert_at(&mut self, key: K, value: V, at: Instant) {
+        if self.map.insert(key.clone(), (at, value)).is_none() {
             self.order.push_back(key);
         }
         // FIFO order may hold keys already removed (expired or invalidated); skip those.

@@ -398,6 +398,62 @@ fn a_fresh_keyring_sees_destruction_made_by_another_process() {
     });
 }
 
+/// Keys derived late from a cached scope expire with the scope, not a TTL after their own
+/// derivation: a bundle derived just before another process destroys the subject's key stops
+/// answering when the scope's TTL ends, so the bound a deployment sets on erasure holds for
+/// the one-lookup read path too.
+#[test]
+fn keys_derived_from_a_cached_scope_expire_with_it() {
+    rt().block_on(async {
+        let ttl = std::time::Duration::from_millis(400);
+        let fx = fixture(Backend::default());
+        let keyring = Keyring::new(
+            Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root(0x42)).unwrap()),
+            fx.store.clone(),
+            KeyringConfig::default().with_ttl(ttl),
+        );
+        let (tenant, subject) = (TenantId::generate(), SubjectId::generate());
+        let loaded = std::time::Instant::now();
+        // Loads (and creates) the subject's scope now.
+        keyring
+            .seal(
+                &email_of(tenant, subject),
+                RecordId::generate(),
+                &Pii::new("a".to_owned()),
+            )
+            .await
+            .unwrap();
+        let bundle = || async {
+            let fields = [field_name!("phone")];
+            keyring
+                .dangerous_field_keys(
+                    tenant,
+                    Owner::Subject(subject),
+                    Some(1),
+                    &record_type!("visit"),
+                    &fields,
+                )
+                .await
+                .map(|keys| keys.len())
+        };
+        // Most of the TTL later, a bundle for another record type is derived from that scope.
+        std::thread::sleep(ttl * 3 / 4);
+        assert_eq!(bundle().await.unwrap(), 1);
+        another_process(&fx, Backend::default())
+            .destroy_scope(tenant, KeyScope::Subject(subject))
+            .await
+            .unwrap();
+        // Past the scope's TTL (well within the bundle's own, had it started at derivation).
+        std::thread::sleep(ttl.saturating_sub(loaded.elapsed()) + ttl / 8);
+        assert!(
+            loaded.elapsed() < ttl * 3 / 4 + ttl,
+            "the bundle's own TTL is not over yet"
+        );
+        let err = bundle().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::KeyDestroyed);
+    });
+}
+
 #[test]
 fn rotation_keeps_old_data_readable_and_seals_under_the_new_version() {
     each_backend(|backend| {

@@ -33,6 +33,8 @@ pub enum Action {
     KeyCreate,
     /// A key rotated (a new active version).
     KeyRotate,
+    /// A data-subject request received or moved to the state it names.
+    Request(plenum_consent::RequestState),
 }
 
 impl Action {
@@ -60,6 +62,15 @@ impl Action {
             Self::Erase => "erase",
             Self::KeyCreate => "key.create",
             Self::KeyRotate => "key.rotate",
+            Self::Request(state) => match state {
+                plenum_consent::RequestState::Received => "request.received",
+                plenum_consent::RequestState::IdentityPending => "request.identity_pending",
+                plenum_consent::RequestState::InProgress => "request.in_progress",
+                plenum_consent::RequestState::Extended(_) => "request.extended",
+                plenum_consent::RequestState::Completed => "request.completed",
+                plenum_consent::RequestState::Refused(_) => "request.refused",
+                _ => "request.other",
+            },
         }
     }
 }

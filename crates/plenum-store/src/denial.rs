@@ -31,6 +31,8 @@ pub enum Denial {
     ConsentEventNeedsRightsFulfilment,
     /// Erasure needs `compliance.rights_fulfilment`.
     ErasureNeedsRightsFulfilment,
+    /// Data-subject requests are handled under `compliance.rights_fulfilment`.
+    RequestNeedsRightsFulfilment,
     /// A key operation needs `security.protection`.
     KeyOperationNeedsSecurityProtection,
     /// The grant's request is older than the gate's grant lifetime.
@@ -53,6 +55,7 @@ impl Denial {
             Self::GrantForAnotherPurpose => "grant_for_another_purpose",
             Self::ConsentEventNeedsRightsFulfilment => "consent_event_needs_rights_fulfilment",
             Self::ErasureNeedsRightsFulfilment => "erasure_needs_rights_fulfilment",
+            Self::RequestNeedsRightsFulfilment => "request_needs_rights_fulfilment",
             Self::KeyOperationNeedsSecurityProtection => "key_operation_needs_security_protection",
             Self::GrantExpired => "grant_expired",
             Self::AggregateOnly => "aggregate_only",
@@ -89,6 +92,7 @@ mod tests {
             Denial::GrantForAnotherPurpose,
             Denial::ConsentEventNeedsRightsFulfilment,
             Denial::ErasureNeedsRightsFulfilment,
+            Denial::RequestNeedsRightsFulfilment,
             Denial::KeyOperationNeedsSecurityProtection,
         ];
         let keys: std::collections::HashSet<_> = all.iter().map(|d| d.as_str()).collect();

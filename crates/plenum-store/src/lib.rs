@@ -117,6 +117,8 @@ mod record;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod repo;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod requests;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod sql;
 #[cfg(all(
     feature = "statement-log",

@@ -34,6 +34,38 @@ const LIBRARY_DDL: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_consent_events_no_delete BEFORE DELETE ON plenum_consent_events \
         BEGIN SELECT RAISE(ABORT, 'the consent ledger is append-only'); END",
+    // Data-subject requests, as on PostgreSQL (migration 10): receipts and append-only steps.
+    "CREATE TABLE IF NOT EXISTS plenum_subject_requests (\
+        tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
+        id blob NOT NULL, \
+        subject_id blob NOT NULL, \
+        kind text NOT NULL, \
+        requester text NOT NULL CHECK (requester IN ('subject', 'agent')), \
+        evidence_ref text, \
+        channel text NOT NULL, \
+        received_at text NOT NULL, \
+        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
+        CHECK ((requester = 'agent') = (evidence_ref IS NOT NULL)), \
+        PRIMARY KEY (tenant_id, id))",
+    "CREATE TABLE IF NOT EXISTS plenum_subject_request_steps (\
+        tenant_id blob NOT NULL, \
+        request_id blob NOT NULL, \
+        seq integer NOT NULL CHECK (seq >= 0), \
+        step text NOT NULL, \
+        detail text, \
+        actor_id blob NOT NULL, \
+        at text NOT NULL, \
+        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
+        PRIMARY KEY (tenant_id, request_id, seq), \
+        FOREIGN KEY (tenant_id, request_id) REFERENCES plenum_subject_requests (tenant_id, id))",
+    "CREATE TRIGGER IF NOT EXISTS plenum_subject_requests_no_update BEFORE UPDATE ON plenum_subject_requests \
+        BEGIN SELECT RAISE(ABORT, 'subject requests are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_subject_requests_no_delete BEFORE DELETE ON plenum_subject_requests \
+        BEGIN SELECT RAISE(ABORT, 'subject requests are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_subject_request_steps_no_update BEFORE UPDATE ON plenum_subject_request_steps \
+        BEGIN SELECT RAISE(ABORT, 'subject requests are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_subject_request_steps_no_delete BEFORE DELETE ON plenum_subject_request_steps \
+        BEGIN SELECT RAISE(ABORT, 'subject requests are append-only'); END",
     // The audit log, as on PostgreSQL (migration 4): heads, entries (the rowid orders appends;
     // seq is set by the sequencer), checkpoints.
     "CREATE TABLE IF NOT EXISTS plenum_audit_heads (\

@@ -231,6 +231,24 @@ impl Keyring {
         fields: &[FieldName],
     ) -> Result<Arc<[FieldKey]>, Error> {
         let scope = scope_of(owner);
+        if let Some(version) = version {
+            // The read path: a row names its version, so a cached bundle answers with one
+            // lookup. Bundles expire with the scope they were derived from (`insert_at`), and
+            // `invalidate` drops both, so this sees no key the scope lookup would refuse.
+            let cache_key = BundleCacheKey {
+                key: KeyRef {
+                    tenant,
+                    scope,
+                    version,
+                },
+                record_type: record_type.clone(),
+            };
+            if let Some((names, bundle)) = lock(&self.bundles).get(&cache_key)
+                && *names == *fields
+            {
+                return Ok(bundle);
+            }
+        }
         let keys = match self.cached_scope(tenant, scope) {
             Some(keys) if version.is_some() || keys.active.is_some() => keys,
             _ => self.scope_keys(tenant, scope, version.is_none()).await?,
@@ -273,7 +291,7 @@ impl Keyring {
             bundle.push(FieldKey::new(key, &locator, aead, usage.clone()));
         }
         let bundle: Arc<[FieldKey]> = bundle.into();
-        lock(&self.bundles).insert(cache_key, (fields.into(), bundle.clone()));
+        lock(&self.bundles).insert_at(cache_key, (fields.into(), bundle.clone()), keys.loaded_at);
         Ok(bundle)
     }
 

@@ -18,6 +18,7 @@ use core::fmt;
 use core::sync::atomic::AtomicU64;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use plenum_core::{FieldName, RecordType, TenantId};
 use tokio::sync::OnceCell;
@@ -94,6 +95,8 @@ type ScopeSlot = Arc<OnceCell<Arc<ScopeKeys>>>;
 struct ScopeKeys {
     versions: HashMap<u32, VersionEntry>,
     active: Option<u32>,
+    /// When loading began: what is derived from these keys expires with them (TTL from here).
+    loaded_at: Instant,
 }
 
 impl ScopeKeys {
@@ -101,6 +104,7 @@ impl ScopeKeys {
         Self {
             versions: HashMap::new(),
             active: None,
+            loaded_at: Instant::now(),
         }
     }
 

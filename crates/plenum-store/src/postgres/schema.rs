@@ -296,6 +296,7 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
         migration(7, "only the sequencer numbers audit events", &v7),
         migration(8, "consent recording time is the database's", &v8),
         migration(9, "subject-wrap keys (erasure epochs)", &v9),
+        migration(10, "data-subject requests", &requests_migration(roles)),
     ]
 }
 
@@ -306,6 +307,66 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
 /// change only while it stays in the same live state (root re-wrapping) or become NULL with
 /// destruction (the CHECK of migration 2). Only the owner, who can drop the trigger, can do
 /// otherwise. SQL text only.
+/// Data-subject requests: the receipt and the append-only steps (the state is derived by
+/// replaying them). The runtime role may read and append, never change or delete: a request's
+/// history is evidence of how it was answered.
+fn requests_migration(roles: &Roles) -> Vec<String> {
+    let (owner, app) = (roles.owner(), roles.app());
+    let mut v = vec![
+        format!("SET LOCAL ROLE {owner}"),
+        format!(
+            "CREATE TABLE {LIBRARY_SCHEMA}.subject_requests (\n    \
+             tenant_id uuid NOT NULL REFERENCES {LIBRARY_SCHEMA}.tenants (id),\n    \
+             id uuid NOT NULL,\n    \
+             subject_id uuid NOT NULL,\n    \
+             kind text NOT NULL,\n    \
+             requester text NOT NULL CHECK (requester IN ('subject', 'agent')),\n    \
+             evidence_ref text,\n    \
+             channel text NOT NULL,\n    \
+             received_at timestamptz NOT NULL,\n    \
+             recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    \
+             CONSTRAINT subject_requests_pkey PRIMARY KEY (tenant_id, id),\n    \
+             CONSTRAINT subject_requests_agent_evidence CHECK \
+             ((requester = 'agent') = (evidence_ref IS NOT NULL))\n)"
+        ),
+        format!(
+            "CREATE INDEX subject_requests_subject_idx ON {LIBRARY_SCHEMA}.subject_requests \
+             (tenant_id, subject_id)"
+        ),
+        format!(
+            "CREATE TABLE {LIBRARY_SCHEMA}.subject_request_steps (\n    \
+             tenant_id uuid NOT NULL,\n    \
+             request_id uuid NOT NULL,\n    \
+             seq integer NOT NULL CHECK (seq >= 0),\n    \
+             step text NOT NULL,\n    \
+             detail text,\n    \
+             actor_id uuid NOT NULL,\n    \
+             at timestamptz NOT NULL,\n    \
+             recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    \
+             CONSTRAINT subject_request_steps_pkey PRIMARY KEY (tenant_id, request_id, seq),\n    \
+             CONSTRAINT subject_request_steps_request_fkey FOREIGN KEY (tenant_id, request_id) \
+             REFERENCES {LIBRARY_SCHEMA}.subject_requests (tenant_id, id)\n)"
+        ),
+    ];
+    for table in ["subject_requests", "subject_request_steps"] {
+        v.extend(police(
+            &format!("{LIBRARY_SCHEMA}.{table}"),
+            table,
+            "tenant_id",
+            roles,
+        ));
+    }
+    v.push(format!(
+        "GRANT SELECT, INSERT (tenant_id, id, subject_id, kind, requester, evidence_ref, channel, \
+         received_at) ON {LIBRARY_SCHEMA}.subject_requests TO {app}"
+    ));
+    v.push(format!(
+        "GRANT SELECT, INSERT (tenant_id, request_id, seq, step, detail, actor_id, at) \
+         ON {LIBRARY_SCHEMA}.subject_request_steps TO {app}"
+    ));
+    v
+}
+
 fn key_states_migration(owner: &str) -> Vec<String> {
     let s = LIBRARY_SCHEMA;
     vec![

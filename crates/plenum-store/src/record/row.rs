@@ -160,7 +160,7 @@ pub struct RowReader {
     subject: Option<SubjectId>,
     values: Vec<Option<Value>>,
     keys: Vec<Option<KeySlot>>,
-    withheld: Vec<bool>,
+    withheld: std::sync::Arc<[bool]>,
 }
 
 impl core::fmt::Debug for RowReader {
@@ -179,7 +179,7 @@ impl RowReader {
         subject: Option<SubjectId>,
         values: Vec<Option<Value>>,
         keys: Vec<Option<KeySlot>>,
-        withheld: Vec<bool>,
+        withheld: std::sync::Arc<[bool]>,
     ) -> Self {
         Self {
             spec,

@@ -22,6 +22,7 @@ mod keys;
 mod read;
 mod records;
 mod report;
+mod requests;
 mod rows;
 mod screen;
 mod write;

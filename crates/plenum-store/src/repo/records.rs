@@ -34,7 +34,7 @@ pub const CONSENT_EVIDENCE_MAX_BEHIND: chrono::Duration = chrono::Duration::days
 /// the access hook. Build one per service and hand out [`Records::repository`]s.
 #[derive(Clone)]
 pub struct Records {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for Records {

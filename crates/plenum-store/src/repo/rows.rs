@@ -472,12 +472,13 @@ pub(super) async fn materialise<R: Record>(
 ) -> Result<Vec<R>, Error> {
     let subjects = super::report::subjects_of(rows.iter().filter_map(|r| r.head.subject));
     keys.prepare(tenant, &subjects, false).await?;
-    let withheld: Vec<bool> = (0..keys.spec.fields().len())
+    // Shared by every row's reader (one allocation per page, not per row).
+    let withheld: std::sync::Arc<[bool]> = (0..keys.spec.fields().len())
         .map(|i| !mask.keeps(i))
         .collect();
     let mut out = Vec::with_capacity(rows.len());
     for Row { head, mut values } in rows {
-        for (value, hidden) in values.iter_mut().zip(&withheld) {
+        for (value, hidden) in values.iter_mut().zip(withheld.iter()) {
             if *hidden {
                 // Dropped before any key is looked up: a withheld envelope is never opened.
                 *value = Some(Value::Null);
