@@ -5,6 +5,7 @@ mod backups;
 mod claims;
 mod consent;
 mod datamap;
+mod export;
 mod fixtures;
 mod plaintext_paths;
 mod records;

@@ -33,6 +33,8 @@ pub enum Action {
     KeyCreate,
     /// A key rotated (a new active version).
     KeyRotate,
+    /// A subject's records exported (access or portability), one event per page.
+    Export,
     /// A data-subject request received or moved to the state it names.
     Request(plenum_consent::RequestState),
 }
@@ -62,6 +64,7 @@ impl Action {
             Self::Erase => "erase",
             Self::KeyCreate => "key.create",
             Self::KeyRotate => "key.rotate",
+            Self::Export => "export",
             Self::Request(state) => match state {
                 plenum_consent::RequestState::Received => "request.received",
                 plenum_consent::RequestState::IdentityPending => "request.identity_pending",

@@ -33,6 +33,8 @@ pub enum Denial {
     ErasureNeedsRightsFulfilment,
     /// Data-subject requests are handled under `compliance.rights_fulfilment`.
     RequestNeedsRightsFulfilment,
+    /// A subject export needs `compliance.rights_fulfilment`.
+    ExportNeedsRightsFulfilment,
     /// A key operation needs `security.protection`.
     KeyOperationNeedsSecurityProtection,
     /// The grant's request is older than the gate's grant lifetime.
@@ -56,6 +58,7 @@ impl Denial {
             Self::ConsentEventNeedsRightsFulfilment => "consent_event_needs_rights_fulfilment",
             Self::ErasureNeedsRightsFulfilment => "erasure_needs_rights_fulfilment",
             Self::RequestNeedsRightsFulfilment => "request_needs_rights_fulfilment",
+            Self::ExportNeedsRightsFulfilment => "export_needs_rights_fulfilment",
             Self::KeyOperationNeedsSecurityProtection => "key_operation_needs_security_protection",
             Self::GrantExpired => "grant_expired",
             Self::AggregateOnly => "aggregate_only",
@@ -93,6 +96,7 @@ mod tests {
             Denial::ConsentEventNeedsRightsFulfilment,
             Denial::ErasureNeedsRightsFulfilment,
             Denial::RequestNeedsRightsFulfilment,
+            Denial::ExportNeedsRightsFulfilment,
             Denial::KeyOperationNeedsSecurityProtection,
         ];
         let keys: std::collections::HashSet<_> = all.iter().map(|d| d.as_str()).collect();

@@ -135,6 +135,11 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(&'static str),
 
+    /// An export's writer failed (the I/O error's kind; the export is incomplete and must not
+    /// be handed out).
+    #[error("export writer failed ({0:?})")]
+    Export(std::io::ErrorKind),
+
     /// A cryptographic operation failed (decryption, keys).
     #[error(transparent)]
     Crypto(#[from] plenum_crypto::Error),
@@ -210,6 +215,7 @@ impl Error {
             Self::Contract(_) => ErrorKind::Contract,
             Self::AdminAudit(_) | Self::Audit(_) | Self::AuditLog(_) => ErrorKind::Audit,
             Self::Config(_) => ErrorKind::Config,
+            Self::Export(_) => ErrorKind::Export,
             Self::Crypto(e) => match e.kind() {
                 plenum_crypto::ErrorKind::KeyDestroyed => ErrorKind::KeyDestroyed,
                 plenum_crypto::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
@@ -345,6 +351,8 @@ pub enum ErrorKind {
     Crypto,
     /// Another database failure.
     Database,
+    /// An export's writer failed.
+    Export,
 }
 
 impl ErrorKind {
@@ -366,6 +374,7 @@ impl ErrorKind {
             Self::KeyDestroyed => "key_destroyed",
             Self::Crypto => "crypto",
             Self::Database => "database",
+            Self::Export => "export",
         }
     }
 }

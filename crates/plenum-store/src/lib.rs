@@ -106,6 +106,8 @@ mod denial;
 mod encrypted;
 mod error;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod export;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod gate;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod keystore;
@@ -153,6 +155,12 @@ pub use crate::encrypted::Encrypted;
 pub use crate::error::{Error, ErrorKind};
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::export::{
+    CsvExport, EXPORT_FORMAT, EXPORT_VERSION, ExportAccess, ExportConsent, ExportHeader,
+    ExportPurpose, ExportRecord, ExportRetention, ExportSink, ExportValue, JsonExport, field_type,
+};
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::gate::{Authorisation, DEFAULT_GRANT_LIFETIME, Gate, PurposeGrant, Request};
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -166,8 +174,8 @@ pub use crate::record::{
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::repo::{
-    CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, Page, Records, Repository,
-    UnreadableRow,
+    CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, ExportSummary, Page, Records,
+    Repository, UnreadableRow,
 };
 /// The smallest group [`Repository::count_by`] reports: a smaller one could single out a person.
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]

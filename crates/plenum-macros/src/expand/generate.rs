@@ -37,6 +37,7 @@ fn field_code(k: &syn::Path, d: &FieldDecl, position: usize) -> FieldCode {
                     #owner,
                     <#ty as #k::__private::EncryptedColumn>::NULLABLE,
                 )
+                .with_plaintext(<#ty as #k::__private::EncryptedColumn>::PLAINTEXT)
             }
         }
         None => {

@@ -128,6 +128,9 @@ pub struct FieldSpec {
     /// For a person's data sealed under the tenant key: the ground on which it outlives their
     /// erasure (`retain = "..."`; required by `#[derive(Record)]` for such a field).
     pub retained: Option<plenum_consent::RetainGround>,
+    /// For an encrypted field: its plaintext's type name (`String`, `Bytes`, `i64`,
+    /// `NaiveDate`, ...), which tells an export how to render the opened value.
+    pub plaintext: Option<&'static str>,
 }
 
 impl FieldSpec {
@@ -141,6 +144,7 @@ impl FieldSpec {
             references: None,
             unique: false,
             retained: None,
+            plaintext: None,
         }
     }
 
@@ -162,6 +166,7 @@ impl FieldSpec {
             references: None,
             unique: false,
             retained: None,
+            plaintext: None,
         }
     }
 
@@ -179,6 +184,14 @@ impl FieldSpec {
     #[must_use]
     pub fn retained(mut self, ground: plenum_consent::RetainGround) -> Self {
         self.retained = Some(ground);
+        self
+    }
+
+    /// Names an encrypted field's plaintext type (what `#[derive(Record)]` passes:
+    /// [`EncryptedColumn::PLAINTEXT`](crate::EncryptedColumn::PLAINTEXT)).
+    #[must_use]
+    pub fn with_plaintext(mut self, type_name: &'static str) -> Self {
+        self.plaintext = Some(type_name);
         self
     }
 

@@ -134,6 +134,9 @@ pub trait EncryptedColumn: Sized {
     type Plain: PiiValue;
     /// Whether it may be NULL (only `Option`).
     const NULLABLE: bool;
+    /// The plaintext's type name ([`PiiValue::TYPE_NAME`]): how an export renders the opened
+    /// value.
+    const PLAINTEXT: &'static str = <Self::Plain as PiiValue>::TYPE_NAME;
 
     /// The value, if present.
     fn as_encrypted(&self) -> Option<&Encrypted<Self::Plain>>;

@@ -18,6 +18,7 @@
 //! key rotation). Nothing below this module hands out a connection or plaintext.
 
 mod erase;
+mod export;
 mod keys;
 mod read;
 mod records;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use plenum_core::{FieldName, RecordId};
 use plenum_crypto::Keyring;
 
+pub use self::export::ExportSummary;
 use self::keys::{KeyLayout, RowKeys};
 pub use self::records::{CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, Records};
 use self::rows::Statements;

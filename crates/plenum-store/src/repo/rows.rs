@@ -20,6 +20,8 @@ use crate::tx::{BackendKind, TenantTx, check_tenant};
 pub(super) enum Read {
     One(RecordId),
     Page(Option<RecordId>, u32),
+    /// A keyset page of one subject's rows (an export).
+    Subject(SubjectId, Option<RecordId>, u32),
     Find {
         column: &'static str,
         candidates: Vec<Vec<u8>>,
@@ -70,6 +72,7 @@ struct DialectStatements {
     get: String,
     list_first: String,
     list_after: String,
+    subject_after: String,
     count: String,
     subject_of: String,
     delete: String,
@@ -120,6 +123,14 @@ impl Statements {
                     d.p(1),
                     d.p(2),
                     d.p(3)
+                ),
+                // Only for record types with a subject; the nil id starts the first page.
+                subject_after: format!(
+                    "{select} WHERE tenant_id = {} AND subject_id = {} AND id > {} ORDER BY id LIMIT {}",
+                    d.p(1),
+                    d.p(2),
+                    d.p(3),
+                    d.p(4)
                 ),
                 count: format!("SELECT count(*) FROM {table} WHERE tenant_id = {}", d.p(1)),
                 subject_of: format!("SELECT tenant_id, subject_id FROM {table} WHERE {key}{lock}"),
@@ -184,6 +195,15 @@ impl Statements {
             Read::Page(Some(a), limit) => (
                 &s.list_after,
                 vec![tenant_bind, uuid(*a.as_uuid()), limit_bind(*limit)],
+            ),
+            Read::Subject(subject, after, limit) => (
+                &s.subject_after,
+                vec![
+                    tenant_bind,
+                    uuid(*subject.as_uuid()),
+                    uuid(after.map_or(uuid::Uuid::nil(), |a| *a.as_uuid())),
+                    limit_bind(*limit),
+                ],
             ),
             Read::Find {
                 column, candidates, ..
