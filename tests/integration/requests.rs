@@ -15,7 +15,7 @@ use plenum::consent::{
     Verification,
 };
 use plenum::prelude::*;
-use plenum::store::{ErrorKind, Request};
+use plenum::store::{ErrorKind, IdentityVerifier, Request};
 
 use crate::audit::{Audited, staff};
 
@@ -337,5 +337,256 @@ async fn a_request_history_cannot_be_rewritten() {
             };
             assert!(result.is_err(), "{}: {statement} was allowed", a.env.name());
         }
+    }
+}
+
+/// The service's identity check, as a test double of the trait a service implements: verified
+/// for subjects in `known`, failed for anyone else.
+struct Verifier {
+    known: Vec<SubjectId>,
+}
+
+impl IdentityVerifier for Verifier {
+    fn verify<'a>(
+        &'a self,
+        request: &'a SubjectRequest,
+    ) -> plenum::crypto::BoxFuture<'a, Verification> {
+        Box::pin(async move {
+            if self.known.contains(&request.subject()) {
+                Verification::Verified {
+                    method: "account_login".into(),
+                }
+            } else {
+                Verification::Failed
+            }
+        })
+    }
+}
+
+/// Identity gating: a request whose requester the service cannot verify is refused and
+/// nothing is exported; a verified one is answered with the export and completed.
+#[tokio::test]
+async fn identity_gates_the_answer_to_an_access_request() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let officer = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&officer, Purpose::RightsFulfilment).unwrap();
+        let c = crate::fixtures::customer(t, "ada@example.com", "2175550142");
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        a.records
+            .repository::<plenum_hvac::Customer>()
+            .insert(&mut tx, &crate::fixtures::grant(t), &c)
+            .await
+            .unwrap();
+        let verifier = Verifier {
+            known: vec![c.subject],
+        };
+        let access = |subject| {
+            SubjectRequest::received(
+                t,
+                subject,
+                Right::Access,
+                Requester::Subject,
+                RequestChannel::Web,
+                day(1),
+            )
+        };
+        let impostor = a
+            .records
+            .receive_request(&mut tx, &rights, &access(SubjectId::generate()))
+            .await
+            .unwrap();
+        let refused = a
+            .records
+            .verify_identity(&mut tx, &rights, impostor, &verifier, day(2))
+            .await
+            .unwrap();
+        assert_eq!(
+            refused.state(),
+            RequestState::Refused(RefusalReason::IdentityNotVerified),
+            "{}",
+            a.env.name()
+        );
+        let mut out = plenum::store::JsonExport::new(Vec::new());
+        let err = a
+            .records
+            .answer_access_request(&mut tx, &rights, impostor, &mut out, day(3))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(
+            out.into_inner().is_empty(),
+            "nothing exported for a refused request"
+        );
+
+        let genuine = a
+            .records
+            .receive_request(&mut tx, &rights, &access(c.subject))
+            .await
+            .unwrap();
+        let verified = a
+            .records
+            .verify_identity(&mut tx, &rights, genuine, &verifier, day(2))
+            .await
+            .unwrap();
+        assert_eq!(verified.state(), RequestState::InProgress);
+        let mut out = plenum::store::JsonExport::new(Vec::new());
+        let summary = a
+            .records
+            .answer_access_request(&mut tx, &rights, genuine, &mut out, day(4))
+            .await
+            .unwrap();
+        assert_eq!(
+            summary
+                .records
+                .iter()
+                .find(|(t, _)| t == "customers")
+                .unwrap()
+                .1,
+            1
+        );
+        let export: serde_json::Value = serde_json::from_slice(&out.into_inner()).unwrap();
+        assert_eq!(export["subject"], c.subject.to_string());
+        let back = a
+            .records
+            .subject_request(&mut tx, &rights, genuine)
+            .await
+            .unwrap();
+        assert_eq!(back.state(), RequestState::Completed, "{}", a.env.name());
+        tx.commit().await.unwrap();
+    }
+}
+
+/// An erasure request for a subject with invoices: customers scrubbed, properties deleted,
+/// invoices retained, so the request ends refused in part under a legal obligation, with a
+/// receipt per record type. Answering it again does nothing and says so.
+#[tokio::test]
+async fn an_erasure_request_ends_with_a_receipt_and_is_idempotent() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let officer = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&officer, Purpose::RightsFulfilment).unwrap();
+        let c = crate::fixtures::customer(t, "ada@example.com", "2175550142");
+        let p = crate::fixtures::property(&c);
+        let invoice = plenum_hvac::Invoice {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            customer_id: c.id,
+            amount_cents: Encrypted::new(12_950),
+            currency: "USD".into(),
+            due_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 15).unwrap(),
+            paid: true,
+        };
+        let g = crate::fixtures::grant(t);
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        a.records
+            .repository::<plenum_hvac::Customer>()
+            .insert(&mut tx, &g, &c)
+            .await
+            .unwrap();
+        a.records
+            .repository::<plenum_hvac::Property>()
+            .insert(&mut tx, &g, &p)
+            .await
+            .unwrap();
+        a.records
+            .repository::<plenum_hvac::Invoice>()
+            .insert(&mut tx, &g, &invoice)
+            .await
+            .unwrap();
+        let request = SubjectRequest::received(
+            t,
+            c.subject,
+            Right::Erasure,
+            Requester::Subject,
+            RequestChannel::Email,
+            day(1),
+        );
+        let id = a
+            .records
+            .receive_request(&mut tx, &rights, &request)
+            .await
+            .unwrap();
+        let verifier = Verifier {
+            known: vec![c.subject],
+        };
+        a.records
+            .verify_identity(&mut tx, &rights, id, &verifier, day(2))
+            .await
+            .unwrap();
+        let receipt = a
+            .records
+            .answer_erasure_request(&mut tx, &rights, id, day(3))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let name = a.env.name();
+        assert_eq!(
+            receipt.outcome,
+            RequestState::Refused(RefusalReason::LegalObligation),
+            "{name}: partially refused, the invoices are kept"
+        );
+        let done: Vec<(String, u64)> = receipt
+            .records
+            .iter()
+            .map(|r| (format!("{}:{:?}", r.record_type, r.erasure), r.rows))
+            .collect();
+        assert_eq!(
+            done,
+            [
+                ("customers:Scrub".to_owned(), 1),
+                ("properties:Delete".to_owned(), 1),
+                ("invoices:Retain(LegalObligation)".to_owned(), 1),
+            ],
+            "{name}"
+        );
+        assert!(receipt.keys_destroyed >= 1);
+        assert!(!receipt.already_answered);
+
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let again = a
+            .records
+            .answer_erasure_request(&mut tx, &rights, id, day(4))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(again.already_answered, "{name}");
+        assert!(again.records.is_empty());
+        assert_eq!(again.outcome, receipt.outcome);
+    }
+}
+
+/// Routing: platform staff may put a homeowner's request into the tenant's queue (forward it),
+/// never act on it; the tenant's own officer does.
+#[tokio::test]
+async fn the_platform_forwards_requests_but_only_the_tenant_answers_them() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let support = Request::new(
+            t,
+            Actor::new(ActorKind::Support, ActorId::generate())
+                .with_role(plenum::core::role!("privacy")),
+        );
+        let platform = a.gate.grant(&support, Purpose::RightsFulfilment).unwrap();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let id = a
+            .records
+            .receive_request(&mut tx, &platform, &erasure_request(t, 1))
+            .await
+            .unwrap();
+        let err = a
+            .records
+            .advance_request(&mut tx, &platform, id, Step::AwaitIdentity, day(2))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "{}", a.env.name());
+        let officer = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&officer, Purpose::RightsFulfilment).unwrap();
+        a.records
+            .advance_request(&mut tx, &rights, id, Step::AwaitIdentity, day(2))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
     }
 }

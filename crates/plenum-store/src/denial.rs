@@ -35,6 +35,8 @@ pub enum Denial {
     RequestNeedsRightsFulfilment,
     /// A subject export needs `compliance.rights_fulfilment`.
     ExportNeedsRightsFulfilment,
+    /// Platform staff forwarded a data-subject request; only the tenant acts on it.
+    RequestAnsweredByItsTenant,
     /// A key operation needs `security.protection`.
     KeyOperationNeedsSecurityProtection,
     /// The grant's request is older than the gate's grant lifetime.
@@ -59,6 +61,7 @@ impl Denial {
             Self::ErasureNeedsRightsFulfilment => "erasure_needs_rights_fulfilment",
             Self::RequestNeedsRightsFulfilment => "request_needs_rights_fulfilment",
             Self::ExportNeedsRightsFulfilment => "export_needs_rights_fulfilment",
+            Self::RequestAnsweredByItsTenant => "request_answered_by_its_tenant",
             Self::KeyOperationNeedsSecurityProtection => "key_operation_needs_security_protection",
             Self::GrantExpired => "grant_expired",
             Self::AggregateOnly => "aggregate_only",
@@ -97,6 +100,7 @@ mod tests {
             Denial::ErasureNeedsRightsFulfilment,
             Denial::RequestNeedsRightsFulfilment,
             Denial::ExportNeedsRightsFulfilment,
+            Denial::RequestAnsweredByItsTenant,
             Denial::KeyOperationNeedsSecurityProtection,
         ];
         let keys: std::collections::HashSet<_> = all.iter().map(|d| d.as_str()).collect();

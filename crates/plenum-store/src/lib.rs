@@ -174,8 +174,8 @@ pub use crate::record::{
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::repo::{
-    CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, ExportSummary, Page, Records,
-    Repository, UnreadableRow,
+    CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, ErasedRecords, ErasureReceipt,
+    ExportSummary, IdentityVerifier, Page, Records, Repository, UnreadableRow,
 };
 /// The smallest group [`Repository::count_by`] reports: a smaller one could single out a person.
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]

@@ -16,12 +16,15 @@ use crate::sql::{self, Conn, Dialect};
 use crate::table::SqlType;
 use crate::tx::TenantTx;
 
-/// What one erasure did to the rows.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ErasedRows {
-    pub(super) deleted: u64,
-    pub(super) scrubbed: u64,
-    pub(super) retained: u64,
+/// What one erasure did to one record type's rows of the subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasedRecords {
+    /// The record type.
+    pub record_type: String,
+    /// What its declared rule did: deleted, scrubbed, or retained (with its ground).
+    pub erasure: Erasure,
+    /// How many rows.
+    pub rows: u64,
 }
 
 /// A value no blind index takes: index values start with their key version, 1..255, so a
@@ -35,28 +38,30 @@ fn dead_index() -> Vec<u8> {
 /// Applies each record type's erasure to `subject`'s rows, children before parents (`specs` is
 /// in dependency order, parents first). The rows kept carry `pseudonym` instead of the subject
 /// id from now on; retained rows' pseudonym is restricted (Art. 18) in the consent ledger.
+/// Returns what was done per record type (those with rows of the subject), parents first.
 pub(super) async fn erase_rows(
     tx: &mut TenantTx,
     specs: &[&'static RecordSpec],
     subject: SubjectId,
     pseudonym: SubjectId,
     actor: ActorId,
-) -> Result<ErasedRows, Error> {
+) -> Result<Vec<ErasedRecords>, Error> {
     let d = Dialect::of(tx);
     let tenant = uuid(*tx.tenant().as_uuid());
     let (p1, p2, p3) = (d.p(1), d.p(2), d.p(3));
-    let mut done = ErasedRows::default();
+    let mut done = Vec::new();
     for spec in specs.iter().rev() {
         let Some(erasure) = spec.erasure() else {
             continue;
         };
+        let rows: u64;
         let table = d.table(spec.record_type().as_str());
         let db = |e| db_error(spec, e);
         match erasure {
             Erasure::Delete => {
                 let statement =
                     format!("DELETE FROM {table} WHERE tenant_id = {p1} AND subject_id = {p2}");
-                done.deleted += sql::execute(
+                rows = sql::execute(
                     Conn::of(tx)?,
                     &statement,
                     &[tenant.clone(), uuid(*subject.as_uuid())],
@@ -65,7 +70,7 @@ pub(super) async fn erase_rows(
                 .map_err(db)?;
             }
             Erasure::Scrub => {
-                done.scrubbed += scrub(tx, spec, &table, subject, pseudonym).await?;
+                rows = scrub(tx, spec, &table, subject, pseudonym).await?;
             }
             Erasure::Retain(_) => {
                 let statement = format!(
@@ -82,11 +87,19 @@ pub(super) async fn erase_rows(
                 )
                 .await
                 .map_err(db)?;
-                done.retained += n;
+                rows = n;
             }
         }
+        if rows > 0 {
+            done.push(ErasedRecords {
+                record_type: spec.record_type().to_string(),
+                erasure,
+                rows,
+            });
+        }
     }
-    if done.retained > 0 {
+    done.reverse();
+    if done.iter().any(|e| matches!(e.erasure, Erasure::Retain(_))) {
         let evidence = Evidence {
             notice_version: "erasure".to_owned(),
             notice_sha256: [0; 32],

@@ -35,9 +35,11 @@ use std::sync::Arc;
 use plenum_core::{FieldName, RecordId};
 use plenum_crypto::Keyring;
 
+pub use self::erase::ErasedRecords;
 pub use self::export::ExportSummary;
 use self::keys::{KeyLayout, RowKeys};
 pub use self::records::{CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, Records};
+pub use self::requests::{ErasureReceipt, IdentityVerifier};
 use self::rows::Statements;
 use crate::access::{Access, AccessHook, Action};
 use crate::error::Error;

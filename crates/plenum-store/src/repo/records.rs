@@ -161,6 +161,18 @@ impl Records {
         grant: &PurposeGrant<'_>,
         subject: SubjectId,
     ) -> Result<usize, Error> {
+        self.erase_subject_rows(tx, grant, subject)
+            .await
+            .map(|(keys, _)| keys)
+    }
+
+    /// [`Records::erase_subject`], also returning what was done per record type.
+    pub(super) async fn erase_subject_rows(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        subject: SubjectId,
+    ) -> Result<(usize, Vec<super::erase::ErasedRecords>), Error> {
         let access = self
             .key_operation(tx, grant, Action::Erase, Some(subject))
             .await?;
@@ -176,11 +188,12 @@ impl Records {
         let result = match rows {
             // The rows kept under the pseudonym read as erased: its keys are the subject's
             // versions, destroyed.
-            Ok(_) => self
+            Ok(rows) => self
                 .shared
                 .keyring
                 .destroy_subject_into(tx.tenant(), subject, pseudonym)
                 .await
+                .map(|keys| (keys, rows))
                 .map_err(Error::from),
             Err(e) => Err(e),
         };

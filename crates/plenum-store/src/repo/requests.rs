@@ -1,18 +1,25 @@
-//! Data-subject requests through [`Records`]: received, moved step by step, listed as overdue.
+//! Data-subject requests through [`Records`]: received, identity verified through the service's
+//! [`IdentityVerifier`], answered (an export, an erasure with its receipt), listed as overdue.
 //! Each act is screened (only `compliance.rights_fulfilment`, or an unrestricted grant) and
 //! reported to the access hook like any other operation, naming the request and its subject.
 
 use chrono::{DateTime, Utc};
-use plenum_consent::{Purpose, RequestState, Step, SubjectRequest};
+use plenum_consent::{
+    Purpose, RefusalReason, RequestState, Right, Step, SubjectRequest, Verification,
+};
 use plenum_core::RecordId;
 
+use super::ExportSummary;
 use super::Records;
+use super::erase::ErasedRecords;
 use super::report::{describe, report};
 use super::screen::{self, denied};
 use crate::access::Action;
 use crate::denial::Denial;
 use crate::error::Error;
+use crate::export::ExportSink;
 use crate::gate::PurposeGrant;
+use crate::record::Erasure;
 use crate::requests::RequestStore;
 use crate::tx::TenantTx;
 
@@ -31,6 +38,16 @@ fn check(tx: &TenantTx, grant: &PurposeGrant<'_>) -> Result<(), Error> {
         None | Some(Purpose::RightsFulfilment) => Ok(()),
         Some(_) => Err(denied(grant, Denial::RequestNeedsRightsFulfilment)),
     }
+}
+
+/// Acting on a request is the tenant's (the controller's): platform staff may record a request
+/// they received into the tenant's queue, never move it.
+fn check_answering(tx: &TenantTx, grant: &PurposeGrant<'_>) -> Result<(), Error> {
+    check(tx, grant)?;
+    if grant.request().actor().kind() == plenum_core::ActorKind::Support {
+        return Err(denied(grant, Denial::RequestAnsweredByItsTenant));
+    }
+    Ok(())
 }
 
 impl Records {
@@ -95,7 +112,7 @@ impl Records {
         access.records = vec![id];
         let actor = grant.request().actor().id();
         let result = async {
-            check(tx, grant)?;
+            check_answering(tx, grant)?;
             let mut request = RequestStore::load(tx, id).await?.ok_or_else(not_found)?;
             access.subjects = vec![request.subject()];
             let seq = request.history().len();
@@ -175,5 +192,170 @@ impl Records {
             access.subjects = super::report::subjects_of(list.iter().map(|(_, r)| r.subject()));
         }
         report(&*self.shared.hook, tx, access, result, |l| l.len() as u64).await
+    }
+}
+
+/// The service's identity check for data-subject requests (a login, a callback, a signed
+/// link). The library never sees or stores identity documents: it records the outcome only,
+/// and a request moves to in progress only with a recorded outcome.
+pub trait IdentityVerifier: Send + Sync {
+    /// Whether the requester of `request` is who they say (or is authorised to act for the
+    /// subject, for an agent).
+    fn verify<'a>(
+        &'a self,
+        request: &'a SubjectRequest,
+    ) -> plenum_crypto::BoxFuture<'a, Verification>;
+}
+
+/// What erasing a subject for a request did, per record type, and how the request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErasureReceipt {
+    /// The request.
+    pub request: RecordId,
+    /// What was done to each record type with rows of the subject, parents first.
+    pub records: Vec<ErasedRecords>,
+    /// Key versions destroyed (every field sealed under them unreadable, backups included once
+    /// the erasure epoch advances).
+    pub keys_destroyed: usize,
+    /// How the request ended: completed, or refused in part under a legal obligation when
+    /// rows were retained (`RequestState::Refused(LegalObligation)`).
+    pub outcome: RequestState,
+    /// The request was already answered: nothing was done this time.
+    pub already_answered: bool,
+}
+
+impl Records {
+    /// Runs identity verification for request `id`: a request just received is first marked
+    /// as waiting for identity (the answer clock pauses), then `verifier`'s outcome is recorded
+    /// (verified: in progress; failed: refused). Both steps are audited.
+    ///
+    /// # Errors
+    ///
+    /// As [`Records::advance_request`] (a request not awaiting identity: `InvalidRecord`).
+    pub async fn verify_identity(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+        verifier: &dyn IdentityVerifier,
+        at: DateTime<Utc>,
+    ) -> Result<SubjectRequest, Error> {
+        let mut request = self.subject_request(tx, grant, id).await?;
+        if request.state() == RequestState::Received {
+            request = self
+                .advance_request(tx, grant, id, Step::AwaitIdentity, at)
+                .await?;
+        }
+        let outcome = verifier.verify(&request).await;
+        self.advance_request(tx, grant, id, Step::Verification(outcome), at)
+            .await
+    }
+
+    /// Answers an access or portability request: exports its subject into `sink`
+    /// ([`Records::export_subject`]) and completes the request at `at`. A request already
+    /// completed is exported again without a new step (a lost answer re-sent).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRecord`] for a request of another kind, or not yet in progress (identity
+    /// first); the errors of [`Records::export_subject`] and [`Records::advance_request`].
+    pub async fn answer_access_request(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+        sink: &mut dyn ExportSink,
+        at: DateTime<Utc>,
+    ) -> Result<ExportSummary, Error> {
+        let request = self.subject_request(tx, grant, id).await?;
+        if !matches!(request.kind(), Right::Access | Right::Portability) {
+            return Err(invalid_request(
+                "only access and portability requests are exported",
+            ));
+        }
+        let state = request.state();
+        if !matches!(
+            state,
+            RequestState::InProgress | RequestState::Extended(_) | RequestState::Completed
+        ) {
+            return Err(invalid_request(
+                "a request is answered once in progress (identity verified)",
+            ));
+        }
+        let summary = self
+            .export_subject(tx, grant, request.subject(), sink)
+            .await?;
+        if state != RequestState::Completed {
+            self.advance_request(tx, grant, id, Step::Complete, at)
+                .await?;
+        }
+        Ok(summary)
+    }
+
+    /// Answers an erasure request: erases its subject ([`Records::erase_subject`], each record
+    /// type's rule) and ends the request at `at`, completed, or refused in part under a legal
+    /// obligation when a record type retained rows (invoices). Commit `tx` for the row changes
+    /// and the request's step to hold; the keys are destroyed either way (the key store commits
+    /// on its own), so a crash before the commit leaves the request in progress, and running
+    /// this again finishes it. A request already answered returns a receipt saying so and
+    /// does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRecord`] for a request of another kind or not yet in progress; the
+    /// errors of [`Records::erase_subject`] and [`Records::advance_request`].
+    pub async fn answer_erasure_request(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+        at: DateTime<Utc>,
+    ) -> Result<ErasureReceipt, Error> {
+        let request = self.subject_request(tx, grant, id).await?;
+        if request.kind() != Right::Erasure {
+            return Err(invalid_request("only erasure requests erase"));
+        }
+        let state = request.state();
+        if state.is_final() {
+            return Ok(ErasureReceipt {
+                request: id,
+                records: Vec::new(),
+                keys_destroyed: 0,
+                outcome: state,
+                already_answered: true,
+            });
+        }
+        if !matches!(state, RequestState::InProgress | RequestState::Extended(_)) {
+            return Err(invalid_request(
+                "a request is answered once in progress (identity verified)",
+            ));
+        }
+        let (keys_destroyed, records) = self
+            .erase_subject_rows(tx, grant, request.subject())
+            .await?;
+        let retained = records
+            .iter()
+            .any(|r| matches!(r.erasure, Erasure::Retain(_)));
+        let step = if retained {
+            Step::Refuse(RefusalReason::LegalObligation)
+        } else {
+            Step::Complete
+        };
+        let answered = self.advance_request(tx, grant, id, step, at).await?;
+        Ok(ErasureReceipt {
+            request: id,
+            records,
+            keys_destroyed,
+            outcome: answered.state(),
+            already_answered: false,
+        })
+    }
+}
+
+fn invalid_request(reason: &'static str) -> Error {
+    Error::InvalidRecord {
+        record_type: REQUESTS.to_string(),
+        reason,
     }
 }
