@@ -11,3 +11,9 @@ python3 .ci/interop/envelope_vectors.py crates/plenum-crypto/tests/data/vectors-
 python3 .ci/interop/audit_verify.py vectors crates/plenum-audit/tests/data/audit-vectors-v1.json
 python3 .ci/interop/audit_verify.py log target/audit-interop/export.json target/audit-interop/key.txt
 python3 .ci/interop/audit_verify.py log target/audit-interop/tampered.json target/audit-interop/key.txt --expect-tampered
+# The subject export: the rights example writes a JSON export, a CSV directory and the values it
+# inserted; a reader written from docs/subject-export.md checks them (json and csv modules only).
+export_dir=$(mktemp -d)
+cargo run --quiet --example rights -- "$export_dir" > /dev/null
+python3 .ci/interop/check_export.py "$export_dir"
+rm -rf "$export_dir"
