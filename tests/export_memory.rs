@@ -126,7 +126,7 @@ async fn invoices(records: &Records, pool: &TenantPool, gate: &Gate, c: &Custome
                 tenant: c.tenant,
                 subject: c.subject,
                 customer_id: c.id,
-                amount_cents: Encrypted::new(i as i64),
+                amount_cents: Encrypted::new(i64::try_from(i).unwrap()),
                 currency: "USD".to_owned(),
                 due_on: due,
                 paid: i % 2 == 0,
