@@ -590,3 +590,111 @@ async fn the_platform_forwards_requests_but_only_the_tenant_answers_them() {
         tx.commit().await.unwrap();
     }
 }
+
+/// Restriction, objection and withdrawal requests are answered in the consent ledger: once
+/// committed, the purposes they cover no longer reach the subject (the ledger's existing
+/// enforcement at read), and the request is completed. Malformed answers change nothing.
+#[tokio::test]
+async fn restriction_objection_and_withdrawal_requests_are_answered_in_the_ledger() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let officer = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&officer, Purpose::RightsFulfilment).unwrap();
+        let marketer = Request::new(t, staff("marketer"));
+        let marketing = a.gate.grant(&marketer, Purpose::MarketingEmail).unwrap();
+        let dispatcher = Request::new(t, staff("dispatcher"));
+        let scheduling = a.gate.grant(&dispatcher, Purpose::Scheduling).unwrap();
+        let verifier = |c: &plenum_hvac::Customer| Verifier {
+            known: vec![c.subject],
+        };
+        let customers = a.records.repository::<plenum_hvac::Customer>();
+        let name = a.env.name();
+        for (right, purposes, email) in [
+            (
+                Right::Objection,
+                vec![Purpose::MarketingEmail],
+                "objects@example.com",
+            ),
+            (
+                Right::WithdrawConsent,
+                vec![Purpose::MarketingEmail],
+                "withdraws@example.com",
+            ),
+            (Right::Restriction, vec![], "restricts@example.com"),
+        ] {
+            let c = crate::fixtures::customer(t, email, "2175550142");
+            let mut tx = a.env.pool.begin(t).await.unwrap();
+            customers
+                .insert(&mut tx, &crate::fixtures::grant(t), &c)
+                .await
+                .unwrap();
+            a.records
+                .record_consent(
+                    &mut tx,
+                    &crate::fixtures::grant(t),
+                    &plenum::consent::ConsentEvent::given(
+                        c.subject,
+                        Purpose::MarketingEmail,
+                        crate::audit::evidence(),
+                    ),
+                )
+                .await
+                .unwrap();
+            let request = SubjectRequest::received(
+                t,
+                c.subject,
+                right,
+                Requester::Subject,
+                RequestChannel::Web,
+                Utc::now(),
+            );
+            let id = a
+                .records
+                .receive_request(&mut tx, &rights, &request)
+                .await
+                .unwrap();
+            a.records
+                .verify_identity(&mut tx, &rights, id, &verifier(&c), Utc::now())
+                .await
+                .unwrap();
+            // A restriction with purposes, an objection without: refused, nothing recorded.
+            let wrong = if purposes.is_empty() {
+                vec![Purpose::Scheduling]
+            } else {
+                vec![]
+            };
+            let err = a
+                .records
+                .answer_ledger_request(&mut tx, &rights, id, &wrong, Utc::now())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name} {right:?}");
+            assert!(
+                customers.get(&mut tx, &marketing, c.id).await.is_ok(),
+                "{name} {right:?}: unchanged"
+            );
+            let done = a
+                .records
+                .answer_ledger_request(&mut tx, &rights, id, &purposes, Utc::now())
+                .await
+                .unwrap();
+            assert_eq!(done.state(), RequestState::Completed);
+            tx.commit().await.unwrap();
+
+            let mut tx = a.env.pool.begin(t).await.unwrap();
+            let err = customers.get(&mut tx, &marketing, c.id).await.unwrap_err();
+            assert_eq!(
+                err.kind(),
+                ErrorKind::Denied,
+                "{name} {right:?}: marketing stops"
+            );
+            let scheduled = customers.get(&mut tx, &scheduling, c.id).await;
+            assert_eq!(
+                scheduled.is_ok(),
+                right != Right::Restriction,
+                "{name} {right:?}: only a restriction stops scheduling too"
+            );
+            tx.commit().await.unwrap();
+        }
+    }
+}

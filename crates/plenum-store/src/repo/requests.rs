@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use plenum_consent::{
-    Purpose, RefusalReason, RequestState, Right, Step, SubjectRequest, Verification,
+    ConsentEvent, EventKind, Purpose, RefusalReason, RequestState, Right, Step, SubjectRequest,
+    Verification,
 };
 use plenum_core::RecordId;
 
@@ -350,6 +351,79 @@ impl Records {
             outcome: answered.state(),
             already_answered: false,
         })
+    }
+}
+
+impl Records {
+    /// Answers a restriction, objection or consent withdrawal request by recording what it
+    /// asks in the consent ledger, in `tx`, and completing it at `at`: a restriction places
+    /// one (Art. 18; `purposes` must be empty), an objection objects to each of `purposes`
+    /// (Art. 21), a withdrawal withdraws consent to each (Art. 7(3)). From the commit on, every
+    /// read and write for those purposes leaves the subject out, as the ledger already
+    /// enforces. The evidence names the request (`notice_version` = `request:<id>`, method
+    /// `api`, the grant's actor). Each ledger event and the completion are audited.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRecord`] for another kind of request, a request not in progress,
+    /// purposes given to a restriction or none to an objection or withdrawal; the errors of
+    /// [`Records::record_consent`] and [`Records::advance_request`].
+    pub async fn answer_ledger_request(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+        purposes: &[Purpose],
+        at: DateTime<Utc>,
+    ) -> Result<SubjectRequest, Error> {
+        let request = self.subject_request(tx, grant, id).await?;
+        if !matches!(
+            request.state(),
+            RequestState::InProgress | RequestState::Extended(_)
+        ) {
+            return Err(invalid_request(
+                "a request is answered once in progress (identity verified)",
+            ));
+        }
+        let evidence = plenum_consent::Evidence {
+            notice_version: format!("request:{id}"),
+            notice_sha256: [0; 32],
+            method: plenum_consent::Method::Api,
+            actor: grant.request().actor().id(),
+            at,
+        };
+        let subject = request.subject();
+        let events: Vec<ConsentEvent> = match (request.kind(), purposes.is_empty()) {
+            (Right::Restriction, true) => vec![ConsentEvent::restriction(subject, true, evidence)],
+            (Right::Objection, false) => purposes
+                .iter()
+                .map(|p| ConsentEvent::about(subject, EventKind::Objected, *p, evidence.clone()))
+                .collect(),
+            (Right::WithdrawConsent, false) => purposes
+                .iter()
+                .map(|p| ConsentEvent::about(subject, EventKind::Withdrawn, *p, evidence.clone()))
+                .collect(),
+            (Right::Restriction, false) => {
+                return Err(invalid_request(
+                    "a restriction covers all processing: no purposes",
+                ));
+            }
+            (Right::Objection | Right::WithdrawConsent, true) => {
+                return Err(invalid_request(
+                    "an objection or withdrawal names its purposes",
+                ));
+            }
+            _ => {
+                return Err(invalid_request(
+                    "only restriction, objection and withdrawal requests are answered in the ledger",
+                ));
+            }
+        };
+        for event in &events {
+            self.record_consent(tx, grant, event).await?;
+        }
+        self.advance_request(tx, grant, id, Step::Complete, at)
+            .await
     }
 }
 
