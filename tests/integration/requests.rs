@@ -698,3 +698,95 @@ async fn restriction_objection_and_withdrawal_requests_are_answered_in_the_ledge
         }
     }
 }
+
+/// Rectification: the corrected field is re-sealed (the stored envelope changes, the old value
+/// no longer opens from the row), the receipt names what changed, the request is completed; a
+/// record of another subject is refused and nothing is written.
+#[tokio::test]
+async fn a_rectification_request_reseals_the_corrected_field() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let officer = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&officer, Purpose::RightsFulfilment).unwrap();
+        let customers = a.records.repository::<plenum_hvac::Customer>();
+        let c = crate::fixtures::customer(t, "ada@example.com", "2175550142");
+        let someone_else = crate::fixtures::customer(t, "grace@example.com", "2175550199");
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        customers
+            .insert_many(
+                &mut tx,
+                &crate::fixtures::grant(t),
+                &[c.clone(), someone_else.clone()],
+            )
+            .await
+            .unwrap();
+        let request = SubjectRequest::received(
+            t,
+            c.subject,
+            Right::Rectification,
+            Requester::Subject,
+            RequestChannel::Phone,
+            Utc::now(),
+        );
+        let id = a
+            .records
+            .receive_request(&mut tx, &rights, &request)
+            .await
+            .unwrap();
+        let verifier = Verifier {
+            known: vec![c.subject],
+        };
+        a.records
+            .verify_identity(&mut tx, &rights, id, &verifier, Utc::now())
+            .await
+            .unwrap();
+
+        let mut other = customers
+            .get(&mut tx, &rights, someone_else.id)
+            .await
+            .unwrap();
+        other.phone.set("2175550000".to_owned());
+        let err = customers
+            .rectify(&mut tx, &rights, id, &other, Utc::now())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", a.env.name());
+
+        let mut ada = customers.get(&mut tx, &rights, c.id).await.unwrap();
+        let before = ada.phone.envelope().unwrap().as_bytes().to_vec();
+        ada.phone.set("2175550143".to_owned());
+        let receipt = customers
+            .rectify(&mut tx, &rights, id, &ada, Utc::now())
+            .await
+            .unwrap();
+        // Plain columns are always written; of the encrypted fields only the corrected one.
+        let written: Vec<&str> = receipt.fields.iter().map(|f| f.as_str()).collect();
+        assert!(written.contains(&"phone"), "{}: {written:?}", a.env.name());
+        for sealed in ["name", "email", "service_address"] {
+            assert!(
+                !written.contains(&sealed),
+                "{}: {sealed} re-sealed",
+                a.env.name()
+            );
+        }
+        let back = customers.get(&mut tx, &rights, c.id).await.unwrap();
+        assert_eq!(back.phone.open().unwrap().expose(), "2175550143");
+        assert_ne!(
+            back.phone.envelope().unwrap().as_bytes(),
+            &before[..],
+            "re-sealed"
+        );
+        let unchanged = customers
+            .get(&mut tx, &rights, someone_else.id)
+            .await
+            .unwrap();
+        assert_eq!(unchanged.phone.open().unwrap().expose(), "2175550199");
+        let done = a
+            .records
+            .subject_request(&mut tx, &rights, id)
+            .await
+            .unwrap();
+        assert_eq!(done.state(), RequestState::Completed);
+        tx.commit().await.unwrap();
+    }
+}

@@ -175,7 +175,7 @@ pub use crate::record::{
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::repo::{
     CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, ErasedRecords, ErasureReceipt,
-    ExportSummary, IdentityVerifier, Page, Records, Repository, UnreadableRow,
+    ExportSummary, IdentityVerifier, Page, Records, Rectification, Repository, UnreadableRow,
 };
 /// The smallest group [`Repository::count_by`] reports: a smaller one could single out a person.
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]

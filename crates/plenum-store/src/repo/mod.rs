@@ -39,7 +39,7 @@ pub use self::erase::ErasedRecords;
 pub use self::export::ExportSummary;
 use self::keys::{KeyLayout, RowKeys};
 pub use self::records::{CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, Records};
-pub use self::requests::{ErasureReceipt, IdentityVerifier};
+pub use self::requests::{ErasureReceipt, IdentityVerifier, Rectification};
 use self::rows::Statements;
 use crate::access::{Access, AccessHook, Action};
 use crate::error::Error;

@@ -427,6 +427,81 @@ impl Records {
     }
 }
 
+/// What a rectification changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rectification {
+    /// The request answered.
+    pub request: RecordId,
+    /// The record corrected.
+    pub record: RecordId,
+    /// The fields written (encrypted ones re-sealed under the subject's current key; the
+    /// previous envelope is overwritten in place, not kept in any history of the library's).
+    pub fields: Vec<plenum_core::FieldName>,
+}
+
+impl<R: crate::record::Record> super::Repository<R> {
+    /// Answers a rectification request (Art. 16) with the corrected `record`: written like
+    /// [`Repository::update`](super::Repository::update) (only the fields set since it was
+    /// read, each re-sealed), then the request completed at `at`. The record must belong to
+    /// the request's subject. Both are audited under the grant's purpose
+    /// (`compliance.rights_fulfilment`).
+    ///
+    /// No recipient of the data is declared in the data map today, so there is no one to tell
+    /// (Art. 19); the receipt lists what changed for the service's own notifications.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRecord`] for a request of another kind, not in progress, or about
+    /// another subject; the errors of [`Repository::update`](super::Repository::update) and
+    /// [`Records::advance_request`].
+    pub async fn rectify(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        request: RecordId,
+        record: &R,
+        at: DateTime<Utc>,
+    ) -> Result<Rectification, Error> {
+        let records = Records {
+            shared: self.shared.clone(),
+        };
+        let asked = records.subject_request(tx, grant, request).await?;
+        if asked.kind() != Right::Rectification {
+            return Err(invalid_request("only rectification requests rectify"));
+        }
+        if !matches!(
+            asked.state(),
+            RequestState::InProgress | RequestState::Extended(_)
+        ) {
+            return Err(invalid_request(
+                "a request is answered once in progress (identity verified)",
+            ));
+        }
+        if record.subject() != Some(asked.subject()) {
+            return Err(invalid_request(
+                "the record is not the requesting subject's",
+            ));
+        }
+        let mut access = self.describe(grant, Action::Update);
+        access.records = vec![record.id()];
+        access.subjects = vec![asked.subject()];
+        let result = self.update_row(tx, grant, record).await;
+        if let Ok(changed) = &result {
+            access.fields.clone_from(changed);
+        }
+        let changed = self.report(tx, access, result, |_| 1).await?;
+        records
+            .advance_request(tx, grant, request, Step::Complete, at)
+            .await?;
+        Ok(Rectification {
+            request,
+            record: record.id(),
+            fields: changed.into_iter().map(|(f, _)| f).collect(),
+        })
+    }
+}
+
 fn invalid_request(reason: &'static str) -> Error {
     Error::InvalidRecord {
         record_type: REQUESTS.to_string(),

@@ -156,7 +156,7 @@ impl<R: Record> Repository<R> {
     }
 
     /// Screens, re-seals what changed and updates; returns the fields written.
-    async fn update_row(
+    pub(super) async fn update_row(
         &self,
         tx: &mut TenantTx,
         grant: &PurposeGrant<'_>,
