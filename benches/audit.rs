@@ -114,8 +114,10 @@ async fn setup(db: &TestDb) -> Setup {
     ));
     let auditor: Arc<dyn AccessHook> =
         Arc::new(Auditor::new(keyring.clone(), &pool, "bench").unwrap());
-    let plain_records = Records::new(keyring.clone(), Arc::new(DiscardAccess));
-    let audited_records = Records::new(keyring, auditor);
+    let plain_records = Records::new(keyring.clone(), Arc::new(DiscardAccess))
+        .with_record_types(plenum_hvac::record_types());
+    let audited_records =
+        Records::new(keyring, auditor).with_record_types(plenum_hvac::record_types());
     let plain = plain_records.repository::<Customer>();
     let audited = audited_records.repository::<Customer>();
     let tenant = TenantId::generate();

@@ -596,7 +596,7 @@ fn records(c: &mut Criterion) {
             Arc::new(DbKeyStore::new(pool.clone())),
             config,
         ));
-        Records::new(keyring, Arc::new(DiscardAccess))
+        Records::new(keyring, Arc::new(DiscardAccess)).with_record_types([Customer::spec()])
     };
     // Writers see new subjects only: the default caches, churned by every batch.
     let repo = records(KeyringConfig::default()).repository::<Customer>();

@@ -288,3 +288,40 @@ async fn an_erased_subject_exports_nothing_readable() {
         }
     }
 }
+
+/// What is registered is what rights requests, exports and erasure reach: a record type with a
+/// data subject that the `Records` it is written through does not know cannot hold subject
+/// data (insert and update refused, nothing written).
+#[tokio::test]
+async fn a_record_type_not_registered_cannot_hold_subject_data() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let unregistered = Records::new(
+            crate::fixtures::keyring(&a.env.keys),
+            std::sync::Arc::new(DiscardAccess),
+        )
+        .with_record_types([Property::spec()]);
+        let c = customer(t, "ada@example.com", "2175550142");
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let err = unregistered
+            .repository::<Customer>()
+            .insert(&mut tx, &grant(t), &c)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{}", a.env.name());
+        assert!(err.to_string().contains("registered"), "{err}");
+        // The same record through the registered `Records` goes in.
+        a.records
+            .repository::<Customer>()
+            .insert(&mut tx, &grant(t), &c)
+            .await
+            .unwrap();
+        let err = unregistered
+            .repository::<Customer>()
+            .update(&mut tx, &grant(t), &c)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        tx.commit().await.unwrap();
+    }
+}

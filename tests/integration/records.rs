@@ -427,7 +427,8 @@ async fn find_returns_only_rows_that_hold_the_value_searched_for() {
             .destroy_scope(t, KeyScope::Subject(three.subject))
             .await
             .unwrap();
-        let fresh = Records::new(keyring(&env.keys), Arc::new(DiscardAccess));
+        let fresh = Records::new(keyring(&env.keys), Arc::new(DiscardAccess))
+            .with_record_types(plenum_hvac::record_types());
         let mut tx = env.pool.begin(t).await.unwrap();
         let found = fresh
             .repository::<Customer>()
@@ -502,7 +503,8 @@ async fn another_instance_stops_decrypting_an_erased_subject_within_its_ttl() {
                 KeyringConfig::default().with_ttl(ttl),
             )),
             Arc::new(DiscardAccess),
-        );
+        )
+        .with_record_types(plenum_hvac::record_types());
         let read = |records: Records| {
             let pool = env.pool.clone();
             async move {
@@ -545,7 +547,8 @@ async fn concurrent_first_inserts_never_wait_for_each_others_connections() {
     for size in [1, 2] {
         let pool = db.app(size).await;
         let keys = Arc::new(DbKeyStore::new(pool.clone()));
-        let records = Records::new(keyring(&keys), Arc::new(DiscardAccess));
+        let records = Records::new(keyring(&keys), Arc::new(DiscardAccess))
+            .with_record_types(plenum_hvac::record_types());
         let tasks: Vec<_> = (0..4)
             .map(|i| {
                 let (pool, records) = (pool.clone(), records.clone());
@@ -1161,7 +1164,8 @@ async fn erasing_a_subject_leaves_rows_readable_and_their_pii_unrecoverable() {
         assert_eq!(destroyed, 1);
 
         // A fresh process (cold caches) reads the same rows.
-        let fresh = Records::new(keyring(&env.keys), Arc::new(DiscardAccess));
+        let fresh = Records::new(keyring(&env.keys), Arc::new(DiscardAccess))
+            .with_record_types(plenum_hvac::record_types());
         let mut tx = env.pool.begin(t).await.unwrap();
         let back = fresh
             .repository::<Customer>()
@@ -1250,7 +1254,8 @@ async fn every_operation_is_described_to_the_hook_without_values() {
 async fn a_hook_that_cannot_record_fails_the_operation_closed() {
     for env in Env::both().await {
         let t = env.tenant().await;
-        let closed = Records::new(keyring(&env.keys), Arc::new(Broken));
+        let closed = Records::new(keyring(&env.keys), Arc::new(Broken))
+            .with_record_types(plenum_hvac::record_types());
         let repo = closed.repository::<Customer>();
         let c = customer(t, "closed@example.com", "2175550142");
         let mut tx = env.pool.begin(t).await.unwrap();
@@ -1422,7 +1427,8 @@ async fn a_file_backed_sqlite_database_keeps_data_and_keys_across_restarts() {
         let records = Records::new(
             keyring(&Arc::new(DbKeyStore::new(pool.clone()))),
             Arc::new(DiscardAccess),
-        );
+        )
+        .with_record_types(plenum_hvac::record_types());
         let mut tx = pool.begin(tenant).await.unwrap();
         records
             .repository::<Customer>()
@@ -1440,7 +1446,8 @@ async fn a_file_backed_sqlite_database_keeps_data_and_keys_across_restarts() {
     let records = Records::new(
         keyring(&Arc::new(DbKeyStore::new(pool.clone()))),
         Arc::new(DiscardAccess),
-    );
+    )
+    .with_record_types(plenum_hvac::record_types());
     let mut tx = pool.begin(tenant).await.unwrap();
     let back = records
         .repository::<Customer>()

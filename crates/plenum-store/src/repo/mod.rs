@@ -126,6 +126,28 @@ impl<R: Record> Repository<R> {
         R::spec()
     }
 
+    /// A record type holds a person's data only once registered with the `Records` it is
+    /// written through ([`Records::with_record_types`]): what is registered is what rights
+    /// requests, exports and erasure reach, so an unregistered one would hide a subject's data
+    /// from them.
+    fn check_registered(&self) -> Result<(), Error> {
+        let spec = self.spec();
+        if spec.has_subject()
+            && !self
+                .shared
+                .record_types
+                .iter()
+                .any(|s| s.record_type() == spec.record_type())
+        {
+            return Err(invalid(
+                spec,
+                "a record type with a data subject must be registered (Records::with_record_types) \
+                 before it holds subject data, so that rights requests and erasure reach it",
+            ));
+        }
+        Ok(())
+    }
+
     fn keys(&self) -> RowKeys<'_> {
         RowKeys {
             keyring: &self.shared.keyring,

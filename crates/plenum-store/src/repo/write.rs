@@ -124,6 +124,7 @@ impl<R: Record> Repository<R> {
         let spec = self.spec();
         screen::check_grant(tx, grant, spec.record_type().as_str())?;
         screen::check_rows(grant)?;
+        self.check_registered()?;
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -165,6 +166,7 @@ impl<R: Record> Repository<R> {
         let spec = self.spec();
         screen::check_grant(tx, grant, spec.record_type().as_str())?;
         screen::check_rows(grant)?;
+        self.check_registered()?;
         let tenant = tx.tenant();
         screen::check_records_tenant(tenant, core::slice::from_ref(record))?;
         let subjects = subjects_of(record.subject());
