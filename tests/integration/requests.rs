@@ -15,7 +15,7 @@ use plenum::consent::{
     Verification,
 };
 use plenum::prelude::*;
-use plenum::store::{ErrorKind, IdentityVerifier, Request};
+use plenum::store::{ConsentLedger, ErrorKind, IdentityVerifier, Request};
 
 use crate::audit::{Audited, staff};
 
@@ -679,6 +679,28 @@ async fn restriction_objection_and_withdrawal_requests_are_answered_in_the_ledge
                 .await
                 .unwrap();
             assert_eq!(done.state(), RequestState::Completed);
+            // Answered twice: nothing recorded twice.
+            let events = ConsentLedger::events(&mut tx, c.subject)
+                .await
+                .unwrap()
+                .len();
+            let again = a
+                .records
+                .answer_ledger_request(&mut tx, &rights, id, &purposes, Utc::now())
+                .await
+                .unwrap();
+            assert_eq!(
+                again.history().len(),
+                done.history().len(),
+                "{name} {right:?}"
+            );
+            assert_eq!(
+                ConsentLedger::events(&mut tx, c.subject)
+                    .await
+                    .unwrap()
+                    .len(),
+                events
+            );
             tx.commit().await.unwrap();
 
             let mut tx = a.env.pool.begin(t).await.unwrap();
@@ -787,6 +809,104 @@ async fn a_rectification_request_reseals_the_corrected_field() {
             .await
             .unwrap();
         assert_eq!(done.state(), RequestState::Completed);
+        tx.commit().await.unwrap();
+    }
+}
+
+/// A crash mid-erasure: the keys are destroyed (the key store commits on its own) but the
+/// transaction with the row changes and the request's step never commits. The request is still
+/// in progress, on record as such, and answering it again finishes the job: rows erased per
+/// their rule, the request ended, nothing readable left.
+#[tokio::test]
+async fn an_erasure_interrupted_before_its_commit_resumes_from_the_request() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let officer = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&officer, Purpose::RightsFulfilment).unwrap();
+        let c = crate::fixtures::customer(t, "ada@example.com", "2175550142");
+        let p = crate::fixtures::property(&c);
+        let g = crate::fixtures::grant(t);
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        a.records
+            .repository::<plenum_hvac::Customer>()
+            .insert(&mut tx, &g, &c)
+            .await
+            .unwrap();
+        a.records
+            .repository::<plenum_hvac::Property>()
+            .insert(&mut tx, &g, &p)
+            .await
+            .unwrap();
+        let request = SubjectRequest::received(
+            t,
+            c.subject,
+            Right::Erasure,
+            Requester::Subject,
+            RequestChannel::Email,
+            day(1),
+        );
+        let id = a
+            .records
+            .receive_request(&mut tx, &rights, &request)
+            .await
+            .unwrap();
+        let verifier = Verifier {
+            known: vec![c.subject],
+        };
+        a.records
+            .verify_identity(&mut tx, &rights, id, &verifier, day(2))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        // The first attempt dies before its commit.
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        a.records
+            .answer_erasure_request(&mut tx, &rights, id, day(3))
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let state = a
+            .records
+            .subject_request(&mut tx, &rights, id)
+            .await
+            .unwrap()
+            .state();
+        assert_eq!(
+            state,
+            RequestState::InProgress,
+            "{}: still open",
+            a.env.name()
+        );
+        let receipt = a
+            .records
+            .answer_erasure_request(&mut tx, &rights, id, day(4))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(receipt.outcome, RequestState::Completed, "{}", a.env.name());
+        let done: Vec<(String, u64)> = receipt
+            .records
+            .iter()
+            .map(|r| (r.record_type.clone(), r.rows))
+            .collect();
+        assert_eq!(
+            done,
+            [("customers".to_owned(), 1), ("properties".to_owned(), 1)]
+        );
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let left = a
+            .records
+            .repository::<plenum_hvac::Property>()
+            .list(&mut tx, &rights, None, 10)
+            .await
+            .unwrap();
+        assert!(
+            left.items.is_empty(),
+            "{}: the property is deleted",
+            a.env.name()
+        );
         tx.commit().await.unwrap();
     }
 }

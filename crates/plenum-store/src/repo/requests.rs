@@ -361,7 +361,8 @@ impl Records {
     /// (Art. 21), a withdrawal withdraws consent to each (Art. 7(3)). From the commit on, every
     /// read and write for those purposes leaves the subject out, as the ledger already
     /// enforces. The evidence names the request (`notice_version` = `request:<id>`, method
-    /// `api`, the grant's actor). Each ledger event and the completion are audited.
+    /// `api`, the grant's actor). Each ledger event and the completion are audited. A request
+    /// already completed is returned as it is: answering twice records nothing twice.
     ///
     /// # Errors
     ///
@@ -377,6 +378,10 @@ impl Records {
         at: DateTime<Utc>,
     ) -> Result<SubjectRequest, Error> {
         let request = self.subject_request(tx, grant, id).await?;
+        if request.state() == RequestState::Completed {
+            // Answered already: recording the events again would add nothing.
+            return Ok(request);
+        }
         if !matches!(
             request.state(),
             RequestState::InProgress | RequestState::Extended(_)
