@@ -14,7 +14,7 @@
 use chrono::NaiveDate;
 use plenum::consent::{ConsentEvent, Purpose};
 use plenum::prelude::*;
-use plenum::store::{CsvExport, ErrorKind, JsonExport, Request};
+use plenum::store::{CsvExport, DbKeyStore, DiscardAccess, ErrorKind, JsonExport, Request};
 use plenum_hvac::{Customer, Invoice, Property};
 use serde_json::Value;
 
@@ -323,5 +323,98 @@ async fn a_record_type_not_registered_cannot_hold_subject_data() {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         tx.commit().await.unwrap();
+    }
+}
+
+/// A portal login: the subject's login email, and a credential verifier no one is given back.
+#[derive(Debug, Clone, plenum::Record)]
+#[plenum(record_type = "portal_logins", erasure = "delete")]
+struct PortalLogin {
+    #[plenum(id)]
+    id: RecordId,
+    #[plenum(tenant)]
+    tenant: TenantId,
+    #[plenum(subject)]
+    subject: SubjectId,
+    #[plenum(pii = "user.contact.email")]
+    login: Encrypted<String>,
+    #[plenum(
+        pii = "user.authorization.credentials",
+        not_exported = "a password verifier: useless to the subject, a risk if it left the system"
+    )]
+    password_hash: Encrypted<String>,
+}
+
+/// A field declared `not_exported` is listed with its reason and never has a value in the
+/// export (JSON and CSV); the record's other fields are exported as usual.
+#[tokio::test]
+async fn a_field_declared_not_exported_is_withheld_with_its_reason() {
+    let tables = [PortalLogin::spec().table()];
+    let lite = TenantPool::sqlite(None, &tables).await.unwrap();
+    let db = plenum_test::pg::TestDb::create(&tables).await;
+    for pool in [db.app(2).await, lite] {
+        let keys = std::sync::Arc::new(DbKeyStore::new(pool.clone()));
+        let records = Records::new(
+            crate::fixtures::keyring(&keys),
+            std::sync::Arc::new(DiscardAccess),
+        )
+        .with_record_types([PortalLogin::spec()]);
+        let t = TenantId::generate();
+        pool.register_tenant(t).await.unwrap();
+        let login = PortalLogin {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: SubjectId::generate(),
+            login: Encrypted::new("ada@example.com".to_owned()),
+            password_hash: Encrypted::new(
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+            ),
+        };
+        let mut tx = pool.begin(t).await.unwrap();
+        records
+            .repository::<PortalLogin>()
+            .insert(&mut tx, &grant(t), &login)
+            .await
+            .unwrap();
+        let mut out = JsonExport::new(Vec::new());
+        records
+            .export_subject(&mut tx, &grant(t), login.subject, &mut out)
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("plenum-withheld-{}", RecordId::generate()));
+        std::fs::create_dir(&dir).unwrap();
+        records
+            .export_subject(&mut tx, &grant(t), login.subject, &mut CsvExport::new(&dir))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let bytes = out.into_inner();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            !text.contains("argon2id"),
+            "the verifier left in the JSON export"
+        );
+        let export: Value = serde_json::from_str(&text).unwrap();
+        let t = &export["record_types"][0];
+        let field = t["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "password_hash")
+            .unwrap();
+        assert!(
+            field["withheld"]
+                .as_str()
+                .unwrap()
+                .starts_with("a password verifier")
+        );
+        assert_eq!(t["records"][0]["fields"]["password_hash"], Value::Null);
+        assert_eq!(t["records"][0]["fields"]["login"], "ada@example.com");
+        let csv = std::fs::read_to_string(dir.join("portal_logins.csv")).unwrap();
+        assert!(
+            !csv.contains("argon2id") && csv.contains("ada@example.com"),
+            "{csv}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -28,6 +28,9 @@ pub enum ExportValue {
     Erased,
     /// The stored value does not open (tampered with, or under an unknown key).
     Unreadable,
+    /// The field is declared withheld from every export (`not_exported = "<reason>"`); it was
+    /// not opened.
+    Withheld,
 }
 
 /// Values are a person's data: `Debug` names the variant only.
@@ -37,6 +40,7 @@ impl core::fmt::Debug for ExportValue {
             Self::Value(_) => "ExportValue::Value(..)",
             Self::Erased => "ExportValue::Erased",
             Self::Unreadable => "ExportValue::Unreadable",
+            Self::Withheld => "ExportValue::Withheld",
         })
     }
 }
@@ -103,9 +107,10 @@ fn json_value(v: &Value) -> Json {
 /// A value as one CSV cell, the JSON encoding's text (empty for NULL).
 fn csv_cell(v: &ExportValue) -> String {
     match v {
-        ExportValue::Value(Value::Null) | ExportValue::Erased | ExportValue::Unreadable => {
-            String::new()
-        }
+        ExportValue::Value(Value::Null)
+        | ExportValue::Erased
+        | ExportValue::Unreadable
+        | ExportValue::Withheld => String::new(),
         ExportValue::Value(Value::Text(t)) => t.clone(),
         ExportValue::Value(Value::Bool(b)) => b.to_string(),
         ExportValue::Value(v) => match json_value(v) {
@@ -282,6 +287,9 @@ fn record_json(r: &ExportRecord<'_>) -> Json {
                 fields.insert(name.clone(), Json::Null);
                 unreadable.push(name);
             }
+            ExportValue::Withheld => {
+                fields.insert(name, Json::Null);
+            }
         }
     }
     json!({
@@ -302,6 +310,7 @@ fn spec_json(spec: &RecordSpec) -> Json {
                 "category": f.category.as_str(),
                 "type": field_type(f),
                 "encrypted": f.is_encrypted(),
+                "withheld": f.not_exported,
             })
         })
         .collect();

@@ -101,6 +101,9 @@ fn field_code(k: &syn::Path, d: &FieldDecl, position: usize) -> FieldCode {
     if let Some(r) = &d.references {
         spec = quote!(#spec.references(#k::__private::record_type!(#r)));
     }
+    if let Some(reason) = &d.not_exported {
+        spec = quote!(#spec.not_exported(#reason));
+    }
     FieldCode {
         spec,
         write,

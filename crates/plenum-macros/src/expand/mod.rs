@@ -57,6 +57,8 @@ struct FieldDecl {
     retain: Option<LitStr>,
     unique: bool,
     references: Option<LitStr>,
+    /// `not_exported = "<reason>"`: withheld from every subject export, with the reason.
+    not_exported: Option<LitStr>,
     span: Span,
 }
 

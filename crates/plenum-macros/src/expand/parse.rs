@@ -93,6 +93,7 @@ pub(super) fn parse_field(f: &syn::Field) -> syn::Result<FieldDecl> {
         retain: None,
         unique: false,
         references: None,
+        not_exported: None,
         span: f.span(),
     };
     let set_role = |decl: &mut FieldDecl, role: Role, span: Span| {
@@ -145,13 +146,23 @@ pub(super) fn parse_field(f: &syn::Field) -> syn::Result<FieldDecl> {
             } else if meta.path.is_ident("references") {
                 decl.references = Some(meta.value()?.parse()?);
                 Ok(())
+            } else if meta.path.is_ident("not_exported") {
+                let reason: LitStr = meta.value()?.parse()?;
+                if reason.value().trim().is_empty() {
+                    return Err(err(
+                        reason.span(),
+                        "`not_exported` gives the reason the field is withheld from exports",
+                    ));
+                }
+                decl.not_exported = Some(reason);
+                Ok(())
             } else {
                 Err(meta.error(
                     "unknown field attribute; expected one of `id`, `tenant`, `subject`, \
                      `pii = \"<category>\"`, `category = \"<category>\"`, \
                      `blind_index = \"<normaliser>\"`, `owner = \"tenant\"`, \
                      `retain = \"legal_obligation\"`, `unique`, \
-                     `references = \"<record type>\"`",
+                     `references = \"<record type>\"`, `not_exported = \"<reason>\"`",
                 ))
             }
         })?;

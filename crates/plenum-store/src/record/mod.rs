@@ -131,6 +131,9 @@ pub struct FieldSpec {
     /// For an encrypted field: its plaintext's type name (`String`, `Bytes`, `i64`,
     /// `NaiveDate`, ...), which tells an export how to render the opened value.
     pub plaintext: Option<&'static str>,
+    /// Withheld from every subject export, with the reason (`not_exported = "..."`): a secret
+    /// the subject has no right to see, such as a credential's hash.
+    pub not_exported: Option<&'static str>,
 }
 
 impl FieldSpec {
@@ -145,6 +148,7 @@ impl FieldSpec {
             unique: false,
             retained: None,
             plaintext: None,
+            not_exported: None,
         }
     }
 
@@ -167,6 +171,7 @@ impl FieldSpec {
             unique: false,
             retained: None,
             plaintext: None,
+            not_exported: None,
         }
     }
 
@@ -192,6 +197,13 @@ impl FieldSpec {
     #[must_use]
     pub fn with_plaintext(mut self, type_name: &'static str) -> Self {
         self.plaintext = Some(type_name);
+        self
+    }
+
+    /// Withholds the field from every subject export, for `reason` (shown in the export).
+    #[must_use]
+    pub fn not_exported(mut self, reason: &'static str) -> Self {
+        self.not_exported = Some(reason);
         self
     }
 

@@ -269,6 +269,10 @@ fn export_value(
     record: RecordId,
     summary: &mut ExportSummary,
 ) -> ExportValue {
+    if field.not_exported.is_some() {
+        // Declared withheld from every export: never opened.
+        return ExportValue::Withheld;
+    }
     let value = value.unwrap_or(Value::Null);
     let out = match (&field.storage, value) {
         (Storage::Plain(_), v) | (Storage::Encrypted { .. }, v @ Value::Null) => {
@@ -288,7 +292,7 @@ fn export_value(
     match out {
         ExportValue::Erased => summary.erased_fields += 1,
         ExportValue::Unreadable => summary.unreadable_fields += 1,
-        ExportValue::Value(_) => {}
+        ExportValue::Value(_) | ExportValue::Withheld => {}
     }
     out
 }
