@@ -910,3 +910,78 @@ async fn an_erasure_interrupted_before_its_commit_resumes_from_the_request() {
         tx.commit().await.unwrap();
     }
 }
+
+/// Portability (Art. 20): answered like access, in a machine-readable format the subject can
+/// take elsewhere; here the CSV directory, one file per record type.
+#[tokio::test]
+async fn a_portability_request_is_answered_with_a_machine_readable_export() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let officer = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&officer, Purpose::RightsFulfilment).unwrap();
+        let c = crate::fixtures::customer(t, "ada@example.com", "2175550142");
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        a.records
+            .repository::<plenum_hvac::Customer>()
+            .insert(&mut tx, &crate::fixtures::grant(t), &c)
+            .await
+            .unwrap();
+        let request = SubjectRequest::received(
+            t,
+            c.subject,
+            Right::Portability,
+            Requester::Subject,
+            RequestChannel::Web,
+            Utc::now(),
+        );
+        let id = a
+            .records
+            .receive_request(&mut tx, &rights, &request)
+            .await
+            .unwrap();
+        let verifier = Verifier {
+            known: vec![c.subject],
+        };
+        a.records
+            .verify_identity(&mut tx, &rights, id, &verifier, Utc::now())
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("plenum-portability-{}", RecordId::generate()));
+        std::fs::create_dir(&dir).unwrap();
+        let summary = a
+            .records
+            .answer_access_request(
+                &mut tx,
+                &rights,
+                id,
+                &mut plenum::store::CsvExport::new(&dir),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            summary.records.contains(&("customers".to_owned(), 1)),
+            "{}",
+            a.env.name()
+        );
+        let mut reader = csv::Reader::from_path(dir.join("customers.csv")).unwrap();
+        let email = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "email")
+            .unwrap();
+        let row = reader.records().next().unwrap().unwrap();
+        assert_eq!(row.get(email), Some("ada@example.com"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let done = a
+            .records
+            .subject_request(&mut tx, &rights, id)
+            .await
+            .unwrap();
+        assert_eq!(done.state(), RequestState::Completed);
+        tx.commit().await.unwrap();
+    }
+}
