@@ -34,6 +34,50 @@ fn erasure_request(t: TenantId, received: u32) -> SubjectRequest {
     )
 }
 
+/// `record` inserted in `tx` under an unrestricted grant (the service's own writes).
+async fn insert<R: plenum::store::Record>(a: &Audited, tx: &mut TenantTx, record: &R) {
+    let t = tx.tenant();
+    a.records
+        .repository::<R>()
+        .insert(tx, &crate::fixtures::grant(t), record)
+        .await
+        .unwrap();
+}
+
+/// A request for `right` by `subject` (themself, by email), received at `received` and its
+/// identity verified at `verified_at` by a verifier that knows the subject: in progress.
+async fn verified(
+    a: &Audited,
+    tx: &mut TenantTx,
+    rights: &PurposeGrant<'_>,
+    subject: SubjectId,
+    right: Right,
+    received: chrono::DateTime<Utc>,
+    verified_at: chrono::DateTime<Utc>,
+) -> RecordId {
+    let request = SubjectRequest::received(
+        tx.tenant(),
+        subject,
+        right,
+        Requester::Subject,
+        RequestChannel::Email,
+        received,
+    );
+    let id = a
+        .records
+        .receive_request(tx, rights, &request)
+        .await
+        .unwrap();
+    let verifier = Verifier {
+        known: vec![subject],
+    };
+    a.records
+        .verify_identity(tx, rights, id, &verifier, verified_at)
+        .await
+        .unwrap();
+    id
+}
+
 /// Received, identity awaited and verified, completed: each step stored, the request reloaded
 /// as it stands, and each step on record in the audit log under `compliance.rights_fulfilment`.
 #[tokio::test]
@@ -373,11 +417,7 @@ async fn identity_gates_the_answer_to_an_access_request() {
         let rights = a.gate.grant(&officer, Purpose::RightsFulfilment).unwrap();
         let c = crate::fixtures::customer(t, "ada@example.com", "2175550142");
         let mut tx = a.env.pool.begin(t).await.unwrap();
-        a.records
-            .repository::<plenum_hvac::Customer>()
-            .insert(&mut tx, &crate::fixtures::grant(t), &c)
-            .await
-            .unwrap();
+        insert::<plenum_hvac::Customer>(&a, &mut tx, &c).await;
         let verifier = Verifier {
             known: vec![c.subject],
         };
@@ -478,43 +518,20 @@ async fn an_erasure_request_ends_with_a_receipt_and_is_idempotent() {
             due_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 15).unwrap(),
             paid: true,
         };
-        let g = crate::fixtures::grant(t);
         let mut tx = a.env.pool.begin(t).await.unwrap();
-        a.records
-            .repository::<plenum_hvac::Customer>()
-            .insert(&mut tx, &g, &c)
-            .await
-            .unwrap();
-        a.records
-            .repository::<plenum_hvac::Property>()
-            .insert(&mut tx, &g, &p)
-            .await
-            .unwrap();
-        a.records
-            .repository::<plenum_hvac::Invoice>()
-            .insert(&mut tx, &g, &invoice)
-            .await
-            .unwrap();
-        let request = SubjectRequest::received(
-            t,
+        insert::<plenum_hvac::Customer>(&a, &mut tx, &c).await;
+        insert::<plenum_hvac::Property>(&a, &mut tx, &p).await;
+        insert::<plenum_hvac::Invoice>(&a, &mut tx, &invoice).await;
+        let id = verified(
+            &a,
+            &mut tx,
+            &rights,
             c.subject,
             Right::Erasure,
-            Requester::Subject,
-            RequestChannel::Email,
             day(1),
-        );
-        let id = a
-            .records
-            .receive_request(&mut tx, &rights, &request)
-            .await
-            .unwrap();
-        let verifier = Verifier {
-            known: vec![c.subject],
-        };
-        a.records
-            .verify_identity(&mut tx, &rights, id, &verifier, day(2))
-            .await
-            .unwrap();
+            day(2),
+        )
+        .await;
         let receipt = a
             .records
             .answer_erasure_request(&mut tx, &rights, id, day(3))
@@ -742,26 +759,16 @@ async fn a_rectification_request_reseals_the_corrected_field() {
             )
             .await
             .unwrap();
-        let request = SubjectRequest::received(
-            t,
+        let id = verified(
+            &a,
+            &mut tx,
+            &rights,
             c.subject,
             Right::Rectification,
-            Requester::Subject,
-            RequestChannel::Phone,
             Utc::now(),
-        );
-        let id = a
-            .records
-            .receive_request(&mut tx, &rights, &request)
-            .await
-            .unwrap();
-        let verifier = Verifier {
-            known: vec![c.subject],
-        };
-        a.records
-            .verify_identity(&mut tx, &rights, id, &verifier, Utc::now())
-            .await
-            .unwrap();
+            Utc::now(),
+        )
+        .await;
 
         let mut other = customers
             .get(&mut tx, &rights, someone_else.id)
@@ -825,38 +832,19 @@ async fn an_erasure_interrupted_before_its_commit_resumes_from_the_request() {
         let rights = a.gate.grant(&officer, Purpose::RightsFulfilment).unwrap();
         let c = crate::fixtures::customer(t, "ada@example.com", "2175550142");
         let p = crate::fixtures::property(&c);
-        let g = crate::fixtures::grant(t);
         let mut tx = a.env.pool.begin(t).await.unwrap();
-        a.records
-            .repository::<plenum_hvac::Customer>()
-            .insert(&mut tx, &g, &c)
-            .await
-            .unwrap();
-        a.records
-            .repository::<plenum_hvac::Property>()
-            .insert(&mut tx, &g, &p)
-            .await
-            .unwrap();
-        let request = SubjectRequest::received(
-            t,
+        insert::<plenum_hvac::Customer>(&a, &mut tx, &c).await;
+        insert::<plenum_hvac::Property>(&a, &mut tx, &p).await;
+        let id = verified(
+            &a,
+            &mut tx,
+            &rights,
             c.subject,
             Right::Erasure,
-            Requester::Subject,
-            RequestChannel::Email,
             day(1),
-        );
-        let id = a
-            .records
-            .receive_request(&mut tx, &rights, &request)
-            .await
-            .unwrap();
-        let verifier = Verifier {
-            known: vec![c.subject],
-        };
-        a.records
-            .verify_identity(&mut tx, &rights, id, &verifier, day(2))
-            .await
-            .unwrap();
+            day(2),
+        )
+        .await;
         tx.commit().await.unwrap();
 
         // The first attempt dies before its commit.
@@ -921,31 +909,17 @@ async fn a_portability_request_is_answered_with_a_machine_readable_export() {
         let rights = a.gate.grant(&officer, Purpose::RightsFulfilment).unwrap();
         let c = crate::fixtures::customer(t, "ada@example.com", "2175550142");
         let mut tx = a.env.pool.begin(t).await.unwrap();
-        a.records
-            .repository::<plenum_hvac::Customer>()
-            .insert(&mut tx, &crate::fixtures::grant(t), &c)
-            .await
-            .unwrap();
-        let request = SubjectRequest::received(
-            t,
+        insert::<plenum_hvac::Customer>(&a, &mut tx, &c).await;
+        let id = verified(
+            &a,
+            &mut tx,
+            &rights,
             c.subject,
             Right::Portability,
-            Requester::Subject,
-            RequestChannel::Web,
             Utc::now(),
-        );
-        let id = a
-            .records
-            .receive_request(&mut tx, &rights, &request)
-            .await
-            .unwrap();
-        let verifier = Verifier {
-            known: vec![c.subject],
-        };
-        a.records
-            .verify_identity(&mut tx, &rights, id, &verifier, Utc::now())
-            .await
-            .unwrap();
+            Utc::now(),
+        )
+        .await;
         let dir = std::env::temp_dir().join(format!("plenum-portability-{}", RecordId::generate()));
         std::fs::create_dir(&dir).unwrap();
         let summary = a
