@@ -18,6 +18,9 @@
 //! - [`SubjectRequest`]: a data-subject request as data, its state machine (received ->
 //!   identity pending -> in progress -> completed | refused | extended) with an append-only
 //!   history and a due date 30 days from receipt that pauses while identity is pending.
+//! - [`RetentionSchedule`]: the policy's retention periods as rules (class x trigger x offset x
+//!   action), narrowable per tenant (shorter only; never below a legal minimum; longer only on
+//!   a legal ground), and [`LegalHold`]s that suspend what they cover.
 
 #![forbid(unsafe_code)]
 
@@ -29,6 +32,7 @@ mod ledger;
 mod policy;
 mod purpose;
 mod request;
+mod retention;
 
 pub use crate::basis::{LegalBasis, RetainGround, Right};
 pub use crate::category::{
@@ -42,4 +46,8 @@ pub use crate::purpose::{Channel, ConsentRequirement, Purpose, PurposeGroup};
 pub use crate::request::{
     ANSWER_WITHIN, EXTENSION, ExtensionReason, RefusalReason, RequestChannel, RequestState,
     Requester, Step, SubjectRequest, Transition, Verification,
+};
+pub use crate::retention::{
+    HoldScope, LegalHold, Offset, RetentionAction, RetentionClass, RetentionNarrowing,
+    RetentionRule, RetentionSchedule, Trigger,
 };
