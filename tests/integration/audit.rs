@@ -59,6 +59,7 @@ impl Audited {
                 .allow(role!("dispatcher"), [Purpose::Scheduling])
                 .allow(role!("marketer"), [Purpose::MarketingEmail])
                 .allow(role!("privacy"), [Purpose::RightsFulfilment])
+                .allow(role!("counsel"), [Purpose::LegalHold])
                 .allow(role!("security"), [Purpose::SecurityProtection]),
         );
         let signer = CheckpointSigner::new("plenum.audit.test", SigningKey::generate()).unwrap();

@@ -7,6 +7,7 @@ mod consent;
 mod datamap;
 mod export;
 mod fixtures;
+mod holds;
 mod plaintext_paths;
 mod records;
 mod requests;

@@ -146,6 +146,74 @@ async fn every_statement_the_library_runs_names_one_tenant_by_equality() {
         .unwrap();
     tx.commit().await.unwrap();
     a.export(t).await;
+    // Rights requests, the subject export and legal holds (#16, #17).
+    let counsel = Request::new(t, staff("counsel"));
+    let holding = a.gate.grant(&counsel, Purpose::LegalHold).unwrap();
+    let mut tx = a.env.pool.begin(t).await.unwrap();
+    let request = plenum::consent::SubjectRequest::received(
+        t,
+        c.subject,
+        plenum::consent::Right::Access,
+        plenum::consent::Requester::Subject,
+        plenum::consent::RequestChannel::Web,
+        chrono::Utc::now(),
+    );
+    let id = a
+        .records
+        .receive_request(&mut tx, &rights, &request)
+        .await
+        .unwrap();
+    a.records
+        .advance_request(
+            &mut tx,
+            &rights,
+            id,
+            plenum::consent::Step::AwaitIdentity,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    a.records
+        .overdue_requests(&mut tx, &rights, chrono::Utc::now())
+        .await
+        .unwrap();
+    a.records
+        .export_subject(
+            &mut tx,
+            &rights,
+            c.subject,
+            &mut plenum::store::JsonExport::new(Vec::new()),
+        )
+        .await
+        .unwrap();
+    let hold = a
+        .records
+        .place_legal_hold(
+            &mut tx,
+            &holding,
+            plenum::consent::HoldScope::RecordType(plenum::core::record_type!("properties")),
+            "case-shape",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    a.records
+        .lift_legal_hold(&mut tx, &holding, hold, chrono::Utc::now())
+        .await
+        .unwrap();
+    // A live hold on a record type this subject has no rows of: the erasure below checks it
+    // (a probe of that table) and proceeds.
+    a.records
+        .place_legal_hold(
+            &mut tx,
+            &holding,
+            plenum::consent::HoldScope::RecordType(plenum::core::record_type!("properties")),
+            "case-shape-2",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     let mut tx = a.env.pool.begin(t).await.unwrap();
     AuditLog::events_about(&mut tx, a.records.keyring(), c.subject)
         .await

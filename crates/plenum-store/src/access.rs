@@ -35,6 +35,11 @@ pub enum Action {
     KeyRotate,
     /// A subject's records exported (access or portability), one event per page.
     Export,
+    /// A legal hold placed, or lifted.
+    Hold {
+        /// Placed (`true`) or lifted.
+        placed: bool,
+    },
     /// A data-subject request received or moved to the state it names.
     Request(plenum_consent::RequestState),
 }
@@ -65,6 +70,8 @@ impl Action {
             Self::KeyCreate => "key.create",
             Self::KeyRotate => "key.rotate",
             Self::Export => "export",
+            Self::Hold { placed: true } => "hold.placed",
+            Self::Hold { placed: false } => "hold.lifted",
             Self::Request(state) => match state {
                 plenum_consent::RequestState::Received => "request.received",
                 plenum_consent::RequestState::IdentityPending => "request.identity_pending",

@@ -37,6 +37,10 @@ pub enum Denial {
     ExportNeedsRightsFulfilment,
     /// Platform staff forwarded a data-subject request; only the tenant acts on it.
     RequestAnsweredByItsTenant,
+    /// Legal holds are placed and lifted under `compliance.legal_hold`.
+    HoldNeedsLegalHoldPurpose,
+    /// A live legal hold covers the data: erasure (and retention) wait until it is lifted.
+    UnderLegalHold,
     /// A key operation needs `security.protection`.
     KeyOperationNeedsSecurityProtection,
     /// The grant's request is older than the gate's grant lifetime.
@@ -62,6 +66,8 @@ impl Denial {
             Self::RequestNeedsRightsFulfilment => "request_needs_rights_fulfilment",
             Self::ExportNeedsRightsFulfilment => "export_needs_rights_fulfilment",
             Self::RequestAnsweredByItsTenant => "request_answered_by_its_tenant",
+            Self::HoldNeedsLegalHoldPurpose => "hold_needs_legal_hold_purpose",
+            Self::UnderLegalHold => "under_legal_hold",
             Self::KeyOperationNeedsSecurityProtection => "key_operation_needs_security_protection",
             Self::GrantExpired => "grant_expired",
             Self::AggregateOnly => "aggregate_only",
@@ -101,6 +107,8 @@ mod tests {
             Denial::RequestNeedsRightsFulfilment,
             Denial::ExportNeedsRightsFulfilment,
             Denial::RequestAnsweredByItsTenant,
+            Denial::HoldNeedsLegalHoldPurpose,
+            Denial::UnderLegalHold,
             Denial::KeyOperationNeedsSecurityProtection,
         ];
         let keys: std::collections::HashSet<_> = all.iter().map(|d| d.as_str()).collect();

@@ -110,6 +110,8 @@ mod export;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod gate;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod holds;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod keystore;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 #[cfg(feature = "postgres")]

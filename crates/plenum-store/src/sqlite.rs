@@ -66,6 +66,38 @@ const LIBRARY_DDL: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'subject requests are append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_subject_request_steps_no_delete BEFORE DELETE ON plenum_subject_request_steps \
         BEGIN SELECT RAISE(ABORT, 'subject requests are append-only'); END",
+    // Legal holds, as on PostgreSQL (migration 11): placed and lifted, each append-only.
+    "CREATE TABLE IF NOT EXISTS plenum_legal_holds (\
+        tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
+        id blob NOT NULL, \
+        scope text NOT NULL CHECK (scope IN ('tenant', 'subject', 'record_type', 'record')), \
+        subject_id blob, \
+        record_type text, \
+        record_id blob, \
+        matter text NOT NULL CHECK (length(matter) BETWEEN 1 AND 200), \
+        placed_by blob NOT NULL, \
+        placed_at text NOT NULL, \
+        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
+        CHECK ((scope = 'subject') = (subject_id IS NOT NULL) \
+            AND (scope IN ('record_type', 'record')) = (record_type IS NOT NULL) \
+            AND (scope = 'record') = (record_id IS NOT NULL)), \
+        PRIMARY KEY (tenant_id, id))",
+    "CREATE TABLE IF NOT EXISTS plenum_legal_hold_lifts (\
+        tenant_id blob NOT NULL, \
+        hold_id blob NOT NULL, \
+        lifted_by blob NOT NULL, \
+        lifted_at text NOT NULL, \
+        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
+        PRIMARY KEY (tenant_id, hold_id), \
+        FOREIGN KEY (tenant_id, hold_id) REFERENCES plenum_legal_holds (tenant_id, id))",
+    "CREATE TRIGGER IF NOT EXISTS plenum_legal_holds_no_update BEFORE UPDATE ON plenum_legal_holds \
+        BEGIN SELECT RAISE(ABORT, 'legal holds are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_legal_holds_no_delete BEFORE DELETE ON plenum_legal_holds \
+        BEGIN SELECT RAISE(ABORT, 'legal holds are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_legal_hold_lifts_no_update BEFORE UPDATE ON plenum_legal_hold_lifts \
+        BEGIN SELECT RAISE(ABORT, 'legal holds are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_legal_hold_lifts_no_delete BEFORE DELETE ON plenum_legal_hold_lifts \
+        BEGIN SELECT RAISE(ABORT, 'legal holds are append-only'); END",
     // The audit log, as on PostgreSQL (migration 4): heads, entries (the rowid orders appends;
     // seq is set by the sequencer), checkpoints.
     "CREATE TABLE IF NOT EXISTS plenum_audit_heads (\

@@ -297,6 +297,7 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
         migration(8, "consent recording time is the database's", &v8),
         migration(9, "subject-wrap keys (erasure epochs)", &v9),
         migration(10, "data-subject requests", &requests_migration(roles)),
+        migration(11, "legal holds", &holds_migration(roles)),
     ]
 }
 
@@ -363,6 +364,61 @@ fn requests_migration(roles: &Roles) -> Vec<String> {
     v.push(format!(
         "GRANT SELECT, INSERT (tenant_id, request_id, seq, step, detail, actor_id, at) \
          ON {LIBRARY_SCHEMA}.subject_request_steps TO {app}"
+    ));
+    v
+}
+
+/// Legal holds: placed and lifted, each append-only (a lift is a row of its own), so the record
+/// of who held what and until when cannot be rewritten by the runtime role.
+fn holds_migration(roles: &Roles) -> Vec<String> {
+    let (owner, app) = (roles.owner(), roles.app());
+    let mut v = vec![
+        format!("SET LOCAL ROLE {owner}"),
+        format!(
+            "CREATE TABLE {LIBRARY_SCHEMA}.legal_holds (\n    \
+             tenant_id uuid NOT NULL REFERENCES {LIBRARY_SCHEMA}.tenants (id),\n    \
+             id uuid NOT NULL,\n    \
+             scope text NOT NULL CHECK (scope IN ('tenant', 'subject', 'record_type', 'record')),\n    \
+             subject_id uuid,\n    \
+             record_type text,\n    \
+             record_id uuid,\n    \
+             matter text NOT NULL CHECK (length(matter) BETWEEN 1 AND 200),\n    \
+             placed_by uuid NOT NULL,\n    \
+             placed_at timestamptz NOT NULL,\n    \
+             recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    \
+             CONSTRAINT legal_holds_pkey PRIMARY KEY (tenant_id, id),\n    \
+             CONSTRAINT legal_holds_scope_columns CHECK (\
+             (scope = 'subject') = (subject_id IS NOT NULL) AND \
+             (scope IN ('record_type', 'record')) = (record_type IS NOT NULL) AND \
+             (scope = 'record') = (record_id IS NOT NULL))\n)"
+        ),
+        format!(
+            "CREATE TABLE {LIBRARY_SCHEMA}.legal_hold_lifts (\n    \
+             tenant_id uuid NOT NULL,\n    \
+             hold_id uuid NOT NULL,\n    \
+             lifted_by uuid NOT NULL,\n    \
+             lifted_at timestamptz NOT NULL,\n    \
+             recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    \
+             CONSTRAINT legal_hold_lifts_pkey PRIMARY KEY (tenant_id, hold_id),\n    \
+             CONSTRAINT legal_hold_lifts_hold_fkey FOREIGN KEY (tenant_id, hold_id) \
+             REFERENCES {LIBRARY_SCHEMA}.legal_holds (tenant_id, id)\n)"
+        ),
+    ];
+    for table in ["legal_holds", "legal_hold_lifts"] {
+        v.extend(police(
+            &format!("{LIBRARY_SCHEMA}.{table}"),
+            table,
+            "tenant_id",
+            roles,
+        ));
+    }
+    v.push(format!(
+        "GRANT SELECT, INSERT (tenant_id, id, scope, subject_id, record_type, record_id, matter, \
+         placed_by, placed_at) ON {LIBRARY_SCHEMA}.legal_holds TO {app}"
+    ));
+    v.push(format!(
+        "GRANT SELECT, INSERT (tenant_id, hold_id, lifted_by, lifted_at) \
+         ON {LIBRARY_SCHEMA}.legal_hold_lifts TO {app}"
     ));
     v
 }

@@ -19,6 +19,7 @@
 
 mod erase;
 mod export;
+mod holds;
 mod keys;
 mod read;
 mod records;

@@ -153,8 +153,9 @@ impl Records {
     ///
     /// # Errors
     ///
-    /// [`Error::Denied`] for another purpose; [`Error::TenantMismatch`]; key store and hook
-    /// errors.
+    /// [`Error::Denied`] for another purpose, or (`under_legal_hold`) while a legal hold
+    /// covers the subject's data ([`Records::place_legal_hold`]); [`Error::TenantMismatch`];
+    /// key store and hook errors.
     pub async fn erase_subject(
         &self,
         tx: &mut TenantTx,
@@ -173,6 +174,13 @@ impl Records {
         grant: &PurposeGrant<'_>,
         subject: SubjectId,
     ) -> Result<(usize, Vec<super::erase::ErasedRecords>), Error> {
+        if self.held(tx, subject, chrono::Utc::now()).await? {
+            // Nothing is touched while a legal hold covers the subject's data.
+            let mut access = describe(grant, Action::Erase, plenum_core::record_type!("keys"));
+            access.subjects = vec![subject];
+            let refused = Err(denied(grant, Denial::UnderLegalHold));
+            return report(&*self.shared.hook, tx, access, refused, |_| 0).await;
+        }
         let access = self
             .key_operation(tx, grant, Action::Erase, Some(subject))
             .await?;

@@ -296,7 +296,8 @@ impl Records {
 
     /// Answers an erasure request: erases its subject ([`Records::erase_subject`], each record
     /// type's rule) and ends the request at `at`, completed, or refused in part under a legal
-    /// obligation when a record type retained rows (invoices). Commit `tx` for the row changes
+    /// obligation when a record type retained rows (invoices); while a legal hold covers the
+    /// subject's data, refused for legal claims with nothing erased. Commit `tx` for the row changes
     /// and the request's step to hold; the keys are destroyed either way (the key store commits
     /// on its own), so a crash before the commit leaves the request in progress, and running
     /// this again finishes it. A request already answered returns a receipt saying so and
@@ -331,6 +332,20 @@ impl Records {
             return Err(invalid_request(
                 "a request is answered once in progress (identity verified)",
             ));
+        }
+        if self.held(tx, request.subject(), at).await? {
+            // A legal hold suspends erasure: the request is refused for legal claims, nothing
+            // erased (Art. 17(3)(e)).
+            let answered = self
+                .advance_request(tx, grant, id, Step::Refuse(RefusalReason::LegalClaims), at)
+                .await?;
+            return Ok(ErasureReceipt {
+                request: id,
+                records: Vec::new(),
+                keys_destroyed: 0,
+                outcome: answered.state(),
+                already_answered: false,
+            });
         }
         let (keys_destroyed, records) = self
             .erase_subject_rows(tx, grant, request.subject())
