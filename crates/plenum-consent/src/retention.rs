@@ -302,6 +302,14 @@ impl RetentionSchedule {
                 continue;
             };
             let longer = change.offset.approx_days() > rule.offset.approx_days();
+            if rule.class == RetentionClass::AuditLogBodies
+                && !longer
+                && change.offset != rule.offset
+            {
+                return Err(Error::Wider(
+                    "audit event bodies are kept two years: the database refuses to drop them sooner",
+                ));
+            }
             match (longer, change.ground, rule.legal_minimum) {
                 (true, None, _) => {
                     return Err(Error::Wider(

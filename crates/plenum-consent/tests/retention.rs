@@ -91,6 +91,15 @@ fn a_tenant_may_shorten_but_not_lengthen_without_a_ground_nor_cut_a_legal_period
     let err = s.narrowed("acme", &longer).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PolicyWidening);
 
+    let audit =
+        RetentionNarrowing::new().shorten(RetentionClass::AuditLogBodies, Offset::Months(12));
+    let err = s.narrowed("acme", &audit).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::PolicyWidening,
+        "the audit log's two years are a floor"
+    );
+
     let cut =
         RetentionNarrowing::new().shorten(RetentionClass::FinancialRecords, Offset::Months(60));
     let err = s.narrowed("acme", &cut).unwrap_err();
