@@ -11,5 +11,6 @@ mod holds;
 mod plaintext_paths;
 mod records;
 mod requests;
+mod retention;
 mod scaling;
 mod vocabulary;

@@ -190,6 +190,15 @@ impl RetentionRule {
     pub fn due_at(&self, trigger_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.offset.after(trigger_at)
     }
+
+    /// The latest trigger time whose data is due at `now`: `now` minus the offset (`None`
+    /// before the beginning of time).
+    pub fn offset_before(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.offset {
+            Offset::Days(d) => now.checked_sub_signed(Duration::days(i64::from(d))),
+            Offset::Months(m) => now.checked_sub_months(Months::new(m)),
+        }
+    }
 }
 
 /// A retention schedule: one rule per class, from the privacy policy or a tenant's narrowing.

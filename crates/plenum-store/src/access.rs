@@ -35,6 +35,10 @@ pub enum Action {
     KeyRotate,
     /// A subject's records exported (access or portability), one event per page.
     Export,
+    /// A retention trigger event recorded (an account closed, a contract terminated).
+    RetentionEvent,
+    /// A retention action taken (audit bodies dropped past their period).
+    Retention,
     /// A legal hold placed, or lifted.
     Hold {
         /// Placed (`true`) or lifted.
@@ -70,6 +74,8 @@ impl Action {
             Self::KeyCreate => "key.create",
             Self::KeyRotate => "key.rotate",
             Self::Export => "export",
+            Self::RetentionEvent => "retention.event",
+            Self::Retention => "retention",
             Self::Hold { placed: true } => "hold.placed",
             Self::Hold { placed: false } => "hold.lifted",
             Self::Request(state) => match state {

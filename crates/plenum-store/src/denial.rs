@@ -41,6 +41,8 @@ pub enum Denial {
     HoldNeedsLegalHoldPurpose,
     /// A live legal hold covers the data: erasure (and retention) wait until it is lifted.
     UnderLegalHold,
+    /// Retention is run under `compliance.legal_obligation`.
+    RetentionNeedsLegalObligation,
     /// A key operation needs `security.protection`.
     KeyOperationNeedsSecurityProtection,
     /// The grant's request is older than the gate's grant lifetime.
@@ -68,6 +70,7 @@ impl Denial {
             Self::RequestAnsweredByItsTenant => "request_answered_by_its_tenant",
             Self::HoldNeedsLegalHoldPurpose => "hold_needs_legal_hold_purpose",
             Self::UnderLegalHold => "under_legal_hold",
+            Self::RetentionNeedsLegalObligation => "retention_needs_legal_obligation",
             Self::KeyOperationNeedsSecurityProtection => "key_operation_needs_security_protection",
             Self::GrantExpired => "grant_expired",
             Self::AggregateOnly => "aggregate_only",
@@ -109,6 +112,7 @@ mod tests {
             Denial::RequestAnsweredByItsTenant,
             Denial::HoldNeedsLegalHoldPurpose,
             Denial::UnderLegalHold,
+            Denial::RetentionNeedsLegalObligation,
             Denial::KeyOperationNeedsSecurityProtection,
         ];
         let keys: std::collections::HashSet<_> = all.iter().map(|d| d.as_str()).collect();

@@ -123,6 +123,8 @@ mod repo;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod requests;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod retention;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod sql;
 #[cfg(all(
     feature = "statement-log",
@@ -177,8 +179,12 @@ pub use crate::record::{
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::repo::{
     CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, ErasedRecords, ErasureReceipt,
-    ExportSummary, IdentityVerifier, Page, Records, Rectification, Repository, UnreadableRow,
+    ExportSummary, IdentityVerifier, Page, PlanItem, Records, Rectification, Repository,
+    RetentionPlan, UnreadableRow,
 };
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::retention::RetentionEvent;
 /// The smallest group [`Repository::count_by`] reports: a smaller one could single out a person.
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

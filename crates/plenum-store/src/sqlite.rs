@@ -98,6 +98,21 @@ const LIBRARY_DDL: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'legal holds are append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_legal_hold_lifts_no_delete BEFORE DELETE ON plenum_legal_hold_lifts \
         BEGIN SELECT RAISE(ABORT, 'legal holds are append-only'); END",
+    // Retention trigger events, as on PostgreSQL (migration 12): append-only.
+    "CREATE TABLE IF NOT EXISTS plenum_retention_events (\
+        tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
+        id blob NOT NULL, \
+        trigger text NOT NULL CHECK (trigger IN ('account_closed', 'contract_terminated')), \
+        subject_id blob, \
+        at text NOT NULL, \
+        recorded_by blob NOT NULL, \
+        recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
+        CHECK ((trigger = 'account_closed') = (subject_id IS NOT NULL)), \
+        PRIMARY KEY (tenant_id, id))",
+    "CREATE TRIGGER IF NOT EXISTS plenum_retention_events_no_update BEFORE UPDATE ON plenum_retention_events \
+        BEGIN SELECT RAISE(ABORT, 'retention events are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS plenum_retention_events_no_delete BEFORE DELETE ON plenum_retention_events \
+        BEGIN SELECT RAISE(ABORT, 'retention events are append-only'); END",
     // The audit log, as on PostgreSQL (migration 4): heads, entries (the rowid orders appends;
     // seq is set by the sequencer), checkpoints.
     "CREATE TABLE IF NOT EXISTS plenum_audit_heads (\

@@ -298,6 +298,11 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
         migration(9, "subject-wrap keys (erasure epochs)", &v9),
         migration(10, "data-subject requests", &requests_migration(roles)),
         migration(11, "legal holds", &holds_migration(roles)),
+        migration(
+            12,
+            "retention trigger events",
+            &retention_events_migration(roles),
+        ),
     ]
 }
 
@@ -419,6 +424,39 @@ fn holds_migration(roles: &Roles) -> Vec<String> {
     v.push(format!(
         "GRANT SELECT, INSERT (tenant_id, hold_id, lifted_by, lifted_at) \
          ON {LIBRARY_SCHEMA}.legal_hold_lifts TO {app}"
+    ));
+    v
+}
+
+/// Retention trigger events the service records (an account closed, the contract terminated):
+/// append-only, since the periods that count from them must not move.
+fn retention_events_migration(roles: &Roles) -> Vec<String> {
+    let (owner, app) = (roles.owner(), roles.app());
+    let mut v = vec![
+        format!("SET LOCAL ROLE {owner}"),
+        format!(
+            "CREATE TABLE {LIBRARY_SCHEMA}.retention_events (\n    \
+             tenant_id uuid NOT NULL REFERENCES {LIBRARY_SCHEMA}.tenants (id),\n    \
+             id uuid NOT NULL,\n    \
+             trigger text NOT NULL CHECK (trigger IN ('account_closed', 'contract_terminated')),\n    \
+             subject_id uuid,\n    \
+             at timestamptz NOT NULL,\n    \
+             recorded_by uuid NOT NULL,\n    \
+             recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    \
+             CONSTRAINT retention_events_pkey PRIMARY KEY (tenant_id, id),\n    \
+             CONSTRAINT retention_events_subject CHECK \
+             ((trigger = 'account_closed') = (subject_id IS NOT NULL))\n)"
+        ),
+    ];
+    v.extend(police(
+        &format!("{LIBRARY_SCHEMA}.retention_events"),
+        "retention_events",
+        "tenant_id",
+        roles,
+    ));
+    v.push(format!(
+        "GRANT SELECT, INSERT (tenant_id, id, trigger, subject_id, at, recorded_by) \
+         ON {LIBRARY_SCHEMA}.retention_events TO {app}"
     ));
     v
 }

@@ -1,0 +1,246 @@
+//! Retention through the public API with an injected clock, on PostgreSQL (as the runtime role)
+//! and SQLite: trigger events recorded and append-only, the plan of what the privacy policy's
+//! schedule makes due as years pass, legal holds keeping what they cover, and audit bodies that
+//! the database keeps for two years whatever clock the caller passes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test fixtures: a failed set-up is a failed test"
+)]
+
+use chrono::{DateTime, Duration, Months, Utc};
+use plenum::consent::{
+    HoldScope, Purpose, RefusalReason, RequestChannel, Requester, RetentionClass,
+    RetentionSchedule, Right, Step, SubjectRequest, Trigger,
+};
+use plenum::prelude::*;
+use plenum::store::{ErrorKind, Request, RetentionPlan};
+
+use crate::audit::{Audited, staff};
+
+fn item(plan: &RetentionPlan, class: RetentionClass) -> (u64, u64) {
+    let i = plan.items.iter().find(|i| i.class == class).unwrap();
+    (i.due, i.held)
+}
+
+/// Each rule of the policy, as time passes: an account closed is due 30 days later, a
+/// terminated tenant after its 30-day export window, an answered request after 24 months,
+/// audit bodies after two years; a legal hold keeps what it covers; classes no record type
+/// declares are said to be not counted.
+#[tokio::test]
+async fn the_plan_follows_each_rule_as_time_passes() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let name = a.env.name();
+        let job = Request::new(t, staff("counsel"));
+        let holds = a.gate.grant(&job, Purpose::LegalHold).unwrap();
+        let ops = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&ops, Purpose::RightsFulfilment).unwrap();
+        let storage = crate::fixtures::grant(t);
+        let schedule = RetentionSchedule::plenum_default();
+        let t0: DateTime<Utc> = Utc::now();
+        let (closed, kept) = (SubjectId::generate(), SubjectId::generate());
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        for s in [closed, kept] {
+            a.records
+                .record_retention_event(&mut tx, &storage, Trigger::AccountClosed, Some(s), t0)
+                .await
+                .unwrap();
+        }
+        a.records
+            .place_legal_hold(&mut tx, &holds, HoldScope::Subject(kept), "case-9", t0)
+            .await
+            .unwrap();
+        let request = SubjectRequest::received(
+            t,
+            closed,
+            Right::Access,
+            Requester::Subject,
+            RequestChannel::Web,
+            t0,
+        );
+        let id = a
+            .records
+            .receive_request(&mut tx, &rights, &request)
+            .await
+            .unwrap();
+        a.records
+            .advance_request(
+                &mut tx,
+                &rights,
+                id,
+                Step::Refuse(RefusalReason::ManifestlyUnfounded),
+                t0,
+            )
+            .await
+            .unwrap();
+        let at = |days: i64| t0 + Duration::days(days);
+        let p = a
+            .records
+            .retention_plan(&mut tx, &storage, &schedule, at(29))
+            .await
+            .unwrap();
+        assert_eq!(
+            item(&p, RetentionClass::AccountData),
+            (0, 0),
+            "{name}: day 29"
+        );
+        let p = a
+            .records
+            .retention_plan(&mut tx, &storage, &schedule, at(31))
+            .await
+            .unwrap();
+        assert_eq!(
+            item(&p, RetentionClass::AccountData),
+            (2, 1),
+            "{name}: day 31, one held"
+        );
+        assert_eq!(
+            item(&p, RetentionClass::TenantBusinessData),
+            (0, 0),
+            "{name}: no termination"
+        );
+        assert_eq!(item(&p, RetentionClass::SubjectRequests), (0, 0));
+        assert!(
+            p.items
+                .iter()
+                .find(|i| i.class == RetentionClass::FinancialRecords)
+                .unwrap()
+                .not_counted
+                .is_some(),
+            "{name}: financial records are not counted until a record type declares them"
+        );
+
+        a.records
+            .record_retention_event(&mut tx, &storage, Trigger::ContractTerminated, None, at(40))
+            .await
+            .unwrap();
+        let p = a
+            .records
+            .retention_plan(&mut tx, &storage, &schedule, at(69))
+            .await
+            .unwrap();
+        assert_eq!(
+            item(&p, RetentionClass::TenantBusinessData),
+            (0, 0),
+            "{name}: export window"
+        );
+        let p = a
+            .records
+            .retention_plan(&mut tx, &storage, &schedule, at(71))
+            .await
+            .unwrap();
+        assert_eq!(
+            item(&p, RetentionClass::TenantBusinessData),
+            (1, 0),
+            "{name}: window over"
+        );
+
+        let later = t0.checked_add_months(Months::new(24)).unwrap() + Duration::days(1);
+        let p = a
+            .records
+            .retention_plan(&mut tx, &storage, &schedule, later)
+            .await
+            .unwrap();
+        assert_eq!(
+            item(&p, RetentionClass::SubjectRequests),
+            (1, 0),
+            "{name}: 24 months on"
+        );
+        let (bodies, _) = item(&p, RetentionClass::AuditLogBodies);
+        assert!(
+            bodies > 0,
+            "{name}: every body written today is due two years on"
+        );
+        let p = a
+            .records
+            .retention_plan(&mut tx, &storage, &schedule, at(1))
+            .await
+            .unwrap();
+        assert_eq!(item(&p, RetentionClass::AuditLogBodies), (0, 0));
+        tx.commit().await.unwrap();
+
+        // Whatever the caller's clock says, the database keeps bodies for two years.
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let err = a
+            .records
+            .sweep_audit_bodies(&mut tx, &storage, &schedule, later)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Audit, "{name}");
+        drop(tx);
+    }
+}
+
+/// Only the service's own triggers are recorded through the API, under
+/// `compliance.legal_obligation`, append-only.
+#[tokio::test]
+async fn trigger_events_are_typed_screened_and_append_only() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let name = a.env.name();
+        let storage = crate::fixtures::grant(t);
+        let ops = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&ops, Purpose::RightsFulfilment).unwrap();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        for (trigger, subject) in [
+            (Trigger::AccountClosed, None),
+            (Trigger::ContractTerminated, Some(SubjectId::generate())),
+            (Trigger::Created, None),
+        ] {
+            let err = a
+                .records
+                .record_retention_event(&mut tx, &storage, trigger, subject, Utc::now())
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}: {trigger:?}");
+        }
+        let err = a
+            .records
+            .record_retention_event(
+                &mut tx,
+                &rights,
+                Trigger::ContractTerminated,
+                None,
+                Utc::now(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "{name}: another purpose");
+        a.records
+            .record_retention_event(
+                &mut tx,
+                &storage,
+                Trigger::ContractTerminated,
+                None,
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let table = match a.env.pool.backend() {
+            plenum::store::BackendKind::Postgres => "plenum.retention_events",
+            _ => "plenum_retention_events",
+        };
+        for statement in [
+            format!("UPDATE {table} SET at = at"),
+            format!("DELETE FROM {table}"),
+        ] {
+            let mut tx = a.env.pool.begin(t).await.unwrap();
+            let result = match a.env.pool.backend() {
+                plenum::store::BackendKind::Postgres => {
+                    sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                        .execute(tx.dangerous_postgres().unwrap())
+                        .await
+                        .map(|_| ())
+                }
+                _ => sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                    .execute(tx.dangerous_sqlite().unwrap())
+                    .await
+                    .map(|_| ()),
+            };
+            assert!(result.is_err(), "{name}: {statement} was allowed");
+        }
+    }
+}
