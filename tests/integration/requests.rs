@@ -361,12 +361,16 @@ async fn a_request_history_cannot_be_rewritten() {
         for statement in [
             "UPDATE {t} SET step = 'complete', detail = NULL",
             "DELETE FROM {t}",
+            // The request itself: only 24 months after its answer (the retention sweep).
+            "DELETE FROM {r}",
         ] {
-            let table = match a.env.pool.backend() {
-                plenum::store::BackendKind::Postgres => "plenum.subject_request_steps",
-                _ => "plenum_subject_request_steps",
+            let (steps, requests) = match a.env.pool.backend() {
+                plenum::store::BackendKind::Postgres => {
+                    ("plenum.subject_request_steps", "plenum.subject_requests")
+                }
+                _ => ("plenum_subject_request_steps", "plenum_subject_requests"),
             };
-            let statement = statement.replace("{t}", table);
+            let statement = statement.replace("{t}", steps).replace("{r}", requests);
             let mut tx = a.env.pool.begin(t).await.unwrap();
             let query = sqlx::query(sqlx::AssertSqlSafe(statement.clone()));
             let result = match a.env.pool.backend() {

@@ -244,3 +244,135 @@ async fn trigger_events_are_typed_screened_and_append_only() {
         }
     }
 }
+
+/// Records of answered requests go 24 months after the answer, with their history; open
+/// requests and those of a held subject stay; and the database, not the caller's clock, has the
+/// last word: until it recorded the answer 24 months ago, the deletion is refused.
+#[tokio::test]
+async fn answered_requests_are_swept_after_24_months_and_not_before() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let name = a.env.name();
+        let storage = crate::fixtures::grant(t);
+        let ops = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&ops, Purpose::RightsFulfilment).unwrap();
+        let counsel = Request::new(t, staff("counsel"));
+        let holds = a.gate.grant(&counsel, Purpose::LegalHold).unwrap();
+        let schedule = RetentionSchedule::plenum_default();
+        let t0 = Utc::now();
+        let held_subject = SubjectId::generate();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let mut ids = Vec::new();
+        for (subject, answer) in [
+            (SubjectId::generate(), true),
+            (SubjectId::generate(), false),
+            (held_subject, true),
+        ] {
+            let r = SubjectRequest::received(
+                t,
+                subject,
+                Right::Access,
+                Requester::Subject,
+                RequestChannel::Web,
+                t0,
+            );
+            let id = a
+                .records
+                .receive_request(&mut tx, &rights, &r)
+                .await
+                .unwrap();
+            if answer {
+                a.records
+                    .advance_request(
+                        &mut tx,
+                        &rights,
+                        id,
+                        Step::Refuse(RefusalReason::ManifestlyUnfounded),
+                        t0,
+                    )
+                    .await
+                    .unwrap();
+            }
+            ids.push(id);
+        }
+        a.records
+            .place_legal_hold(
+                &mut tx,
+                &holds,
+                HoldScope::Subject(held_subject),
+                "case-3",
+                t0,
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let later = t0.checked_add_months(Months::new(25)).unwrap();
+
+        // The caller's clock says 25 months; the database recorded the answer just now.
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let refused = a
+            .records
+            .sweep_subject_requests(&mut tx, &storage, &schedule, later)
+            .await;
+        assert!(
+            refused.is_err(),
+            "{name}: deleted before the database's 24 months"
+        );
+        drop(tx);
+
+        // 25 months pass for the database too (the steps' recording time moved back).
+        match &a.env.db {
+            Some(db) => {
+                let su = db.superuser().await;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE plenum.subject_request_steps SET recorded_at = recorded_at - interval '25 months' \
+                     WHERE tenant_id = '{t}'"
+                )))
+                .execute(&su)
+                .await
+                .unwrap();
+                su.close().await;
+            }
+            None => {
+                let mut tx = a.env.pool.begin(t).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP TRIGGER plenum_subject_request_steps_no_update; \
+                     UPDATE plenum_subject_request_steps SET recorded_at = \
+                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-25 months') WHERE tenant_id = x'{}'",
+                    t.as_uuid().simple()
+                )))
+                .execute(tx.dangerous_sqlite().unwrap())
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+            }
+        }
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let swept = a
+            .records
+            .sweep_subject_requests(&mut tx, &storage, &schedule, later)
+            .await
+            .unwrap();
+        assert_eq!(swept, [ids[0]], "{name}: the answered, unheld one");
+        let err = a
+            .records
+            .subject_request(&mut tx, &rights, ids[0])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        for kept in &ids[1..] {
+            a.records
+                .subject_request(&mut tx, &rights, *kept)
+                .await
+                .unwrap();
+        }
+        // Idempotent: a second sweep finds nothing more to do.
+        let again = a
+            .records
+            .sweep_subject_requests(&mut tx, &storage, &schedule, later)
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "{name}");
+        tx.commit().await.unwrap();
+    }
+}

@@ -185,6 +185,25 @@ impl RequestStore {
         Ok(())
     }
 
+    /// Deletes request `id` with its steps (the cascade). The database refuses unless its answer
+    /// was recorded more than 24 months ago (migration 13; SQLite triggers).
+    pub(crate) async fn delete(tx: &mut TenantTx, id: RecordId) -> Result<u64, Error> {
+        let d = Dialect::of(tx);
+        let statement = format!(
+            "DELETE FROM {} WHERE tenant_id = {} AND id = {}",
+            d.library("subject_requests"),
+            d.p(1),
+            d.p(2)
+        );
+        let binds = [
+            (SqlType::Uuid, Value::Uuid(*tx.tenant().as_uuid())),
+            (SqlType::Uuid, Value::Uuid(*id.as_uuid())),
+        ];
+        sql::execute(Conn::of(tx)?, &statement, &binds)
+            .await
+            .map_err(db)
+    }
+
     /// One request, replayed; `None` if this tenant has no such request.
     pub(crate) async fn load(
         tx: &mut TenantTx,

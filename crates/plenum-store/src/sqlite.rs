@@ -57,14 +57,23 @@ const LIBRARY_DDL: &[&str] = &[
         at text NOT NULL, \
         recorded_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
         PRIMARY KEY (tenant_id, request_id, seq), \
-        FOREIGN KEY (tenant_id, request_id) REFERENCES plenum_subject_requests (tenant_id, id))",
+        FOREIGN KEY (tenant_id, request_id) REFERENCES plenum_subject_requests (tenant_id, id) \
+            ON DELETE CASCADE)",
     "CREATE TRIGGER IF NOT EXISTS plenum_subject_requests_no_update BEFORE UPDATE ON plenum_subject_requests \
         BEGIN SELECT RAISE(ABORT, 'subject requests are append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS plenum_subject_requests_no_delete BEFORE DELETE ON plenum_subject_requests \
-        BEGIN SELECT RAISE(ABORT, 'subject requests are append-only'); END",
+    // Deleted only 24 months after the answer was recorded (as PostgreSQL's migration 13); the
+    // steps go with their request (the cascade), never on their own.
+    "CREATE TRIGGER IF NOT EXISTS plenum_subject_requests_kept BEFORE DELETE ON plenum_subject_requests \
+        WHEN NOT EXISTS (SELECT 1 FROM plenum_subject_request_steps st \
+            WHERE st.tenant_id = OLD.tenant_id AND st.request_id = OLD.id \
+            AND st.step IN ('complete', 'refuse', 'verification_failed') \
+            AND st.recorded_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-24 months')) \
+        BEGIN SELECT RAISE(ABORT, 'records of data-subject requests are kept for 24 months after their answer'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_subject_request_steps_no_update BEFORE UPDATE ON plenum_subject_request_steps \
         BEGIN SELECT RAISE(ABORT, 'subject requests are append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_subject_request_steps_no_delete BEFORE DELETE ON plenum_subject_request_steps \
+        WHEN EXISTS (SELECT 1 FROM plenum_subject_requests r \
+            WHERE r.tenant_id = OLD.tenant_id AND r.id = OLD.request_id) \
         BEGIN SELECT RAISE(ABORT, 'subject requests are append-only'); END",
     // Legal holds, as on PostgreSQL (migration 11): placed and lifted, each append-only.
     "CREATE TABLE IF NOT EXISTS plenum_legal_holds (\

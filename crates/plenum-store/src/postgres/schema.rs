@@ -303,6 +303,11 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
             "retention trigger events",
             &retention_events_migration(roles),
         ),
+        migration(
+            13,
+            "records of answered requests expire after 24 months",
+            &requests_retention_migration(roles),
+        ),
     ]
 }
 
@@ -459,6 +464,39 @@ fn retention_events_migration(roles: &Roles) -> Vec<String> {
          ON {LIBRARY_SCHEMA}.retention_events TO {app}"
     ));
     v
+}
+
+/// The runtime role may delete a request (its steps follow by cascade), and only once its answer
+/// (a final step) was recorded, by the database's clock, more than 24 months ago: the retention
+/// sweep's deleting capability is bounded by the database, not by the caller's clock.
+fn requests_retention_migration(roles: &Roles) -> Vec<String> {
+    let (owner, app) = (roles.owner(), roles.app());
+    let s = LIBRARY_SCHEMA;
+    vec![
+        format!("SET LOCAL ROLE {owner}"),
+        format!(
+            "ALTER TABLE {s}.subject_request_steps \
+             DROP CONSTRAINT subject_request_steps_request_fkey, \
+             ADD CONSTRAINT subject_request_steps_request_fkey FOREIGN KEY (tenant_id, request_id) \
+             REFERENCES {s}.subject_requests (tenant_id, id) ON DELETE CASCADE"
+        ),
+        format!(
+            "CREATE FUNCTION {s}.subject_requests_kept() RETURNS trigger LANGUAGE plpgsql \
+             SET search_path = '' AS $$ BEGIN \
+             IF NOT EXISTS (SELECT 1 FROM {s}.subject_request_steps st \
+             WHERE st.tenant_id = OLD.tenant_id AND st.request_id = OLD.id \
+             AND st.step IN ('complete', 'refuse', 'verification_failed') \
+             AND st.recorded_at < pg_catalog.now() - interval '24 months') THEN \
+             RAISE EXCEPTION 'records of data-subject requests are kept for 24 months after their answer' \
+             USING ERRCODE = '42501'; \
+             END IF; RETURN OLD; END $$"
+        ),
+        format!(
+            "CREATE TRIGGER subject_requests_kept BEFORE DELETE ON {s}.subject_requests \
+             FOR EACH ROW EXECUTE FUNCTION {s}.subject_requests_kept()"
+        ),
+        format!("GRANT DELETE ON {s}.subject_requests TO {app}"),
+    ]
 }
 
 fn key_states_migration(owner: &str) -> Vec<String> {

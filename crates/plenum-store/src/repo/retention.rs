@@ -194,6 +194,59 @@ impl Records {
         .await
     }
 
+    /// Deletes this tenant's records of data-subject requests answered longer ago than
+    /// `schedule`'s period at `now` (24 months), unless a legal hold covers their subject; the
+    /// database refuses any whose answer it recorded less than 24 months ago, whatever `now`
+    /// says. Returns the requests deleted (with their history); audited as `retention` naming
+    /// them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Denied`]; [`Error::PermissionDenied`] or [`Error::Database`] when the database
+    /// refuses a deletion (nothing of the batch is kept deleted if the caller rolls back);
+    /// hook failures.
+    pub async fn sweep_subject_requests(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        schedule: &RetentionSchedule,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<plenum_core::RecordId>, Error> {
+        let mut access = describe(
+            grant,
+            Action::Retention,
+            plenum_core::record_type!("subject_requests"),
+        );
+        let result = async {
+            check(tx, grant)?;
+            let Some(rule) = schedule.rule(RetentionClass::SubjectRequests) else {
+                return Ok(Vec::new());
+            };
+            let mut deleted = Vec::new();
+            for (id, request) in RequestStore::load_all(tx).await? {
+                let answered = request.state().is_final()
+                    && request
+                        .history()
+                        .last()
+                        .and_then(|t| rule.due_at(t.at))
+                        .is_some_and(|due| due <= now);
+                if answered && !self.held(tx, request.subject(), now).await? {
+                    RequestStore::delete(tx, id).await?;
+                    deleted.push((id, request.subject()));
+                }
+            }
+            Ok(deleted)
+        }
+        .await;
+        if let Ok(deleted) = &result {
+            access.records = deleted.iter().map(|(id, _)| *id).collect();
+            access.subjects = super::report::subjects_of(deleted.iter().map(|(_, s)| *s));
+        }
+        report(&*self.shared.hook, tx, access, result, |d| d.len() as u64)
+            .await
+            .map(|d| d.into_iter().map(|(id, _)| id).collect())
+    }
+
     /// Drops the bodies of this tenant's audit events older than `schedule`'s audit period at
     /// `now` (two years; the database refuses anything younger whatever `now` says), unless a
     /// tenant-wide legal hold is live. The log still verifies: leaf hashes and checkpoints
