@@ -9,7 +9,7 @@
     reason = "test fixtures: a failed set-up is a failed test"
 )]
 
-use chrono::{DateTime, Duration, Months, Utc};
+use chrono::{DateTime, Duration, Months, TimeZone as _, Utc};
 use plenum::consent::{
     HoldScope, Purpose, RefusalReason, RequestChannel, Requester, RetentionClass,
     RetentionSchedule, Right, Step, SubjectRequest, Trigger,
@@ -105,11 +105,11 @@ async fn the_plan_follows_each_rule_as_time_passes() {
         assert!(
             p.items
                 .iter()
-                .find(|i| i.class == RetentionClass::FinancialRecords)
+                .find(|i| i.class == RetentionClass::MarketingData)
                 .unwrap()
                 .not_counted
                 .is_some(),
-            "{name}: financial records are not counted until a record type declares them"
+            "{name}: marketing data is not counted: no record type declares it"
         );
 
         a.records
@@ -373,6 +373,137 @@ async fn answered_requests_are_swept_after_24_months_and_not_before() {
             .await
             .unwrap();
         assert!(again.is_empty(), "{name}");
+        tx.commit().await.unwrap();
+    }
+}
+
+/// Financial records (invoices, `retention = "financial_records", counted_from = "due_on"`) go
+/// seven years after their date, in batches that a crash can interrupt and a rerun finishes
+/// without repeating anything; a legal hold on a record keeps it until lifted.
+#[tokio::test]
+async fn financial_records_are_swept_after_seven_years_in_resumable_batches() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let name = a.env.name();
+        let storage = crate::fixtures::grant(t);
+        let counsel = Request::new(t, staff("counsel"));
+        let holds = a.gate.grant(&counsel, Purpose::LegalHold).unwrap();
+        let schedule = RetentionSchedule::plenum_default();
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+        let c = crate::fixtures::customer(t, "ledger@example.com", "2175550142");
+        let invoice = |y, m, d| plenum_hvac::Invoice {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            customer_id: c.id,
+            amount_cents: Encrypted::new(100),
+            currency: "USD".to_owned(),
+            due_on: chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap(),
+            paid: true,
+        };
+        // Three past seven years (one held), one seven years less a day ago, one recent.
+        let old = [
+            invoice(2018, 5, 1),
+            invoice(2019, 1, 1),
+            invoice(2019, 12, 2),
+        ];
+        let young = [invoice(2019, 12, 3), invoice(2026, 11, 1)];
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        a.records
+            .repository::<plenum_hvac::Customer>()
+            .insert(&mut tx, &storage, &c)
+            .await
+            .unwrap();
+        let all: Vec<_> = old.iter().chain(&young).cloned().collect();
+        a.records
+            .repository::<plenum_hvac::Invoice>()
+            .insert_many(&mut tx, &storage, &all)
+            .await
+            .unwrap();
+        let hold = a
+            .records
+            .place_legal_hold(
+                &mut tx,
+                &holds,
+                HoldScope::Record(plenum::core::record_type!("invoices"), old[0].id),
+                "audit-2026",
+                now - Duration::days(1),
+            )
+            .await
+            .unwrap();
+        let p = a
+            .records
+            .retention_plan(&mut tx, &storage, &schedule, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            item(&p, RetentionClass::FinancialRecords),
+            (3, 1),
+            "{name}: 3 due, 1 held"
+        );
+        tx.commit().await.unwrap();
+
+        // A batch of one, then the process dies before the commit: nothing was lost.
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let first = a
+            .records
+            .sweep_records(&mut tx, &storage, &schedule, now, 1)
+            .await
+            .unwrap();
+        assert_eq!(first, [("invoices".to_owned(), 1)], "{name}");
+        drop(tx);
+        let mut runs = Vec::new();
+        loop {
+            let mut tx = a.env.pool.begin(t).await.unwrap();
+            let done = a
+                .records
+                .sweep_records(&mut tx, &storage, &schedule, now, 1)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let n: u64 = done.iter().map(|(_, n)| n).sum();
+            runs.push(n);
+            if n == 0 || runs.len() > 5 {
+                break;
+            }
+        }
+        assert_eq!(
+            runs,
+            [1, 1, 0],
+            "{name}: the two unheld old invoices, one per batch, then none"
+        );
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let invoices = a.records.repository::<plenum_hvac::Invoice>();
+        let left: Vec<RecordId> = invoices
+            .list(&mut tx, &storage, None, 10)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        let mut expected = vec![old[0].id, young[0].id, young[1].id];
+        expected.sort();
+        let mut left_sorted = left.clone();
+        left_sorted.sort();
+        assert_eq!(
+            left_sorted, expected,
+            "{name}: the held one and the young ones stay"
+        );
+        a.records
+            .lift_legal_hold(&mut tx, &holds, hold, now)
+            .await
+            .unwrap();
+        let done = a
+            .records
+            .sweep_records(&mut tx, &storage, &schedule, now, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            [("invoices".to_owned(), 1)],
+            "{name}: lifted, then swept"
+        );
         tx.commit().await.unwrap();
     }
 }

@@ -146,7 +146,9 @@ pub struct Appointment {
 #[plenum(
     record_type = "invoices",
     erasure = "retain",
-    retain = "legal_obligation"
+    retain = "legal_obligation",
+    retention = "financial_records",
+    counted_from = "due_on"
 )]
 pub struct Invoice {
     /// Id.

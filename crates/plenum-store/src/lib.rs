@@ -204,5 +204,5 @@ pub mod __private {
         BlindIndexField, ColumnType, EncryptedColumn, Erasure, FieldSpec, KeyOwner, Record,
         RecordSpec, RowReader, RowWriter, View,
     };
-    pub use plenum_consent::RetainGround;
+    pub use plenum_consent::{RetainGround, RetentionClass};
 }

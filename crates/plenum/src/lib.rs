@@ -50,8 +50,10 @@ pub use plenum_store as store;
 /// On the struct: `record_type = "<name>"` (the logical record type and table name; required);
 /// for a record with a subject, `erasure = "delete" | "scrub" | "retain"` (required: what
 /// erasing the subject does to the rows, see [`store::Erasure`]; `"retain"` also takes
-/// `retain = "legal_obligation" | "legal_claims"`); `views(...)`; and `crate = "<path>"` (where
-/// the `plenum` facade is, if renamed).
+/// `retain = "legal_obligation" | "legal_claims"`); `retention = "financial_records"` with
+/// `counted_from = "<plain NaiveDate or DateTime<Utc> field>"` (the rows' retention class and
+/// the date its period counts from: `Records::sweep_records` deletes them when the schedule says
+/// so); `views(...)`; and `crate = "<path>"` (where the `plenum` facade is, if renamed).
 ///
 /// On fields, exactly one each of:
 /// - `id`: the [`core::RecordId`] (generate it with `RecordId::generate()` before inserting: the
@@ -66,7 +68,8 @@ pub use plenum_store as store;
 ///   constant), `unique` (unique blind index), `owner = "tenant"` (sealed under the tenant key,
 ///   for data that must outlive the subject's erasure: a `user.*` category then also needs
 ///   `retain = "legal_obligation" | "legal_claims"`, the GDPR Art. 17(3) ground, shown in the
-///   data map);
+///   data map), `not_exported = "<reason>"` (withheld from every subject export, never decrypted
+///   for one, the reason shown: a credential verifier);
 /// - otherwise a plain column of a [`store::ColumnType`], with `category = "<category>"`
 ///   (required: there is no default, since the category decides which purposes see the field;
 ///   `system.operations` for data about no one), `unique`, `references = "<record type>"`

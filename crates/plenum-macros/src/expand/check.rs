@@ -232,3 +232,57 @@ pub(super) fn check_erasure(
         )),
     }
 }
+
+/// Record-level retention classes: those whose period counts from a date the row itself holds.
+const RECORD_RETENTION_CLASSES: &[(&str, &str)] = &[("financial_records", "FinancialRecords")];
+
+pub(super) fn check_retention(c: &Container, decls: &[FieldDecl]) -> syn::Result<()> {
+    let Some((class, field)) = &c.retention else {
+        return Ok(());
+    };
+    if !RECORD_RETENTION_CLASSES
+        .iter()
+        .any(|(k, _)| *k == class.value())
+    {
+        let known: Vec<&str> = RECORD_RETENTION_CLASSES.iter().map(|(k, _)| *k).collect();
+        return Err(err(
+            class.span(),
+            format!(
+                "unknown record retention class; a record's rows can be `{}` (the others count from events, not from a row)",
+                known.join("`, `")
+            ),
+        ));
+    }
+    let Some(decl) = decls.iter().find(|d| d.ident == field.value().as_str()) else {
+        return Err(err(
+            field.span(),
+            "`counted_from` names a field of this record",
+        ));
+    };
+    let ty = quote::ToTokens::to_token_stream(&decl.ty)
+        .to_string()
+        .replace(' ', "");
+    let dated = matches!(
+        ty.as_str(),
+        "NaiveDate"
+            | "chrono::NaiveDate"
+            | "DateTime<Utc>"
+            | "chrono::DateTime<chrono::Utc>"
+            | "DateTime<chrono::Utc>"
+    );
+    if decl.role != Role::Field || decl.pii.is_some() || !dated {
+        return Err(err(
+            field.span(),
+            "`counted_from` is a plain (unencrypted) `NaiveDate` or `DateTime<Utc>` field: the database compares it with the period's cut-off",
+        ));
+    }
+    Ok(())
+}
+
+/// The store's variant name of a checked record retention class.
+pub(super) fn retention_variant(class: &str) -> Option<&'static str> {
+    RECORD_RETENTION_CLASSES
+        .iter()
+        .find(|(k, _)| *k == class)
+        .map(|(_, v)| *v)
+}

@@ -135,6 +135,19 @@ pub(super) fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) 
         )),
         _ => quote!(::core::option::Option::None),
     };
+    // `check_retention` accepted the class and the field.
+    let retention = c
+        .retention
+        .as_ref()
+        .and_then(|(class, field)| {
+            super::check::retention_variant(&class.value()).map(|v| (format_ident!("{}", v), field))
+        })
+        .map(|(variant, field)| {
+            quote!(.with_retention(
+                #k::__private::RetentionClass::#variant,
+                #k::__private::field_name!(#field),
+            ))
+        });
     let subject_fn = match subject {
         Some(s) => quote!(::core::option::Option::Some(self.#s)),
         None => quote!(::core::option::Option::None),
@@ -178,6 +191,7 @@ pub(super) fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) 
                             ::std::vec![#(#specs),*],
                             #erasure,
                         )
+                        #retention
                     });
                 &SPEC
             }

@@ -15,7 +15,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned as _;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
-use self::check::{check, check_erasure};
+use self::check::{check, check_erasure, check_retention};
 use self::generate::generate;
 use self::parse::{parse_container, parse_field};
 
@@ -68,6 +68,9 @@ struct Container {
     /// `"retain"`).
     erasure: Option<LitStr>,
     retain: Option<LitStr>,
+    /// `retention = "financial_records", counted_from = "<field>"`: the retention class of the
+    /// rows and the plain date or timestamp field its period counts from.
+    retention: Option<(LitStr, LitStr)>,
     krate: syn::Path,
     /// Purposes to generate view types for, with the span of their key.
     views: Vec<(plenum_consent::Purpose, Span)>,
@@ -109,5 +112,6 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     }
     check(&input.ident, &decls)?;
     check_erasure(&input.ident, &container, &decls)?;
+    check_retention(&container, &decls)?;
     Ok(generate(input, &container, &decls))
 }

@@ -11,6 +11,7 @@ pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
     let mut record_type = None;
     let mut krate: Option<syn::Path> = None;
     let (mut erasure, mut retain): (Option<LitStr>, Option<LitStr>) = (None, None);
+    let (mut retention, mut counted_from): (Option<LitStr>, Option<LitStr>) = (None, None);
     let mut views = Vec::new();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("plenum")) {
         attr.parse_nested_meta(|meta| {
@@ -29,6 +30,12 @@ pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
                 Ok(())
             } else if meta.path.is_ident("retain") {
                 retain = Some(meta.value()?.parse()?);
+                Ok(())
+            } else if meta.path.is_ident("retention") {
+                retention = Some(meta.value()?.parse()?);
+                Ok(())
+            } else if meta.path.is_ident("counted_from") {
+                counted_from = Some(meta.value()?.parse()?);
                 Ok(())
             } else if meta.path.is_ident("crate") {
                 let lit: LitStr = meta.value()?.parse()?;
@@ -58,7 +65,7 @@ pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
                 }
                 Ok(())
             } else {
-                Err(meta.error("unknown record attribute; expected `record_type = \"...\"`, `erasure = \"delete\" | \"scrub\" | \"retain\"`, `retain = \"...\"`, `crate = \"...\"` or `views(\"<purpose key>\", ...)`"))
+                Err(meta.error("unknown record attribute; expected `record_type = \"...\"`, `erasure = \"delete\" | \"scrub\" | \"retain\"`, `retain = \"...\"`, `retention = \"financial_records\", counted_from = \"<field>\"`, `crate = \"...\"` or `views(\"<purpose key>\", ...)`"))
             }
         })?;
     }
@@ -68,10 +75,27 @@ pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
             "a record needs `#[plenum(record_type = \"...\")]`: the logical record type and table name",
         )
     })?;
+    let retention = match (retention, counted_from) {
+        (Some(class), Some(field)) => Some((class, field)),
+        (None, None) => None,
+        (Some(class), None) => {
+            return Err(err(
+                class.span(),
+                "`retention` names the field its period counts from: `counted_from = \"<date or timestamp field>\"`",
+            ));
+        }
+        (None, Some(field)) => {
+            return Err(err(
+                field.span(),
+                "`counted_from` goes with `retention = \"...\"`",
+            ));
+        }
+    };
     Ok(Container {
         record_type,
         erasure,
         retain,
+        retention,
         krate: krate.unwrap_or_else(|| syn::parse_quote!(::plenum)),
         views,
     })

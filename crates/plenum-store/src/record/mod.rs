@@ -278,6 +278,7 @@ pub struct RecordSpec {
     has_subject: bool,
     fields: Vec<FieldSpec>,
     erasure: Option<Erasure>,
+    retention: Option<(plenum_consent::RetentionClass, FieldName)>,
 }
 
 impl RecordSpec {
@@ -338,6 +339,7 @@ impl RecordSpec {
             has_subject,
             fields,
             erasure: has_subject.then_some(Erasure::Delete),
+            retention: None,
         })
     }
 
@@ -364,7 +366,25 @@ impl RecordSpec {
             has_subject,
             fields,
             erasure,
+            retention: None,
         }
+    }
+
+    /// Declares the rows' retention class and the plain date or timestamp field its period
+    /// counts from (`#[plenum(retention = "financial_records", counted_from = "due_on")]`).
+    #[must_use]
+    pub fn with_retention(
+        mut self,
+        class: plenum_consent::RetentionClass,
+        counted_from: FieldName,
+    ) -> Self {
+        self.retention = Some((class, counted_from));
+        self
+    }
+
+    /// The rows' retention class and the field its period counts from, if declared.
+    pub fn retention(&self) -> Option<(plenum_consent::RetentionClass, &FieldName)> {
+        self.retention.as_ref().map(|(c, f)| (*c, f))
     }
 
     /// What erasing a subject does to the rows; `None` for a record without a subject.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use plenum_consent::{
     HoldScope, Purpose, RetentionAction, RetentionClass, RetentionSchedule, Trigger,
 };
-use plenum_core::SubjectId;
+use plenum_core::{RecordId, SubjectId};
 
 use super::Records;
 use super::report::{describe, report};
@@ -19,8 +19,11 @@ use crate::denial::Denial;
 use crate::error::Error;
 use crate::gate::PurposeGrant;
 use crate::holds::HoldStore;
+use crate::record::{RecordSpec, Storage, Value};
 use crate::requests::RequestStore;
 use crate::retention::RetentionEvents;
+use crate::sql::{self, Conn, Dialect};
+use crate::table::SqlType;
 use crate::tx::TenantTx;
 
 const RETENTION: plenum_core::RecordType = plenum_core::record_type!("retention_events");
@@ -77,7 +80,7 @@ impl Records {
         trigger: Trigger,
         subject: Option<SubjectId>,
         at: DateTime<Utc>,
-    ) -> Result<plenum_core::RecordId, Error> {
+    ) -> Result<RecordId, Error> {
         let mut access = describe(grant, Action::RetentionEvent, RETENTION);
         access.subjects = subject.into_iter().collect();
         let result = async {
@@ -167,11 +170,36 @@ impl Records {
                         };
                         (n, if tenant_held { n } else { 0 }, None)
                     }
-                    _ => (
-                        0,
-                        0,
-                        Some("no registered record type declares this class's data yet"),
-                    ),
+                    class => {
+                        let cutoff = rule.offset_before(now);
+                        let specs = self.specs_of(class);
+                        if specs.is_empty() {
+                            (
+                                0,
+                                0,
+                                Some("no registered record type declares this class's data"),
+                            )
+                        } else {
+                            let (mut due, mut held) = (0, 0);
+                            for spec in specs {
+                                let rows = match cutoff {
+                                    Some(c) => due_rows(tx, spec, c, None).await?,
+                                    None => Vec::new(),
+                                };
+                                let kept = rows
+                                    .iter()
+                                    .filter(|(id, s)| {
+                                        holds.iter().any(|h| {
+                                            h.covers(now, tx.tenant(), spec.record_type(), *id, *s)
+                                        })
+                                    })
+                                    .count();
+                                due += rows.len() as u64;
+                                held += kept as u64;
+                            }
+                            (due, held, None)
+                        }
+                    }
                 };
                 items.push(PlanItem {
                     class: rule.class,
@@ -194,6 +222,86 @@ impl Records {
         .await
     }
 
+    /// Deletes up to `batch` rows per registered record type whose retention class
+    /// (`#[plenum(retention = "...", counted_from = "...")]`) `schedule` makes due at `now`, in
+    /// id order, skipping rows a live legal hold covers. Call it until it returns nothing: each
+    /// call recomputes what is due, so a crash mid-sweep loses nothing and repeats nothing (a
+    /// row deleted is not due again). Each record type's deletion is audited as `retention`
+    /// naming its rows. Returns the rows deleted per record type.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Denied`]; database failures (a row still referenced by another:
+    /// [`Error::ForeignKeyViolation`]); hook failures.
+    pub async fn sweep_records(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        schedule: &RetentionSchedule,
+        now: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<Vec<(String, u64)>, Error> {
+        check(tx, grant)?;
+        let holds: Vec<_> = HoldStore::all(tx)
+            .await?
+            .into_iter()
+            .map(|(_, h)| h)
+            .collect();
+        let mut done = Vec::new();
+        for rule in schedule.rules() {
+            let Some(cutoff) = rule.offset_before(now) else {
+                continue;
+            };
+            for spec in self.specs_of(rule.class) {
+                let mut access = describe(grant, Action::Retention, spec.record_type().clone());
+                let result = async {
+                    let tenant = tx.tenant();
+                    let mut deleted = Vec::new();
+                    // Held rows are stepped over (keyset pages), so they never fill a batch.
+                    let mut after = None;
+                    while deleted.len() < batch as usize {
+                        let rows = due_rows(tx, spec, cutoff, Some((after, batch))).await?;
+                        let Some((last, _)) = rows.last() else {
+                            break;
+                        };
+                        after = Some(*last);
+                        for (id, subject) in rows {
+                            if deleted.len() == batch as usize
+                                || holds
+                                    .iter()
+                                    .any(|h| h.covers(now, tenant, spec.record_type(), id, subject))
+                            {
+                                continue;
+                            }
+                            delete_row(tx, spec, id).await?;
+                            deleted.push((id, subject));
+                        }
+                    }
+                    Ok(deleted)
+                }
+                .await;
+                if let Ok(deleted) = &result {
+                    access.records = deleted.iter().map(|(id, _)| *id).collect();
+                    access.subjects =
+                        super::report::subjects_of(deleted.iter().filter_map(|(_, s)| *s));
+                }
+                let deleted =
+                    report(&*self.shared.hook, tx, access, result, |d| d.len() as u64).await?;
+                done.push((spec.record_type().to_string(), deleted.len() as u64));
+            }
+        }
+        Ok(done)
+    }
+
+    /// The registered record types declaring `class`.
+    fn specs_of(&self, class: RetentionClass) -> Vec<&'static RecordSpec> {
+        self.record_types()
+            .iter()
+            .copied()
+            .filter(|s| s.retention().is_some_and(|(c, _)| c == class))
+            .collect()
+    }
+
     /// Deletes this tenant's records of data-subject requests answered longer ago than
     /// `schedule`'s period at `now` (24 months), unless a legal hold covers their subject; the
     /// database refuses any whose answer it recorded less than 24 months ago, whatever `now`
@@ -211,7 +319,7 @@ impl Records {
         grant: &PurposeGrant<'_>,
         schedule: &RetentionSchedule,
         now: DateTime<Utc>,
-    ) -> Result<Vec<plenum_core::RecordId>, Error> {
+    ) -> Result<Vec<RecordId>, Error> {
         let mut access = describe(
             grant,
             Action::Retention,
@@ -288,4 +396,103 @@ impl Records {
         .await;
         report(&*self.shared.hook, tx, access, result, |n| *n).await
     }
+}
+
+/// Rows of `spec` whose retention field is before `cutoff`, in id order: all of them, or a
+/// keyset page (after an id, at most a count).
+async fn due_rows(
+    tx: &mut TenantTx,
+    spec: &'static RecordSpec,
+    cutoff: DateTime<Utc>,
+    page: Option<(Option<RecordId>, u32)>,
+) -> Result<Vec<(RecordId, Option<SubjectId>)>, Error> {
+    let Some((_, column)) = spec.retention() else {
+        return Ok(Vec::new());
+    };
+    let field = spec.field(column.as_str()).ok_or(Error::Config(
+        "a retention field that the record does not have",
+    ))?;
+    // A `NaiveDate` is stored as its `YYYY-MM-DD` text, which orders as the date does; a date
+    // counts from its first instant, so a date on the cut-off's day is due.
+    let (op, bound) = match field.storage {
+        Storage::Plain(SqlType::Timestamp) => ("<", (SqlType::Timestamp, Value::Timestamp(cutoff))),
+        Storage::Plain(SqlType::Text) => (
+            "<=",
+            (
+                SqlType::Text,
+                Value::Text(cutoff.date_naive().format("%Y-%m-%d").to_string()),
+            ),
+        ),
+        _ => {
+            return Err(Error::Config(
+                "a retention field is a plain date or timestamp",
+            ));
+        }
+    };
+    let d = Dialect::of(tx);
+    let subject = if spec.has_subject() {
+        "subject_id"
+    } else {
+        "NULL"
+    };
+    let mut binds = vec![super::rows::uuid(*tx.tenant().as_uuid()), bound];
+    let paged = match page {
+        Some((after, limit)) => {
+            binds.push(super::rows::uuid(
+                after.map_or(uuid::Uuid::nil(), |a| *a.as_uuid()),
+            ));
+            binds.push((SqlType::BigInt, Value::BigInt(i64::from(limit))));
+            format!(" AND id > {} ORDER BY id LIMIT {}", d.p(3), d.p(4))
+        }
+        None => " ORDER BY id".to_owned(),
+    };
+    let statement = format!(
+        "SELECT id, {subject} FROM {} WHERE tenant_id = {} AND {column} {op} {}{paged}",
+        d.table(spec.record_type().as_str()),
+        d.p(1),
+        d.p(2)
+    );
+    let rows = sql::fetch(
+        Conn::of(tx)?,
+        &statement,
+        &binds,
+        &[SqlType::Uuid, SqlType::Uuid],
+    )
+    .await
+    .map_err(|e| super::db_error(spec, e))?;
+    rows.into_iter()
+        .map(|row| match row.as_slice() {
+            [Value::Uuid(id), s] => Ok((
+                RecordId::from_trusted_uuid(*id),
+                match s {
+                    Value::Uuid(s) => Some(SubjectId::from_trusted_uuid(*s)),
+                    _ => None,
+                },
+            )),
+            _ => Err(Error::Config("unreadable retention row")),
+        })
+        .collect()
+}
+
+/// Deletes one row of `spec`.
+async fn delete_row(
+    tx: &mut TenantTx,
+    spec: &'static RecordSpec,
+    id: RecordId,
+) -> Result<(), Error> {
+    let d = Dialect::of(tx);
+    let statement = format!(
+        "DELETE FROM {} WHERE tenant_id = {} AND id = {}",
+        d.table(spec.record_type().as_str()),
+        d.p(1),
+        d.p(2)
+    );
+    let binds = [
+        super::rows::uuid(*tx.tenant().as_uuid()),
+        super::rows::uuid(*id.as_uuid()),
+    ];
+    sql::execute(Conn::of(tx)?, &statement, &binds)
+        .await
+        .map_err(|e| super::db_error(spec, e))?;
+    Ok(())
 }
