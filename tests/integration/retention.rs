@@ -507,3 +507,143 @@ async fn financial_records_are_swept_after_seven_years_in_resumable_batches() {
         tx.commit().await.unwrap();
     }
 }
+
+/// Tenant offboarding end to end: nothing before the contract's termination or during the
+/// 30-day export window (in which the whole tenant exports), nothing under a tenant-wide hold;
+/// then every row deleted and every key destroyed, another tenant untouched, and the tenant's
+/// audit log still there with the offboarding on record.
+#[tokio::test]
+async fn a_terminated_tenant_exports_then_is_shredded_after_its_window() {
+    for a in Audited::both().await {
+        let (t, other) = (a.env.tenant().await, a.env.tenant().await);
+        let name = a.env.name();
+        let storage = crate::fixtures::grant(t);
+        let counsel = Request::new(t, staff("counsel"));
+        let holds = a.gate.grant(&counsel, Purpose::LegalHold).unwrap();
+        let schedule = RetentionSchedule::plenum_default();
+        let t0 = Utc::now();
+        let customers = a.records.repository::<plenum_hvac::Customer>();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        for i in 0..3 {
+            let c = crate::fixtures::customer(t, &format!("c{i}@example.com"), "2175550142");
+            customers.insert(&mut tx, &storage, &c).await.unwrap();
+            let p = crate::fixtures::property(&c);
+            a.records
+                .repository::<plenum_hvac::Property>()
+                .insert(&mut tx, &storage, &p)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let theirs = crate::fixtures::customer(other, "other@example.com", "2175550199");
+        let mut tx = a.env.pool.begin(other).await.unwrap();
+        customers
+            .insert(&mut tx, &crate::fixtures::grant(other), &theirs)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let err = a
+            .records
+            .offboard_tenant(&mut tx, &storage, &schedule, t0)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::InvalidInput,
+            "{name}: not terminated"
+        );
+        a.records
+            .record_retention_event(&mut tx, &storage, Trigger::ContractTerminated, None, t0)
+            .await
+            .unwrap();
+        let err = a
+            .records
+            .offboard_tenant(&mut tx, &storage, &schedule, t0 + Duration::days(29))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::InvalidInput,
+            "{name}: the export window is open"
+        );
+        // The window's export: every record of the tenant.
+        let mut out = plenum::store::JsonExport::new(Vec::new());
+        let summary = a
+            .records
+            .export_tenant(&mut tx, &storage, &mut out)
+            .await
+            .unwrap();
+        assert!(
+            summary.records.contains(&("customers".to_owned(), 3)),
+            "{name}: {:?}",
+            summary.records
+        );
+        assert!(summary.records.contains(&("properties".to_owned(), 3)));
+        let export: serde_json::Value = serde_json::from_slice(&out.into_inner()).unwrap();
+        assert_eq!(export["subject"], serde_json::Value::Null);
+        let text = export.to_string();
+        assert!(text.contains("c2@example.com") && !text.contains("other@example.com"));
+        let hold = a
+            .records
+            .place_legal_hold(&mut tx, &holds, HoldScope::Tenant, "case-77", t0)
+            .await
+            .unwrap();
+        let after = t0 + Duration::days(31);
+        let err = a
+            .records
+            .offboard_tenant(&mut tx, &storage, &schedule, after)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "{name}: held");
+        a.records
+            .lift_legal_hold(&mut tx, &holds, hold, t0 + Duration::days(30))
+            .await
+            .unwrap();
+        let done = a
+            .records
+            .offboard_tenant(&mut tx, &storage, &schedule, after)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            done.records.contains(&("customers".to_owned(), 3)),
+            "{name}: {:?}",
+            done.records
+        );
+        assert!(done.records.contains(&("properties".to_owned(), 3)));
+        assert!(
+            done.keys_destroyed >= 2,
+            "{name}: data and index keys at least"
+        );
+
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        assert!(
+            customers
+                .list(&mut tx, &storage, None, 10)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        tx.commit().await.unwrap();
+        let mut tx = a.env.pool.begin(other).await.unwrap();
+        let still = customers
+            .get(&mut tx, &crate::fixtures::grant(other), theirs.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            still.email.open().unwrap().expose(),
+            "other@example.com",
+            "{name}"
+        );
+        tx.commit().await.unwrap();
+        let log = a.export(t).await;
+        let text: String = log.entries.iter().filter_map(|e| e.body.clone()).collect();
+        assert!(
+            text.contains("\"action\":\"retention\""),
+            "{name}: the offboarding is on record"
+        );
+    }
+}

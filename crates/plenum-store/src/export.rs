@@ -129,8 +129,8 @@ fn timestamp(t: DateTime<Utc>) -> String {
 pub struct ExportHeader {
     /// The tenant whose data it is.
     pub tenant: TenantId,
-    /// The data subject.
-    pub subject: SubjectId,
+    /// The data subject; `None` for a tenant's whole export (offboarding).
+    pub subject: Option<SubjectId>,
     /// When the export was made.
     pub generated_at: DateTime<Utc>,
     /// The processing policy's version the purposes section describes.
@@ -450,7 +450,7 @@ impl<W: Write> ExportSink for JsonExport<W> {
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
             "tenant": h.tenant.to_string(),
-            "subject": h.subject.to_string(),
+            "subject": h.subject.map(|s| s.to_string()),
             "generated_at": timestamp(h.generated_at),
             "policy_version": h.policy_version,
         });
@@ -576,7 +576,7 @@ impl ExportSink for CsvExport {
                 EXPORT_FORMAT.to_owned(),
                 EXPORT_VERSION.to_string(),
                 h.tenant.to_string(),
-                h.subject.to_string(),
+                h.subject.map(|s| s.to_string()).unwrap_or_default(),
                 timestamp(h.generated_at),
                 h.policy_version.clone(),
             ]],

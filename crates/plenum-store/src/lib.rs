@@ -179,8 +179,8 @@ pub use crate::record::{
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::repo::{
     CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, ErasedRecords, ErasureReceipt,
-    ExportSummary, IdentityVerifier, Page, PlanItem, Records, Rectification, Repository,
-    RetentionPlan, UnreadableRow,
+    ExportSummary, IdentityVerifier, Offboarding, Page, PlanItem, Records, Rectification,
+    Repository, RetentionPlan, UnreadableRow,
 };
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

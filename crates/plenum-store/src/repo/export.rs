@@ -105,7 +105,7 @@ impl Records {
         let now = Utc::now();
         sink.begin(&ExportHeader {
             tenant: tx.tenant(),
-            subject,
+            subject: Some(subject),
             generated_at: now,
             policy_version: grant.policy().version().to_owned(),
         })
@@ -118,7 +118,7 @@ impl Records {
             .collect();
         for spec in &specs {
             let n = self
-                .export_records(tx, grant, spec, subject, sink, &mut summary)
+                .export_records(tx, grant, spec, Some(subject), sink, &mut summary)
                 .await?;
             summary.records.push((spec.record_type().to_string(), n));
         }
@@ -188,12 +188,12 @@ impl Records {
     }
 
     /// One record type's records of `subject`, page by page; returns how many.
-    async fn export_records(
+    pub(super) async fn export_records(
         &self,
         tx: &mut TenantTx,
         grant: &PurposeGrant<'_>,
         spec: &'static RecordSpec,
-        subject: SubjectId,
+        subject: Option<SubjectId>,
         sink: &mut dyn ExportSink,
         summary: &mut ExportSummary,
     ) -> Result<u64, Error> {
@@ -206,7 +206,9 @@ impl Records {
             layout: &layout,
         };
         let tenant = tx.tenant();
-        keys.prepare(tenant, &[subject], false).await?;
+        if let Some(subject) = subject {
+            keys.prepare(tenant, &[subject], false).await?;
+        }
         let (mut after, mut total) = (None::<RecordId>, 0u64);
         loop {
             let mut access = describe(grant, Action::Export, spec.record_type().clone());
@@ -215,11 +217,19 @@ impl Records {
                 .iter()
                 .map(|f| (f.name.clone(), f.category.clone()))
                 .collect();
-            access.subjects = vec![subject];
+            access.subjects = subject.into_iter().collect();
+            let read = match subject {
+                Some(s) => Read::Subject(s, after, EXPORT_PAGE),
+                None => Read::Page(after, EXPORT_PAGE),
+            };
             let page = async {
-                let (rows, undecodable) = statements
-                    .fetch_lenient(tx, &Read::Subject(subject, after, EXPORT_PAGE))
-                    .await?;
+                let (rows, undecodable) = statements.fetch_lenient(tx, &read).await?;
+                let subjects =
+                    super::report::subjects_of(rows.iter().filter_map(|r| r.head.subject));
+                if subject.is_none() {
+                    // A tenant export: this page's subjects' keys, in one load.
+                    keys.prepare(tenant, &subjects, false).await?;
+                }
                 let scanned = rows.len() + undecodable.len();
                 let last = rows
                     .last()
@@ -243,13 +253,14 @@ impl Records {
                     written.map_err(io_error)?;
                     ids.push(row.head.id);
                 }
-                Ok::<_, Error>((ids, scanned, last))
+                Ok::<_, Error>((ids, scanned, last, subjects))
             }
             .await;
-            if let Ok((ids, _, _)) = &page {
+            if let Ok((ids, _, _, subjects)) = &page {
                 access.records = ids.clone();
+                access.subjects.clone_from(subjects);
             }
-            let (ids, scanned, last) =
+            let (ids, scanned, last, _) =
                 report(&*self.shared.hook, tx, access, page, |p| p.0.len() as u64).await?;
             total += ids.len() as u64;
             if scanned < EXPORT_PAGE as usize {

@@ -28,7 +28,7 @@ use crate::tx::TenantTx;
 
 const RETENTION: plenum_core::RecordType = plenum_core::record_type!("retention_events");
 
-fn check(tx: &TenantTx, grant: &PurposeGrant<'_>) -> Result<(), Error> {
+pub(super) fn check(tx: &TenantTx, grant: &PurposeGrant<'_>) -> Result<(), Error> {
     screen::check_grant(tx, grant, RETENTION.as_str())?;
     match grant.purpose() {
         None | Some(Purpose::LegalObligation) => Ok(()),
