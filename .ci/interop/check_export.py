@@ -68,8 +68,14 @@ def main(root):
         check(isinstance(p["applies"], bool) and (p["applies"] or p["reason"]),
               f"purpose {p['purpose']}: applies without a reason")
     retained = [r for r in export["retention"] if r["on_erasure"] == "retain"]
-    check(any(r["record_type"] == "invoices" and r["ground"] == "legal_obligation" for r in retained),
-          "invoices retained under a legal obligation")
+    check(any(r["record_type"] == "invoices" and r["ground"] == "legal_obligation"
+              and r["class"] == "financial_records" and r["kept_for"] == "7 years"
+              and r["counted_from"] == "due_on" for r in retained),
+          "invoices retained under a legal obligation, 7 years from due_on")
+    for r in export["retention"]:
+        check(r["class"] in ("financial_records", "tenant_business_data", "account_data",
+                             "marketing_data") and r["kept_for"] and r["counted_from"],
+              f"retention of {r['record_type']}: {r}")
     check(any(a["action"] == "export" for a in export["access_log"]), "the export is on record")
 
     # CSV: one file per record type with the JSON's values, cell by cell.
@@ -99,7 +105,8 @@ def main(root):
                       f"{record_type}.csv {rid}.{fd['name']}: {row.get(fd['name'])!r} != {want!r}")
             check(row.get("erased") == ";".join(record["erased"]), f"{record_type}.csv erased")
     for section, columns in (("purposes", ["purpose", "legal_basis", "applies", "reason"]),
-                             ("retention", ["record_type", "on_erasure", "ground"]),
+                             ("retention", ["record_type", "on_erasure", "ground", "class",
+                                            "kept_for", "counted_from"]),
                              ("consent", ["kind", "purpose", "channel", "at", "notice_version",
                                           "notice_sha256", "method"]),
                              ("access_log", ["seq", "at", "actor_kind", "actor_role", "action",

@@ -167,6 +167,17 @@ async fn the_json_export_round_trips_every_record_of_the_subject() {
             .unwrap();
         assert_eq!(invoices_rule["on_erasure"], "retain");
         assert_eq!(invoices_rule["ground"], "legal_obligation");
+        assert_eq!(invoices_rule["class"], "financial_records");
+        assert_eq!(invoices_rule["kept_for"], "7 years");
+        assert_eq!(invoices_rule["counted_from"], "due_on");
+        let customers_rule = export["retention"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["record_type"] == "customers")
+            .unwrap();
+        assert_eq!(customers_rule["class"], "tenant_business_data");
+        assert_eq!(customers_rule["counted_from"], "contract_terminated");
         let consent = export["consent"].as_array().unwrap();
         assert_eq!(consent.len(), 1);
         assert_eq!(consent[0]["kind"], "given");

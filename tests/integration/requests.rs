@@ -564,6 +564,12 @@ async fn an_erasure_request_ends_with_a_receipt_and_is_idempotent() {
         );
         assert!(receipt.keys_destroyed >= 1);
         assert!(!receipt.already_answered);
+        // The invoice (due 15 December 2026) is kept seven years from its date.
+        assert_eq!(
+            receipt.retained_until,
+            Some(Utc.with_ymd_and_hms(2033, 12, 15, 0, 0, 0).unwrap()),
+            "{name}"
+        );
 
         let mut tx = a.env.pool.begin(t).await.unwrap();
         let again = a

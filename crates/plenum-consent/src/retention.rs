@@ -135,7 +135,8 @@ impl Offset {
         }
     }
 
-    fn describe(self) -> String {
+    /// How the policy says it: `30 days`, `7 years`, `18 months`, `immediately`.
+    pub fn describe(self) -> String {
         match self {
             Self::Days(0) => "immediately".to_owned(),
             Self::Days(d) => format!("{d} days"),

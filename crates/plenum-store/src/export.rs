@@ -173,6 +173,14 @@ pub struct ExportRetention {
     pub on_erasure: &'static str,
     /// For `retain`: the legal ground.
     pub ground: Option<&'static str>,
+    /// The retention class the rows fall under (`financial_records`; otherwise
+    /// `tenant_business_data`: kept while the tenant is a customer).
+    pub class: &'static str,
+    /// How long, per the privacy policy's schedule (`7 years`, `30 days`).
+    pub kept_for: String,
+    /// What the period counts from: the record's field, or the class's event
+    /// (`contract_terminated`).
+    pub counted_from: String,
 }
 
 /// One consent ledger event of the subject, with its evidence.
@@ -337,7 +345,16 @@ fn retention_json(retention: &[ExportRetention]) -> Json {
     Json::Array(
         retention
             .iter()
-            .map(|r| json!({ "record_type": r.record_type, "on_erasure": r.on_erasure, "ground": r.ground }))
+            .map(|r| {
+                json!({
+                    "record_type": r.record_type,
+                    "on_erasure": r.on_erasure,
+                    "ground": r.ground,
+                    "class": r.class,
+                    "kept_for": r.kept_for,
+                    "counted_from": r.counted_from,
+                })
+            })
             .collect(),
     )
 }
@@ -644,10 +661,24 @@ impl ExportSink for CsvExport {
                     r.record_type.clone(),
                     r.on_erasure.to_owned(),
                     opt(r.ground),
+                    r.class.to_owned(),
+                    r.kept_for.clone(),
+                    r.counted_from.clone(),
                 ]
             })
             .collect();
-        self.table("retention", &["record_type", "on_erasure", "ground"], rows)
+        self.table(
+            "retention",
+            &[
+                "record_type",
+                "on_erasure",
+                "ground",
+                "class",
+                "kept_for",
+                "counted_from",
+            ],
+            rows,
+        )
     }
 
     fn consent(&mut self, events: &[ExportConsent]) -> io::Result<()> {

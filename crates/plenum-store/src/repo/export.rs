@@ -143,21 +143,7 @@ impl Records {
             })
             .collect();
         sink.purposes(&purposes).map_err(io_error)?;
-        let retention: Vec<ExportRetention> = specs
-            .iter()
-            .map(|s| {
-                let (on_erasure, ground) = match s.erasure() {
-                    Some(Erasure::Delete) | None => ("delete", None),
-                    Some(Erasure::Scrub) => ("scrub", None),
-                    Some(Erasure::Retain(g)) => ("retain", Some(g.key())),
-                };
-                ExportRetention {
-                    record_type: s.record_type().to_string(),
-                    on_erasure,
-                    ground,
-                }
-            })
-            .collect();
+        let retention: Vec<ExportRetention> = specs.iter().map(|s| retention_of(s)).collect();
         sink.retention(&retention).map_err(io_error)?;
 
         let consent: Vec<ExportConsent> = ConsentLedger::events(tx, subject)
@@ -326,4 +312,33 @@ fn access_entry(seq: Option<u64>, body: &str) -> Option<ExportAccess> {
         purpose: text(&v["purpose"]["key"]),
         outcome: text(&v["outcome"]["status"])?,
     })
+}
+
+/// What the export says about a record type's retention: its erasure rule, and the period of
+/// its class in the privacy policy's schedule (a record type that declares no class is the
+/// tenant's business data, kept while the tenant is a customer).
+pub(super) fn retention_of(spec: &RecordSpec) -> ExportRetention {
+    let (on_erasure, ground) = match spec.erasure() {
+        Some(Erasure::Delete) | None => ("delete", None),
+        Some(Erasure::Scrub) => ("scrub", None),
+        Some(Erasure::Retain(g)) => ("retain", Some(g.key())),
+    };
+    let schedule = plenum_consent::RetentionSchedule::plenum_default();
+    let (class, counted_from) = match spec.retention() {
+        Some((class, field)) => (class, field.to_string()),
+        None => (
+            plenum_consent::RetentionClass::TenantBusinessData,
+            plenum_consent::Trigger::ContractTerminated.key().to_owned(),
+        ),
+    };
+    ExportRetention {
+        record_type: spec.record_type().to_string(),
+        on_erasure,
+        ground,
+        class: class.key(),
+        kept_for: schedule
+            .rule(class)
+            .map_or_else(String::new, |r| r.offset.describe()),
+        counted_from,
+    }
 }

@@ -17,7 +17,6 @@ use crate::error::Error;
 use crate::export::{ExportHeader, ExportRetention, ExportSink};
 use crate::gate::PurposeGrant;
 use crate::holds::HoldStore;
-use crate::record::Erasure;
 use crate::retention::RetentionEvents;
 use crate::sql::{self, Conn, Dialect};
 use crate::tx::TenantTx;
@@ -74,18 +73,7 @@ impl Records {
         sink.purposes(&[]).map_err(io_error)?;
         let retention: Vec<ExportRetention> = specs
             .iter()
-            .map(|s| {
-                let (on_erasure, ground) = match s.erasure() {
-                    Some(Erasure::Delete) | None => ("delete", None),
-                    Some(Erasure::Scrub) => ("scrub", None),
-                    Some(Erasure::Retain(g)) => ("retain", Some(g.key())),
-                };
-                ExportRetention {
-                    record_type: s.record_type().to_string(),
-                    on_erasure,
-                    ground,
-                }
-            })
+            .map(|s| super::export::retention_of(s))
             .collect();
         sink.retention(&retention).map_err(io_error)?;
         sink.consent(&[]).map_err(io_error)?;

@@ -224,6 +224,10 @@ pub struct ErasureReceipt {
     pub outcome: RequestState,
     /// The request was already answered: nothing was done this time.
     pub already_answered: bool,
+    /// When refused in part under a legal obligation: until when the retained rows must be
+    /// kept (the latest end of their retention period), after which the retention sweep
+    /// deletes them.
+    pub retained_until: Option<DateTime<Utc>>,
 }
 
 impl Records {
@@ -326,6 +330,7 @@ impl Records {
                 keys_destroyed: 0,
                 outcome: state,
                 already_answered: true,
+                retained_until: None,
             });
         }
         if !matches!(state, RequestState::InProgress | RequestState::Extended(_)) {
@@ -345,8 +350,11 @@ impl Records {
                 keys_destroyed: 0,
                 outcome: answered.state(),
                 already_answered: false,
+                retained_until: None,
             });
         }
+        // Before the rows move to a pseudonym: until when the retained ones are kept.
+        let retained_until = self.retained_until(tx, request.subject()).await?;
         let (keys_destroyed, records) = self
             .erase_subject_rows(tx, grant, request.subject())
             .await?;
@@ -365,6 +373,7 @@ impl Records {
             keys_destroyed,
             outcome: answered.state(),
             already_answered: false,
+            retained_until: retained.then_some(retained_until).flatten(),
         })
     }
 }

@@ -293,6 +293,62 @@ impl Records {
         Ok(done)
     }
 
+    /// Until when `subject`'s rows that erasure retains (`erasure = "retain"`) must be kept:
+    /// the latest end of their class's period in the privacy policy's schedule, from each row's
+    /// own date; `None` if no retained record type declares a class or the subject has no
+    /// such rows.
+    pub(super) async fn retained_until(
+        &self,
+        tx: &mut TenantTx,
+        subject: SubjectId,
+    ) -> Result<Option<DateTime<Utc>>, Error> {
+        let schedule = RetentionSchedule::plenum_default();
+        let mut until: Option<DateTime<Utc>> = None;
+        for spec in self.record_types() {
+            let (Some(crate::record::Erasure::Retain(_)), Some((class, column))) =
+                (spec.erasure(), spec.retention())
+            else {
+                continue;
+            };
+            let Some(rule) = schedule.rule(class) else {
+                continue;
+            };
+            let field = spec.field(column.as_str()).ok_or(Error::Config(
+                "a retention field that the record does not have",
+            ))?;
+            let ty = match field.storage {
+                Storage::Plain(ty) => ty,
+                Storage::Encrypted { .. } => continue,
+            };
+            let d = Dialect::of(tx);
+            let statement = format!(
+                "SELECT max({column}) FROM {} WHERE tenant_id = {} AND subject_id = {}",
+                d.table(spec.record_type().as_str()),
+                d.p(1),
+                d.p(2)
+            );
+            let binds = [
+                super::rows::uuid(*tx.tenant().as_uuid()),
+                super::rows::uuid(*subject.as_uuid()),
+            ];
+            let rows = sql::fetch(Conn::of(tx)?, &statement, &binds, &[ty])
+                .await
+                .map_err(|e| super::db_error(spec, e))?;
+            let latest = match rows.first().and_then(|r| r.first()) {
+                Some(Value::Timestamp(t)) => Some(*t),
+                Some(Value::Text(date)) => chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|d| d.and_utc()),
+                _ => None,
+            };
+            if let Some(end) = latest.and_then(|l| rule.due_at(l)) {
+                until = Some(until.map_or(end, |u| u.max(end)));
+            }
+        }
+        Ok(until)
+    }
+
     /// The registered record types declaring `class`.
     fn specs_of(&self, class: RetentionClass) -> Vec<&'static RecordSpec> {
         self.record_types()
