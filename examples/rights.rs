@@ -247,6 +247,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {:<12} {:?}: {} row(s)", r.record_type, r.erasure, r.rows);
     }
     println!("  keys destroyed: {}", receipt.keys_destroyed);
+    if let Some(until) = receipt.retained_until {
+        println!("  retained under a legal obligation until {}", until.date_naive());
+    }
 
     // The invoices remain for the accountants, under a pseudonym, amounts readable; the
     // homeowner's name, email and phone are gone for good.
