@@ -248,7 +248,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("  keys destroyed: {}", receipt.keys_destroyed);
     if let Some(until) = receipt.retained_until {
-        println!("  retained under a legal obligation until {}", until.date_naive());
+        println!(
+            "  retained under a legal obligation until {}",
+            until.date_naive()
+        );
     }
 
     // The invoices remain for the accountants, under a pseudonym, amounts readable; the

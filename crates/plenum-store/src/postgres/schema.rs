@@ -322,9 +322,10 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
 /// replaying them). The runtime role may read and append, never change or delete: a request's
 /// history is evidence of how it was answered.
 fn requests_migration(roles: &Roles) -> Vec<String> {
-    let (owner, app) = (roles.owner(), roles.app());
-    let mut v = vec![
-        format!("SET LOCAL ROLE {owner}"),
+    let mut v = vec![format!("SET LOCAL ROLE {}", roles.owner())];
+    v.extend(append_only(
+        roles,
+        "subject_requests",
         format!(
             "CREATE TABLE {LIBRARY_SCHEMA}.subject_requests (\n    \
              tenant_id uuid NOT NULL REFERENCES {LIBRARY_SCHEMA}.tenants (id),\n    \
@@ -340,10 +341,15 @@ fn requests_migration(roles: &Roles) -> Vec<String> {
              CONSTRAINT subject_requests_agent_evidence CHECK \
              ((requester = 'agent') = (evidence_ref IS NOT NULL))\n)"
         ),
-        format!(
-            "CREATE INDEX subject_requests_subject_idx ON {LIBRARY_SCHEMA}.subject_requests \
+        "tenant_id, id, subject_id, kind, requester, evidence_ref, channel, received_at",
+    ));
+    v.push(format!(
+        "CREATE INDEX subject_requests_subject_idx ON {LIBRARY_SCHEMA}.subject_requests \
              (tenant_id, subject_id)"
-        ),
+    ));
+    v.extend(append_only(
+        roles,
+        "subject_request_steps",
         format!(
             "CREATE TABLE {LIBRARY_SCHEMA}.subject_request_steps (\n    \
              tenant_id uuid NOT NULL,\n    \
@@ -358,22 +364,7 @@ fn requests_migration(roles: &Roles) -> Vec<String> {
              CONSTRAINT subject_request_steps_request_fkey FOREIGN KEY (tenant_id, request_id) \
              REFERENCES {LIBRARY_SCHEMA}.subject_requests (tenant_id, id)\n)"
         ),
-    ];
-    for table in ["subject_requests", "subject_request_steps"] {
-        v.extend(police(
-            &format!("{LIBRARY_SCHEMA}.{table}"),
-            table,
-            "tenant_id",
-            roles,
-        ));
-    }
-    v.push(format!(
-        "GRANT SELECT, INSERT (tenant_id, id, subject_id, kind, requester, evidence_ref, channel, \
-         received_at) ON {LIBRARY_SCHEMA}.subject_requests TO {app}"
-    ));
-    v.push(format!(
-        "GRANT SELECT, INSERT (tenant_id, request_id, seq, step, detail, actor_id, at) \
-         ON {LIBRARY_SCHEMA}.subject_request_steps TO {app}"
+        "tenant_id, request_id, seq, step, detail, actor_id, at",
     ));
     v
 }
@@ -381,9 +372,10 @@ fn requests_migration(roles: &Roles) -> Vec<String> {
 /// Legal holds: placed and lifted, each append-only (a lift is a row of its own), so the record
 /// of who held what and until when cannot be rewritten by the runtime role.
 fn holds_migration(roles: &Roles) -> Vec<String> {
-    let (owner, app) = (roles.owner(), roles.app());
-    let mut v = vec![
-        format!("SET LOCAL ROLE {owner}"),
+    let mut v = vec![format!("SET LOCAL ROLE {}", roles.owner())];
+    v.extend(append_only(
+        roles,
+        "legal_holds",
         format!(
             "CREATE TABLE {LIBRARY_SCHEMA}.legal_holds (\n    \
              tenant_id uuid NOT NULL REFERENCES {LIBRARY_SCHEMA}.tenants (id),\n    \
@@ -402,6 +394,11 @@ fn holds_migration(roles: &Roles) -> Vec<String> {
              (scope IN ('record_type', 'record')) = (record_type IS NOT NULL) AND \
              (scope = 'record') = (record_id IS NOT NULL))\n)"
         ),
+        "tenant_id, id, scope, subject_id, record_type, record_id, matter, placed_by, placed_at",
+    ));
+    v.extend(append_only(
+        roles,
+        "legal_hold_lifts",
         format!(
             "CREATE TABLE {LIBRARY_SCHEMA}.legal_hold_lifts (\n    \
              tenant_id uuid NOT NULL,\n    \
@@ -413,22 +410,7 @@ fn holds_migration(roles: &Roles) -> Vec<String> {
              CONSTRAINT legal_hold_lifts_hold_fkey FOREIGN KEY (tenant_id, hold_id) \
              REFERENCES {LIBRARY_SCHEMA}.legal_holds (tenant_id, id)\n)"
         ),
-    ];
-    for table in ["legal_holds", "legal_hold_lifts"] {
-        v.extend(police(
-            &format!("{LIBRARY_SCHEMA}.{table}"),
-            table,
-            "tenant_id",
-            roles,
-        ));
-    }
-    v.push(format!(
-        "GRANT SELECT, INSERT (tenant_id, id, scope, subject_id, record_type, record_id, matter, \
-         placed_by, placed_at) ON {LIBRARY_SCHEMA}.legal_holds TO {app}"
-    ));
-    v.push(format!(
-        "GRANT SELECT, INSERT (tenant_id, hold_id, lifted_by, lifted_at) \
-         ON {LIBRARY_SCHEMA}.legal_hold_lifts TO {app}"
+        "tenant_id, hold_id, lifted_by, lifted_at",
     ));
     v
 }
@@ -436,9 +418,10 @@ fn holds_migration(roles: &Roles) -> Vec<String> {
 /// Retention trigger events the service records (an account closed, the contract terminated):
 /// append-only, since the periods that count from them must not move.
 fn retention_events_migration(roles: &Roles) -> Vec<String> {
-    let (owner, app) = (roles.owner(), roles.app());
-    let mut v = vec![
-        format!("SET LOCAL ROLE {owner}"),
+    let mut v = vec![format!("SET LOCAL ROLE {}", roles.owner())];
+    v.extend(append_only(
+        roles,
+        "retention_events",
         format!(
             "CREATE TABLE {LIBRARY_SCHEMA}.retention_events (\n    \
              tenant_id uuid NOT NULL REFERENCES {LIBRARY_SCHEMA}.tenants (id),\n    \
@@ -452,16 +435,26 @@ fn retention_events_migration(roles: &Roles) -> Vec<String> {
              CONSTRAINT retention_events_subject CHECK \
              ((trigger = 'account_closed') = (subject_id IS NOT NULL))\n)"
         ),
-    ];
+        "tenant_id, id, trigger, subject_id, at, recorded_by",
+    ));
+    v
+}
+
+/// An append-only tenant table of the library: created, policed like every tenant table, and
+/// granted to the runtime role for reading and for inserting `columns` only (no UPDATE, no
+/// DELETE: its history cannot be rewritten; `recorded_at`, left out, stays the database's
+/// clock).
+fn append_only(roles: &Roles, table: &str, create: String, columns: &str) -> Vec<String> {
+    let mut v = vec![create];
     v.extend(police(
-        &format!("{LIBRARY_SCHEMA}.retention_events"),
-        "retention_events",
+        &format!("{LIBRARY_SCHEMA}.{table}"),
+        table,
         "tenant_id",
         roles,
     ));
     v.push(format!(
-        "GRANT SELECT, INSERT (tenant_id, id, trigger, subject_id, at, recorded_by) \
-         ON {LIBRARY_SCHEMA}.retention_events TO {app}"
+        "GRANT SELECT, INSERT ({columns}) ON {LIBRARY_SCHEMA}.{table} TO {}",
+        roles.app()
     ));
     v
 }
