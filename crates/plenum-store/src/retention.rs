@@ -127,40 +127,4 @@ impl RetentionEvents {
             })
             .collect()
     }
-
-    /// Audit event bodies recorded (by the database's clock) before `before`, still present.
-    pub(crate) async fn audit_bodies_before(
-        tx: &mut TenantTx,
-        before: DateTime<Utc>,
-    ) -> Result<u64, Error> {
-        let d = Dialect::of(tx);
-        let statement = format!(
-            "SELECT count(*) FROM {} WHERE tenant_id = {} AND recorded_at < {} \
-             AND body IS NOT NULL",
-            d.library("audit_log"),
-            d.p(1),
-            d.p(2)
-        );
-        let before = match d {
-            Dialect::Postgres => (SqlType::Timestamp, Value::Timestamp(before)),
-            // SQLite compares text: the same spelling as the column's default.
-            Dialect::Sqlite => (
-                SqlType::Text,
-                Value::Text(before.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
-            ),
-        };
-        let tenant = (SqlType::Uuid, Value::Uuid(*tx.tenant().as_uuid()));
-        let rows = sql::fetch(
-            Conn::of(tx)?,
-            &statement,
-            &[tenant, before],
-            &[SqlType::BigInt],
-        )
-        .await
-        .map_err(db)?;
-        match rows.first().and_then(|r| r.first()) {
-            Some(Value::BigInt(n)) => Ok(u64::try_from(*n).unwrap_or(0)),
-            _ => Err(Error::Config("unreadable count")),
-        }
-    }
 }

@@ -492,18 +492,33 @@ impl AuditLog {
             d.p(1),
             d.p(2)
         );
-        let before = match d {
-            Dialect::Postgres => (SqlType::Timestamp, Value::Timestamp(before)),
-            // SQLite compares text: the same spelling as the column's default.
-            Dialect::Sqlite => (
-                SqlType::Text,
-                Value::Text(before.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
-            ),
-        };
-        let binds = [tenant_bind(tx.tenant()), before];
+        let binds = [tenant_bind(tx.tenant()), recorded_before(d, before)];
         sql::execute(Conn::of(tx)?, &update, &binds)
             .await
             .map_err(db)
+    }
+
+    /// How many bodies [`AuditLog::expire_bodies`] with `before` would drop.
+    pub(crate) async fn bodies_before(
+        tx: &mut TenantTx,
+        before: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        let d = Dialect::of(tx);
+        let statement = format!(
+            "SELECT count(*) FROM {} WHERE tenant_id = {} AND recorded_at < {} \
+             AND body IS NOT NULL",
+            d.library("audit_log"),
+            d.p(1),
+            d.p(2)
+        );
+        let binds = [tenant_bind(tx.tenant()), recorded_before(d, before)];
+        let rows = sql::fetch(Conn::of(tx)?, &statement, &binds, &[SqlType::BigInt])
+            .await
+            .map_err(db)?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(Value::BigInt(n)) => Ok(u64::try_from(*n).unwrap_or(0)),
+            _ => Err(Error::Config("unreadable count")),
+        }
     }
 
     /// "Who accessed my data": the events naming `subject` among their subjects (under any of
@@ -576,5 +591,17 @@ impl AuditLog {
             }
         }
         Ok(out)
+    }
+}
+
+/// `before` bound against `recorded_at`: SQLite compares text, so it takes the same spelling as
+/// the column's default.
+fn recorded_before(d: Dialect, before: DateTime<Utc>) -> (SqlType, Value) {
+    match d {
+        Dialect::Postgres => (SqlType::Timestamp, Value::Timestamp(before)),
+        Dialect::Sqlite => (
+            SqlType::Text,
+            Value::Text(before.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+        ),
     }
 }

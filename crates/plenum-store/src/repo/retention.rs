@@ -165,7 +165,7 @@ impl Records {
                     RetentionClass::AuditLogBodies => {
                         let before = rule.offset_before(now);
                         let n = match before {
-                            Some(b) => RetentionEvents::audit_bodies_before(tx, b).await?,
+                            Some(b) => AuditLog::bodies_before(tx, b).await?,
                             None => 0,
                         };
                         (n, if tenant_held { n } else { 0 }, None)
