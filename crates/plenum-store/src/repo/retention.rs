@@ -265,17 +265,19 @@ impl Records {
                             break;
                         };
                         after = Some(*last);
+                        let mut page = Vec::new();
                         for (id, subject) in rows {
-                            if deleted.len() == batch as usize
+                            if deleted.len() + page.len() == batch as usize
                                 || holds
                                     .iter()
                                     .any(|h| h.covers(now, tenant, spec.record_type(), id, subject))
                             {
                                 continue;
                             }
-                            delete_row(tx, spec, id).await?;
-                            deleted.push((id, subject));
+                            page.push((id, subject));
                         }
+                        delete_rows(tx, spec, page.iter().map(|(id, _)| *id)).await?;
+                        deleted.extend(page);
                     }
                     Ok(deleted)
                 }
@@ -530,25 +532,30 @@ async fn due_rows(
         .collect()
 }
 
-/// Deletes one row of `spec`.
-async fn delete_row(
+/// Deletes rows of `spec` by id, in statements of at most 500 ids (one round trip each).
+async fn delete_rows(
     tx: &mut TenantTx,
     spec: &'static RecordSpec,
-    id: RecordId,
+    ids: impl Iterator<Item = RecordId>,
 ) -> Result<(), Error> {
+    let ids: Vec<RecordId> = ids.collect();
     let d = Dialect::of(tx);
-    let statement = format!(
-        "DELETE FROM {} WHERE tenant_id = {} AND id = {}",
-        d.table(spec.record_type().as_str()),
-        d.p(1),
-        d.p(2)
-    );
-    let binds = [
-        super::rows::uuid(*tx.tenant().as_uuid()),
-        super::rows::uuid(*id.as_uuid()),
-    ];
-    sql::execute(Conn::of(tx)?, &statement, &binds)
-        .await
-        .map_err(|e| super::db_error(spec, e))?;
+    for chunk in ids.chunks(500) {
+        let mut binds = vec![super::rows::uuid(*tx.tenant().as_uuid())];
+        let mut params = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            binds.push(super::rows::uuid(*id.as_uuid()));
+            params.push(d.p(binds.len()));
+        }
+        let statement = format!(
+            "DELETE FROM {} WHERE tenant_id = {} AND id IN ({})",
+            d.table(spec.record_type().as_str()),
+            d.p(1),
+            params.join(", ")
+        );
+        sql::execute(Conn::of(tx)?, &statement, &binds)
+            .await
+            .map_err(|e| super::db_error(spec, e))?;
+    }
     Ok(())
 }
