@@ -614,6 +614,31 @@ async fn the_platform_forwards_requests_but_only_the_tenant_answers_them() {
             .advance_request(&mut tx, &rights, id, Step::AwaitIdentity, day(2))
             .await
             .unwrap();
+        a.records
+            .advance_request(
+                &mut tx,
+                &rights,
+                id,
+                Step::Verification(Verification::Verified {
+                    method: "account_login".into(),
+                }),
+                day(3),
+            )
+            .await
+            .unwrap();
+        // Nor through the answering calls, refused before anything is read or changed.
+        let err = a
+            .records
+            .answer_erasure_request(&mut tx, &platform, id, day(4))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "{}", a.env.name());
+        let still = a
+            .records
+            .subject_request(&mut tx, &rights, id)
+            .await
+            .unwrap();
+        assert_eq!(still.state(), RequestState::InProgress);
         tx.commit().await.unwrap();
     }
 }

@@ -52,6 +52,23 @@ fn check_answering(tx: &TenantTx, grant: &PurposeGrant<'_>) -> Result<(), Error>
 }
 
 impl Records {
+    /// [`check_answering`] for the answering calls, whose refusal is reported like any other
+    /// (an attempt to act on request `id`) before anything is read or changed.
+    async fn screen_answering(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        id: RecordId,
+    ) -> Result<(), Error> {
+        let screened = check_answering(tx, grant);
+        if screened.is_ok() {
+            return Ok(());
+        }
+        let mut access = describe(grant, Action::Request(RequestState::InProgress), REQUESTS);
+        access.records = vec![id];
+        report(&*self.shared.hook, tx, access, screened, |()| 0).await
+    }
+
     /// Records a received data-subject request in `tx` and returns its id. The request belongs
     /// to `tx`'s tenant (the tenant whose data it is about): a request for another tenant is
     /// refused, so the platform can forward a homeowner's request but never answer it across
@@ -246,6 +263,8 @@ impl Records {
         verifier: &dyn IdentityVerifier,
         at: DateTime<Utc>,
     ) -> Result<SubjectRequest, Error> {
+        // Acting on a request is the tenant's: refused to platform staff before anything.
+        self.screen_answering(tx, grant, id).await?;
         let mut request = self.subject_request(tx, grant, id).await?;
         if request.state() == RequestState::Received {
             request = self
@@ -273,6 +292,8 @@ impl Records {
         sink: &mut dyn ExportSink,
         at: DateTime<Utc>,
     ) -> Result<ExportSummary, Error> {
+        // Acting on a request is the tenant's: refused to platform staff before anything.
+        self.screen_answering(tx, grant, id).await?;
         let request = self.subject_request(tx, grant, id).await?;
         if !matches!(request.kind(), Right::Access | Right::Portability) {
             return Err(invalid_request(
@@ -318,6 +339,8 @@ impl Records {
         id: RecordId,
         at: DateTime<Utc>,
     ) -> Result<ErasureReceipt, Error> {
+        // Acting on a request is the tenant's: refused to platform staff before anything.
+        self.screen_answering(tx, grant, id).await?;
         let request = self.subject_request(tx, grant, id).await?;
         if request.kind() != Right::Erasure {
             return Err(invalid_request("only erasure requests erase"));
@@ -401,6 +424,8 @@ impl Records {
         purposes: &[Purpose],
         at: DateTime<Utc>,
     ) -> Result<SubjectRequest, Error> {
+        // Acting on a request is the tenant's: refused to platform staff before anything.
+        self.screen_answering(tx, grant, id).await?;
         let request = self.subject_request(tx, grant, id).await?;
         if request.state() == RequestState::Completed {
             // Answered already: recording the events again would add nothing.
@@ -495,6 +520,8 @@ impl<R: crate::record::Record> super::Repository<R> {
         let records = Records {
             shared: self.shared.clone(),
         };
+        // Acting on a request is the tenant's: refused to platform staff before anything.
+        records.screen_answering(tx, grant, request).await?;
         let asked = records.subject_request(tx, grant, request).await?;
         if asked.kind() != Right::Rectification {
             return Err(invalid_request("only rectification requests rectify"));
