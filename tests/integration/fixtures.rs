@@ -234,6 +234,36 @@ pub(crate) fn evidence() -> Evidence {
 }
 
 impl Env {
+    /// Library table `name` as raw SQL spells it on this backend (`plenum.x` / `plenum_x`).
+    pub(crate) fn library_table(&self, name: &str) -> String {
+        match self.pool.backend() {
+            BackendKind::Postgres => format!("plenum.{name}"),
+            _ => format!("plenum_{name}"),
+        }
+    }
+
+    /// Runs `statement` as raw SQL in a transaction of `tenant` (as the runtime role on
+    /// PostgreSQL), then drops the transaction: what SQL an attacker controls inside one
+    /// tenant's transaction can do.
+    pub(crate) async fn raw_in_tenant(
+        &self,
+        tenant: TenantId,
+        statement: &str,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin(tenant).await.unwrap();
+        let sql = || sqlx::AssertSqlSafe(statement.to_owned());
+        match self.pool.backend() {
+            BackendKind::Postgres => sqlx::query(sql())
+                .execute(tx.dangerous_postgres().unwrap())
+                .await
+                .map(|_| ()),
+            _ => sqlx::query(sql())
+                .execute(tx.dangerous_sqlite().unwrap())
+                .await
+                .map(|_| ()),
+        }
+    }
+
     /// Records `event` in `tx` under an unrestricted grant (an import), which must succeed.
     pub(crate) async fn consent(&self, tx: &mut TenantTx, tenant: TenantId, event: &ConsentEvent) {
         self.records

@@ -244,27 +244,12 @@ async fn holds_need_their_purpose_are_audited_and_append_only() {
             "{name}: {actions:?}"
         );
         assert!(actions.iter().any(|a| a == "hold.lifted"), "{name}");
-        let table = match a.env.pool.backend() {
-            plenum::store::BackendKind::Postgres => "plenum.legal_holds",
-            _ => "plenum_legal_holds",
-        };
+        let table = a.env.library_table("legal_holds");
         for statement in [
             format!("UPDATE {table} SET matter = 'nothing'"),
             format!("DELETE FROM {table}"),
         ] {
-            let mut tx = a.env.pool.begin(t).await.unwrap();
-            let result = match a.env.pool.backend() {
-                plenum::store::BackendKind::Postgres => {
-                    sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-                        .execute(tx.dangerous_postgres().unwrap())
-                        .await
-                        .map(|_| ())
-                }
-                _ => sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-                    .execute(tx.dangerous_sqlite().unwrap())
-                    .await
-                    .map(|_| ()),
-            };
+            let result = a.env.raw_in_tenant(t, &statement).await;
             assert!(result.is_err(), "{name}: {statement} was allowed");
         }
     }

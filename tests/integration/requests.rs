@@ -358,31 +358,17 @@ async fn a_request_history_cannot_be_rewritten() {
             .await
             .unwrap();
         tx.commit().await.unwrap();
+        let (steps, requests) = (
+            a.env.library_table("subject_request_steps"),
+            a.env.library_table("subject_requests"),
+        );
         for statement in [
-            "UPDATE {t} SET step = 'complete', detail = NULL",
-            "DELETE FROM {t}",
+            format!("UPDATE {steps} SET step = 'complete', detail = NULL"),
+            format!("DELETE FROM {steps}"),
             // The request itself: only 24 months after its answer (the retention sweep).
-            "DELETE FROM {r}",
+            format!("DELETE FROM {requests}"),
         ] {
-            let (steps, requests) = match a.env.pool.backend() {
-                plenum::store::BackendKind::Postgres => {
-                    ("plenum.subject_request_steps", "plenum.subject_requests")
-                }
-                _ => ("plenum_subject_request_steps", "plenum_subject_requests"),
-            };
-            let statement = statement.replace("{t}", steps).replace("{r}", requests);
-            let mut tx = a.env.pool.begin(t).await.unwrap();
-            let query = sqlx::query(sqlx::AssertSqlSafe(statement.clone()));
-            let result = match a.env.pool.backend() {
-                plenum::store::BackendKind::Postgres => query
-                    .execute(tx.dangerous_postgres().unwrap())
-                    .await
-                    .map(|_| ()),
-                _ => sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-                    .execute(tx.dangerous_sqlite().unwrap())
-                    .await
-                    .map(|_| ()),
-            };
+            let result = a.env.raw_in_tenant(t, &statement).await;
             assert!(result.is_err(), "{}: {statement} was allowed", a.env.name());
         }
     }

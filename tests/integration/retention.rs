@@ -219,27 +219,12 @@ async fn trigger_events_are_typed_screened_and_append_only() {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let table = match a.env.pool.backend() {
-            plenum::store::BackendKind::Postgres => "plenum.retention_events",
-            _ => "plenum_retention_events",
-        };
+        let table = a.env.library_table("retention_events");
         for statement in [
             format!("UPDATE {table} SET at = at"),
             format!("DELETE FROM {table}"),
         ] {
-            let mut tx = a.env.pool.begin(t).await.unwrap();
-            let result = match a.env.pool.backend() {
-                plenum::store::BackendKind::Postgres => {
-                    sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-                        .execute(tx.dangerous_postgres().unwrap())
-                        .await
-                        .map(|_| ())
-                }
-                _ => sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-                    .execute(tx.dangerous_sqlite().unwrap())
-                    .await
-                    .map(|_| ()),
-            };
+            let result = a.env.raw_in_tenant(t, &statement).await;
             assert!(result.is_err(), "{name}: {statement} was allowed");
         }
     }
