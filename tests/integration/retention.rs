@@ -102,14 +102,14 @@ async fn the_plan_follows_each_rule_as_time_passes() {
             "{name}: no termination"
         );
         assert_eq!(item(&p, RetentionClass::SubjectRequests), (0, 0));
+        assert_eq!(
+            item(&p, RetentionClass::MarketingData),
+            (0, 0),
+            "{name}: no marketing profiles"
+        );
         assert!(
-            p.items
-                .iter()
-                .find(|i| i.class == RetentionClass::MarketingData)
-                .unwrap()
-                .not_counted
-                .is_some(),
-            "{name}: marketing data is not counted: no record type declares it"
+            p.items.iter().all(|i| i.not_counted.is_none()),
+            "{name}: every class is counted: the HVAC records declare each that rows hold"
         );
 
         a.records
@@ -630,5 +630,297 @@ async fn a_terminated_tenant_exports_then_is_shredded_after_its_window() {
             text.contains("\"action\":\"retention\""),
             "{name}: the offboarding is on record"
         );
+    }
+}
+
+fn ping(t: TenantId, technician: SubjectId, at: DateTime<Utc>) -> plenum_hvac::LocationPing {
+    plenum_hvac::LocationPing {
+        id: RecordId::generate(),
+        tenant: t,
+        technician,
+        recorded_at: at,
+        latitude_micro: Encrypted::new(40_112_233),
+        longitude_micro: Encrypted::new(-88_207_421),
+    }
+}
+
+/// A closed account's holder keeps their data 30 days, then is erased as a request would erase
+/// them (their rows by each record type's rule, their keys destroyed), once: a sweep whose
+/// transaction is lost is redone, a finished one is not repeated, and a legal hold keeps its
+/// subject until lifted.
+#[tokio::test]
+async fn closed_accounts_are_erased_thirty_days_on_once() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let name = a.env.name();
+        let storage = crate::fixtures::grant(t);
+        let counsel = Request::new(t, staff("counsel"));
+        let holds = a.gate.grant(&counsel, Purpose::LegalHold).unwrap();
+        let schedule = RetentionSchedule::plenum_default();
+        let t0 = Utc::now();
+        let (gone, held) = (SubjectId::generate(), SubjectId::generate());
+        let pings = a.records.repository::<plenum_hvac::LocationPing>();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        pings
+            .insert_many(
+                &mut tx,
+                &storage,
+                &[ping(t, gone, t0), ping(t, gone, t0), ping(t, held, t0)],
+            )
+            .await
+            .unwrap();
+        for s in [gone, held] {
+            a.records
+                .record_retention_event(&mut tx, &storage, Trigger::AccountClosed, Some(s), t0)
+                .await
+                .unwrap();
+        }
+        let hold = a
+            .records
+            .place_legal_hold(&mut tx, &holds, HoldScope::Subject(held), "case-12", t0)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let at = |days: i64| t0 + Duration::days(days);
+
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let early = a
+            .records
+            .sweep_closed_accounts(&mut tx, &storage, &schedule, at(29), 10)
+            .await
+            .unwrap();
+        assert!(early.is_empty(), "{name}: day 29 keeps everything");
+        // Day 31, and the sweep's transaction is lost: the keys are already destroyed (the
+        // key store commits on its own), the rows are back.
+        let lost = a
+            .records
+            .sweep_closed_accounts(&mut tx, &storage, &schedule, at(31), 10)
+            .await
+            .unwrap();
+        assert_eq!(lost, [gone], "{name}: the held subject is skipped");
+        drop(tx);
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let redone = a
+            .records
+            .sweep_closed_accounts(&mut tx, &storage, &schedule, at(31), 10)
+            .await
+            .unwrap();
+        assert_eq!(redone, [gone], "{name}: the rows left behind are due again");
+        tx.commit().await.unwrap();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let again = a
+            .records
+            .sweep_closed_accounts(&mut tx, &storage, &schedule, at(31), 10)
+            .await
+            .unwrap();
+        assert!(
+            again.is_empty(),
+            "{name}: an erased subject is not due again"
+        );
+        let p = a
+            .records
+            .retention_plan(&mut tx, &storage, &schedule, at(31))
+            .await
+            .unwrap();
+        assert_eq!(
+            item(&p, RetentionClass::AccountData),
+            (1, 1),
+            "{name}: only the held subject is left"
+        );
+        let left: Vec<SubjectId> = pings
+            .list(&mut tx, &storage, None, 10)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| p.technician)
+            .collect();
+        assert_eq!(
+            left,
+            [held],
+            "{name}: the erased subject's pings are deleted"
+        );
+        a.records
+            .lift_legal_hold(&mut tx, &holds, hold, at(31))
+            .await
+            .unwrap();
+        let lifted = a
+            .records
+            .sweep_closed_accounts(&mut tx, &storage, &schedule, at(32), 10)
+            .await
+            .unwrap();
+        assert_eq!(lifted, [held], "{name}: lifted, then erased");
+        tx.commit().await.unwrap();
+        let log = a.export(t).await;
+        let erasures = log
+            .entries
+            .iter()
+            .filter_map(|e| e.body.as_deref())
+            .filter(|b| {
+                b.contains("\"action\":\"retention\"") && b.contains("\"record_type\":\"keys\"")
+            })
+            .count();
+        assert_eq!(
+            erasures, 3,
+            "{name}: each erasure (the lost one too: its keys went) is on record as retention"
+        );
+    }
+}
+
+/// Marketing profiles stay while the homeowner's consent to some marketing purpose is live
+/// and go once it has ended for every one (withdrawn, or never given); a hold keeps them.
+#[tokio::test]
+async fn marketing_data_goes_when_marketing_consent_ends() {
+    use plenum::consent::{ConsentEvent, EventKind};
+
+    use crate::audit::evidence;
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let name = a.env.name();
+        let storage = crate::fixtures::grant(t);
+        let counsel = Request::new(t, staff("counsel"));
+        let holds = a.gate.grant(&counsel, Purpose::LegalHold).unwrap();
+        let schedule = RetentionSchedule::plenum_default();
+        // Consenting, withdrawn, never asked, one channel of two withdrawn, withdrawn but held.
+        let people: Vec<_> = (0..5)
+            .map(|i| {
+                crate::fixtures::customer(
+                    t,
+                    &format!("m{i}@example.com"),
+                    &format!("21755501{i:02}"),
+                )
+            })
+            .collect();
+        let s = |i: usize| people[i].subject;
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let customers = a.records.repository::<plenum_hvac::Customer>();
+        customers
+            .insert_many(&mut tx, &storage, &people)
+            .await
+            .unwrap();
+        let profiles: Vec<_> = people
+            .iter()
+            .map(|c| plenum_hvac::MarketingProfile {
+                id: RecordId::generate(),
+                tenant: t,
+                subject: c.subject,
+                customer_id: c.id,
+                interests: Encrypted::new("heat pumps".to_owned()),
+                recorded_at: Utc::now(),
+            })
+            .collect();
+        let marketing = a.records.repository::<plenum_hvac::MarketingProfile>();
+        marketing
+            .insert_many(&mut tx, &storage, &profiles)
+            .await
+            .unwrap();
+        let consent = |i: usize, kind, purpose| {
+            if kind == EventKind::Given {
+                ConsentEvent::given(s(i), purpose, evidence())
+            } else {
+                ConsentEvent::about(s(i), kind, purpose, evidence())
+            }
+        };
+        let events = [
+            consent(0, EventKind::Given, Purpose::MarketingEmail),
+            consent(1, EventKind::Given, Purpose::MarketingEmail),
+            consent(1, EventKind::Withdrawn, Purpose::MarketingEmail),
+            consent(3, EventKind::Given, Purpose::MarketingEmail),
+            consent(3, EventKind::Given, Purpose::MarketingSms),
+            consent(3, EventKind::Withdrawn, Purpose::MarketingEmail),
+            consent(4, EventKind::Given, Purpose::MarketingSms),
+            consent(4, EventKind::Withdrawn, Purpose::MarketingSms),
+        ];
+        for e in &events {
+            a.records
+                .record_consent(&mut tx, &storage, e)
+                .await
+                .unwrap();
+        }
+        let now = Utc::now() + Duration::seconds(1);
+        let hold = a
+            .records
+            .place_legal_hold(&mut tx, &holds, HoldScope::Subject(s(4)), "case-13", now)
+            .await
+            .unwrap();
+        let p = a
+            .records
+            .retention_plan(&mut tx, &storage, &schedule, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            item(&p, RetentionClass::MarketingData),
+            (3, 1),
+            "{name}: withdrawn, never asked and held are due; one held"
+        );
+        let done = a
+            .records
+            .sweep_marketing_data(&mut tx, &storage, &schedule, now, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            [("marketing_profiles".to_owned(), 1)],
+            "{name}: a batch of one"
+        );
+        let done = a
+            .records
+            .sweep_marketing_data(&mut tx, &storage, &schedule, now, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            [("marketing_profiles".to_owned(), 1)],
+            "{name}: the rest"
+        );
+        let done = a
+            .records
+            .sweep_marketing_data(&mut tx, &storage, &schedule, now, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            [("marketing_profiles".to_owned(), 0)],
+            "{name}: then none"
+        );
+        let mut left: Vec<SubjectId> = marketing
+            .list(&mut tx, &storage, None, 10)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| p.subject)
+            .collect();
+        left.sort();
+        let mut kept = vec![s(0), s(3), s(4)];
+        kept.sort();
+        assert_eq!(
+            left, kept,
+            "{name}: live consent on a channel, or a hold, keeps a profile"
+        );
+        a.records
+            .lift_legal_hold(&mut tx, &holds, hold, now)
+            .await
+            .unwrap();
+        a.records
+            .record_consent(
+                &mut tx,
+                &storage,
+                &consent(0, EventKind::Withdrawn, Purpose::MarketingEmail),
+            )
+            .await
+            .unwrap();
+        let later = Utc::now() + Duration::seconds(2);
+        let done = a
+            .records
+            .sweep_marketing_data(&mut tx, &storage, &schedule, later, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            done,
+            [("marketing_profiles".to_owned(), 2)],
+            "{name}: the unsubscribed and the no longer held"
+        );
+        tx.commit().await.unwrap();
     }
 }

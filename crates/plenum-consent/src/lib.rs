@@ -49,5 +49,5 @@ pub use crate::request::{
 };
 pub use crate::retention::{
     HoldScope, LegalHold, Offset, RetentionAction, RetentionClass, RetentionNarrowing,
-    RetentionRule, RetentionSchedule, Trigger,
+    RetentionRule, RetentionSchedule, Trigger, marketing_consent_ended,
 };

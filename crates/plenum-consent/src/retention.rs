@@ -470,3 +470,37 @@ impl LegalHold {
             }
     }
 }
+
+/// When a subject's consent to marketing ended, which is when their marketing data's period
+/// (`Trigger::ConsentWithdrawn`) starts: from `events`, the subject's ledger events in
+/// recording order, at `now`. `None` while consent to some marketing purpose is live and not
+/// objected to. Otherwise the latest time a marketing consent ended (a withdrawal, a lapse, an
+/// objection, or an `expires_at` passed); [`DateTime::<Utc>::MIN_UTC`] if the subject never
+/// consented to marketing at all, since marketing data held without consent is due at once.
+pub fn marketing_consent_ended(
+    events: &[crate::ConsentEvent],
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    use crate::{ConsentCheck, EventKind, Purpose, PurposeGroup, SubjectStatus};
+    let marketing = |p: Option<Purpose>| p.is_some_and(|p| p.group() == PurposeGroup::Marketing);
+    let status = SubjectStatus::from_events(events);
+    let live = Purpose::ALL.iter().any(|p| {
+        p.group() == PurposeGroup::Marketing
+            && status.consent(*p, now) == ConsentCheck::Live
+            && !status.objects_to(*p)
+    });
+    if live {
+        return None;
+    }
+    let ended = events
+        .iter()
+        .filter(|e| marketing(e.purpose))
+        .filter_map(|e| match e.kind {
+            EventKind::Withdrawn | EventKind::Expired | EventKind::Objected => Some(e.evidence.at),
+            // A consent that lapsed without an event ended when it expired.
+            EventKind::Given => e.expires_at.filter(|at| *at <= now),
+            _ => None,
+        })
+        .max();
+    Some(ended.unwrap_or(DateTime::<Utc>::MIN_UTC))
+}

@@ -10,6 +10,7 @@
 //! | [`Appointment`]   | the homeowner | notes                                                  | -           |
 //! | [`Invoice`]       | the homeowner | amount, **tenant key** (financial records outlive erasure) | -       |
 //! | [`LocationPing`]  | the technician| latitude, longitude (`user.location.precise`)          | -           |
+//! | [`MarketingProfile`] | the homeowner | products of interest (marketing data)             | -           |
 //!
 //! Customers have view types for marketing email and SMS and for dispatch
 //! (`CustomerForMarketingEmail`, ...), location pings for technician location and marketing email
@@ -17,7 +18,8 @@
 //!
 //! Invoice amounts are sealed under the tenant's key, not the subject's: the policy keeps
 //! financial records for seven years, so erasing a homeowner must not destroy them (they are
-//! erased by their own retention sweep instead).
+//! erased by their own retention sweep instead). Marketing profiles are marketing data: the
+//! retention sweep deletes them once the homeowner's consent to marketing has ended.
 
 #![forbid(unsafe_code)]
 
@@ -206,9 +208,37 @@ pub struct LocationPing {
     pub longitude_micro: Encrypted<i32>,
 }
 
+/// What a homeowner told the business they would like to hear about: held only for marketing,
+/// so deleted by the retention sweep once their consent to every marketing purpose has ended.
+#[derive(Debug, Clone, Record)]
+#[plenum(
+    record_type = "marketing_profiles",
+    erasure = "delete",
+    retention = "marketing_data"
+)]
+pub struct MarketingProfile {
+    /// Id.
+    #[plenum(id)]
+    pub id: RecordId,
+    /// Tenant.
+    #[plenum(tenant)]
+    pub tenant: TenantId,
+    /// The homeowner as a data subject.
+    #[plenum(subject)]
+    pub subject: SubjectId,
+    /// The customer.
+    #[plenum(references = "customers", category = "system.operations")]
+    pub customer_id: RecordId,
+    /// Products and services they asked to hear about, in their words.
+    #[plenum(pii = "user.behavior.purchase_history")]
+    pub interests: Encrypted<String>,
+    /// When they told the business.
+    #[plenum(category = "system.operations")]
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// The data map of these records under `policy`: every field with its category, each record
-/// type with whose data it holds (homeowners' for the first five, technicians' for location
-/// pings).
+/// type with whose data it holds (homeowners', technicians' for location pings).
 pub fn data_map(policy: plenum::consent::Policy) -> plenum::consent::DataMap {
     use plenum::consent::SubjectKind;
     let mut map = plenum::consent::DataMap::new(policy);
@@ -219,6 +249,7 @@ pub fn data_map(policy: plenum::consent::Policy) -> plenum::consent::DataMap {
         (Appointment::spec(), SubjectKind::EndCustomer),
         (Invoice::spec(), SubjectKind::EndCustomer),
         (LocationPing::spec(), SubjectKind::Technician),
+        (MarketingProfile::spec(), SubjectKind::EndCustomer),
     ];
     for (spec, subject) in specs {
         map.add_record(
@@ -242,6 +273,7 @@ pub fn record_types() -> Vec<&'static plenum::store::RecordSpec> {
         Appointment::spec(),
         Invoice::spec(),
         LocationPing::spec(),
+        MarketingProfile::spec(),
     ]
 }
 
@@ -254,5 +286,6 @@ pub fn tables() -> Vec<TableSpec> {
         Appointment::spec().table(),
         Invoice::spec().table(),
         LocationPing::spec().table(),
+        MarketingProfile::spec().table(),
     ]
 }

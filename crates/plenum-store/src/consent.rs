@@ -207,7 +207,7 @@ impl ConsentLedger {
             .collect())
     }
 
-    async fn events_of(
+    pub(crate) async fn events_of(
         tx: &mut TenantTx,
         subjects: &[SubjectId],
     ) -> Result<HashMap<SubjectId, Vec<ConsentEvent>>, Error> {

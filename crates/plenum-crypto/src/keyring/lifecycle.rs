@@ -166,6 +166,21 @@ impl Keyring {
         Ok(destroyed)
     }
 
+    /// Whether `scope` has a stored version that is not destroyed, read from the key store
+    /// (not this process's cache): whether erasing or shredding it is still to be done.
+    ///
+    /// # Errors
+    ///
+    /// Key store failures.
+    pub async fn has_live_key(&self, tenant: TenantId, scope: KeyScope) -> Result<bool, Error> {
+        Ok(self
+            .store
+            .load(tenant, scope)
+            .await?
+            .iter()
+            .any(|k| k.state != KeyState::Destroyed))
+    }
+
     /// Re-wraps a tenant's keys under the provider's current root key (root key rotation): the
     /// tenant data, index and subject-wrap keys. Subject keys are wrapped by the subject-wrap key
     /// and are not touched; no data is re-encrypted.

@@ -234,25 +234,58 @@ pub(super) fn check_erasure(
 }
 
 /// Record-level retention classes: those whose period counts from a date the row itself holds.
-const RECORD_RETENTION_CLASSES: &[(&str, &str)] = &[("financial_records", "FinancialRecords")];
+/// The retention classes a record type may declare for its rows: the key, the
+/// `RetentionClass` variant, and whether the period counts from a field of the row (`true`) or
+/// from an event the library records (`false`: the subject's marketing consent ending).
+const RECORD_RETENTION_CLASSES: &[(&str, &str, bool)] = &[
+    ("financial_records", "FinancialRecords", true),
+    ("marketing_data", "MarketingData", false),
+];
 
 pub(super) fn check_retention(c: &Container, decls: &[FieldDecl]) -> syn::Result<()> {
     let Some((class, field)) = &c.retention else {
         return Ok(());
     };
-    if !RECORD_RETENTION_CLASSES
+    let Some((_, _, dated)) = RECORD_RETENTION_CLASSES
         .iter()
-        .any(|(k, _)| *k == class.value())
-    {
-        let known: Vec<&str> = RECORD_RETENTION_CLASSES.iter().map(|(k, _)| *k).collect();
+        .find(|(k, _, _)| *k == class.value())
+    else {
+        let known: Vec<&str> = RECORD_RETENTION_CLASSES
+            .iter()
+            .map(|(k, _, _)| *k)
+            .collect();
         return Err(err(
             class.span(),
             format!(
-                "unknown record retention class; a record's rows can be `{}` (the others count from events, not from a row)",
+                "unknown record retention class; a record's rows can be `{}` (the others are not rows of a record type)",
                 known.join("`, `")
             ),
         ));
-    }
+    };
+    let field = match (dated, field) {
+        (true, Some(field)) => field,
+        (true, None) => {
+            return Err(err(
+                class.span(),
+                "this class's period counts from a date of the row: add `counted_from = \"<date or timestamp field>\"`",
+            ));
+        }
+        (false, Some(field)) => {
+            return Err(err(
+                field.span(),
+                "this class's period counts from an event the library records (the subject's marketing consent ending), not from a field: remove `counted_from`",
+            ));
+        }
+        (false, None) => {
+            if !decls.iter().any(|d| d.role == Role::Subject) {
+                return Err(err(
+                    class.span(),
+                    "marketing data is a data subject's: the record needs a `#[plenum(subject)]` field",
+                ));
+            }
+            return Ok(());
+        }
+    };
     let Some(decl) = decls.iter().find(|d| d.ident == field.value().as_str()) else {
         return Err(err(
             field.span(),
@@ -283,6 +316,6 @@ pub(super) fn check_retention(c: &Container, decls: &[FieldDecl]) -> syn::Result
 pub(super) fn retention_variant(class: &str) -> Option<&'static str> {
     RECORD_RETENTION_CLASSES
         .iter()
-        .find(|(k, _)| *k == class)
-        .map(|(_, v)| *v)
+        .find(|(k, _, _)| *k == class)
+        .map(|(_, v, _)| *v)
 }

@@ -143,10 +143,11 @@ pub(super) fn generate(input: &DeriveInput, c: &Container, decls: &[FieldDecl]) 
             super::check::retention_variant(&class.value()).map(|v| (format_ident!("{}", v), field))
         })
         .map(|(variant, field)| {
-            quote!(.with_retention(
-                #k::__private::RetentionClass::#variant,
-                #k::__private::field_name!(#field),
-            ))
+            let field = match field {
+                Some(f) => quote!(::core::option::Option::Some(#k::__private::field_name!(#f))),
+                None => quote!(::core::option::Option::None),
+            };
+            quote!(.with_retention(#k::__private::RetentionClass::#variant, #field))
         });
     let subject_fn = match subject {
         Some(s) => quote!(::core::option::Option::Some(self.#s)),

@@ -69,8 +69,9 @@ struct Container {
     erasure: Option<LitStr>,
     retain: Option<LitStr>,
     /// `retention = "financial_records", counted_from = "<field>"`: the retention class of the
-    /// rows and the plain date or timestamp field its period counts from.
-    retention: Option<(LitStr, LitStr)>,
+    /// rows and the plain date or timestamp field its period counts from; or
+    /// `retention = "marketing_data"`, whose period counts from an event (no field).
+    retention: Option<(LitStr, Option<LitStr>)>,
     krate: syn::Path,
     /// Purposes to generate view types for, with the span of their key.
     views: Vec<(plenum_consent::Purpose, Span)>,

@@ -65,7 +65,7 @@ pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
                 }
                 Ok(())
             } else {
-                Err(meta.error("unknown record attribute; expected `record_type = \"...\"`, `erasure = \"delete\" | \"scrub\" | \"retain\"`, `retain = \"...\"`, `retention = \"financial_records\", counted_from = \"<field>\"`, `crate = \"...\"` or `views(\"<purpose key>\", ...)`"))
+                Err(meta.error("unknown record attribute; expected `record_type = \"...\"`, `erasure = \"delete\" | \"scrub\" | \"retain\"`, `retain = \"...\"`, `retention = \"financial_records\", counted_from = \"<field>\"`, `retention = \"marketing_data\"`, `crate = \"...\"` or `views(\"<purpose key>\", ...)`"))
             }
         })?;
     }
@@ -75,15 +75,11 @@ pub(super) fn parse_container(input: &DeriveInput) -> syn::Result<Container> {
             "a record needs `#[plenum(record_type = \"...\")]`: the logical record type and table name",
         )
     })?;
+    // Whether a class counts from a row's own date or from an event is `check_retention`'s
+    // to judge; here only the pairing is checked.
     let retention = match (retention, counted_from) {
-        (Some(class), Some(field)) => Some((class, field)),
+        (Some(class), field) => Some((class, field)),
         (None, None) => None,
-        (Some(class), None) => {
-            return Err(err(
-                class.span(),
-                "`retention` names the field its period counts from: `counted_from = \"<date or timestamp field>\"`",
-            ));
-        }
         (None, Some(field)) => {
             return Err(err(
                 field.span(),

@@ -278,7 +278,7 @@ pub struct RecordSpec {
     has_subject: bool,
     fields: Vec<FieldSpec>,
     erasure: Option<Erasure>,
-    retention: Option<(plenum_consent::RetentionClass, FieldName)>,
+    retention: Option<(plenum_consent::RetentionClass, Option<FieldName>)>,
 }
 
 impl RecordSpec {
@@ -370,21 +370,25 @@ impl RecordSpec {
         }
     }
 
-    /// Declares the rows' retention class and the plain date or timestamp field its period
-    /// counts from (`#[plenum(retention = "financial_records", counted_from = "due_on")]`).
+    /// Declares the rows' retention class and, for a class whose period counts from the row's
+    /// own date, the plain date or timestamp field it counts from
+    /// (`#[plenum(retention = "financial_records", counted_from = "due_on")]`); `None` for a
+    /// class that counts from an event the library records (`retention = "marketing_data"`:
+    /// the subject's marketing consent ending).
     #[must_use]
     pub fn with_retention(
         mut self,
         class: plenum_consent::RetentionClass,
-        counted_from: FieldName,
+        counted_from: Option<FieldName>,
     ) -> Self {
         self.retention = Some((class, counted_from));
         self
     }
 
-    /// The rows' retention class and the field its period counts from, if declared.
-    pub fn retention(&self) -> Option<(plenum_consent::RetentionClass, &FieldName)> {
-        self.retention.as_ref().map(|(c, f)| (*c, f))
+    /// The rows' retention class and the field its period counts from (none for a class
+    /// counted from an event), if declared.
+    pub fn retention(&self) -> Option<(plenum_consent::RetentionClass, Option<&FieldName>)> {
+        self.retention.as_ref().map(|(c, f)| (*c, f.as_ref()))
     }
 
     /// What erasing a subject does to the rows; `None` for a record without a subject.

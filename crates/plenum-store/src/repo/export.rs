@@ -325,7 +325,13 @@ pub(super) fn retention_of(spec: &RecordSpec) -> ExportRetention {
     };
     let schedule = plenum_consent::RetentionSchedule::plenum_default();
     let (class, counted_from) = match spec.retention() {
-        Some((class, field)) => (class, field.to_string()),
+        Some((class, Some(field))) => (class, field.to_string()),
+        Some((class, None)) => (
+            class,
+            schedule
+                .rule(class)
+                .map_or_else(String::new, |r| r.trigger.key().to_owned()),
+        ),
         None => (
             plenum_consent::RetentionClass::TenantBusinessData,
             plenum_consent::Trigger::ContractTerminated.key().to_owned(),

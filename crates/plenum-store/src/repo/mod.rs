@@ -29,6 +29,7 @@ mod requests;
 mod retention;
 mod rows;
 mod screen;
+mod subject_sweeps;
 mod write;
 
 use core::fmt;

@@ -162,28 +162,31 @@ impl Records {
         grant: &PurposeGrant<'_>,
         subject: SubjectId,
     ) -> Result<usize, Error> {
-        self.erase_subject_rows(tx, grant, subject)
+        self.erase_subject_rows(tx, grant, subject, Action::Erase, chrono::Utc::now())
             .await
             .map(|(keys, _)| keys)
     }
 
-    /// [`Records::erase_subject`], also returning what was done per record type.
+    /// [`Records::erase_subject`], also returning what was done per record type. `action` is
+    /// `Erase` for a subject's request (screened for `rights.fulfilment`) or `Retention` for a
+    /// closed account's period ending (screened for `compliance.legal_obligation`); `now` is
+    /// the time legal holds are judged at (the sweep's clock).
     pub(super) async fn erase_subject_rows(
         &self,
         tx: &mut TenantTx,
         grant: &PurposeGrant<'_>,
         subject: SubjectId,
+        action: Action,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(usize, Vec<super::erase::ErasedRecords>), Error> {
-        if self.held(tx, subject, chrono::Utc::now()).await? {
+        if self.held(tx, subject, now).await? {
             // Nothing is touched while a legal hold covers the subject's data.
-            let mut access = describe(grant, Action::Erase, plenum_core::record_type!("keys"));
+            let mut access = describe(grant, action, plenum_core::record_type!("keys"));
             access.subjects = vec![subject];
             let refused = Err(denied(grant, Denial::UnderLegalHold));
             return report(&*self.shared.hook, tx, access, refused, |_| 0).await;
         }
-        let access = self
-            .key_operation(tx, grant, Action::Erase, Some(subject))
-            .await?;
+        let access = self.key_operation(tx, grant, action, Some(subject)).await?;
         let pseudonym = SubjectId::generate();
         let rows = super::erase::erase_rows(
             tx,
@@ -279,6 +282,10 @@ impl Records {
             Action::Erase => (
                 Purpose::RightsFulfilment,
                 Denial::ErasureNeedsRightsFulfilment,
+            ),
+            Action::Retention => (
+                Purpose::LegalObligation,
+                Denial::RetentionNeedsLegalObligation,
             ),
             _ => (
                 Purpose::SecurityProtection,

@@ -379,7 +379,7 @@ impl Records {
         // Before the rows move to a pseudonym: until when the retained ones are kept.
         let retained_until = self.retained_until(tx, request.subject()).await?;
         let (keys_destroyed, records) = self
-            .erase_subject_rows(tx, grant, request.subject())
+            .erase_subject_rows(tx, grant, request.subject(), Action::Erase, Utc::now())
             .await?;
         let retained = records
             .iter()

@@ -26,7 +26,7 @@ use crate::sql::{self, Conn, Dialect};
 use crate::table::SqlType;
 use crate::tx::TenantTx;
 
-const RETENTION: plenum_core::RecordType = plenum_core::record_type!("retention_events");
+pub(super) const RETENTION: plenum_core::RecordType = plenum_core::record_type!("retention_events");
 
 pub(super) fn check(tx: &TenantTx, grant: &PurposeGrant<'_>) -> Result<(), Error> {
     screen::check_grant(tx, grant, RETENTION.as_str())?;
@@ -137,13 +137,32 @@ impl Records {
                 let due_by = |at: DateTime<Utc>| rule.due_at(at).is_some_and(|d| d <= now);
                 let (due, held, not_counted) = match rule.class {
                     RetentionClass::AccountData => {
-                        let due: Vec<SubjectId> = events
-                            .iter()
-                            .filter(|e| e.trigger == Trigger::AccountClosed && due_by(e.at))
-                            .filter_map(|e| e.subject)
-                            .collect();
+                        let due = self.closed_accounts_due(tx, schedule, now).await?;
                         let held = due.iter().filter(|s| subject_held(**s)).count();
                         (due.len() as u64, held as u64, None)
+                    }
+                    RetentionClass::MarketingData if !self.specs_of(rule.class).is_empty() => {
+                        let (mut due, mut held) = (0, 0);
+                        for spec in self.specs_of(rule.class) {
+                            let rows =
+                                super::subject_sweeps::marketing_due(tx, spec, rule, now).await?;
+                            held += rows
+                                .iter()
+                                .filter(|(id, s)| {
+                                    holds.iter().any(|h| {
+                                        h.covers(
+                                            now,
+                                            tx.tenant(),
+                                            spec.record_type(),
+                                            *id,
+                                            Some(*s),
+                                        )
+                                    })
+                                })
+                                .count() as u64;
+                            due += rows.len() as u64;
+                        }
+                        (due, held, None)
                     }
                     RetentionClass::TenantBusinessData => {
                         let due = events
@@ -241,7 +260,7 @@ impl Records {
         now: DateTime<Utc>,
         batch: u32,
     ) -> Result<Vec<(String, u64)>, Error> {
-        check(tx, grant)?;
+        self.screen_sweep(tx, grant).await?;
         let holds: Vec<_> = HoldStore::all(tx)
             .await?
             .into_iter()
@@ -252,7 +271,12 @@ impl Records {
             let Some(cutoff) = rule.offset_before(now) else {
                 continue;
             };
-            for spec in self.specs_of(rule.class) {
+            // Classes counted from an event about the subject have sweeps of their own.
+            for spec in self
+                .specs_of(rule.class)
+                .into_iter()
+                .filter(|s| s.retention().is_some_and(|(_, field)| field.is_some()))
+            {
                 let mut access = describe(grant, Action::Retention, spec.record_type().clone());
                 let result = async {
                     let tenant = tx.tenant();
@@ -307,7 +331,7 @@ impl Records {
         let schedule = RetentionSchedule::plenum_default();
         let mut until: Option<DateTime<Utc>> = None;
         for spec in self.record_types() {
-            let (Some(crate::record::Erasure::Retain(_)), Some((class, column))) =
+            let (Some(crate::record::Erasure::Retain(_)), Some((class, Some(column)))) =
                 (spec.erasure(), spec.retention())
             else {
                 continue;
@@ -352,7 +376,7 @@ impl Records {
     }
 
     /// The registered record types declaring `class`.
-    fn specs_of(&self, class: RetentionClass) -> Vec<&'static RecordSpec> {
+    pub(super) fn specs_of(&self, class: RetentionClass) -> Vec<&'static RecordSpec> {
         self.record_types()
             .iter()
             .copied()
@@ -464,7 +488,7 @@ async fn due_rows(
     cutoff: DateTime<Utc>,
     page: Option<(Option<RecordId>, u32)>,
 ) -> Result<Vec<(RecordId, Option<SubjectId>)>, Error> {
-    let Some((_, column)) = spec.retention() else {
+    let Some((_, Some(column))) = spec.retention() else {
         return Ok(Vec::new());
     };
     let field = spec.field(column.as_str()).ok_or(Error::Config(
@@ -533,7 +557,7 @@ async fn due_rows(
 }
 
 /// Deletes rows of `spec` by id, in statements of at most 500 ids (one round trip each).
-async fn delete_rows(
+pub(super) async fn delete_rows(
     tx: &mut TenantTx,
     spec: &'static RecordSpec,
     ids: impl Iterator<Item = RecordId>,
