@@ -42,7 +42,8 @@ fn the_fides_manifest_lists_every_field_and_what_each_purpose_uses() {
             "equipment",
             "appointments",
             "invoices",
-            "technician_location_pings"
+            "technician_location_pings",
+            "marketing_profiles"
         ]
     );
     let customers = &collections[0]["fields"];
@@ -152,4 +153,52 @@ fn data_kept_after_erasure_shows_its_ground() {
         .filter(|f| f.get("plenum_retain").is_some())
         .count();
     assert_eq!(others_kept, 1, "only the invoice amount outlives erasure");
+}
+
+/// The data map carries each record type's retention: the class it declares (or the tenant's
+/// business data), what the period counts from, how long and what then, under the map's
+/// schedule, in the fideslang manifest and the record of processing (Art. 30(1)(f)).
+#[test]
+fn the_data_map_says_how_long_each_record_type_is_kept() {
+    use plenum::consent::{Offset, RetentionClass, RetentionNarrowing, RetentionSchedule};
+    let map = plenum_hvac::data_map(Policy::plenum_default());
+    let json = map.to_fides_json();
+    let collections = json["dataset"][0]["collections"].as_array().unwrap();
+    let kept = |name: &str| {
+        collections.iter().find(|c| c["name"] == name).unwrap()["plenum_retention"].clone()
+    };
+    assert_eq!(
+        kept("invoices"),
+        serde_json::json!({"class": "financial_records", "counted_from": "transaction_date", "kept_for": "7 years", "then": "delete"})
+    );
+    assert_eq!(kept("marketing_profiles")["class"], "marketing_data");
+    assert_eq!(
+        kept("marketing_profiles")["counted_from"],
+        "consent_withdrawn"
+    );
+    assert_eq!(
+        kept("customers"),
+        serde_json::json!({"class": "tenant_business_data", "counted_from": "contract_terminated", "kept_for": "30 days", "then": "crypto_shred"})
+    );
+    let text = map.to_record_of_processing();
+    assert!(
+        text.contains(
+            "| invoices | `financial_records` | `transaction_date` | 7 years | `delete` |"
+        ),
+        "{text}"
+    );
+    // A tenant's narrowed schedule is what its map says.
+    let narrowed = RetentionSchedule::plenum_default()
+        .narrowed(
+            "short",
+            &RetentionNarrowing::new().shorten(RetentionClass::TenantBusinessData, Offset::Days(7)),
+        )
+        .unwrap();
+    let text = plenum_hvac::data_map(Policy::plenum_default())
+        .with_schedule(narrowed)
+        .to_record_of_processing();
+    assert!(
+        text.contains("| customers | `tenant_business_data` | `contract_terminated` | 7 days | `crypto_shred` |"),
+        "{text}"
+    );
 }

@@ -602,6 +602,20 @@ async fn a_terminated_tenant_exports_then_is_shredded_after_its_window() {
             done.keys_destroyed >= 2,
             "{name}: data and index keys at least"
         );
+        // The operator's log says which tenant went, once: the refused attempts left nothing
+        // there (their refusals are in the tenant's own log).
+        let platform = a.export(plenum::store::PLATFORM_LOG).await;
+        let offboarded: Vec<&str> = platform
+            .entries
+            .iter()
+            .filter_map(|e| e.body.as_deref())
+            .filter(|b| b.contains("\"action\":\"tenant.offboard\""))
+            .collect();
+        assert_eq!(offboarded.len(), 1, "{name}: {offboarded:?}");
+        assert!(
+            offboarded[0].contains(&t.to_string()),
+            "{name}: the platform log names the tenant"
+        );
 
         let mut tx = a.env.pool.begin(t).await.unwrap();
         assert!(

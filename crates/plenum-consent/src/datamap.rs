@@ -41,12 +41,16 @@ pub struct MappedRecord {
     pub subject: Option<SubjectKind>,
     /// Its fields.
     pub fields: Vec<MappedField>,
+    /// The retention class its rows declare; `None`: the tenant's business data, kept while
+    /// the tenant's contract runs and through the export window after it.
+    pub retention: Option<crate::RetentionClass>,
 }
 
 /// What data Plenum holds and what each purpose does with it, under one policy.
 #[derive(Debug, Clone)]
 pub struct DataMap {
     policy: Policy,
+    schedule: crate::RetentionSchedule,
     records: Vec<MappedRecord>,
 }
 
@@ -55,23 +59,51 @@ impl DataMap {
     pub fn new(policy: Policy) -> Self {
         Self {
             policy,
+            schedule: crate::RetentionSchedule::plenum_default(),
             records: Vec::new(),
         }
     }
 
+    /// This map with a tenant's retention schedule instead of the privacy policy's.
+    #[must_use]
+    pub fn with_schedule(mut self, schedule: crate::RetentionSchedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
     /// Adds a record type with its fields (`FieldSpec::mapped` in `plenum-store`, or
-    /// [`MappedField::new`]).
+    /// [`MappedField::new`]); returns it, to set its [`MappedRecord::retention`].
     pub fn add_record(
         &mut self,
         record_type: RecordType,
         subject: Option<SubjectKind>,
         fields: impl IntoIterator<Item = MappedField>,
-    ) {
+    ) -> &mut MappedRecord {
+        let i = self.records.len();
         self.records.push(MappedRecord {
             record_type,
             subject,
             fields: fields.into_iter().collect(),
+            retention: None,
         });
+        &mut self.records[i]
+    }
+
+    /// How long `record`'s rows are kept, under this map's schedule, as JSON: the class, the
+    /// event the period counts from, the period, and what happens then.
+    fn retention_of(&self, record: &MappedRecord) -> Value {
+        let class = record
+            .retention
+            .unwrap_or(crate::RetentionClass::TenantBusinessData);
+        match self.schedule.rule(class) {
+            Some(rule) => json!({
+                "class": class.key(),
+                "counted_from": rule.trigger.key(),
+                "kept_for": rule.offset.describe(),
+                "then": rule.action.key(),
+            }),
+            None => json!({ "class": class.key() }),
+        }
     }
 
     /// The records mapped so far.
@@ -89,6 +121,7 @@ impl DataMap {
             .map(|r| {
                 json!({
                     "name": r.record_type.as_str(),
+                    "plenum_retention": self.retention_of(r),
                     "fields": r.fields.iter().map(|f| {
                         let mut field = json!({
                             "name": f.field.as_str(),
@@ -237,6 +270,21 @@ impl DataMap {
                     ),
                 );
             }
+        }
+        // Art. 30(1)(f): the envisaged time limits for erasure, per record type.
+        out.push_str("\n## Retention\n\n| Record | Class | Counted from | Kept for | Then |\n|---|---|---|---|---|\n");
+        for r in &self.records {
+            let kept = self.retention_of(r);
+            let cell = |k: &str| kept[k].as_str().unwrap_or("-").to_owned();
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | `{}` | {} | `{}` |",
+                r.record_type,
+                cell("class"),
+                cell("counted_from"),
+                cell("kept_for"),
+                cell("then"),
+            );
         }
         out
     }

@@ -203,3 +203,65 @@ fn the_retention_document_matches_the_code() {
         "docs/retention.md is out of date; the table should read:\n{rendered}"
     );
 }
+
+/// Marketing data's period starts when consent to every marketing purpose has ended: not
+/// while one channel is live, at the latest withdrawal, lapse or objection otherwise, and at
+/// once for a subject who never consented.
+#[test]
+fn marketing_consent_ends_when_no_marketing_purpose_is_live() {
+    use plenum_consent::{
+        ConsentEvent, EventKind, Evidence, Method, Purpose, marketing_consent_ended,
+    };
+    let s = SubjectId::generate();
+    let evidence = |at| Evidence {
+        notice_version: "n".to_owned(),
+        notice_sha256: [0; 32],
+        method: Method::Ui,
+        actor: ActorId::generate(),
+        at,
+    };
+    let now = at(2027, 6, 1);
+    let given = |p, t| ConsentEvent::given(s, p, evidence(t));
+    let about = |k, p, t| ConsentEvent::about(s, k, p, evidence(t));
+    assert_eq!(
+        marketing_consent_ended(&[], now),
+        Some(chrono::DateTime::<Utc>::MIN_UTC),
+        "never consented: due at once"
+    );
+    let email = given(Purpose::MarketingEmail, at(2027, 1, 1));
+    assert_eq!(marketing_consent_ended(std::slice::from_ref(&email), now), None);
+    let sms = given(Purpose::MarketingSms, at(2027, 1, 2));
+    let email_out = about(
+        EventKind::Withdrawn,
+        Purpose::MarketingEmail,
+        at(2027, 2, 1),
+    );
+    assert_eq!(
+        marketing_consent_ended(&[email.clone(), sms.clone(), email_out.clone()], now),
+        None,
+        "SMS is still live"
+    );
+    let sms_objected = about(EventKind::Objected, Purpose::MarketingSms, at(2027, 3, 1));
+    assert_eq!(
+        marketing_consent_ended(&[email.clone(), sms, email_out.clone(), sms_objected], now),
+        Some(at(2027, 3, 1)),
+        "an objection ends the last one"
+    );
+    let mut lapsing = given(Purpose::MarketingEmail, at(2027, 1, 1));
+    lapsing.expires_at = Some(at(2027, 4, 1));
+    assert_eq!(
+        marketing_consent_ended(std::slice::from_ref(&lapsing), at(2027, 3, 1)),
+        None
+    );
+    assert_eq!(
+        marketing_consent_ended(&[lapsing], now),
+        Some(at(2027, 4, 1)),
+        "a lapse without an event ends at its expiry"
+    );
+    let service = given(Purpose::TechnicianLocation, at(2027, 1, 1));
+    assert_eq!(
+        marketing_consent_ended(&[service, email, email_out], now),
+        Some(at(2027, 2, 1)),
+        "other purposes do not count"
+    );
+}

@@ -238,7 +238,8 @@ pub struct MarketingProfile {
 }
 
 /// The data map of these records under `policy`: every field with its category, each record
-/// type with whose data it holds (homeowners', technicians' for location pings).
+/// type with whose data it holds (homeowners', technicians' for location pings) and the
+/// retention class it declares.
 pub fn data_map(policy: plenum::consent::Policy) -> plenum::consent::DataMap {
     use plenum::consent::SubjectKind;
     let mut map = plenum::consent::DataMap::new(policy);
@@ -256,7 +257,8 @@ pub fn data_map(policy: plenum::consent::Policy) -> plenum::consent::DataMap {
             spec.record_type().clone(),
             Some(subject),
             spec.fields().iter().map(plenum::store::FieldSpec::mapped),
-        );
+        )
+        .retention = spec.retention().map(|(class, _)| class);
     }
     map
 }

@@ -362,6 +362,12 @@ impl TenantTx {
         result.and(written)
     }
 
+    /// The pool this transaction came from (`None` for a key database transaction): where
+    /// the library opens transactions of its own next to it.
+    pub(crate) fn pool(&self) -> Option<&TenantPool> {
+        self.unsettled.pool()
+    }
+
     /// Holds `event`, appended in this transaction, to be written again on its own if this
     /// transaction does not commit.
     pub(crate) fn hold_event(&mut self, event: &plenum_audit::Event) {

@@ -273,7 +273,7 @@ pub(super) fn check_retention(c: &Container, decls: &[FieldDecl]) -> syn::Result
         (false, Some(field)) => {
             return Err(err(
                 field.span(),
-                "this class's period counts from an event the library records (the subject's marketing consent ending), not from a field: remove `counted_from`",
+                "this class's period counts from the subject's marketing consent ending (read from the consent ledger), not from a field: remove `counted_from`",
             ));
         }
         (false, None) => {

@@ -89,6 +89,27 @@ pub(crate) async fn append_platform(
     insert_event(Conn::Pg(conn), Dialect::Postgres, event).await
 }
 
+/// Appends `event` to the platform log inside `tx`, a transaction of another tenant: on
+/// SQLite only, an embedded database with one writer and no roles to keep apart, where a
+/// transaction of its own would wait for `tx`.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn append_platform_in(tx: &mut TenantTx, event: &Event) -> Result<(), Error> {
+    if event.tenant != crate::contract::PLATFORM_LOG || tx.backend() != crate::BackendKind::Sqlite {
+        return Err(Error::TenantMismatch {
+            record_type: "audit_log".to_owned(),
+        });
+    }
+    // The embedded database registers the platform log's tenant when it is first written.
+    sql::execute(
+        Conn::of(tx)?,
+        "INSERT INTO plenum_tenants (id) VALUES (?1) ON CONFLICT (id) DO NOTHING",
+        &[tenant_bind(event.tenant)],
+    )
+    .await
+    .map_err(db)?;
+    insert_event(Conn::of(tx)?, Dialect::Sqlite, event).await
+}
+
 impl AuditLog {
     /// Appends `event` to its tenant's log in `tx`: one insert, no lock and no counter, so
     /// concurrent accesses of one tenant do not wait for each other. The event gets its

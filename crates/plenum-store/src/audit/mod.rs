@@ -20,5 +20,7 @@ pub use self::auditor::Auditor;
 pub use self::log::AuditLog;
 #[cfg(feature = "postgres")]
 pub(crate) use self::log::append_platform;
+#[cfg(feature = "sqlite")]
+pub(crate) use self::log::append_platform_in;
 pub use self::sinks::{AuditSink, DbLog, DiscardEvents, MemorySink, TracingSink};
 pub(crate) use self::unsettled::Unsettled;

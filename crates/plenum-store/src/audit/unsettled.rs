@@ -26,6 +26,11 @@ impl Unsettled {
         }
     }
 
+    /// The pool the transaction came from, if its events are written again from it.
+    pub(crate) fn pool(&self) -> Option<&TenantPool> {
+        self.pool.as_ref()
+    }
+
     /// Holds `event`, already appended in the transaction, until the transaction commits.
     pub(crate) fn hold(&mut self, event: &Event) {
         if self.pool.is_some() {

@@ -12,6 +12,7 @@ use super::report::{describe, report};
 use super::screen::denied;
 use super::{ExportSummary, Records};
 use crate::access::Action;
+use crate::audit::AuditLog;
 use crate::denial::Denial;
 use crate::error::Error;
 use crate::export::{ExportHeader, ExportRetention, ExportSink};
@@ -137,6 +138,7 @@ impl Records {
             if held {
                 return Err(denied(grant, Denial::UnderLegalHold));
             }
+            record_on_platform_log(tx, grant).await?;
             let mut records = Vec::new();
             let d = Dialect::of(tx);
             for spec in self.record_types().iter().rev() {
@@ -169,5 +171,37 @@ impl Records {
             o.records.iter().map(|(_, n)| n).sum()
         })
         .await
+    }
+}
+
+/// Appends `tenant.offboard` (record type `tenants`, naming the tenant) to the platform log
+/// ([`PLATFORM_LOG`](crate::PLATFORM_LOG)) before anything is deleted or destroyed: the
+/// operator's log says which tenant was offboarded, by whom and when (the tenant's own log
+/// keeps the details). On PostgreSQL in a transaction of its own, committed first, so it stays
+/// whatever becomes of `tx`; on SQLite (one writer) inside `tx`.
+async fn record_on_platform_log(tx: &mut TenantTx, grant: &PurposeGrant<'_>) -> Result<(), Error> {
+    let mut event = plenum_audit::Event::new(
+        crate::contract::PLATFORM_LOG,
+        grant.request().actor().clone(),
+        "tenant.offboard",
+    );
+    event.service = "retention".to_owned();
+    event.request = Some(grant.request().id());
+    event.record_type = Some("tenants".to_owned());
+    event.records = vec![plenum_core::RecordId::from_trusted_uuid(
+        *tx.tenant().as_uuid(),
+    )];
+    match tx.backend() {
+        #[cfg(feature = "sqlite")]
+        crate::BackendKind::Sqlite => crate::audit::append_platform_in(tx, &event).await,
+        _ => {
+            let pool = tx
+                .pool()
+                .ok_or(Error::Config("offboarding runs in a data transaction"))?
+                .clone();
+            let mut own = pool.begin(crate::contract::PLATFORM_LOG).await?;
+            AuditLog::append(&mut own, &event).await?;
+            own.commit().await
+        }
     }
 }
