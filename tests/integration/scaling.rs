@@ -203,7 +203,8 @@ async fn every_statement_the_library_runs_names_one_tenant_by_equality() {
         .unwrap();
     // A live hold on a record type this subject has no rows of: the erasure below checks it
     // (a probe of that table) and proceeds.
-    a.records
+    let hold2 = a
+        .records
         .place_legal_hold(
             &mut tx,
             &holding,
@@ -223,8 +224,90 @@ async fn every_statement_the_library_runs_names_one_tenant_by_equality() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    // Retention and offboarding (#17): every sweep, the plan, and the platform log's record.
+    let storage = crate::fixtures::grant(t);
+    let schedule = plenum::consent::RetentionSchedule::plenum_default();
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::days(31);
+    let mut tx = a.env.pool.begin(t).await.unwrap();
+    let e = customer(t, "shape3@example.com", "2175550152");
+    customers.insert(&mut tx, &storage, &e).await.unwrap();
+    a.records
+        .repository::<plenum_hvac::MarketingProfile>()
+        .insert(
+            &mut tx,
+            &storage,
+            &plenum_hvac::MarketingProfile {
+                id: RecordId::generate(),
+                tenant: t,
+                subject: e.subject,
+                customer_id: e.id,
+                interests: Encrypted::new("boilers".to_owned()),
+                recorded_at: now,
+            },
+        )
+        .await
+        .unwrap();
+    a.records
+        .record_retention_event(
+            &mut tx,
+            &storage,
+            plenum::consent::Trigger::AccountClosed,
+            Some(e.subject),
+            now,
+        )
+        .await
+        .unwrap();
+    a.records
+        .retention_plan(&mut tx, &storage, &schedule, later)
+        .await
+        .unwrap();
+    a.records
+        .sweep_marketing_data(&mut tx, &storage, &schedule, later, 10)
+        .await
+        .unwrap();
+    a.records
+        .sweep_records(&mut tx, &storage, &schedule, later, 10)
+        .await
+        .unwrap();
+    a.records
+        .sweep_subject_requests(&mut tx, &storage, &schedule, now)
+        .await
+        .unwrap();
+    a.records
+        .sweep_closed_accounts(&mut tx, &storage, &schedule, later, 10)
+        .await
+        .unwrap();
+    a.records
+        .export_tenant(
+            &mut tx,
+            &storage,
+            &mut plenum::store::JsonExport::new(Vec::new()),
+        )
+        .await
+        .unwrap();
+    a.records
+        .record_retention_event(
+            &mut tx,
+            &storage,
+            plenum::consent::Trigger::ContractTerminated,
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    a.records
+        .lift_legal_hold(&mut tx, &holding, hold2, now)
+        .await
+        .unwrap();
+    a.records
+        .offboard_tenant(&mut tx, &storage, &schedule, later)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     a.checkpoint(t).await;
     a.export(t).await;
+    a.export(plenum::store::PLATFORM_LOG).await;
 
     let statements = plenum::store::statement_log::statements();
     let postgres: Vec<&String> = statements.iter().filter(|s| !s.contains('?')).collect();

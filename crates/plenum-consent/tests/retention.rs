@@ -229,7 +229,10 @@ fn marketing_consent_ends_when_no_marketing_purpose_is_live() {
         "never consented: due at once"
     );
     let email = given(Purpose::MarketingEmail, at(2027, 1, 1));
-    assert_eq!(marketing_consent_ended(std::slice::from_ref(&email), now), None);
+    assert_eq!(
+        marketing_consent_ended(std::slice::from_ref(&email), now),
+        None
+    );
     let sms = given(Purpose::MarketingSms, at(2027, 1, 2));
     let email_out = about(
         EventKind::Withdrawn,
