@@ -7,6 +7,7 @@ mod cache;
 pub mod digest;
 mod envelope;
 mod error;
+mod external;
 mod format;
 #[doc(hidden)]
 pub mod internal;
@@ -25,6 +26,7 @@ pub use crate::blind::{
 };
 pub use crate::envelope::{Envelope, FieldKey, FieldLocator, Owner};
 pub use crate::error::{Error, ErrorKind, Malformed};
+pub use crate::external::{ExternalUnwrap, ExternalWrap, SEALED_LEN};
 pub use crate::format::ENVELOPE_OVERHEAD;
 pub use crate::keyring::{EpochReport, Keyring, KeyringConfig};
 pub use crate::keys::{

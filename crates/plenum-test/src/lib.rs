@@ -3,6 +3,7 @@
 //! - PII canaries that tests seal and then search for in every formatted value, error and log.
 //! - [`pg::TestDb`]: a fresh PostgreSQL database with its own set of contract roles, for tests
 //!   that must run against the real server as the unprivileged runtime role.
+//! - [`softhsm::Token`]: a SoftHSM2 token of one run, for the PKCS#11 provider's tests and bench.
 
 #![forbid(unsafe_code)]
 #![allow(
@@ -12,6 +13,7 @@
 )]
 
 pub mod pg;
+pub mod softhsm;
 
 /// A string that looks like PII and appears nowhere else: tests seal it and then assert that it
 /// never shows up in `Debug`/`Display` output, error messages or logs.
