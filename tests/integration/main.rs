@@ -10,6 +10,7 @@ mod fixtures;
 mod holds;
 mod plaintext_paths;
 mod records;
+mod reencrypt;
 mod requests;
 mod retention;
 mod scaling;

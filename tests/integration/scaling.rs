@@ -144,6 +144,22 @@ async fn every_statement_the_library_runs_names_one_tenant_by_equality() {
         .advance_erasure_epoch(&mut tx, &protection)
         .await
         .unwrap();
+    a.records
+        .rotate_key(&mut tx, &protection, plenum::crypto::KeyScope::TenantData)
+        .await
+        .unwrap();
+    // The re-encryption sweep (#18): a page that leaves a cursor, then the last one.
+    for _ in 0..2 {
+        a.records
+            .reencrypt_page(
+                &mut tx,
+                &protection,
+                &plenum::core::record_type!("invoices"),
+                1,
+            )
+            .await
+            .unwrap();
+    }
     tx.commit().await.unwrap();
     a.export(t).await;
     // Rights requests, the subject export and legal holds (#16, #17).

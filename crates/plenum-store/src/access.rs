@@ -33,6 +33,8 @@ pub enum Action {
     KeyCreate,
     /// A key rotated (a new active version).
     KeyRotate,
+    /// Rows re-sealed under their key's active version (one page of a re-encryption sweep).
+    KeyReencrypt,
     /// A subject's records exported (access or portability), one event per page.
     Export,
     /// A retention trigger event recorded (an account closed, a contract terminated).
@@ -73,6 +75,7 @@ impl Action {
             Self::Erase => "erase",
             Self::KeyCreate => "key.create",
             Self::KeyRotate => "key.rotate",
+            Self::KeyReencrypt => "key.reencrypt",
             Self::Export => "export",
             Self::RetentionEvent => "retention.event",
             Self::Retention => "retention",

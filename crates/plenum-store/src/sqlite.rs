@@ -122,6 +122,14 @@ const LIBRARY_DDL: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'retention events are append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS plenum_retention_events_no_delete BEFORE DELETE ON plenum_retention_events \
         BEGIN SELECT RAISE(ABORT, 'retention events are append-only'); END",
+    // Re-encryption sweep cursors, as on PostgreSQL (migration 14).
+    "CREATE TABLE IF NOT EXISTS plenum_reencryptions (\
+        tenant_id blob NOT NULL REFERENCES plenum_tenants (id), \
+        record_type text NOT NULL, \
+        after_id blob NOT NULL, \
+        resealed integer NOT NULL DEFAULT 0 CHECK (resealed >= 0), \
+        started_at text NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), \
+        PRIMARY KEY (tenant_id, record_type))",
     // The audit log, as on PostgreSQL (migration 4): heads, entries (the rowid orders appends;
     // seq is set by the sequencer), checkpoints.
     "CREATE TABLE IF NOT EXISTS plenum_audit_heads (\

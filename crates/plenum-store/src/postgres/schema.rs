@@ -308,6 +308,11 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
             "records of answered requests expire after 24 months",
             &requests_retention_migration(roles),
         ),
+        migration(
+            14,
+            "re-encryption sweep cursors",
+            &reencryptions_migration(roles),
+        ),
     ]
 }
 
@@ -436,6 +441,37 @@ fn retention_events_migration(roles: &Roles) -> Vec<String> {
              ((trigger = 'account_closed') = (subject_id IS NOT NULL))\n)"
         ),
         "tenant_id, id, trigger, subject_id, at, recorded_by",
+    ));
+    v
+}
+
+/// Where a tenant's re-encryption sweep of a record type stands (the last id done, how many
+/// values re-sealed so far): written in the same transaction as the page it describes, so a
+/// crash resumes from the last committed page. The runtime role may read and change it; it
+/// holds ids and counts only.
+fn reencryptions_migration(roles: &Roles) -> Vec<String> {
+    let s = LIBRARY_SCHEMA;
+    let mut v = vec![
+        format!("SET LOCAL ROLE {}", roles.owner()),
+        format!(
+            "CREATE TABLE {s}.reencryptions (\n    \
+             tenant_id uuid NOT NULL REFERENCES {s}.tenants (id),\n    \
+             record_type text NOT NULL,\n    \
+             after_id uuid NOT NULL,\n    \
+             resealed bigint NOT NULL DEFAULT 0 CHECK (resealed >= 0),\n    \
+             started_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n    \
+             CONSTRAINT reencryptions_pkey PRIMARY KEY (tenant_id, record_type)\n)"
+        ),
+    ];
+    v.extend(police(
+        &format!("{s}.reencryptions"),
+        "reencryptions",
+        "tenant_id",
+        roles,
+    ));
+    v.push(format!(
+        "GRANT SELECT, INSERT, UPDATE (after_id, resealed), DELETE ON {s}.reencryptions TO {}",
+        roles.app()
     ));
     v
 }

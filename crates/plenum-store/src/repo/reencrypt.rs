@@ -1,0 +1,400 @@
+//! The re-encryption sweep: after a data or subject key rotation, moves every value of a
+//! record type still sealed under an older key version to the active one, a keyset page at a
+//! time. Each value is opened, re-sealed and written back only if the row still holds what was
+//! read (an optimistic check: a concurrent update is never overwritten, it already wrote under
+//! the active key), then read back and opened under the active key before the page counts as
+//! done. The cursor (`reencryptions`, migration 14) moves in the page's own transaction, so a
+//! crash resumes from the last committed page and nothing is written twice. Screened for
+//! `security.protection` (or unrestricted) and audited as `key.reencrypt` naming the rows.
+
+use plenum_consent::Purpose;
+use plenum_core::{RecordId, RecordType, SubjectId};
+use plenum_crypto::{Envelope, FieldLocator, Owner};
+
+use super::Records;
+use super::report::{describe, report};
+use super::screen::{self, denied};
+use crate::access::Action;
+use crate::denial::Denial;
+use crate::error::Error;
+use crate::gate::PurposeGrant;
+use crate::record::{KeyOwner, RecordSpec, Storage, Value};
+use crate::sql::{self, Conn, Dialect};
+use crate::table::SqlType;
+use crate::tx::TenantTx;
+
+/// What one page of a re-encryption sweep did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReencryptPage {
+    /// The record type swept.
+    pub record_type: String,
+    /// Rows read in this page.
+    pub scanned: u64,
+    /// Values re-sealed under the active version in this page (and read back).
+    pub resealed: u64,
+    /// Values a concurrent update changed between the read and the write: left as that
+    /// update wrote them (under the active version).
+    pub conflicts: u64,
+    /// Values whose key is destroyed (an erased subject): nothing to move, they stay
+    /// unreadable.
+    pub erased: u64,
+    /// Values re-sealed since the sweep of this record type started.
+    pub total_resealed: u64,
+    /// Whether the sweep reached the last row: the cursor is cleared, and every value of the
+    /// record type read under an older version has been moved.
+    pub finished: bool,
+}
+
+/// One encrypted column of the record type: its position in the page query and field spec.
+struct Column {
+    name: plenum_core::FieldName,
+    owner: KeyOwner,
+}
+
+impl Records {
+    /// Re-seals, in `tx`, the next page (up to `page` rows, in id order) of `record_type`'s
+    /// values still under an older key version, from where the last committed page of this
+    /// sweep stopped. Call it in a transaction per page until [`ReencryptPage::finished`];
+    /// then the old version holds nothing of this record type and may be retired. Idempotent:
+    /// a value already under the active version is left alone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Denied`] (`key_operation_needs_security_protection`); [`Error::InvalidRecord`]
+    /// for a record type that is not registered; [`Error::Crypto`] when a value does not open
+    /// (tampered) or a re-sealed value does not read back (nothing of the page is kept if the
+    /// caller rolls back, as it should); database, key store and hook failures.
+    pub async fn reencrypt_page(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+        record_type: &RecordType,
+        page: u32,
+    ) -> Result<ReencryptPage, Error> {
+        let mut access = describe(grant, Action::KeyReencrypt, record_type.clone());
+        let mut resealed_ids = Vec::new();
+        let result = async {
+            screen::check_grant(tx, grant, record_type.as_str())?;
+            if grant
+                .purpose()
+                .is_some_and(|p| p != Purpose::SecurityProtection)
+            {
+                return Err(denied(grant, Denial::KeyOperationNeedsSecurityProtection));
+            }
+            let spec = self
+                .record_types()
+                .iter()
+                .copied()
+                .find(|s| s.record_type() == record_type)
+                .ok_or_else(|| Error::InvalidRecord {
+                    record_type: record_type.to_string(),
+                    reason: "a re-encryption sweep runs over a registered record type",
+                })?;
+            self.sweep_page(tx, spec, page.max(1), &mut resealed_ids)
+                .await
+        }
+        .await;
+        access.records = resealed_ids;
+        report(&*self.shared.hook, tx, access, result, |p| p.resealed).await
+    }
+
+    async fn sweep_page(
+        &self,
+        tx: &mut TenantTx,
+        spec: &'static RecordSpec,
+        page: u32,
+        resealed_ids: &mut Vec<RecordId>,
+    ) -> Result<ReencryptPage, Error> {
+        let columns: Vec<Column> = spec
+            .fields()
+            .iter()
+            .filter_map(|f| match f.storage {
+                Storage::Encrypted { owner, .. } => Some(Column {
+                    name: f.name.clone(),
+                    owner,
+                }),
+                Storage::Plain(_) => None,
+            })
+            .collect();
+        let cursor = Cursor::load(tx, spec.record_type()).await?;
+        let rows = page_rows(tx, spec, &columns, cursor.as_ref().map(|c| c.0), page).await?;
+        let mut out = ReencryptPage {
+            record_type: spec.record_type().to_string(),
+            scanned: rows.len() as u64,
+            resealed: 0,
+            conflicts: 0,
+            erased: 0,
+            total_resealed: cursor.as_ref().map_or(0, |c| c.1),
+            finished: rows.len() < page as usize,
+        };
+        for (id, subject, values) in &rows {
+            let mut changed = false;
+            for (column, value) in columns.iter().zip(values) {
+                let Some(old) = value else { continue };
+                let owner = match (column.owner, subject) {
+                    (KeyOwner::Subject, Some(s)) => Owner::Subject(*s),
+                    _ => Owner::Tenant,
+                };
+                let locator = FieldLocator {
+                    tenant: tx.tenant(),
+                    record_type: spec.record_type().clone(),
+                    field: column.name.clone(),
+                    owner,
+                };
+                match self.reseal(tx, spec, &locator, *id, old).await? {
+                    Resealed::Moved => {
+                        out.resealed += 1;
+                        changed = true;
+                    }
+                    Resealed::Current => {}
+                    Resealed::Conflict => out.conflicts += 1,
+                    Resealed::Erased => out.erased += 1,
+                }
+            }
+            if changed {
+                resealed_ids.push(*id);
+            }
+        }
+        out.total_resealed += out.resealed;
+        match rows.last() {
+            Some((last, _, _)) if !out.finished => {
+                Cursor::save(
+                    tx,
+                    spec.record_type(),
+                    *last,
+                    out.total_resealed,
+                    cursor.is_some(),
+                )
+                .await?;
+            }
+            _ => Cursor::clear(tx, spec.record_type()).await?,
+        }
+        Ok(out)
+    }
+
+    /// Moves one stored value to the active version of its key, if it is not there already.
+    async fn reseal(
+        &self,
+        tx: &mut TenantTx,
+        spec: &'static RecordSpec,
+        locator: &FieldLocator,
+        id: RecordId,
+        old: &[u8],
+    ) -> Result<Resealed, Error> {
+        let keyring = self.keyring();
+        let active = match keyring.dangerous_field_key(locator).await {
+            Ok(k) => k,
+            Err(plenum_crypto::Error::KeyDestroyed { .. }) => return Ok(Resealed::Erased),
+            Err(e) => return Err(e.into()),
+        };
+        if Envelope::peek_key_version(old) == Some(active.key_ref().version) {
+            return Ok(Resealed::Current);
+        }
+        let opening = match keyring.dangerous_opening_key(locator, old).await {
+            Ok(k) => k,
+            Err(plenum_crypto::Error::KeyDestroyed { .. }) => return Ok(Resealed::Erased),
+            Err(e) => return Err(e.into()),
+        };
+        let plaintext = opening.open_bytes(id, old)?;
+        let new = active.seal_bytes(id, plaintext.expose())?;
+        let d = Dialect::of(tx);
+        let table = d.table(spec.record_type().as_str());
+        let column = locator.field.as_str();
+        let binds = [
+            super::rows::uuid(*tx.tenant().as_uuid()),
+            super::rows::uuid(*id.as_uuid()),
+            (SqlType::Bytes, Value::Bytes(new.as_bytes().to_vec())),
+            (SqlType::Bytes, Value::Bytes(old.to_vec())),
+        ];
+        let statement = format!(
+            "UPDATE {table} SET {column} = {} WHERE tenant_id = {} AND id = {} AND {column} = {}",
+            d.p(3),
+            d.p(1),
+            d.p(2),
+            d.p(4)
+        );
+        let n = sql::execute(Conn::of(tx)?, &statement, &binds[..])
+            .await
+            .map_err(|e| super::db_error(spec, e))?;
+        if n == 0 {
+            return Ok(Resealed::Conflict);
+        }
+        // Read back and open under the active key before the old version may go.
+        let statement = format!(
+            "SELECT {column} FROM {table} WHERE tenant_id = {} AND id = {}",
+            d.p(1),
+            d.p(2)
+        );
+        let back = sql::fetch(Conn::of(tx)?, &statement, &binds[..2], &[SqlType::Bytes])
+            .await
+            .map_err(|e| super::db_error(spec, e))?;
+        let reopened = match back.first().and_then(|r| r.first()) {
+            Some(Value::Bytes(b)) => active.open_bytes(id, b)?,
+            _ => return Err(Error::Config("a re-sealed value did not read back")),
+        };
+        if reopened.expose() != plaintext.expose() {
+            return Err(Error::Config("a re-sealed value read back different"));
+        }
+        Ok(Resealed::Moved)
+    }
+}
+
+/// What happened to one value.
+enum Resealed {
+    Moved,
+    Current,
+    Conflict,
+    Erased,
+}
+
+/// The next page's rows after `after`: id, subject, and each encrypted column (NULL: none).
+async fn page_rows(
+    tx: &mut TenantTx,
+    spec: &'static RecordSpec,
+    columns: &[Column],
+    after: Option<RecordId>,
+    page: u32,
+) -> Result<Vec<(RecordId, Option<SubjectId>, Vec<Option<Vec<u8>>>)>, Error> {
+    let d = Dialect::of(tx);
+    let subject = if spec.has_subject() {
+        "subject_id"
+    } else {
+        "NULL"
+    };
+    let mut select = format!("SELECT id, {subject}");
+    for c in columns {
+        select.push_str(", ");
+        select.push_str(c.name.as_str());
+    }
+    let statement = format!(
+        "{select} FROM {} WHERE tenant_id = {} AND id > {} ORDER BY id LIMIT {}",
+        d.table(spec.record_type().as_str()),
+        d.p(1),
+        d.p(2),
+        d.p(3)
+    );
+    let binds = [
+        super::rows::uuid(*tx.tenant().as_uuid()),
+        super::rows::uuid(after.map_or(uuid::Uuid::nil(), |a| *a.as_uuid())),
+        (SqlType::BigInt, Value::BigInt(i64::from(page))),
+    ];
+    let mut types = vec![SqlType::Uuid, SqlType::Uuid];
+    types.extend(columns.iter().map(|_| SqlType::Bytes));
+    let rows = sql::fetch(Conn::of(tx)?, &statement, &binds, &types)
+        .await
+        .map_err(|e| super::db_error(spec, e))?;
+    rows.into_iter()
+        .map(|row| {
+            let mut values = row.into_iter();
+            let id = match values.next() {
+                Some(Value::Uuid(id)) => RecordId::from_trusted_uuid(id),
+                _ => return Err(Error::Config("unreadable row id")),
+            };
+            let subject = match values.next() {
+                Some(Value::Uuid(s)) => Some(SubjectId::from_trusted_uuid(s)),
+                _ => None,
+            };
+            let fields = values
+                .map(|v| match v {
+                    Value::Bytes(b) => Some(b),
+                    _ => None,
+                })
+                .collect();
+            Ok((id, subject, fields))
+        })
+        .collect()
+}
+
+/// The persisted position of a sweep: the last id done and the values re-sealed so far.
+struct Cursor;
+
+impl Cursor {
+    async fn load(
+        tx: &mut TenantTx,
+        record_type: &RecordType,
+    ) -> Result<Option<(RecordId, u64)>, Error> {
+        let d = Dialect::of(tx);
+        let statement = format!(
+            "SELECT after_id, resealed FROM {} WHERE tenant_id = {} AND record_type = {}",
+            d.library("reencryptions"),
+            d.p(1),
+            d.p(2)
+        );
+        let binds = [
+            super::rows::uuid(*tx.tenant().as_uuid()),
+            (SqlType::Text, Value::Text(record_type.to_string())),
+        ];
+        let rows = sql::fetch(
+            Conn::of(tx)?,
+            &statement,
+            &binds,
+            &[SqlType::Uuid, SqlType::BigInt],
+        )
+        .await
+        .map_err(|e| Error::from_sqlx(e, "reencryptions"))?;
+        Ok(match rows.first().map(Vec::as_slice) {
+            Some([Value::Uuid(after), Value::BigInt(n)]) => Some((
+                RecordId::from_trusted_uuid(*after),
+                u64::try_from(*n).unwrap_or(0),
+            )),
+            _ => None,
+        })
+    }
+
+    async fn save(
+        tx: &mut TenantTx,
+        record_type: &RecordType,
+        after: RecordId,
+        resealed: u64,
+        exists: bool,
+    ) -> Result<(), Error> {
+        let d = Dialect::of(tx);
+        let table = d.library("reencryptions");
+        let statement = if exists {
+            format!(
+                "UPDATE {table} SET after_id = {}, resealed = {} WHERE tenant_id = {} AND record_type = {}",
+                d.p(3),
+                d.p(4),
+                d.p(1),
+                d.p(2)
+            )
+        } else {
+            format!(
+                "INSERT INTO {table} (tenant_id, record_type, after_id, resealed) VALUES ({})",
+                d.params(4)
+            )
+        };
+        let binds = [
+            super::rows::uuid(*tx.tenant().as_uuid()),
+            (SqlType::Text, Value::Text(record_type.to_string())),
+            super::rows::uuid(*after.as_uuid()),
+            (
+                SqlType::BigInt,
+                Value::BigInt(i64::try_from(resealed).unwrap_or(i64::MAX)),
+            ),
+        ];
+        sql::execute(Conn::of(tx)?, &statement, &binds)
+            .await
+            .map_err(|e| Error::from_sqlx(e, "reencryptions"))?;
+        Ok(())
+    }
+
+    async fn clear(tx: &mut TenantTx, record_type: &RecordType) -> Result<(), Error> {
+        let d = Dialect::of(tx);
+        let statement = format!(
+            "DELETE FROM {} WHERE tenant_id = {} AND record_type = {}",
+            d.library("reencryptions"),
+            d.p(1),
+            d.p(2)
+        );
+        let binds = [
+            super::rows::uuid(*tx.tenant().as_uuid()),
+            (SqlType::Text, Value::Text(record_type.to_string())),
+        ];
+        sql::execute(Conn::of(tx)?, &statement, &binds)
+            .await
+            .map_err(|e| Error::from_sqlx(e, "reencryptions"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,309 @@
+//! The re-encryption sweep through the public API, on PostgreSQL (as the runtime role) and
+//! SQLite: after rotations of the tenant data key and of subject keys, every value moves to the
+//! active version in pages whose cursor survives a lost transaction, each re-sealed value reads
+//! back, the old versions can then be retired and destroyed with every row still readable; a
+//! tampered value stops the page; the sweep is a key operation's purpose and audited.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test fixtures: a failed set-up is a failed test"
+)]
+
+use plenum::consent::Purpose;
+use plenum::crypto::{Envelope, KeyRef, KeyScope};
+use plenum::prelude::*;
+use plenum::store::{BackendKind, ErrorKind, Request};
+use plenum_hvac::{Customer, Invoice};
+
+use crate::audit::{Audited, staff};
+use crate::fixtures::{Env, customer};
+
+/// The key version each stored value of `column` in `table` names, in id order.
+async fn versions(env: &Env, t: TenantId, table: &str, column: &str) -> Vec<u32> {
+    let mut tx = env.pool.begin(t).await.unwrap();
+    let rows: Vec<Vec<u8>> = match env.pool.backend() {
+        BackendKind::Postgres => {
+            let sql = format!("SELECT {column} FROM app.{table} ORDER BY id");
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(tx.dangerous_postgres().unwrap())
+                .await
+                .unwrap()
+        }
+        _ => {
+            let sql = format!("SELECT {column} FROM {table} ORDER BY id");
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(tx.dangerous_sqlite().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    rows.iter()
+        .map(|b| Envelope::peek_key_version(b).unwrap())
+        .collect()
+}
+
+fn invoice(t: TenantId, c: &Customer, cents: i64) -> Invoice {
+    Invoice {
+        id: RecordId::generate(),
+        tenant: t,
+        subject: c.subject,
+        customer_id: c.id,
+        amount_cents: Encrypted::new(cents),
+        currency: "USD".to_owned(),
+        due_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+        paid: false,
+    }
+}
+
+#[tokio::test]
+async fn after_a_rotation_every_value_moves_to_the_active_version_in_resumable_pages() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let name = a.env.name();
+        let storage = crate::fixtures::grant(t);
+        let security = Request::new(t, staff("security"));
+        let protection = a
+            .gate
+            .grant(&security, Purpose::SecurityProtection)
+            .unwrap();
+        let c = customer(t, "sweep@example.com", "2175550170");
+        let bills: Vec<Invoice> = (0..5).map(|i| invoice(t, &c, 100 + i)).collect();
+        let customers = a.records.repository::<Customer>();
+        let invoices = a.records.repository::<Invoice>();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        customers.insert(&mut tx, &storage, &c).await.unwrap();
+        invoices
+            .insert_many(&mut tx, &storage, &bills)
+            .await
+            .unwrap();
+        a.records
+            .rotate_key(&mut tx, &protection, KeyScope::TenantData)
+            .await
+            .unwrap();
+        a.records
+            .rotate_key(&mut tx, &protection, KeyScope::Subject(c.subject))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            versions(&a.env, t, "invoices", "amount_cents").await,
+            [1; 5],
+            "{name}: written before the rotation"
+        );
+
+        // Pages of two; the second page's transaction is lost and redone.
+        let record_type = plenum::core::record_type!("invoices");
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let first = a
+            .records
+            .reencrypt_page(&mut tx, &protection, &record_type, 2)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            (first.scanned, first.resealed, first.finished),
+            (2, 2, false),
+            "{name}"
+        );
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let lost = a
+            .records
+            .reencrypt_page(&mut tx, &protection, &record_type, 2)
+            .await
+            .unwrap();
+        assert_eq!(lost.resealed, 2, "{name}");
+        drop(tx);
+        let mut totals = Vec::new();
+        loop {
+            let mut tx = a.env.pool.begin(t).await.unwrap();
+            let p = a
+                .records
+                .reencrypt_page(&mut tx, &protection, &record_type, 2)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            totals.push((p.resealed, p.total_resealed, p.finished));
+            if p.finished || totals.len() > 5 {
+                break;
+            }
+        }
+        assert_eq!(
+            totals,
+            [(2, 4, false), (1, 5, true)],
+            "{name}: resumed after the last committed page, nothing twice"
+        );
+        assert_eq!(
+            versions(&a.env, t, "invoices", "amount_cents").await,
+            [2; 5],
+            "{name}"
+        );
+        // A second sweep finds nothing to move.
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let again = a
+            .records
+            .reencrypt_page(&mut tx, &protection, &record_type, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.scanned, again.resealed, again.finished),
+            (5, 0, true),
+            "{name}"
+        );
+        // Subject-owned fields move to the subject's new version.
+        let customers_type = plenum::core::record_type!("customers");
+        let moved = a
+            .records
+            .reencrypt_page(&mut tx, &protection, &customers_type, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            (moved.resealed, moved.finished),
+            (4, true),
+            "{name}: four sealed fields"
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(
+            versions(&a.env, t, "customers", "email").await,
+            [2],
+            "{name}"
+        );
+
+        // The old versions hold nothing now: retire and destroy them, every row still reads.
+        let keyring = a.records.keyring();
+        for scope in [KeyScope::TenantData, KeyScope::Subject(c.subject)] {
+            let old = KeyRef {
+                tenant: t,
+                scope,
+                version: 1,
+            };
+            keyring.retire(old).await.unwrap();
+            keyring.destroy(old).await.unwrap();
+        }
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let read = invoices.list(&mut tx, &storage, None, 10).await.unwrap();
+        let mut cents: Vec<i64> = read
+            .items
+            .iter()
+            .map(|i| *i.amount_cents.open().unwrap().expose())
+            .collect();
+        cents.sort_unstable();
+        assert_eq!(cents, [100, 101, 102, 103, 104], "{name}");
+        let back = customers.get(&mut tx, &storage, c.id).await.unwrap();
+        assert_eq!(
+            back.email.open().unwrap().expose(),
+            "sweep@example.com",
+            "{name}"
+        );
+        tx.commit().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_tampered_value_stops_the_sweep_and_only_security_may_run_it() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let name = a.env.name();
+        let storage = crate::fixtures::grant(t);
+        let security = Request::new(t, staff("security"));
+        let protection = a
+            .gate
+            .grant(&security, Purpose::SecurityProtection)
+            .unwrap();
+        let office = Request::new(t, staff("dispatcher"));
+        let scheduling = a.gate.grant(&office, Purpose::Scheduling).unwrap();
+        let c = customer(t, "tamper@example.com", "2175550171");
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        a.records
+            .repository::<Customer>()
+            .insert(&mut tx, &storage, &c)
+            .await
+            .unwrap();
+        a.records
+            .repository::<Invoice>()
+            .insert(&mut tx, &storage, &invoice(t, &c, 700))
+            .await
+            .unwrap();
+        a.records
+            .rotate_key(&mut tx, &protection, KeyScope::TenantData)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let record_type = plenum::core::record_type!("invoices");
+
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let err = a
+            .records
+            .reencrypt_page(&mut tx, &scheduling, &record_type, 10)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Denied,
+            "{name}: scheduling is not a key operation"
+        );
+        let err = a
+            .records
+            .reencrypt_page(
+                &mut tx,
+                &protection,
+                &plenum::core::record_type!("nowhere"),
+                10,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}");
+        drop(tx);
+
+        // One byte of the stored ciphertext flipped (inside the sealed body, past the header).
+        let flip = match a.env.pool.backend() {
+            BackendKind::Postgres => {
+                "UPDATE app.invoices SET amount_cents = \
+                 overlay(amount_cents placing decode('ff', 'hex') from 25 for 1)"
+            }
+            _ => {
+                "UPDATE invoices SET amount_cents = \
+                 substr(amount_cents, 1, 24) || x'ff' || substr(amount_cents, 26)"
+            }
+        };
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        match a.env.pool.backend() {
+            BackendKind::Postgres => {
+                sqlx::query(flip)
+                    .execute(tx.dangerous_postgres().unwrap())
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                sqlx::query(flip)
+                    .execute(tx.dangerous_sqlite().unwrap())
+                    .await
+                    .unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let err = a
+            .records
+            .reencrypt_page(&mut tx, &protection, &record_type, 10)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::DecryptionFailed,
+            "{name}: the tampered value does not open"
+        );
+        drop(tx);
+        assert_eq!(
+            versions(&a.env, t, "invoices", "amount_cents").await,
+            [1],
+            "{name}: nothing was written"
+        );
+        let log = a.export(t).await;
+        let text: String = log.entries.iter().filter_map(|e| e.body.clone()).collect();
+        assert!(
+            text.contains("\"action\":\"key.reencrypt\""),
+            "{name}: the sweep's attempts are on record"
+        );
+    }
+}
