@@ -11,8 +11,8 @@
 //!
 //! Capture (writing an event in the same transaction as the access it describes) lives in
 //! `plenum-store`, which owns the transactions. The format is specified byte for byte in
-//! `docs/audit-format.md`; the `plenum-audit` binary verifies exports and proofs from the
-//! command line.
+//! `docs/audit-format.md`; `plenum audit verify` (the `plenum-cli` crate) verifies exports and
+//! proofs from the command line.
 
 #![forbid(unsafe_code)]
 

@@ -436,7 +436,7 @@ impl AuditLog {
 
     /// The tenant's numbered log as the verifier reads it (run [`AuditLog::sequence`] first to
     /// include the latest events): entries in sequence order and signed checkpoints in issue
-    /// order ([`plenum_audit::verify::verify_log`], the `plenum-audit` binary,
+    /// order ([`plenum_audit::verify::verify_log`], `plenum audit verify`,
     /// `tests/audit_interop.py`).
     ///
     /// # Errors

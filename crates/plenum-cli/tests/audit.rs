@@ -1,5 +1,5 @@
-//! The `plenum-audit` command over the published vectors: verifies, proves, and refuses a
-//! tampered log with exit status 1.
+//! `plenum audit ...` over the published vectors, with the arguments and exit statuses the
+//! former `plenum-audit` binary had: verifies, proves, and refuses a tampered log with status 1.
 
 #![allow(
     clippy::unwrap_used,
@@ -14,11 +14,12 @@ use serde_json::Value;
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/audit-vectors-v1.json"
+    "/../plenum-audit/tests/data/audit-vectors-v1.json"
 );
 
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_plenum-audit"))
+    let out = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .arg("audit")
         .args(args)
         .output()
         .unwrap();

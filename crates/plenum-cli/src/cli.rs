@@ -1,0 +1,181 @@
+//! The command line, declared with clap's derive: every subcommand, flag and environment
+//! variable, with the help text an operator reads.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Plenum's operator command.
+#[derive(Debug, Parser)]
+#[command(name = "plenum", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Verify exported audit logs and proofs (offline; no database).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The database contract.
+    #[command(subcommand)]
+    Contract(ContractCommand),
+    /// Apply the library's migrations and create the service's tables (as the migrator).
+    Migrate {
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Key operations for one tenant.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Retention.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+/// Where the database is. Secrets come from the environment only, never from arguments (which
+/// other users of the machine can list): `PLENUM_CONTEXT_KEY` (the tenant-context key
+/// `migrate` installs, base64) and, for key and retention commands, `PLENUM_ROOT_KEY` (the root
+/// key, version 1, base64 of 32 bytes).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Db {
+    /// The database URL (the runtime role's, or the migrator's for `migrate`); without it, the
+    /// standard `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`. Never printed.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+    /// The prefix of the contract's roles (`<prefix>_app`, `<prefix>_owner`, ...).
+    #[arg(long, default_value = "plenum")]
+    pub(crate) roles: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ContractCommand {
+    /// Run the boot verifier as the runtime role: every finding with its fix (status 1 if any).
+    Verify {
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+/// A tenant's keyring: the database, the root key, the operator.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct KeyringArgs {
+    #[command(flatten)]
+    pub(crate) db: Db,
+    /// The tenant.
+    #[arg(long)]
+    pub(crate) tenant: String,
+    /// Who runs this (an actor id, recorded in the tenant's audit log); a fresh id if absent.
+    #[arg(long, env = "PLENUM_OPERATOR")]
+    pub(crate) operator: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Versions and states of the tenant's keys.
+    Status {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+    },
+    /// A new active version (the old one keeps decrypting until re-encrypted and retired).
+    Rotate {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// `data`, `index`, or `subject:<subject id>`.
+        #[arg(long)]
+        scope: String,
+    },
+    /// Re-seal a record type's values under the active versions; resumable: run it again.
+    Reencrypt {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// The record type.
+        #[arg(long)]
+        record_type: String,
+        /// Rows per page (one transaction each).
+        #[arg(long, default_value_t = 500)]
+        page: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RetentionCommand {
+    /// What the privacy policy's schedule makes due in a tenant (a dry run).
+    Plan {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// The time to plan for (RFC 3339); now if absent.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+/// The verifier's commands, compatible with the former `plenum-audit` binary.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Verify an exported log against trusted verifier keys.
+    Verify {
+        /// The export (`AuditLog::export`, JSON).
+        export: PathBuf,
+        #[command(flatten)]
+        keys: VerifierKeys,
+        /// Checkpoints kept from earlier (a JSON array of notes) the export must not contradict.
+        #[arg(long)]
+        held: Option<PathBuf>,
+    },
+    /// Print a proof that entry `seq` is in the log as of checkpoint `checkpoint`.
+    Prove {
+        /// The export.
+        export: PathBuf,
+        /// The entry.
+        #[arg(long)]
+        seq: u64,
+        /// The checkpoint's index in the export.
+        #[arg(long)]
+        checkpoint: usize,
+        #[command(flatten)]
+        keys: VerifierKeys,
+    },
+    /// Check an inclusion proof, optionally with the entry's body.
+    CheckProof {
+        /// The proof (JSON).
+        proof: PathBuf,
+        /// The entry's body.
+        #[arg(long)]
+        body: Option<PathBuf>,
+        #[command(flatten)]
+        keys: VerifierKeys,
+    },
+    /// Print a proof that checkpoint `new` extends checkpoint `old`.
+    Consistency {
+        /// The export.
+        export: PathBuf,
+        /// The older checkpoint's index.
+        #[arg(long)]
+        old: usize,
+        /// The newer checkpoint's index.
+        #[arg(long)]
+        new: usize,
+        #[command(flatten)]
+        keys: VerifierKeys,
+    },
+    /// Check a consistency proof.
+    CheckConsistency {
+        /// The proof (JSON).
+        proof: PathBuf,
+        #[command(flatten)]
+        keys: VerifierKeys,
+    },
+}
+
+/// Trusted verifier keys.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct VerifierKeys {
+    /// A verifier key, or `@file` with one per line; repeat for several.
+    #[arg(long = "key", required = true)]
+    pub(crate) keys: Vec<String>,
+}

@@ -1,0 +1,317 @@
+//! The `plenum` binary as an operator runs it, against a real PostgreSQL (a scratch database
+//! with its own contract roles): migrate as the migrator, verify the contract as the runtime
+//! role (and see a broken policy reported with its fix and status 1), rotate a key and
+//! re-encrypt a record type (resumable: a second run moves nothing), key status, a retention
+//! plan, the audit verifier on an exported log, and usage errors with status 2 that never echo
+//! a secret.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a panic is a failed test"
+)]
+
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use plenum_audit::checkpoint::CheckpointSigner;
+use plenum_core::{Actor, ActorId, ActorKind, RecordId, TenantId, role};
+use plenum_crypto::signing::SigningKey;
+use plenum_crypto::{Backend, Keyring, KeyringConfig, LocalKeyProvider, secrecy::SecretBox};
+use plenum_hvac::{Customer, Invoice};
+use plenum_store::postgres::{ContextKey, PgPoolConfig};
+use plenum_store::{
+    AuditLog, Auditor, Authorisation, DbKeyStore, Encrypted, Gate, Records, Request, TenantPool,
+};
+use plenum_test::pg::TestDb;
+use serde_json::Value;
+
+const ROOT: [u8; 32] = [0x42; 32];
+const CONTEXT: [u8; 32] = [0x17; 32];
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Runs `plenum` with `args` and the environment of an operator of `db`.
+fn plenum(db: &TestDb, url_role: &str, args: &[&str]) -> Output {
+    let prefix = db.roles.app().strip_suffix("_app").unwrap().to_owned();
+    Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args(args)
+        .args(["--roles", &prefix])
+        .env("DATABASE_URL", db.url(url_role))
+        .env("PLENUM_CONTEXT_KEY", b64(&CONTEXT))
+        .env("PLENUM_ROOT_KEY", b64(&ROOT))
+        .env_remove("PLENUM_OPERATOR")
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "status {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_migrates_verifies_rotates_reencrypts_and_plans() {
+    let db = TestDb::create_empty().await;
+    let out = plenum(&db, &db.roles.migrator(), &["migrate", "--json"]);
+    assert_eq!(json(&out)["migrated"], true);
+    let out = plenum(&db, &db.roles.app(), &["contract", "verify", "--json"]);
+    let report = json(&out);
+    assert_eq!(report["findings"].as_array().unwrap().len(), 0, "{report}");
+    assert!(report["tenant_tables"].as_u64().unwrap() > 10);
+
+    // The service's data, written through the library with the same keys.
+    let pool = TenantPool::connect_postgres(
+        &db.url(&db.roles.app()),
+        &PgPoolConfig::with_max_connections(2).with_context_key(ContextKey::from_bytes(CONTEXT)),
+    )
+    .await
+    .unwrap();
+    let keyring = Arc::new(Keyring::new(
+        Arc::new(
+            LocalKeyProvider::new(Backend::default(), 1, &SecretBox::new(Box::new(ROOT))).unwrap(),
+        ),
+        Arc::new(DbKeyStore::new(pool.clone())),
+        KeyringConfig::default(),
+    ));
+    let auditor = Auditor::new(keyring.clone(), &pool, "cli-test").unwrap();
+    let records =
+        Records::new(keyring, Arc::new(auditor)).with_record_types(plenum_hvac::record_types());
+    let t = TenantId::generate();
+    pool.register_tenant(t).await.unwrap();
+    let actor = Actor::new(ActorKind::AccountUser, ActorId::generate()).with_role(role!("office"));
+    let gate = Gate::new(
+        plenum_consent::Policy::plenum_default(),
+        Authorisation::new().allow_unrestricted(role!("office")),
+    );
+    let request = Request::new(t, actor);
+    let grant = gate.unrestricted(&request, "import").unwrap();
+    let c = Customer {
+        id: RecordId::generate(),
+        tenant: t,
+        subject: plenum_core::SubjectId::generate(),
+        name: Encrypted::new("Ann".to_owned()),
+        email: Encrypted::new("ann@example.com".to_owned()),
+        phone: Encrypted::new("2175550199".to_owned()),
+        service_address: Encrypted::new("1 Elm St".to_owned()),
+        created_at: chrono::Utc::now(),
+    };
+    let bills: Vec<Invoice> = (0..3)
+        .map(|i| Invoice {
+            id: RecordId::generate(),
+            tenant: t,
+            subject: c.subject,
+            customer_id: c.id,
+            amount_cents: Encrypted::new(1_000 + i),
+            currency: "USD".to_owned(),
+            due_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            paid: false,
+        })
+        .collect();
+    let mut tx = pool.begin(t).await.unwrap();
+    records
+        .repository::<Customer>()
+        .insert(&mut tx, &grant, &c)
+        .await
+        .unwrap();
+    records
+        .repository::<Invoice>()
+        .insert_many(&mut tx, &grant, &bills)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let tenant = t.to_string();
+    let out = plenum(
+        &db,
+        &db.roles.app(),
+        &[
+            "keys", "rotate", "--tenant", &tenant, "--scope", "data", "--json",
+        ],
+    );
+    assert_eq!(json(&out)["active"], 2);
+    let out = plenum(
+        &db,
+        &db.roles.app(),
+        &["keys", "status", "--tenant", &tenant, "--json"],
+    );
+    let status = json(&out);
+    let data = &status["scopes"][0]["versions"];
+    assert_eq!(data.as_array().unwrap().len(), 2, "{status}");
+    let reencrypt = [
+        "keys",
+        "reencrypt",
+        "--tenant",
+        &tenant,
+        "--record-type",
+        "invoices",
+        "--page",
+        "2",
+        "--json",
+    ];
+    let done = json(&plenum(&db, &db.roles.app(), &reencrypt));
+    assert_eq!(
+        (done["resealed"].as_u64(), done["finished"].as_bool()),
+        (Some(3), Some(true)),
+        "{done}"
+    );
+    let again = json(&plenum(&db, &db.roles.app(), &reencrypt));
+    assert_eq!(again["resealed"], 0, "a second run moves nothing: {again}");
+    // Every invoice still reads through the library, now under version 2.
+    let mut tx = pool.begin(t).await.unwrap();
+    let page = records
+        .repository::<Invoice>()
+        .list(&mut tx, &grant, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 3);
+    assert!(
+        page.items
+            .iter()
+            .all(|i| i.amount_cents.envelope().and_then(|e| e.key_version()) == Some(2))
+    );
+    tx.commit().await.unwrap();
+
+    let plan = json(&plenum(
+        &db,
+        &db.roles.app(),
+        &["retention", "plan", "--tenant", &tenant, "--json"],
+    ));
+    let classes: Vec<&str> = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["class"].as_str().unwrap())
+        .collect();
+    assert!(classes.contains(&"financial_records"), "{plan}");
+
+    // The operator's actions are on the tenant's log; the exported log verifies with the
+    // command, as it did with `plenum-audit verify`.
+    let signer = CheckpointSigner::new("plenum.cli.test", SigningKey::generate()).unwrap();
+    let mut tx = pool.begin(t).await.unwrap();
+    AuditLog::checkpoint(&mut tx, &signer).await.unwrap();
+    let export = AuditLog::export(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let bodies: String = export
+        .entries
+        .iter()
+        .filter_map(|e| e.body.clone())
+        .collect();
+    assert!(
+        bodies.contains("\"action\":\"key.rotate\"")
+            && bodies.contains("\"action\":\"key.reencrypt\"")
+    );
+    let dir = std::env::temp_dir().join(format!("plenum-cli-{}", ActorId::generate()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("export.json");
+    std::fs::write(&file, serde_json::to_string(&export).unwrap()).unwrap();
+    let key = signer.verifier().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args(["audit", "verify", file.to_str().unwrap(), "--key", &key])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("verified: "));
+    // A tampered body: status 1.
+    let mut tampered: Value = serde_json::to_value(&export).unwrap();
+    let body = tampered["entries"][0]["body"]
+        .as_str()
+        .unwrap()
+        .replace("key.", "kez.");
+    tampered["entries"][0]["body"] = Value::String(body);
+    std::fs::write(&file, tampered.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args(["audit", "verify", file.to_str().unwrap(), "--key", &key])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // A broken contract: the finding names its fix, status 1.
+    let owner = db.raw_pool(&db.roles.migrator(), 1).await;
+    let break_rls = format!(
+        "SET ROLE {}; ALTER TABLE app.invoices DISABLE ROW LEVEL SECURITY",
+        db.roles.owner()
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(break_rls))
+        .execute(&owner)
+        .await
+        .unwrap();
+    let out = plenum(&db, &db.roles.app(), &["contract", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("app.invoices") && text.contains("fix:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_never_echo_a_secret() {
+    let canary = "c2VjcmV0LWNhbmFyeS12YWx1ZS0xMjM0NTY3ODkw";
+    let out = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args([
+            "keys",
+            "status",
+            "--tenant",
+            "not-a-tenant",
+            "--database-url",
+            "postgres://127.0.0.1:1/x",
+        ])
+        .env("PLENUM_ROOT_KEY", canary)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--tenant"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args([
+            "keys",
+            "status",
+            "--tenant",
+            &TenantId::generate().to_string(),
+            "--database-url",
+            "postgres://127.0.0.1:1/x",
+        ])
+        .env("PLENUM_ROOT_KEY", canary)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("PLENUM_ROOT_KEY") && !stderr.contains(canary),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args(["keys", "frobnicate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args(["--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("reencrypt")
+            || String::from_utf8_lossy(&out.stdout).contains("keys")
+    );
+}
