@@ -11,7 +11,7 @@
 )]
 
 use plenum::consent::Purpose;
-use plenum::crypto::{Envelope, KeyRef, KeyScope};
+use plenum::crypto::{Envelope, KeyRef, KeyScope, KeyStore as _};
 use plenum::prelude::*;
 use plenum::store::{BackendKind, ErrorKind, Request};
 use plenum_hvac::{Customer, Invoice};
@@ -305,5 +305,61 @@ async fn a_tampered_value_stops_the_sweep_and_only_security_may_run_it() {
             text.contains("\"action\":\"key.reencrypt\""),
             "{name}: the sweep's attempts are on record"
         );
+    }
+}
+
+/// Seal counts live in the database (`plenum.key_usage`, under the tenant boundary): what one
+/// instance flushes, another instance, or the same after a restart, starts from.
+#[tokio::test]
+async fn seal_counts_persist_in_the_database_across_instances() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let name = env.name();
+        let storage = crate::fixtures::grant(t);
+        let c = customer(t, "count@example.com", "2175550172");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        env.records
+            .repository::<Customer>()
+            .insert(&mut tx, &storage, &c)
+            .await
+            .unwrap();
+        let bills: Vec<Invoice> = (0..4).map(|i| invoice(t, &c, i)).collect();
+        env.records
+            .repository::<Invoice>()
+            .insert_many(&mut tx, &storage, &bills)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let key = KeyRef {
+            tenant: t,
+            scope: KeyScope::TenantData,
+            version: 1,
+        };
+        let keyring = env.records.keyring();
+        assert_eq!(keyring.usage(&key), 4, "{name}: four amounts sealed");
+        let flushed = keyring.flush_usage().await.unwrap();
+        assert!(flushed.contains(&(key, 4)), "{name}: {flushed:?}");
+        // Another instance over the same database starts from 4 at its first seal.
+        let other = crate::fixtures::keyring(&env.keys);
+        let locator = plenum::crypto::FieldLocator {
+            tenant: t,
+            record_type: plenum::core::record_type!("invoices"),
+            field: plenum::core::field_name!("amount_cents"),
+            owner: plenum::crypto::Owner::Tenant,
+        };
+        let fk = other.dangerous_field_key(&locator).await.unwrap();
+        assert_eq!(other.usage(&key), 4, "{name}");
+        fk.seal_bytes(RecordId::generate(), b"1").unwrap();
+        other.flush_usage().await.unwrap();
+        keyring.flush_usage().await.unwrap();
+        assert_eq!(
+            keyring.usage(&key),
+            5,
+            "{name}: the first instance takes in the other's seal"
+        );
+        // The runtime role of another tenant sees no count of this one.
+        let u = env.tenant().await;
+        let theirs = KeyRef { tenant: u, ..key };
+        assert_eq!(env.keys.add_usage(theirs, 0).await.unwrap(), 0, "{name}");
     }
 }

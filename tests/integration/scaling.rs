@@ -148,7 +148,8 @@ async fn every_statement_the_library_runs_names_one_tenant_by_equality() {
         .rotate_key(&mut tx, &protection, plenum::crypto::KeyScope::TenantData)
         .await
         .unwrap();
-    // The re-encryption sweep (#18): a page that leaves a cursor, then the last one.
+    // Seal counts (#18) and the re-encryption sweep: a page that leaves a cursor, then the last.
+    a.records.keyring().flush_usage().await.unwrap();
     for _ in 0..2 {
         a.records
             .reencrypt_page(

@@ -45,16 +45,24 @@ pub(crate) async fn run(
                 ("subject-wrap", KeyScope::SubjectWrap),
             ] {
                 let keys = store.load(s.tenant, scope).await?;
-                let versions: Vec<_> = keys
-                    .iter()
-                    .map(|k| json!({"version": k.key_ref.version, "state": k.state.as_str()}))
-                    .collect();
+                let mut versions = Vec::new();
                 text.push_str(&format!("\n  {name}:"));
                 if keys.is_empty() {
                     text.push_str(" none yet");
                 }
+                let limit = plenum_crypto::KeyringConfig::default().usage_limit;
                 for k in &keys {
-                    text.push_str(&format!(" v{} {}", k.key_ref.version, k.state.as_str()));
+                    // Seals every instance has flushed (`Keyring::flush_usage`).
+                    let seals = store.add_usage(k.key_ref, 0).await?;
+                    text.push_str(&format!(
+                        "\n    v{} {} - {seals} seals of {limit}",
+                        k.key_ref.version,
+                        k.state.as_str()
+                    ));
+                    versions.push(
+                        json!({"version": k.key_ref.version, "state": k.state.as_str(),
+                                         "seals": seals, "limit": limit}),
+                    );
                 }
                 scopes.push(json!({"scope": name, "versions": versions}));
             }

@@ -99,6 +99,8 @@ struct FieldKeyInner {
     digest: [u8; AAD_DIGEST_LEN],
     aead: PreparedAead,
     usage: Arc<AtomicU64>,
+    /// Seals refused from this count on (`u64::MAX` for subject keys).
+    limit: u64,
 }
 
 impl fmt::Debug for FieldKey {
@@ -115,7 +117,7 @@ impl FieldKey {
         key: KeyRef,
         locator: &FieldLocator,
         aead: PreparedAead,
-        usage: Arc<AtomicU64>,
+        (usage, limit): (Arc<AtomicU64>, u64),
     ) -> Self {
         let header = Header {
             scope: key.scope.kind(),
@@ -141,6 +143,7 @@ impl FieldKey {
                 digest,
                 aead,
                 usage,
+                limit,
             }),
         }
     }
@@ -159,8 +162,18 @@ impl FieldKey {
     ///
     /// # Errors
     ///
-    /// Only if the backend fails, which it does not for valid keys and lengths below 64 GiB.
+    /// [`Error::UsageLimit`] once this tenant key version has sealed its limit
+    /// ([`KeyringConfig::usage_limit`](crate::KeyringConfig::usage_limit)): rotate the key.
+    /// Otherwise only if the backend fails, which it does not for valid keys and lengths
+    /// below 64 GiB.
     pub fn seal_bytes(&self, record: RecordId, plaintext: &[u8]) -> Result<Envelope, Error> {
+        let inner = &*self.inner;
+        if inner.usage.load(Ordering::Relaxed) >= inner.limit {
+            return Err(Error::UsageLimit {
+                scope: inner.key.scope.kind(),
+                version: inner.key.version,
+            });
+        }
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
         self.seal_with_nonce(record, plaintext, &nonce)

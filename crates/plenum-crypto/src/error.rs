@@ -70,6 +70,16 @@ pub enum Error {
         type_name: &'static str,
     },
 
+    /// A tenant key version has sealed as many values as AES-GCM with random nonces allows
+    /// ([`KeyringConfig::usage_limit`](crate::KeyringConfig::usage_limit)): it must be rotated.
+    #[error("the {scope} key (version {version}) has reached its seal limit; rotate it")]
+    UsageLimit {
+        /// The key's scope.
+        scope: KeyScopeKind,
+        /// The version.
+        version: u32,
+    },
+
     /// Key material handed to the library was unusable (wrong length, bad base64, missing
     /// environment variable). The material itself is not included.
     #[error("invalid key material: {0}")]
@@ -100,7 +110,9 @@ impl Error {
             Self::Malformed(_) => ErrorKind::Malformed,
             Self::DecryptionFailed => ErrorKind::DecryptionFailed,
             Self::KeyDestroyed { .. } => ErrorKind::KeyDestroyed,
-            Self::KeyNotFound { .. } | Self::KeyState { .. } => ErrorKind::KeyUnavailable,
+            Self::KeyNotFound { .. } | Self::KeyState { .. } | Self::UsageLimit { .. } => {
+                ErrorKind::KeyUnavailable
+            }
             Self::Normalisation { .. } | Self::PlaintextType { .. } | Self::KeyMaterial(_) => {
                 ErrorKind::InvalidInput
             }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use plenum_core::{SubjectId, TenantId};
 
 use crate::error::Error;
-use crate::keys::{KeyScope, StoredKey};
+use crate::keys::{KeyRef, KeyScope, StoredKey};
 use crate::provider::BoxFuture;
 
 /// Where wrapped keys live: an in-memory map here, library tables under RLS in `plenum-store`.
@@ -57,6 +57,12 @@ pub trait KeyStore: Send + Sync {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<StoredKey>, Error>>;
 
+    /// Adds `seals` to the persisted seal count of the tenant key version `key` and returns
+    /// the count after the addition: the seals every instance has added so far. `seals = 0`
+    /// reads. What [`Keyring::flush_usage`](crate::Keyring::flush_usage) batches into, so the
+    /// AES-GCM limit of 2^32 random-nonce seals per key holds across processes and restarts.
+    fn add_usage<'a>(&'a self, key: KeyRef, seals: u64) -> BoxFuture<'a, Result<u64, Error>>;
+
     /// [`KeyStore::insert`] for many keys, returning what is stored afterwards for each, in any
     /// order. The default calls [`KeyStore::insert`] per key.
     fn insert_many<'a>(
@@ -77,6 +83,7 @@ pub trait KeyStore: Send + Sync {
 #[derive(Debug, Default)]
 pub struct MemoryKeyStore {
     keys: Mutex<HashMap<(TenantId, KeyScope), Vec<StoredKey>>>,
+    usage: Mutex<HashMap<KeyRef, u64>>,
 }
 
 impl MemoryKeyStore {
@@ -107,6 +114,20 @@ impl KeyStore for MemoryKeyStore {
     ) -> BoxFuture<'a, Result<Vec<StoredKey>, Error>> {
         let found = self.with(|m| m.get(&(tenant, scope)).cloned().unwrap_or_default());
         Box::pin(async move { Ok(found) })
+    }
+
+    fn add_usage<'a>(&'a self, key: KeyRef, seals: u64) -> BoxFuture<'a, Result<u64, Error>> {
+        let total = {
+            // As `with`: every mutation is one assignment, so a poisoned map is consistent.
+            let mut usage = self
+                .usage
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let count = usage.entry(key).or_default();
+            *count = count.saturating_add(seals);
+            *count
+        };
+        Box::pin(async move { Ok(total) })
     }
 
     fn insert<'a>(&'a self, key: StoredKey) -> BoxFuture<'a, Result<StoredKey, Error>> {

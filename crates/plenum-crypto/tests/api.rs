@@ -779,6 +779,72 @@ fn usage_counts_trigger_rotation_advice() {
     });
 }
 
+/// The seal count of a tenant key is shared through the key store: a process starts from the
+/// persisted count, `flush_usage` adds its seals and takes in the others', a restarted process
+/// sees them all, and at the limit sealing is refused until the key is rotated.
+#[test]
+fn usage_is_shared_through_the_store_and_the_limit_refuses_to_seal() {
+    rt().block_on(async {
+        let mut config = KeyringConfig::default();
+        config.rotation_threshold = 6;
+        config.usage_limit = 8;
+        let store = Arc::new(MemoryKeyStore::new());
+        let process = || {
+            Keyring::new(
+                Arc::new(LocalKeyProvider::new(Backend::default(), 1, &root(9)).unwrap()),
+                store.clone(),
+                config.clone(),
+            )
+        };
+        let tenant = TenantId::generate();
+        let loc = FieldLocator {
+            owner: Owner::Tenant,
+            ..email_of(tenant, SubjectId::generate())
+        };
+        let seal =
+            |fk: &plenum_crypto::FieldKey| fk.seal(RecordId::generate(), &Pii::new("x".to_owned()));
+        let (a, b) = (process(), process());
+        let fa = a.dangerous_field_key(&loc).await.unwrap();
+        let key = *fa.key_ref();
+        for _ in 0..3 {
+            seal(&fa).unwrap();
+        }
+        assert_eq!(a.flush_usage().await.unwrap(), vec![(key, 3)]);
+        // B starts from the persisted 3.
+        let fb = b.dangerous_field_key(&loc).await.unwrap();
+        seal(&fb).unwrap();
+        seal(&fb).unwrap();
+        assert_eq!(b.usage(&key), 5);
+        assert!(!b.rotation_due(&key));
+        assert_eq!(b.flush_usage().await.unwrap(), vec![(key, 5)]);
+        // A takes in B's seals at its next flush.
+        seal(&fa).unwrap();
+        assert_eq!(a.usage(&key), 4, "before the flush, A knows its own");
+        a.flush_usage().await.unwrap();
+        assert_eq!(a.usage(&key), 6);
+        assert!(a.rotation_due(&key));
+        // A restarted process sees every seal.
+        let c = process();
+        let fc = c.dangerous_field_key(&loc).await.unwrap();
+        assert_eq!(c.usage(&key), 6);
+        seal(&fc).unwrap();
+        seal(&fc).unwrap();
+        let err = seal(&fc).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::KeyUnavailable,
+            "{err}"
+        );
+        assert!(err.to_string().contains("seal limit"), "{err}");
+        // Rotation gives a fresh version, counted from zero.
+        let next = c.rotate(tenant, KeyScope::TenantData).await.unwrap();
+        let fresh = c.dangerous_field_key(&loc).await.unwrap();
+        assert_eq!(*fresh.key_ref(), next);
+        seal(&fresh).unwrap();
+        assert_eq!(c.usage(&next), 1);
+    });
+}
+
 #[test]
 fn root_key_parsing_is_strict_and_silent() {
     use plenum_crypto::secrecy::SecretString;

@@ -158,6 +158,36 @@ async fn select(
     to_stored_all(tenant, Some(scope), rows)
 }
 
+/// Adds `seals` to `key`'s count (a tenant scope) and returns the total: one statement.
+async fn add_usage(tx: &mut TenantTx, key: KeyRef, seals: u64) -> Result<u64, Error> {
+    let (scope, _) = scope_columns(&key.scope);
+    let d = Dialect::of(tx);
+    // PostgreSQL names the existing row by the table's alias; SQLite by the bare column.
+    let (table, existing) = match d {
+        Dialect::Postgres => (format!("{} AS u", d.library("key_usage")), "u.seals"),
+        _ => (d.library("key_usage"), "seals"),
+    };
+    let statement = format!(
+        "INSERT INTO {table} (tenant_id, scope, version, seals) VALUES ({}) \
+         ON CONFLICT (tenant_id, scope, version) DO UPDATE SET seals = {existing} + excluded.seals \
+         RETURNING seals",
+        d.params(4)
+    );
+    let binds = [
+        uuid(*tx.tenant().as_uuid()),
+        int(scope),
+        int(version_column(key.version)?),
+        int(i64::try_from(seals).unwrap_or(i64::MAX)),
+    ];
+    let rows = sql::fetch(Conn::of(tx)?, &statement, &binds, &[SqlType::BigInt])
+        .await
+        .map_err(|e| Error::from_sqlx(e, "plenum.key_usage"))?;
+    match rows.first().and_then(|r| r.first()) {
+        Some(Value::BigInt(n)) => Ok(u64::try_from(*n).unwrap_or(0)),
+        _ => Err(Error::Config("the key usage count did not come back")),
+    }
+}
+
 /// The subject keys of `subjects`: one statement on PostgreSQL, one cheap in-process query per
 /// subject on SQLite.
 async fn select_subjects(
@@ -331,6 +361,14 @@ impl KeyStore for DbKeyStore {
             }
             Ok(())
         })
+    }
+
+    fn add_usage<'a>(
+        &'a self,
+        key: KeyRef,
+        seals: u64,
+    ) -> BoxFuture<'a, Result<u64, plenum_crypto::Error>> {
+        Box::pin(self.in_own_tx(key.tenant, async move |tx| add_usage(tx, key, seals).await))
     }
 
     fn load_subjects<'a>(

@@ -181,6 +181,13 @@ const LIBRARY_DDL: &[&str] = &[
 /// database, and a key created while a data transaction is open must commit on its own (see
 /// `DbKeyStore`), which on a shared database would wait for that very transaction.
 const KEY_DDL: &[&str] = &[
+    // Seals per tenant key version, every instance's (PostgreSQL migration 15).
+    "CREATE TABLE IF NOT EXISTS plenum_key_usage (\
+        tenant_id blob NOT NULL, \
+        scope integer NOT NULL CHECK (scope IN (1, 2, 4)), \
+        version integer NOT NULL CHECK (version > 0), \
+        seals integer NOT NULL CHECK (seals >= 0), \
+        PRIMARY KEY (tenant_id, scope, version))",
     "CREATE TABLE IF NOT EXISTS plenum_keys (\
         tenant_id blob NOT NULL, \
         scope integer NOT NULL CHECK (scope IN (1, 2, 3, 4)), \

@@ -21,10 +21,16 @@ pub struct KeyringConfig {
     /// deployment that erases under a tighter bound sets it lower ([`KeyringConfig::with_ttl`])
     /// and pays one key-store read per scope per `ttl`.
     pub ttl: Duration,
-    /// Seals under one key version after which [`Keyring::rotation_due`](crate::Keyring::rotation_due) says so. Far below the
-    /// NIST SP 800-38D limit of 2^32 random-nonce encryptions per key, because counts are per
-    /// process and approximate.
+    /// Seals under one tenant key version after which
+    /// [`Keyring::rotation_due`](crate::Keyring::rotation_due) says so and the write path
+    /// rotates the key before sealing again. Counts are every instance's as of the last
+    /// [`Keyring::flush_usage`](crate::Keyring::flush_usage) plus this process's since.
     pub rotation_threshold: u64,
+    /// Seals under one tenant key version after which sealing is refused
+    /// ([`Error::UsageLimit`](crate::Error::UsageLimit)): the NIST SP 800-38D bound of 2^32
+    /// random-nonce encryptions per key, less a margin for other instances' seals not yet
+    /// flushed. Subject keys seal a handful of values each and are not counted.
+    pub usage_limit: u64,
 }
 
 impl Default for KeyringConfig {
@@ -35,6 +41,7 @@ impl Default for KeyringConfig {
             max_field_keys: 50_000,
             ttl: Duration::from_secs(300),
             rotation_threshold: 1 << 30,
+            usage_limit: 3 << 30,
         }
     }
 }

@@ -39,15 +39,13 @@ impl Keyring {
             Some(v) => v,
             None => return Err(destroyed_or_missing(&keys, scope)),
         };
-        self.field_key_version(
-            &keys,
-            KeyRef {
-                tenant: locator.tenant,
-                scope,
-                version,
-            },
-            locator,
-        )
+        let key = KeyRef {
+            tenant: locator.tenant,
+            scope,
+            version,
+        };
+        self.seed_usage(key).await?;
+        self.field_key_version(&keys, key, locator)
     }
 
     /// Seals one value for `record` under the active key: [`Keyring::dangerous_field_key`] then
@@ -231,6 +229,7 @@ impl Keyring {
         fields: &[FieldName],
     ) -> Result<Arc<[FieldKey]>, Error> {
         let scope = scope_of(owner);
+        let sealing = version.is_none();
         if let Some(version) = version {
             // The read path: a row names its version, so a cached bundle answers with one
             // lookup. Bundles expire with the scope they were derived from (`insert_at`), and
@@ -264,6 +263,9 @@ impl Keyring {
             scope,
             version,
         };
+        if sealing {
+            self.seed_usage(key).await?;
+        }
         let cache_key = BundleCacheKey {
             key,
             record_type: record_type.clone(),

@@ -219,29 +219,80 @@ impl Keyring {
         Ok(count)
     }
 
-    /// Approximate number of seals this process made under the tenant key `key` (all its field
-    /// keys together). Subject keys are not counted one by one (each seals a handful of values,
-    /// far from any AES-GCM limit, and a counter per subject would grow without bound): for
-    /// them this is 0.
+    /// Seals under the tenant key version `key`: every instance's, as of this process's last
+    /// [`Keyring::flush_usage`] (or its first use of the key, which reads the persisted
+    /// count), plus this process's since. Subject keys are not counted one by one (each seals
+    /// a handful of values, far from any AES-GCM limit, and a counter per subject would grow
+    /// without bound): for them this is 0.
     pub fn usage(&self, key: &KeyRef) -> u64 {
         lock(&self.usage)
             .get(key)
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    /// Whether `key` has sealed more than the configured threshold in this process and should be
-    /// rotated.
+    /// Whether `key` has sealed more than the configured threshold and should be rotated (the
+    /// write path rotates it before sealing again).
     pub fn rotation_due(&self, key: &KeyRef) -> bool {
         self.usage(key) >= self.config.rotation_threshold
     }
 
-    /// Every key version this process has sealed under, with its approximate count: what a
-    /// store persists periodically to aggregate usage across processes.
+    /// Every tenant key version this process has sealed under, with its count as
+    /// [`Keyring::usage`] gives it.
     pub fn usage_report(&self) -> Vec<(KeyRef, u64)> {
         lock(&self.usage)
             .iter()
             .map(|(k, c)| (*k, c.load(Ordering::Relaxed)))
             .collect()
+    }
+
+    /// Adds this process's seals since the last flush to the key store's persisted counts (one
+    /// store call per key version sealed under) and takes in the other instances' seals, so
+    /// the counts, the rotation threshold and the seal limit hold across processes and
+    /// restarts. Call it on the service's timer, as checkpoints are: sealing itself never waits
+    /// for the store. Returns each key version's count after the exchange.
+    ///
+    /// # Errors
+    ///
+    /// Key store failures (the unflushed seals are kept for the next call).
+    pub async fn flush_usage(&self) -> Result<Vec<(KeyRef, u64)>, Error> {
+        let counters: Vec<(KeyRef, Arc<AtomicU64>)> = lock(&self.usage)
+            .iter()
+            .map(|(k, c)| (*k, c.clone()))
+            .collect();
+        let mut flushed = Vec::new();
+        for (key, counter) in counters {
+            let base = lock(&self.usage_flushed).get(&key).copied();
+            let current = counter.load(Ordering::Relaxed);
+            // A zero delta still reads the others' seals.
+            let delta = current.saturating_sub(base.unwrap_or(0));
+            let total = self.store.add_usage(key, delta).await?;
+            // Others' seals raise the count; seals made while the store answered stay counted
+            // and are the next flush's delta.
+            let others = total.saturating_sub(current);
+            counter.fetch_add(others, Ordering::Relaxed);
+            lock(&self.usage_flushed).insert(key, current + others);
+            flushed.push((key, total));
+        }
+        Ok(flushed)
+    }
+
+    /// Before a process's first seal under the tenant key `key`: starts its count from the
+    /// persisted one (one key-store call per key version per process, on the cold path).
+    pub(super) async fn seed_usage(&self, key: KeyRef) -> Result<(), Error> {
+        if matches!(key.scope, KeyScope::Subject(_)) || lock(&self.usage_flushed).contains_key(&key)
+        {
+            return Ok(());
+        }
+        let total = self.store.add_usage(key, 0).await?;
+        let mut flushed = lock(&self.usage_flushed);
+        if flushed.contains_key(&key) {
+            return Ok(());
+        }
+        flushed.insert(key, total);
+        self.usage_counter(key)
+            .0
+            .fetch_add(total, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn stored(&self, key: KeyRef) -> Result<StoredKey, Error> {
@@ -256,11 +307,15 @@ impl Keyring {
             })
     }
 
-    pub(super) fn usage_counter(&self, key: KeyRef) -> Arc<AtomicU64> {
+    /// The seal counter of `key` and the count from which its field keys refuse to seal.
+    pub(super) fn usage_counter(&self, key: KeyRef) -> (Arc<AtomicU64>, u64) {
         if matches!(key.scope, KeyScope::Subject(_)) {
-            return self.subject_usage.clone();
+            return (self.subject_usage.clone(), u64::MAX);
         }
-        lock(&self.usage).entry(key).or_default().clone()
+        (
+            lock(&self.usage).entry(key).or_default().clone(),
+            self.config.usage_limit,
+        )
     }
 }
 

@@ -53,6 +53,9 @@ pub struct Keyring {
     /// Seal counts of tenant keys. Subject keys share `subject_usage`: each seals a handful of
     /// values, and a map entry per subject would grow without bound.
     usage: Mutex<HashMap<KeyRef, Arc<AtomicU64>>>,
+    /// Per tenant key version, the count as of the last exchange with the key store (absent:
+    /// not read from the store yet in this process).
+    usage_flushed: Mutex<HashMap<KeyRef, u64>>,
     subject_usage: Arc<AtomicU64>,
 }
 
@@ -167,6 +170,7 @@ impl Keyring {
             indexers: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
             bundles: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
             usage: Mutex::new(HashMap::new()),
+            usage_flushed: Mutex::new(HashMap::new()),
             subject_usage: Arc::new(AtomicU64::new(0)),
             config,
             provider,

@@ -313,6 +313,11 @@ pub(crate) fn library_migrations(roles: &Roles) -> Vec<Migration> {
             "re-encryption sweep cursors",
             &reencryptions_migration(roles),
         ),
+        migration(
+            15,
+            "seal counts per tenant key version",
+            &key_usage_migration(roles),
+        ),
     ]
 }
 
@@ -471,6 +476,35 @@ fn reencryptions_migration(roles: &Roles) -> Vec<String> {
     ));
     v.push(format!(
         "GRANT SELECT, INSERT, UPDATE (after_id, resealed), DELETE ON {s}.reencryptions TO {}",
+        roles.app()
+    ));
+    v
+}
+
+/// Seals per tenant key version, added up by every instance (`Keyring::flush_usage`), so the
+/// AES-GCM limit per key holds across processes and restarts. The runtime role may read, add
+/// rows and change the count; it holds counts only.
+fn key_usage_migration(roles: &Roles) -> Vec<String> {
+    let s = LIBRARY_SCHEMA;
+    let mut v = vec![
+        format!("SET LOCAL ROLE {}", roles.owner()),
+        format!(
+            "CREATE TABLE {s}.key_usage (\n    \
+             tenant_id uuid NOT NULL REFERENCES {s}.tenants (id),\n    \
+             scope smallint NOT NULL CHECK (scope IN (1, 2, 4)),\n    \
+             version integer NOT NULL CHECK (version > 0),\n    \
+             seals bigint NOT NULL CHECK (seals >= 0),\n    \
+             CONSTRAINT key_usage_pkey PRIMARY KEY (tenant_id, scope, version)\n)"
+        ),
+    ];
+    v.extend(police(
+        &format!("{s}.key_usage"),
+        "key_usage",
+        "tenant_id",
+        roles,
+    ));
+    v.push(format!(
+        "GRANT SELECT, INSERT, UPDATE (seals) ON {s}.key_usage TO {}",
         roles.app()
     ));
     v

@@ -18,11 +18,11 @@ async fn the_generated_schema_satisfies_every_invariant() {
     let report = report(&db).await;
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
     assert_eq!(
-        report.tenant_tables, 14,
+        report.tenant_tables, 15,
         "plenum.tenants, plenum.keys, plenum.consent_events, plenum.audit_heads, plenum.audit_log, \
          plenum.audit_checkpoints, plenum.subject_requests, plenum.subject_request_steps, \
          plenum.legal_holds, plenum.legal_hold_lifts, plenum.retention_events, \
-         plenum.reencryptions, app.customers, app.orders"
+         plenum.reencryptions, plenum.key_usage, app.customers, app.orders"
     );
     // And the boot path accepts it.
     TenantPool::connect_postgres_verified(&db.url(&db.roles.app()), &db.pool_config(2), &db.roles)
