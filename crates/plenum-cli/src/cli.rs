@@ -40,7 +40,7 @@ pub(crate) enum Command {
 /// Where the database is. Secrets come from the environment only, never from arguments (which
 /// other users of the machine can list): `PLENUM_CONTEXT_KEY` (the tenant-context key
 /// `migrate` installs, base64) and, for key and retention commands, `PLENUM_ROOT_KEY` (the root
-/// key, version 1, base64 of 32 bytes).
+/// key, base64 of 32 bytes, of version `PLENUM_ROOT_KEY_VERSION`, default 1).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Db {
     /// The database URL (the runtime role's, or the migrator's for `migrate`); without it, the
@@ -88,6 +88,15 @@ pub(crate) enum KeysCommand {
         /// `data`, `index`, or `subject:<subject id>`.
         #[arg(long)]
         scope: String,
+    },
+    /// Re-wrap the tenant's keys under a new root key version (`PLENUM_NEW_ROOT_KEY`); then
+    /// run with the new key as `PLENUM_ROOT_KEY` and destroy the old one. Idempotent.
+    RewrapRoot {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// The new root key's version (higher than the current one).
+        #[arg(long)]
+        to_version: u32,
     },
     /// Re-seal a record type's values under the active versions; resumable: run it again.
     Reencrypt {

@@ -64,6 +64,16 @@ const OPERATOR: &str = "operator";
 
 impl Session {
     pub(crate) async fn open(args: &KeyringArgs, services: &Services) -> Result<Self, Failure> {
+        Self::open_with(args, services, None).await
+    }
+
+    /// [`Session::open`] with a second, newer root key version (`PLENUM_NEW_ROOT_KEY`) that
+    /// wraps from now on: for re-wrapping.
+    pub(crate) async fn open_with(
+        args: &KeyringArgs,
+        services: &Services,
+        new_root: Option<u32>,
+    ) -> Result<Self, Failure> {
         let tenant: TenantId = args
             .tenant
             .parse()
@@ -78,14 +88,44 @@ impl Session {
             .ok_or_else(|| Failure::usage("PLENUM_ROOT_KEY is not set (the root key, base64)"))?;
         let root = LocalKeyProvider::key_from_base64(&root)
             .map_err(|_| Failure::usage("PLENUM_ROOT_KEY: not 32 bytes of base64"))?;
+        let version: u32 = match std::env::var("PLENUM_ROOT_KEY_VERSION") {
+            Ok(v) => v
+                .parse()
+                .map_err(|_| Failure::usage("PLENUM_ROOT_KEY_VERSION: not a version number"))?,
+            Err(_) => 1,
+        };
+        let mut provider = LocalKeyProvider::new(Backend::default(), version, &root)
+            .map_err(|_| Failure::usage("PLENUM_ROOT_KEY_VERSION: versions start at 1"))?;
+        if let Some(new_version) = new_root {
+            let new = secret("PLENUM_NEW_ROOT_KEY")
+                .ok_or_else(|| Failure::usage("PLENUM_NEW_ROOT_KEY is not set"))?;
+            let new = LocalKeyProvider::key_from_base64(&new)
+                .map_err(|_| Failure::usage("PLENUM_NEW_ROOT_KEY: not 32 bytes of base64"))?;
+            if new_version <= version {
+                return Err(Failure::usage(
+                    "--to-version must be higher than PLENUM_ROOT_KEY_VERSION",
+                ));
+            }
+            provider = provider.with_version(new_version, &new)?;
+        }
         let pool = pool(&args.db).await?;
-        let provider = LocalKeyProvider::new(Backend::default(), 1, &root)?;
         let keys = Arc::new(DbKeyStore::new(pool.clone()));
         let keyring = Arc::new(Keyring::new(
             Arc::new(provider),
             keys,
             KeyringConfig::default(),
         ));
+        // A wrong root key is an error here, before any command writes.
+        match keyring.check_root(tenant).await {
+            Ok(_) => {}
+            Err(plenum_crypto::Error::DecryptionFailed) => {
+                return Err(Failure::new(
+                    1,
+                    "PLENUM_ROOT_KEY does not unwrap this tenant's keys: nothing was done",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
         let auditor = Auditor::new(keyring.clone(), &pool, "plenum-cli")?;
         let records = Records::new(keyring, Arc::new(auditor))
             .with_record_types(services.record_types.clone());

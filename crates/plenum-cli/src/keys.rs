@@ -87,6 +87,28 @@ pub(crate) async fn run(
                 &json!({"scope": which, "active": key.version}),
             );
         }
+        KeysCommand::RewrapRoot {
+            keyring,
+            to_version,
+        } => {
+            let s = Session::open_with(&keyring, services, Some(to_version)).await?;
+            let request = s.request();
+            let grant = s
+                .gate()
+                .grant(&request, Purpose::SecurityProtection)
+                .map_err(|e| Failure::new(1, e.to_string()))?;
+            let mut tx = s.pool.begin(s.tenant).await?;
+            let rewrapped = s.records.rewrap_tenant_keys(&mut tx, &grant).await?;
+            tx.commit().await?;
+            out.print(
+                &format!(
+                    "{rewrapped} keys of {} re-wrapped under root version {to_version}; run with \
+                     it as PLENUM_ROOT_KEY (version {to_version}), then destroy the old root key",
+                    s.tenant
+                ),
+                &json!({"tenant": s.tenant, "rewrapped": rewrapped, "root_version": to_version}),
+            );
+        }
         KeysCommand::Reencrypt {
             keyring,
             record_type,

@@ -181,6 +181,26 @@ async fn an_operator_migrates_verifies_rotates_reencrypts_and_plans() {
     );
     tx.commit().await.unwrap();
 
+    // A wrong root key: a clear error before anything is written.
+    let wrong = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args([
+            "keys",
+            "reencrypt",
+            "--tenant",
+            &tenant,
+            "--record-type",
+            "invoices",
+        ])
+        .args(["--roles", db.roles.app().strip_suffix("_app").unwrap()])
+        .env("DATABASE_URL", db.url(&db.roles.app()))
+        .env("PLENUM_CONTEXT_KEY", b64(&CONTEXT))
+        .env("PLENUM_ROOT_KEY", b64(&[0x24; 32]))
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("does not unwrap"), "{stderr}");
+
     let plan = json(&plenum(
         &db,
         &db.roles.app(),
@@ -244,6 +264,40 @@ async fn an_operator_migrates_verifies_rotates_reencrypts_and_plans() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::remove_dir_all(&dir).unwrap();
+
+    // Root rotation: re-wrap under version 2, then only the new root key opens the tenant.
+    let prefix = db.roles.app().strip_suffix("_app").unwrap().to_owned();
+    let operator = |root: [u8; 32], version: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_plenum"))
+            .args(args)
+            .args(["--roles", &prefix, "--tenant", &tenant, "--json"])
+            .env("DATABASE_URL", db.url(&db.roles.app()))
+            .env("PLENUM_CONTEXT_KEY", b64(&CONTEXT))
+            .env("PLENUM_ROOT_KEY", b64(&root))
+            .env("PLENUM_ROOT_KEY_VERSION", version)
+            .env("PLENUM_NEW_ROOT_KEY", b64(&[0x77; 32]))
+            .output()
+            .unwrap()
+    };
+    let rewrapped = json(&operator(
+        ROOT,
+        "1",
+        &["keys", "rewrap-root", "--to-version", "2"],
+    ));
+    assert!(rewrapped["rewrapped"].as_u64().unwrap() >= 2, "{rewrapped}");
+    let again = json(&operator(
+        ROOT,
+        "1",
+        &["keys", "rewrap-root", "--to-version", "2"],
+    ));
+    assert_eq!(again["rewrapped"], 0, "idempotent: {again}");
+    json(&operator([0x77; 32], "2", &["keys", "status"]));
+    let old = operator(ROOT, "1", &["keys", "status"]);
+    assert_eq!(
+        old.status.code(),
+        Some(1),
+        "the old root key opens nothing now"
+    );
 
     // A broken contract: the finding names its fix, status 1.
     let owner = db.raw_pool(&db.roles.migrator(), 1).await;

@@ -830,11 +830,7 @@ fn usage_is_shared_through_the_store_and_the_limit_refuses_to_seal() {
         seal(&fc).unwrap();
         seal(&fc).unwrap();
         let err = seal(&fc).unwrap_err();
-        assert_eq!(
-            err.kind(),
-            ErrorKind::KeyUnavailable,
-            "{err}"
-        );
+        assert_eq!(err.kind(), ErrorKind::KeyUnavailable, "{err}");
         assert!(err.to_string().contains("seal limit"), "{err}");
         // Rotation gives a fresh version, counted from zero.
         let next = c.rotate(tenant, KeyScope::TenantData).await.unwrap();

@@ -35,6 +35,8 @@ pub enum Action {
     KeyRotate,
     /// Rows re-sealed under their key's active version (one page of a re-encryption sweep).
     KeyReencrypt,
+    /// The tenant's keys re-wrapped under the root provider's current root key version.
+    KeyRewrap,
     /// A subject's records exported (access or portability), one event per page.
     Export,
     /// A retention trigger event recorded (an account closed, a contract terminated).
@@ -76,6 +78,7 @@ impl Action {
             Self::KeyCreate => "key.create",
             Self::KeyRotate => "key.rotate",
             Self::KeyReencrypt => "key.reencrypt",
+            Self::KeyRewrap => "key.rewrap",
             Self::Export => "export",
             Self::RetentionEvent => "retention.event",
             Self::Retention => "retention",

@@ -166,6 +166,27 @@ impl Keyring {
         Ok(destroyed)
     }
 
+    /// Unwraps every stored live key of `tenant`'s tenant scopes (data, index, subject-wrap)
+    /// with the root provider, creating nothing, and returns how many: whether this keyring's
+    /// root key is the one that wrapped them. An operator's job runs it before it writes
+    /// anything, so a wrong root key is a clear error at start rather than halfway through.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DecryptionFailed`] for a root key that did not wrap these keys; provider and
+    /// store failures.
+    pub async fn check_root(&self, tenant: TenantId) -> Result<usize, Error> {
+        let mut unwrapped = 0;
+        for scope in [
+            KeyScope::TenantData,
+            KeyScope::TenantIndex,
+            KeyScope::SubjectWrap,
+        ] {
+            unwrapped += self.scope_keys(tenant, scope, false).await?.versions.len();
+        }
+        Ok(unwrapped)
+    }
+
     /// Whether `scope` has a stored version that is not destroyed, read from the key store
     /// (not this process's cache): whether erasing or shredding it is still to be done.
     ///

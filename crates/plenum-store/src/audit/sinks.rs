@@ -76,10 +76,11 @@ impl AuditSink for DbLog {
             // Key operations commit in the key store's own transaction: their events must not
             // depend on `tx` committing either. Retention destroys keys when it erases a closed
             // account's holder (`keys`) or offboards the tenant (`tenants`).
-            let key_operation =
-                matches!(event.action.as_str(), "erase" | "key.create" | "key.rotate")
-                    || (event.action == "retention"
-                        && matches!(event.record_type.as_deref(), Some("keys" | "tenants")));
+            let key_operation = matches!(
+                event.action.as_str(),
+                "erase" | "key.create" | "key.rotate" | "key.rewrap"
+            ) || (event.action == "retention"
+                && matches!(event.record_type.as_deref(), Some("keys" | "tenants")));
             if let (Some(pool), true, BackendKind::Postgres) =
                 (&self.refusals, refused || key_operation, tx.backend())
             {

@@ -211,6 +211,32 @@ impl Records {
         self.key_operation_failed(tx, access, result).await
     }
 
+    /// Re-wraps this tenant's keys (data, index, subject-wrap) under the root provider's
+    /// current root key version, after a root rotation; idempotent (keys already under it are
+    /// left alone), so an interrupted run is finished by running it again. Then the old root
+    /// version can be destroyed at the provider. Needs `security.protection` or an unrestricted
+    /// grant; audited as `key.rewrap` like [`Records::rotate_key`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Records::rotate_key`].
+    pub async fn rewrap_tenant_keys(
+        &self,
+        tx: &mut TenantTx,
+        grant: &PurposeGrant<'_>,
+    ) -> Result<usize, Error> {
+        let access = self
+            .key_operation(tx, grant, Action::KeyRewrap, None)
+            .await?;
+        let result = self
+            .shared
+            .keyring
+            .rewrap_tenant_keys(tx.tenant())
+            .await
+            .map_err(Error::from);
+        self.key_operation_failed(tx, access, result).await
+    }
+
     /// Rotates a key of this tenant (its data or index key, or a subject's): a new active
     /// version, the old one kept for decryption. Needs a grant for `security.protection` or an
     /// unrestricted one; audited like [`Records::erase_subject`].
