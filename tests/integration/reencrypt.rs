@@ -43,6 +43,28 @@ async fn versions(env: &Env, t: TenantId, table: &str, column: &str) -> Vec<u32>
         .collect()
 }
 
+/// The index key version (first byte) of each stored blind index of `column`, in id order.
+async fn index_bytes(env: &Env, t: TenantId, table: &str, column: &str) -> Vec<u8> {
+    let mut tx = env.pool.begin(t).await.unwrap();
+    let rows: Vec<Vec<u8>> = match env.pool.backend() {
+        BackendKind::Postgres => {
+            let sql = format!("SELECT {column} FROM app.{table} ORDER BY id");
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(tx.dangerous_postgres().unwrap())
+                .await
+                .unwrap()
+        }
+        _ => {
+            let sql = format!("SELECT {column} FROM {table} ORDER BY id");
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(tx.dangerous_sqlite().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    rows.iter().map(|b| b[0]).collect()
+}
+
 fn invoice(t: TenantId, c: &Customer, cents: i64) -> Invoice {
     Invoice {
         id: RecordId::generate(),
@@ -169,8 +191,53 @@ async fn after_a_rotation_every_value_moves_to_the_active_version_in_resumable_p
             "{name}"
         );
 
-        // The old versions hold nothing now: retire and destroy them, every row still reads.
+        // An index key rotation: the sweep recomputes blind indexes (the values stay sealed as
+        // they are), after which one index version is live and lookups still find the row.
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        a.records
+            .rotate_key(&mut tx, &protection, KeyScope::TenantIndex)
+            .await
+            .unwrap();
+        let reindexed = a
+            .records
+            .reencrypt_page(&mut tx, &protection, &customers_type, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            (reindexed.resealed, reindexed.reindexed),
+            (0, 2),
+            "{name}: email and phone indexes"
+        );
+        tx.commit().await.unwrap();
+        let index_versions = index_bytes(&a.env, t, "customers", "email_bidx").await;
+        assert_eq!(index_versions, [2], "{name}");
         let keyring = a.records.keyring();
+        let old_index = KeyRef {
+            tenant: t,
+            scope: KeyScope::TenantIndex,
+            version: 1,
+        };
+        keyring.retire(old_index).await.unwrap();
+        keyring.destroy(old_index).await.unwrap();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let found = customers
+            .find(
+                &mut tx,
+                &storage,
+                Customer::EMAIL_INDEX,
+                "SWEEP@example.com",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            found.len(),
+            1,
+            "{name}: found under the new index key alone"
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(keyring.live_index_versions(t).await.unwrap(), 1, "{name}");
+
+        // The old versions hold nothing now: retire and destroy them, every row still reads.
         for scope in [KeyScope::TenantData, KeyScope::Subject(c.subject)] {
             let old = KeyRef {
                 tenant: t,

@@ -1,5 +1,5 @@
-//! `plenum keys ...`: a tenant's key versions and states, a rotation, and the re-encryption
-//! sweep page by page (one transaction each, resumable by running the command again), with a
+//! `plenum keys ...`: a tenant's key versions, states and seal counts, a rotation, root
+//! re-wrapping, and the re-encryption (and re-indexing) sweep page by page (one transaction each, resumable by running the command again), with a
 //! progress bar on a terminal.
 
 use std::io::IsTerminal as _;
@@ -133,7 +133,8 @@ pub(crate) async fn run(
             } else {
                 indicatif::ProgressBar::hidden()
             };
-            let (mut scanned, mut resealed, mut conflicts, mut erased) = (0u64, 0u64, 0u64, 0u64);
+            let (mut scanned, mut resealed, mut reindexed, mut conflicts, mut erased) =
+                (0u64, 0u64, 0u64, 0u64, 0u64);
             loop {
                 let mut tx = s.pool.begin(s.tenant).await?;
                 let p = s
@@ -143,6 +144,7 @@ pub(crate) async fn run(
                 tx.commit().await?;
                 scanned += p.scanned;
                 resealed += p.resealed;
+                reindexed += p.reindexed;
                 conflicts += p.conflicts;
                 erased += p.erased;
                 bar.inc(p.scanned);
@@ -152,12 +154,14 @@ pub(crate) async fn run(
                     out.print(
                         &format!(
                             "{record_type}: {scanned} rows read, {resealed} values re-sealed and \
-                             read back ({} since the sweep started), {conflicts} left to concurrent \
-                             updates, {erased} of erased subjects; done",
+                             read back ({} since the sweep started), {reindexed} blind indexes \
+                             recomputed, {conflicts} left to concurrent updates, {erased} of \
+                             erased subjects; done",
                             p.total_resealed
                         ),
                         &json!({"record_type": record_type.as_str(), "scanned": scanned,
-                                "resealed": resealed, "total_resealed": p.total_resealed,
+                                "resealed": resealed, "reindexed": reindexed,
+                                "total_resealed": p.total_resealed,
                                 "conflicts": conflicts, "erased": erased, "finished": true}),
                     );
                     return Ok(());

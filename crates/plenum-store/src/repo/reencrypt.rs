@@ -1,6 +1,7 @@
 //! The re-encryption sweep: after a data or subject key rotation, moves every value of a
-//! record type still sealed under an older key version to the active one, a keyset page at a
-//! time. Each value is opened, re-sealed and written back only if the row still holds what was
+//! record type still sealed under an older key version to the active one, and after an index
+//! key rotation recomputes every blind index under the active index key (so lookups need one
+//! candidate again and the old index version can be destroyed), a keyset page at a time. Each value is opened, re-sealed and written back only if the row still holds what was
 //! read (an optimistic check: a concurrent update is never overwritten, it already wrote under
 //! the active key), then read back and opened under the active key before the page counts as
 //! done. The cursor (`reencryptions`, migration 14) moves in the page's own transaction, so a
@@ -33,6 +34,8 @@ pub struct ReencryptPage {
     pub scanned: u64,
     /// Values re-sealed under the active version in this page (and read back).
     pub resealed: u64,
+    /// Blind indexes recomputed under the active index key version in this page.
+    pub reindexed: u64,
     /// Values a concurrent update changed between the read and the write: left as that
     /// update wrote them (under the active version).
     pub conflicts: u64,
@@ -50,12 +53,14 @@ pub struct ReencryptPage {
 struct Column {
     name: plenum_core::FieldName,
     owner: KeyOwner,
+    /// The blind index column and its normaliser, if the field is searchable.
+    index: Option<(plenum_core::FieldName, plenum_crypto::Normaliser)>,
 }
 
 impl Records {
     /// Re-seals, in `tx`, the next page (up to `page` rows, in id order) of `record_type`'s
-    /// values still under an older key version, from where the last committed page of this
-    /// sweep stopped. Call it in a transaction per page until [`ReencryptPage::finished`];
+    /// values still under an older key version, and recomputes their blind indexes still under
+    /// an older index key version, from where the last committed page of this sweep stopped. Call it in a transaction per page until [`ReencryptPage::finished`];
     /// then the old version holds nothing of this record type and may be retired. Idempotent:
     /// a value already under the active version is left alone.
     ///
@@ -109,10 +114,13 @@ impl Records {
         let columns: Vec<Column> = spec
             .fields()
             .iter()
-            .filter_map(|f| match f.storage {
-                Storage::Encrypted { owner, .. } => Some(Column {
+            .filter_map(|f| match &f.storage {
+                Storage::Encrypted { owner, blind_index } => Some(Column {
                     name: f.name.clone(),
-                    owner,
+                    owner: *owner,
+                    index: blind_index
+                        .as_ref()
+                        .map(|b| (b.column.clone(), b.normaliser)),
                 }),
                 Storage::Plain(_) => None,
             })
@@ -123,6 +131,7 @@ impl Records {
             record_type: spec.record_type().to_string(),
             scanned: rows.len() as u64,
             resealed: 0,
+            reindexed: 0,
             conflicts: 0,
             erased: 0,
             total_resealed: cursor.as_ref().map_or(0, |c| c.1),
@@ -130,7 +139,7 @@ impl Records {
         };
         for (id, subject, values) in &rows {
             let mut changed = false;
-            for (column, value) in columns.iter().zip(values) {
+            for (column, (value, index)) in columns.iter().zip(values) {
                 let Some(old) = value else { continue };
                 let owner = match (column.owner, subject) {
                     (KeyOwner::Subject, Some(s)) => Owner::Subject(*s),
@@ -142,9 +151,19 @@ impl Records {
                     field: column.name.clone(),
                     owner,
                 };
-                match self.reseal(tx, spec, &locator, *id, old).await? {
-                    Resealed::Moved => {
-                        out.resealed += 1;
+                let stored = Stored {
+                    id: *id,
+                    value: old,
+                    index: column
+                        .index
+                        .as_ref()
+                        .zip(index.as_deref())
+                        .map(|((c, n), b)| (c, *n, b)),
+                };
+                match self.reseal(tx, spec, &locator, &stored).await? {
+                    Resealed::Moved { sealed, indexed } => {
+                        out.resealed += u64::from(sealed);
+                        out.reindexed += u64::from(indexed);
                         changed = true;
                     }
                     Resealed::Current => {}
@@ -173,22 +192,44 @@ impl Records {
         Ok(out)
     }
 
-    /// Moves one stored value to the active version of its key, if it is not there already.
+    /// Moves one stored value to the active version of its key, and its blind index to the
+    /// active index key, where they are not there already.
     async fn reseal(
         &self,
         tx: &mut TenantTx,
         spec: &'static RecordSpec,
         locator: &FieldLocator,
-        id: RecordId,
-        old: &[u8],
+        stored: &Stored<'_>,
     ) -> Result<Resealed, Error> {
         let keyring = self.keyring();
+        let (id, old) = (stored.id, stored.value);
         let active = match keyring.dangerous_field_key(locator).await {
             Ok(k) => k,
             Err(plenum_crypto::Error::KeyDestroyed { .. }) => return Ok(Resealed::Erased),
             Err(e) => return Err(e.into()),
         };
-        if Envelope::peek_key_version(old) == Some(active.key_ref().version) {
+        let reseal = Envelope::peek_key_version(old) != Some(active.key_ref().version);
+        let indexer = match stored.index {
+            Some((_, normaliser, _)) => Some(
+                keyring
+                    .blind_indexer(
+                        locator.tenant,
+                        &locator.record_type,
+                        &locator.field,
+                        normaliser,
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
+        // A dead index (version 0: an erased subject's scrubbed row) stays dead.
+        let reindex = match (&indexer, stored.index) {
+            (Some(ix), Some((_, _, b))) => b
+                .first()
+                .is_some_and(|v| *v != 0 && u32::from(*v) != ix.key_ref().version),
+            _ => false,
+        };
+        if !reseal && !reindex {
             return Ok(Resealed::Current);
         }
         let opening = match keyring.dangerous_opening_key(locator, old).await {
@@ -197,52 +238,88 @@ impl Records {
             Err(e) => return Err(e.into()),
         };
         let plaintext = opening.open_bytes(id, old)?;
-        let new = active.seal_bytes(id, plaintext.expose())?;
+        let new = if reseal {
+            active.seal_bytes(id, plaintext.expose())?.into_bytes()
+        } else {
+            old.to_vec()
+        };
         let d = Dialect::of(tx);
         let table = d.table(spec.record_type().as_str());
         let column = locator.field.as_str();
-        let binds = [
+        let mut binds = vec![
             super::rows::uuid(*tx.tenant().as_uuid()),
             super::rows::uuid(*id.as_uuid()),
-            (SqlType::Bytes, Value::Bytes(new.as_bytes().to_vec())),
+            (SqlType::Bytes, Value::Bytes(new.clone())),
             (SqlType::Bytes, Value::Bytes(old.to_vec())),
         ];
-        let statement = format!(
-            "UPDATE {table} SET {column} = {} WHERE tenant_id = {} AND id = {} AND {column} = {}",
-            d.p(3),
+        let mut statement = format!("UPDATE {table} SET {column} = {}", d.p(3));
+        let mut check = format!(
+            " WHERE tenant_id = {} AND id = {} AND {column} = {}",
             d.p(1),
             d.p(2),
             d.p(4)
         );
-        let n = sql::execute(Conn::of(tx)?, &statement, &binds[..])
+        if let (Some(ix), Some((index_column, _, old_index))) = (&indexer, stored.index) {
+            let new_index = if reindex {
+                let text = core::str::from_utf8(plaintext.expose())
+                    .map_err(|_| Error::Config("a blind-indexed value is not text"))?;
+                ix.compute(text)?.as_bytes().to_vec()
+            } else {
+                old_index.to_vec()
+            };
+            binds.push((SqlType::Bytes, Value::Bytes(new_index)));
+            binds.push((SqlType::Bytes, Value::Bytes(old_index.to_vec())));
+            let index_column = index_column.as_str();
+            statement.push_str(&format!(", {index_column} = {}", d.p(5)));
+            check.push_str(&format!(" AND {index_column} = {}", d.p(6)));
+        }
+        statement.push_str(&check);
+        let n = sql::execute(Conn::of(tx)?, &statement, &binds)
             .await
             .map_err(|e| super::db_error(spec, e))?;
         if n == 0 {
             return Ok(Resealed::Conflict);
         }
-        // Read back and open under the active key before the old version may go.
-        let statement = format!(
-            "SELECT {column} FROM {table} WHERE tenant_id = {} AND id = {}",
-            d.p(1),
-            d.p(2)
-        );
-        let back = sql::fetch(Conn::of(tx)?, &statement, &binds[..2], &[SqlType::Bytes])
-            .await
-            .map_err(|e| super::db_error(spec, e))?;
-        let reopened = match back.first().and_then(|r| r.first()) {
-            Some(Value::Bytes(b)) => active.open_bytes(id, b)?,
-            _ => return Err(Error::Config("a re-sealed value did not read back")),
-        };
-        if reopened.expose() != plaintext.expose() {
-            return Err(Error::Config("a re-sealed value read back different"));
+        if reseal {
+            // Read back and open under the active key before the old version may go.
+            let statement = format!(
+                "SELECT {column} FROM {table} WHERE tenant_id = {} AND id = {}",
+                d.p(1),
+                d.p(2)
+            );
+            let back = sql::fetch(Conn::of(tx)?, &statement, &binds[..2], &[SqlType::Bytes])
+                .await
+                .map_err(|e| super::db_error(spec, e))?;
+            let reopened = match back.first().and_then(|r| r.first()) {
+                Some(Value::Bytes(b)) => active.open_bytes(id, b)?,
+                _ => return Err(Error::Config("a re-sealed value did not read back")),
+            };
+            if reopened.expose() != plaintext.expose() {
+                return Err(Error::Config("a re-sealed value read back different"));
+            }
         }
-        Ok(Resealed::Moved)
+        Ok(Resealed::Moved {
+            sealed: reseal,
+            indexed: reindex,
+        })
     }
+}
+
+/// One stored encrypted value: its row, its bytes, and its blind index (column, normaliser,
+/// bytes) if the field has one.
+struct Stored<'a> {
+    id: RecordId,
+    value: &'a [u8],
+    index: Option<(
+        &'a plenum_core::FieldName,
+        plenum_crypto::Normaliser,
+        &'a [u8],
+    )>,
 }
 
 /// What happened to one value.
 enum Resealed {
-    Moved,
+    Moved { sealed: bool, indexed: bool },
     Current,
     Conflict,
     Erased,
@@ -255,7 +332,7 @@ async fn page_rows(
     columns: &[Column],
     after: Option<RecordId>,
     page: u32,
-) -> Result<Vec<(RecordId, Option<SubjectId>, Vec<Option<Vec<u8>>>)>, Error> {
+) -> Result<Vec<PageRow>, Error> {
     let d = Dialect::of(tx);
     let subject = if spec.has_subject() {
         "subject_id"
@@ -266,6 +343,8 @@ async fn page_rows(
     for c in columns {
         select.push_str(", ");
         select.push_str(c.name.as_str());
+        select.push_str(", ");
+        select.push_str(c.index.as_ref().map_or("NULL", |(b, _)| b.as_str()));
     }
     let statement = format!(
         "{select} FROM {} WHERE tenant_id = {} AND id > {} ORDER BY id LIMIT {}",
@@ -280,10 +359,18 @@ async fn page_rows(
         (SqlType::BigInt, Value::BigInt(i64::from(page))),
     ];
     let mut types = vec![SqlType::Uuid, SqlType::Uuid];
-    types.extend(columns.iter().map(|_| SqlType::Bytes));
+    types.extend(
+        columns
+            .iter()
+            .flat_map(|_| [SqlType::Bytes, SqlType::Bytes]),
+    );
     let rows = sql::fetch(Conn::of(tx)?, &statement, &binds, &types)
         .await
         .map_err(|e| super::db_error(spec, e))?;
+    let bytes = |v: Option<Value>| match v {
+        Some(Value::Bytes(b)) => Some(b),
+        _ => None,
+    };
     rows.into_iter()
         .map(|row| {
             let mut values = row.into_iter();
@@ -295,16 +382,23 @@ async fn page_rows(
                 Some(Value::Uuid(s)) => Some(SubjectId::from_trusted_uuid(s)),
                 _ => None,
             };
-            let fields = values
-                .map(|v| match v {
-                    Value::Bytes(b) => Some(b),
-                    _ => None,
-                })
-                .collect();
+            let mut fields = Vec::with_capacity(columns.len());
+            for _ in columns {
+                let value = bytes(values.next());
+                let index = bytes(values.next());
+                fields.push((value, index));
+            }
             Ok((id, subject, fields))
         })
         .collect()
 }
+
+/// One row of a page: id, subject, and per encrypted column its value and blind index.
+type PageRow = (
+    RecordId,
+    Option<SubjectId>,
+    Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>,
+);
 
 /// The persisted position of a sweep: the last id done and the values re-sealed so far.
 struct Cursor;
