@@ -430,3 +430,167 @@ async fn seal_counts_persist_in_the_database_across_instances() {
         assert_eq!(env.keys.add_usage(theirs, 0).await.unwrap(), 0, "{name}");
     }
 }
+
+/// Adopting the library over a legacy plaintext column: pages move the text into the encrypted
+/// field, verified before the plaintext is cleared; a lost page leaves its plaintext; the end
+/// leaves no plaintext and every value readable through the library.
+#[tokio::test]
+async fn a_legacy_plaintext_column_moves_into_an_encrypted_field() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let name = a.env.name();
+        let storage = crate::fixtures::grant(t);
+        let security = Request::new(t, staff("security"));
+        let protection = a
+            .gate
+            .grant(&security, Purpose::SecurityProtection)
+            .unwrap();
+        let c = customer(t, "legacy@example.com", "2175550173");
+        let p = crate::fixtures::property(&c);
+        let visits: Vec<plenum_hvac::Appointment> = (0..3)
+            .map(|_| plenum_hvac::Appointment {
+                id: RecordId::generate(),
+                tenant: t,
+                subject: c.subject,
+                property_id: p.id,
+                technician: SubjectId::generate(),
+                starts_at: chrono::Utc::now(),
+                ends_at: chrono::Utc::now(),
+                notes: None,
+            })
+            .collect();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        a.records
+            .repository::<Customer>()
+            .insert(&mut tx, &storage, &c)
+            .await
+            .unwrap();
+        a.records
+            .repository::<plenum_hvac::Property>()
+            .insert(&mut tx, &storage, &p)
+            .await
+            .unwrap();
+        let appointments = a.records.repository::<plenum_hvac::Appointment>();
+        appointments
+            .insert_many(&mut tx, &storage, &visits)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        // The service's old column, holding plaintext notes.
+        let notes = |i: usize| format!("gate code {i}{i}{i}{i}");
+        match &a.env.db {
+            Some(db) => {
+                let su = db.superuser().await;
+                sqlx::query("ALTER TABLE app.appointments ADD COLUMN legacy_notes text")
+                    .execute(&su)
+                    .await
+                    .unwrap();
+                for (i, v) in visits.iter().enumerate() {
+                    sqlx::query("UPDATE app.appointments SET legacy_notes = $1 WHERE id = $2")
+                        .bind(notes(i))
+                        .bind(v.id.as_uuid())
+                        .execute(&su)
+                        .await
+                        .unwrap();
+                }
+            }
+            None => {
+                let mut tx = a.env.pool.begin(t).await.unwrap();
+                let conn = tx.dangerous_sqlite().unwrap();
+                sqlx::query("ALTER TABLE appointments ADD COLUMN legacy_notes text")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                for (i, v) in visits.iter().enumerate() {
+                    sqlx::query("UPDATE appointments SET legacy_notes = ?1 WHERE id = ?2")
+                        .bind(notes(i))
+                        .bind(v.id.as_uuid())
+                        .execute(&mut *conn)
+                        .await
+                        .unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
+        }
+        let record_type = plenum::core::record_type!("appointments");
+        let legacy = plenum::core::field_name!("legacy_notes");
+        // Not an encrypted text field, or the plaintext column named as a field: refused.
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let err = a
+            .records
+            .adopt_plaintext_page(
+                &mut tx,
+                &protection,
+                &record_type,
+                &plenum::core::field_name!("starts_at"),
+                &legacy,
+                2,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}");
+        let first = adopt(&a.records, &mut tx, &protection, 2).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((first.sealed, first.finished), (2, false), "{name}");
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let lost = adopt(&a.records, &mut tx, &protection, 2).await.unwrap();
+        assert_eq!(lost.sealed, 1, "{name}");
+        drop(tx);
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let last = adopt(&a.records, &mut tx, &protection, 2).await.unwrap();
+        assert_eq!(
+            (last.sealed, last.finished),
+            (1, true),
+            "{name}: the lost page's row again"
+        );
+        let done = adopt(&a.records, &mut tx, &protection, 2).await.unwrap();
+        assert_eq!((done.sealed, done.finished), (0, true), "{name}");
+        let read = appointments
+            .list(&mut tx, &storage, None, 10)
+            .await
+            .unwrap();
+        let mut opened: Vec<String> = read
+            .items
+            .iter()
+            .map(|v| v.notes.as_ref().unwrap().open().unwrap().expose().clone())
+            .collect();
+        opened.sort();
+        assert_eq!(opened, [notes(0), notes(1), notes(2)], "{name}");
+        tx.commit().await.unwrap();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let left: i64 = match a.env.pool.backend() {
+            BackendKind::Postgres => sqlx::query_scalar(
+                "SELECT count(*) FROM app.appointments WHERE legacy_notes IS NOT NULL",
+            )
+            .fetch_one(tx.dangerous_postgres().unwrap())
+            .await
+            .unwrap(),
+            _ => sqlx::query_scalar(
+                "SELECT count(*) FROM appointments WHERE legacy_notes IS NOT NULL",
+            )
+            .fetch_one(tx.dangerous_sqlite().unwrap())
+            .await
+            .unwrap(),
+        };
+        assert_eq!(left, 0, "{name}: no plaintext left");
+    }
+}
+
+/// One page of moving `appointments.legacy_notes` into `notes`.
+async fn adopt(
+    records: &Records,
+    tx: &mut TenantTx,
+    grant: &PurposeGrant<'_>,
+    page: u32,
+) -> Result<plenum::store::AdoptPage, plenum::store::Error> {
+    records
+        .adopt_plaintext_page(
+            tx,
+            grant,
+            &plenum::core::record_type!("appointments"),
+            &plenum::core::field_name!("notes"),
+            &plenum::core::field_name!("legacy_notes"),
+            page,
+        )
+        .await
+}

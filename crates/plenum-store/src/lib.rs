@@ -178,9 +178,9 @@ pub use crate::record::{
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::repo::{
-    CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, ErasedRecords, ErasureReceipt,
-    ExportSummary, IdentityVerifier, Offboarding, Page, PlanItem, Records, Rectification,
-    ReencryptPage, Repository, RetentionPlan, UnreadableRow,
+    AdoptPage, CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, ErasedRecords,
+    ErasureReceipt, ExportSummary, IdentityVerifier, Offboarding, Page, PlanItem, Records,
+    Rectification, ReencryptPage, Repository, RetentionPlan, UnreadableRow,
 };
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

@@ -17,6 +17,7 @@
 //! `records.rs` holds [`Records`], the service hub (repositories, consent recording, erasure,
 //! key rotation). Nothing below this module hands out a connection or plaintext.
 
+mod adopt;
 mod erase;
 mod export;
 mod holds;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 use plenum_core::{FieldName, RecordId};
 use plenum_crypto::Keyring;
 
+pub use self::adopt::AdoptPage;
 pub use self::erase::ErasedRecords;
 pub use self::export::ExportSummary;
 use self::keys::{KeyLayout, RowKeys};
