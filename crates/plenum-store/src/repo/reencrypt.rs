@@ -137,8 +137,15 @@ impl Records {
             total_resealed: cursor.as_ref().map_or(0, |c| c.1),
             finished: rows.len() < page as usize,
         };
+        // The page's subject keys in one key-store round trip, not one per row.
+        let subjects: Vec<SubjectId> = rows.iter().filter_map(|(_, s, _)| *s).collect();
+        if columns.iter().any(|c| c.owner == KeyOwner::Subject) && !subjects.is_empty() {
+            self.keyring()
+                .prepare_subjects(tx.tenant(), &subjects, false)
+                .await?;
+        }
         for (id, subject, values) in &rows {
-            let mut changed = false;
+            let mut changes = Vec::new();
             for (column, (value, index)) in columns.iter().zip(values) {
                 let Some(old) = value else { continue };
                 let owner = match (column.owner, subject) {
@@ -160,19 +167,21 @@ impl Records {
                         .zip(index.as_deref())
                         .map(|((c, n), b)| (c, *n, b)),
                 };
-                match self.reseal(tx, spec, &locator, &stored).await? {
-                    Resealed::Moved { sealed, indexed } => {
-                        out.resealed += u64::from(sealed);
-                        out.reindexed += u64::from(indexed);
-                        changed = true;
-                    }
-                    Resealed::Current => {}
-                    Resealed::Conflict => out.conflicts += 1,
-                    Resealed::Erased => out.erased += 1,
+                match self.plan(&locator, &stored).await? {
+                    Planned::Change(change) => changes.push(change),
+                    Planned::Current => {}
+                    Planned::Erased => out.erased += 1,
                 }
             }
-            if changed {
+            if changes.is_empty() {
+                continue;
+            }
+            if write_row(tx, spec, *id, &changes).await? {
+                out.resealed += changes.iter().filter(|c| c.sealed).count() as u64;
+                out.reindexed += changes.iter().filter(|c| c.index.is_some()).count() as u64;
                 resealed_ids.push(*id);
+            } else {
+                out.conflicts += changes.len() as u64;
             }
         }
         out.total_resealed += out.resealed;
@@ -192,20 +201,14 @@ impl Records {
         Ok(out)
     }
 
-    /// Moves one stored value to the active version of its key, and its blind index to the
-    /// active index key, where they are not there already.
-    async fn reseal(
-        &self,
-        tx: &mut TenantTx,
-        spec: &'static RecordSpec,
-        locator: &FieldLocator,
-        stored: &Stored<'_>,
-    ) -> Result<Resealed, Error> {
+    /// What moving one stored value to the active version of its key, and its blind index to
+    /// the active index key, takes, where they are not there already.
+    async fn plan(&self, locator: &FieldLocator, stored: &Stored<'_>) -> Result<Planned, Error> {
         let keyring = self.keyring();
         let (id, old) = (stored.id, stored.value);
         let active = match keyring.dangerous_field_key(locator).await {
             Ok(k) => k,
-            Err(plenum_crypto::Error::KeyDestroyed { .. }) => return Ok(Resealed::Erased),
+            Err(plenum_crypto::Error::KeyDestroyed { .. }) => return Ok(Planned::Erased),
             Err(e) => return Err(e.into()),
         };
         let reseal = Envelope::peek_key_version(old) != Some(active.key_ref().version);
@@ -230,11 +233,11 @@ impl Records {
             _ => false,
         };
         if !reseal && !reindex {
-            return Ok(Resealed::Current);
+            return Ok(Planned::Current);
         }
         let opening = match keyring.dangerous_opening_key(locator, old).await {
             Ok(k) => k,
-            Err(plenum_crypto::Error::KeyDestroyed { .. }) => return Ok(Resealed::Erased),
+            Err(plenum_crypto::Error::KeyDestroyed { .. }) => return Ok(Planned::Erased),
             Err(e) => return Err(e.into()),
         };
         let plaintext = opening.open_bytes(id, old)?;
@@ -243,66 +246,121 @@ impl Records {
         } else {
             old.to_vec()
         };
-        let d = Dialect::of(tx);
-        let table = d.table(spec.record_type().as_str());
-        let column = locator.field.as_str();
-        let mut binds = vec![
-            super::rows::uuid(*tx.tenant().as_uuid()),
-            super::rows::uuid(*id.as_uuid()),
-            (SqlType::Bytes, Value::Bytes(new.clone())),
-            (SqlType::Bytes, Value::Bytes(old.to_vec())),
-        ];
-        let mut statement = format!("UPDATE {table} SET {column} = {}", d.p(3));
-        let mut check = format!(
-            " WHERE tenant_id = {} AND id = {} AND {column} = {}",
-            d.p(1),
-            d.p(2),
-            d.p(4)
-        );
-        if let (Some(ix), Some((index_column, _, old_index))) = (&indexer, stored.index) {
-            let new_index = if reindex {
+        let index = match (&indexer, stored.index) {
+            (Some(ix), Some((column, _, old_index))) if reindex => {
                 let text = core::str::from_utf8(plaintext.expose())
                     .map_err(|_| Error::Config("a blind-indexed value is not text"))?;
-                ix.compute(text)?.as_bytes().to_vec()
-            } else {
-                old_index.to_vec()
-            };
-            binds.push((SqlType::Bytes, Value::Bytes(new_index)));
-            binds.push((SqlType::Bytes, Value::Bytes(old_index.to_vec())));
-            let index_column = index_column.as_str();
-            statement.push_str(&format!(", {index_column} = {}", d.p(5)));
-            check.push_str(&format!(" AND {index_column} = {}", d.p(6)));
-        }
-        statement.push_str(&check);
-        let n = sql::execute(Conn::of(tx)?, &statement, &binds)
-            .await
-            .map_err(|e| super::db_error(spec, e))?;
-        if n == 0 {
-            return Ok(Resealed::Conflict);
-        }
-        if reseal {
-            // Read back and open under the active key before the old version may go.
-            let statement = format!(
-                "SELECT {column} FROM {table} WHERE tenant_id = {} AND id = {}",
-                d.p(1),
-                d.p(2)
-            );
-            let back = sql::fetch(Conn::of(tx)?, &statement, &binds[..2], &[SqlType::Bytes])
-                .await
-                .map_err(|e| super::db_error(spec, e))?;
-            let reopened = match back.first().and_then(|r| r.first()) {
-                Some(Value::Bytes(b)) => active.open_bytes(id, b)?,
-                _ => return Err(Error::Config("a re-sealed value did not read back")),
-            };
-            if reopened.expose() != plaintext.expose() {
-                return Err(Error::Config("a re-sealed value read back different"));
+                Some((
+                    column.clone(),
+                    old_index.to_vec(),
+                    ix.compute(text)?.as_bytes().to_vec(),
+                ))
             }
-        }
-        Ok(Resealed::Moved {
+            _ => None,
+        };
+        Ok(Planned::Change(Change {
+            column: locator.field.clone(),
+            old: old.to_vec(),
+            new,
+            index,
             sealed: reseal,
-            indexed: reindex,
-        })
+            active,
+            plaintext,
+        }))
     }
+}
+
+/// One field's move, planned: the column's old and new bytes, the blind index's (column,
+/// old, new) if it is recomputed, and for a re-seal the key and plaintext to check it with.
+struct Change {
+    column: plenum_core::FieldName,
+    old: Vec<u8>,
+    new: Vec<u8>,
+    index: Option<(plenum_core::FieldName, Vec<u8>, Vec<u8>)>,
+    sealed: bool,
+    active: plenum_crypto::FieldKey,
+    plaintext: plenum_crypto::Pii<Vec<u8>>,
+}
+
+/// What one value needs.
+enum Planned {
+    Change(Change),
+    Current,
+    Erased,
+}
+
+/// Writes one row's changes in one statement, only if every changed column still holds what
+/// was read (`false`: a concurrent update won, nothing written), then reads the re-sealed
+/// columns back in one statement and opens each under the active key.
+async fn write_row(
+    tx: &mut TenantTx,
+    spec: &'static RecordSpec,
+    id: RecordId,
+    changes: &[Change],
+) -> Result<bool, Error> {
+    let d = Dialect::of(tx);
+    let table = d.table(spec.record_type().as_str());
+    let mut binds = vec![
+        super::rows::uuid(*tx.tenant().as_uuid()),
+        super::rows::uuid(*id.as_uuid()),
+    ];
+    let (mut set, mut check) = (Vec::new(), Vec::new());
+    let bind = |binds: &mut Vec<(SqlType, Value)>, bytes: &[u8]| {
+        binds.push((SqlType::Bytes, Value::Bytes(bytes.to_vec())));
+        d.p(binds.len())
+    };
+    for c in changes {
+        let column = c.column.as_str();
+        set.push(format!("{column} = {}", bind(&mut binds, &c.new)));
+        check.push(format!("{column} = {}", bind(&mut binds, &c.old)));
+        if let Some((index, old, new)) = &c.index {
+            let index = index.as_str();
+            set.push(format!("{index} = {}", bind(&mut binds, new)));
+            check.push(format!("{index} = {}", bind(&mut binds, old)));
+        }
+    }
+    let statement = format!(
+        "UPDATE {table} SET {} WHERE tenant_id = {} AND id = {} AND {}",
+        set.join(", "),
+        d.p(1),
+        d.p(2),
+        check.join(" AND ")
+    );
+    let n = sql::execute(Conn::of(tx)?, &statement, &binds)
+        .await
+        .map_err(|e| super::db_error(spec, e))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    // Read back and open under the active key before the old version may go.
+    let sealed: Vec<&Change> = changes.iter().filter(|c| c.sealed).collect();
+    if sealed.is_empty() {
+        return Ok(true);
+    }
+    let columns: Vec<&str> = sealed.iter().map(|c| c.column.as_str()).collect();
+    let statement = format!(
+        "SELECT {} FROM {table} WHERE tenant_id = {} AND id = {}",
+        columns.join(", "),
+        d.p(1),
+        d.p(2)
+    );
+    let types = vec![SqlType::Bytes; sealed.len()];
+    let back = sql::fetch(Conn::of(tx)?, &statement, &binds[..2], &types)
+        .await
+        .map_err(|e| super::db_error(spec, e))?;
+    let row = back
+        .first()
+        .ok_or(Error::Config("a re-sealed row did not read back"))?;
+    for (c, value) in sealed.iter().zip(row) {
+        let reopened = match value {
+            Value::Bytes(b) => c.active.open_bytes(id, b)?,
+            _ => return Err(Error::Config("a re-sealed value did not read back")),
+        };
+        if reopened.expose() != c.plaintext.expose() {
+            return Err(Error::Config("a re-sealed value read back different"));
+        }
+    }
+    Ok(true)
 }
 
 /// One stored encrypted value: its row, its bytes, and its blind index (column, normaliser,
@@ -315,14 +373,6 @@ struct Stored<'a> {
         plenum_crypto::Normaliser,
         &'a [u8],
     )>,
-}
-
-/// What happened to one value.
-enum Resealed {
-    Moved { sealed: bool, indexed: bool },
-    Current,
-    Conflict,
-    Erased,
 }
 
 /// The next page's rows after `after`: id, subject, and each encrypted column (NULL: none).
