@@ -49,6 +49,12 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, Failure>
 
 pub(crate) fn run(command: AuditCommand, out: &Output) -> Result<(), Failure> {
     match command {
+        AuditCommand::Checkpoint { .. } | AuditCommand::Export { .. } => {
+            return Err(Failure::new(
+                1,
+                "a database command reached the offline verifier",
+            ));
+        }
         AuditCommand::Verify {
             export,
             keys: k,

@@ -35,6 +35,9 @@ pub(crate) enum Command {
     /// Retention.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Data-subject rights.
+    #[command(subcommand)]
+    Rights(RightsCommand),
 }
 
 /// Where the database is. Secrets come from the environment only, never from arguments (which
@@ -112,7 +115,38 @@ pub(crate) enum KeysCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum RightsCommand {
+    /// Export everything about a data subject (the format of `docs/subject-export.md`).
+    Export {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// The data subject.
+        #[arg(long)]
+        subject: String,
+        /// `json` (one document on stdout, or in `--out`) or `csv` (a directory, `--out`).
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Where to write.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub(crate) enum RetentionCommand {
+    /// Run every sweep of the privacy policy's schedule once in a tenant (closed accounts,
+    /// marketing data, dated records, answered requests, audit bodies); run it again until
+    /// nothing is left. Idempotent.
+    Run {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// The time to sweep at (RFC 3339); now if absent.
+        #[arg(long)]
+        at: Option<String>,
+        /// At most this many rows per record type (or subjects) per sweep.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
     /// What the privacy policy's schedule makes due in a tenant (a dry run).
     Plan {
         #[command(flatten)]
@@ -123,9 +157,34 @@ pub(crate) enum RetentionCommand {
     },
 }
 
-/// The verifier's commands, compatible with the former `plenum-audit` binary.
+/// A tenant's log in the database.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TenantLog {
+    #[command(flatten)]
+    pub(crate) db: Db,
+    /// The tenant (or the platform log's id).
+    #[arg(long)]
+    pub(crate) tenant: String,
+}
+
+/// The verifier's commands, compatible with the former `plenum-audit` binary, and the two that
+/// need the database.
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
+    /// Number the tenant's committed events and sign a checkpoint (signing key, Ed25519 seed in
+    /// base64, from `PLENUM_AUDIT_SIGNING_KEY`).
+    Checkpoint {
+        #[command(flatten)]
+        log: TenantLog,
+        /// The checkpoint key's name (what verifiers trust it as).
+        #[arg(long)]
+        name: String,
+    },
+    /// Print the tenant's numbered log as the verifier reads it (JSON).
+    Export {
+        #[command(flatten)]
+        log: TenantLog,
+    },
     /// Verify an exported log against trusted verifier keys.
     Verify {
         /// The export (`AuditLog::export`, JSON).

@@ -22,7 +22,7 @@ pub(crate) fn roles(db: &Db) -> Result<Roles, Failure> {
 }
 
 /// A secret from the environment variable `name`, if set.
-fn secret(name: &str) -> Option<SecretString> {
+pub(crate) fn secret(name: &str) -> Option<SecretString> {
     std::env::var(name).ok().map(SecretString::from)
 }
 
@@ -134,7 +134,11 @@ impl Session {
             Policy::plenum_default(),
             Authorisation::new().allow(
                 role.clone(),
-                [Purpose::SecurityProtection, Purpose::LegalObligation],
+                [
+                    Purpose::SecurityProtection,
+                    Purpose::LegalObligation,
+                    Purpose::RightsFulfilment,
+                ],
             ),
         );
         Ok(Self {

@@ -9,7 +9,9 @@
 //! plenum keys rotate   --tenant T --scope data|index|subject:<id>
 //! plenum keys reencrypt --tenant T --record-type R [--page N]   resumable, with progress
 //! plenum audit verify|prove|check-proof|consistency|check-consistency ...   (offline)
-//! plenum retention plan --tenant T [--at <RFC 3339>]
+//! plenum audit checkpoint --tenant T --name N | export --tenant T
+//! plenum retention plan|run --tenant T [--at <RFC 3339>]
+//! plenum rights export --tenant T --subject S [--format json|csv] [--out PATH]
 //! ```
 //!
 //! The database comes from `--database-url`, `DATABASE_URL` or the standard `PG*` variables;
@@ -75,6 +77,12 @@ async fn dispatch(
     out: &output::Output,
 ) -> Result<(), Failure> {
     match command {
+        cli::Command::Audit(cli::AuditCommand::Checkpoint { log, name }) => {
+            ops::audit_checkpoint(&log, &name, out).await
+        }
+        cli::Command::Audit(cli::AuditCommand::Export { log }) => {
+            ops::audit_export(&log, out).await
+        }
         cli::Command::Audit(a) => audit_cmd::run(a, out),
         cli::Command::Contract(cli::ContractCommand::Verify { db }) => {
             ops::contract_verify(&db, out).await
@@ -82,5 +90,6 @@ async fn dispatch(
         cli::Command::Migrate { db } => ops::migrate(&db, services, out).await,
         cli::Command::Keys(k) => keys::run(k, services, out).await,
         cli::Command::Retention(r) => ops::retention(r, services, out).await,
+        cli::Command::Rights(r) => ops::rights(r, services, out).await,
     }
 }

@@ -265,6 +265,108 @@ async fn an_operator_migrates_verifies_rotates_reencrypts_and_plans() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 
+    // The rights and retention hooks, and the log through the command alone.
+    let dir = std::env::temp_dir().join(format!("plenum-cli-{}", ActorId::generate()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("subject.json");
+    let subject = c.subject.to_string();
+    let exported = json(&plenum(
+        &db,
+        &db.roles.app(),
+        &[
+            "rights",
+            "export",
+            "--tenant",
+            &tenant,
+            "--subject",
+            &subject,
+            "--out",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert!(exported["records"].as_u64().unwrap() >= 4, "{exported}");
+    let document = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        document.contains("ann@example.com"),
+        "the subject's export opens their fields"
+    );
+    let swept = json(&plenum(
+        &db,
+        &db.roles.app(),
+        &[
+            "retention",
+            "run",
+            "--tenant",
+            &tenant,
+            "--at",
+            "2034-01-01T00:00:00Z",
+            "--json",
+        ],
+    ));
+    let invoices_deleted = swept["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["record_type"] == "invoices")
+        .map(|r| r["deleted"].as_u64().unwrap());
+    assert_eq!(
+        invoices_deleted,
+        Some(3),
+        "seven years on, the invoices go: {swept}"
+    );
+    let seed = b64(&[0x33; 32]);
+    let signed = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args([
+            "audit",
+            "checkpoint",
+            "--tenant",
+            &tenant,
+            "--name",
+            "plenum.cli.ops",
+            "--json",
+        ])
+        .args(["--roles", db.roles.app().strip_suffix("_app").unwrap()])
+        .env("DATABASE_URL", db.url(&db.roles.app()))
+        .env("PLENUM_CONTEXT_KEY", b64(&CONTEXT))
+        .env("PLENUM_AUDIT_SIGNING_KEY", &seed)
+        .output()
+        .unwrap();
+    let signed = json(&signed);
+    let verifier = signed["verifier"].as_str().unwrap().to_owned();
+    let log = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args(["audit", "export", "--tenant", &tenant])
+        .args(["--roles", db.roles.app().strip_suffix("_app").unwrap()])
+        .env("DATABASE_URL", db.url(&db.roles.app()))
+        .env("PLENUM_CONTEXT_KEY", b64(&CONTEXT))
+        .output()
+        .unwrap();
+    assert!(
+        log.status.success(),
+        "{}",
+        String::from_utf8_lossy(&log.stderr)
+    );
+    let export_file = dir.join("log.json");
+    std::fs::write(&export_file, &log.stdout).unwrap();
+    let verified = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args([
+            "audit",
+            "verify",
+            export_file.to_str().unwrap(),
+            "--key",
+            &verifier,
+        ])
+        // The checkpoint signed earlier in this test, by the library's signer.
+        .args(["--key", &key])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
     // Root rotation: re-wrap under version 2, then only the new root key opens the tenant.
     let prefix = db.roles.app().strip_suffix("_app").unwrap().to_owned();
     let operator = |root: [u8; 32], version: &str, args: &[&str]| {
