@@ -28,6 +28,9 @@ use plenum::store::{Auditor, Authorisation, DbKeyStore, Encrypted, Gate, Records
 use plenum_hvac::Customer;
 use plenum_test::pg::TestDb;
 
+/// A customer row as the floor reads it: id and the four sealed columns.
+type FloorRow = (uuid::Uuid, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+
 fn measuring() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
@@ -154,16 +157,15 @@ fn reencrypt(c: &mut Criterion) {
                     let mut tx = pool.begin(tenant).await.unwrap();
                     let conn = tx.dangerous_postgres().unwrap();
                     let uuids: Vec<uuid::Uuid> = chunk.iter().map(|id| *id.as_uuid()).collect();
-                    let rows: Vec<(uuid::Uuid, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> =
-                        sqlx::query_as(
-                            "SELECT id, name, email, phone, service_address FROM app.customers \
+                    let rows: Vec<FloorRow> = sqlx::query_as(
+                        "SELECT id, name, email, phone, service_address FROM app.customers \
                              WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id",
-                        )
-                        .bind(tenant.as_uuid())
-                        .bind(&uuids)
-                        .fetch_all(&mut *conn)
-                        .await
-                        .unwrap();
+                    )
+                    .bind(tenant.as_uuid())
+                    .bind(&uuids)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
                     for row in &rows {
                         sqlx::query(
                             "UPDATE app.customers SET name = $3, email = $4, phone = $5, \
