@@ -160,6 +160,27 @@ async fn after_a_rotation_every_value_moves_to_the_active_version_in_resumable_p
             [2; 5],
             "{name}"
         );
+        // What an operator checks before retiring version 1: nothing of the invoices is under
+        // it now, read from the envelope headers without opening anything.
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let per_version = a
+            .records
+            .values_per_key_version(&mut tx, &protection)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let amounts: Vec<(u32, u64)> = per_version
+            .iter()
+            .filter(|v| v.record_type == "invoices")
+            .map(|v| (v.version, v.values))
+            .collect();
+        assert_eq!(amounts, [(2, 5)], "{name}");
+        let emails: Vec<(u32, u64)> = per_version
+            .iter()
+            .filter(|v| v.field == "email")
+            .map(|v| (v.version, v.values))
+            .collect();
+        assert_eq!(emails, [(1, 1)], "{name}: the customer is not swept yet");
         // A second sweep finds nothing to move.
         let mut tx = a.env.pool.begin(t).await.unwrap();
         let again = a
@@ -677,5 +698,64 @@ async fn a_sweep_aborted_at_random_pages_ends_with_every_value_moved_once() {
         cents.sort_unstable();
         assert_eq!(cents, (5_000..5_030).collect::<Vec<i64>>(), "{name}");
         tx.commit().await.unwrap();
+    }
+}
+
+/// Flushing seal counts warns of, and returns, the tenant key versions past their rotation
+/// threshold, from every instance's seals.
+#[tokio::test]
+async fn flushing_seal_counts_names_the_versions_due_for_rotation() {
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let name = env.name();
+        let mut config = KeyringConfig::default();
+        config.rotation_threshold = 3;
+        let keyring = std::sync::Arc::new(Keyring::new(
+            std::sync::Arc::new(
+                LocalKeyProvider::new(
+                    plenum::crypto::Backend::default(),
+                    1,
+                    &plenum::crypto::secrecy::SecretBox::new(Box::new([0x42; 32])),
+                )
+                .unwrap(),
+            ),
+            env.keys.clone(),
+            config,
+        ));
+        let records = Records::new(keyring, std::sync::Arc::new(DiscardAccess))
+            .with_record_types(plenum_hvac::record_types());
+        let storage = crate::fixtures::grant(t);
+        let c = customer(t, "due@example.com", "2175550175");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        records
+            .repository::<Customer>()
+            .insert(&mut tx, &storage, &c)
+            .await
+            .unwrap();
+        let bills: Vec<Invoice> = (0..2).map(|i| invoice(t, &c, i)).collect();
+        records
+            .repository::<Invoice>()
+            .insert_many(&mut tx, &storage, &bills)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            records.flush_key_usage().await.unwrap().is_empty(),
+            "{name}: 2 of 3"
+        );
+        let mut tx = env.pool.begin(t).await.unwrap();
+        records
+            .repository::<Invoice>()
+            .insert(&mut tx, &storage, &invoice(t, &c, 9))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let due = records.flush_key_usage().await.unwrap();
+        let data = KeyRef {
+            tenant: t,
+            scope: KeyScope::TenantData,
+            version: 1,
+        };
+        assert_eq!(due, [(data, 3)], "{name}");
     }
 }

@@ -66,7 +66,30 @@ pub(crate) async fn run(
                 }
                 scopes.push(json!({"scope": name, "versions": versions}));
             }
-            out.print(&text, &json!({"tenant": s.tenant, "scopes": scopes}));
+            // Values per key version, from the envelope headers: what may be retired.
+            let request = s.request();
+            let grant = s
+                .gate()
+                .grant(&request, Purpose::SecurityProtection)
+                .map_err(|e| Failure::new(1, e.to_string()))?;
+            let mut tx = s.pool.begin(s.tenant).await?;
+            let in_use = s.records.values_per_key_version(&mut tx, &grant).await?;
+            tx.commit().await?;
+            text.push_str("\n  values per key version:");
+            let mut values = Vec::new();
+            for v in &in_use {
+                text.push_str(&format!(
+                    "\n    {}.{}: {} v{}: {}",
+                    v.record_type, v.field, v.scope, v.version, v.values
+                ));
+                values.push(json!({"record_type": v.record_type, "field": v.field,
+                                   "scope": v.scope.to_string(), "version": v.version,
+                                   "values": v.values}));
+            }
+            out.print(
+                &text,
+                &json!({"tenant": s.tenant, "scopes": scopes, "values": values}),
+            );
         }
         KeysCommand::Rotate {
             keyring,

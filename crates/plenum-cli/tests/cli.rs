@@ -147,6 +147,20 @@ async fn an_operator_migrates_verifies_rotates_reencrypts_and_plans() {
     let status = json(&out);
     let data = &status["scopes"][0]["versions"];
     assert_eq!(data.as_array().unwrap().len(), 2, "{status}");
+    let amounts: Vec<&Value> = status["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["record_type"] == "invoices")
+        .collect();
+    assert_eq!(amounts.len(), 1, "{status}");
+    assert_eq!(
+        (
+            amounts[0]["version"].as_u64(),
+            amounts[0]["values"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
     let reencrypt = [
         "keys",
         "reencrypt",

@@ -51,6 +51,17 @@ pub enum KeyScopeKind {
 }
 
 impl KeyScopeKind {
+    /// The scope an envelope header's scope byte names (`None` for an unknown byte).
+    pub const fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            0x01 => Some(Self::TenantData),
+            0x02 => Some(Self::TenantIndex),
+            0x03 => Some(Self::Subject),
+            0x04 => Some(Self::SubjectWrap),
+            _ => None,
+        }
+    }
+
     pub(crate) const fn code(self) -> u8 {
         match self {
             Self::TenantData => 0x01,

@@ -180,7 +180,7 @@ pub use crate::record::{
 pub use crate::repo::{
     AdoptPage, CONSENT_EVIDENCE_MAX_AHEAD, CONSENT_EVIDENCE_MAX_BEHIND, ErasedRecords,
     ErasureReceipt, ExportSummary, IdentityVerifier, Offboarding, Page, PlanItem, Records,
-    Rectification, ReencryptPage, Repository, RetentionPlan, UnreadableRow,
+    Rectification, ReencryptPage, Repository, RetentionPlan, UnreadableRow, ValuesPerVersion,
 };
 #[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
