@@ -253,7 +253,7 @@ pub(crate) async fn rights(
                 .await?
         }
         ("json", None) => {
-            let mut sink = plenum_store::JsonExport::new(std::io::stdout().lock());
+            let mut sink = plenum_store::JsonExport::new(std::io::stdout());
             s.records
                 .export_subject(&mut tx, &grant, subject, &mut sink)
                 .await?

@@ -87,7 +87,7 @@ impl Records {
         tx: &mut TenantTx,
         grant: &PurposeGrant<'_>,
         subject: SubjectId,
-        sink: &mut dyn ExportSink,
+        sink: &mut (dyn ExportSink + Send),
     ) -> Result<ExportSummary, Error> {
         screen::check_grant(tx, grant, "subject_export")?;
         if !matches!(grant.purpose(), None | Some(Purpose::RightsFulfilment)) {
@@ -180,7 +180,7 @@ impl Records {
         grant: &PurposeGrant<'_>,
         spec: &'static RecordSpec,
         subject: Option<SubjectId>,
-        sink: &mut dyn ExportSink,
+        sink: &mut (dyn ExportSink + Send),
         summary: &mut ExportSummary,
     ) -> Result<u64, Error> {
         sink.record_type(spec).map_err(io_error)?;

@@ -53,7 +53,7 @@ impl Records {
         &self,
         tx: &mut TenantTx,
         grant: &PurposeGrant<'_>,
-        sink: &mut dyn ExportSink,
+        sink: &mut (dyn ExportSink + Send),
     ) -> Result<ExportSummary, Error> {
         super::retention::check(tx, grant)?;
         let mut summary = ExportSummary::default();

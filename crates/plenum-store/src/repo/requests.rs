@@ -289,7 +289,7 @@ impl Records {
         tx: &mut TenantTx,
         grant: &PurposeGrant<'_>,
         id: RecordId,
-        sink: &mut dyn ExportSink,
+        sink: &mut (dyn ExportSink + Send),
         at: DateTime<Utc>,
     ) -> Result<ExportSummary, Error> {
         // Acting on a request is the tenant's: refused to platform staff before anything.
