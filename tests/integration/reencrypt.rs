@@ -759,3 +759,72 @@ async fn flushing_seal_counts_names_the_versions_due_for_rotation() {
         assert_eq!(due, [(data, 3)], "{name}");
     }
 }
+
+/// An erased subject's rows kept under a pseudonym (customers are scrubbed) have no key: the
+/// sweep moves nothing of them, creates no key for the pseudonym, and still finishes.
+#[tokio::test]
+async fn the_sweep_leaves_an_erased_subjects_rows_alone_and_finishes() {
+    for a in Audited::both().await {
+        let t = a.env.tenant().await;
+        let name = a.env.name();
+        let storage = crate::fixtures::grant(t);
+        let security = Request::new(t, staff("security"));
+        let protection = a
+            .gate
+            .grant(&security, Purpose::SecurityProtection)
+            .unwrap();
+        let privacy = Request::new(t, staff("privacy"));
+        let rights = a.gate.grant(&privacy, Purpose::RightsFulfilment).unwrap();
+        let c = customer(t, "gone@example.com", "2175550176");
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        a.records
+            .repository::<Customer>()
+            .insert(&mut tx, &storage, &c)
+            .await
+            .unwrap();
+        a.records
+            .rotate_key(&mut tx, &protection, KeyScope::Subject(c.subject))
+            .await
+            .unwrap();
+        a.records
+            .erase_subject(&mut tx, &rights, c.subject)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let keys_before = a
+            .env
+            .keys
+            .load_subject_page(t, None, 100)
+            .await
+            .unwrap()
+            .len();
+        let mut tx = a.env.pool.begin(t).await.unwrap();
+        let page = a
+            .records
+            .reencrypt_page(
+                &mut tx,
+                &protection,
+                &plenum::core::record_type!("customers"),
+                10,
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            (page.resealed, page.erased, page.finished),
+            (0, 4, true),
+            "{name}: four sealed fields with no key, nothing moved"
+        );
+        let keys_after = a
+            .env
+            .keys
+            .load_subject_page(t, None, 100)
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(
+            keys_before, keys_after,
+            "{name}: no key was created for the pseudonym"
+        );
+    }
+}

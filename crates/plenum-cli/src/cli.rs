@@ -140,7 +140,7 @@ pub(crate) enum RetentionCommand {
     Run {
         #[command(flatten)]
         keyring: KeyringArgs,
-        /// The time to sweep at (RFC 3339); now if absent.
+        /// The time to sweep at (RFC 3339, not in the future); now if absent.
         #[arg(long)]
         at: Option<String>,
         /// At most this many rows per record type (or subjects) per sweep.

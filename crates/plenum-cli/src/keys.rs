@@ -174,6 +174,8 @@ pub(crate) async fn run(
                 bar.set_message(format!("{} re-sealed", p.total_resealed));
                 if p.finished {
                     bar.finish_and_clear();
+                    // The seals of this sweep count toward the keys' limits in every instance.
+                    s.records.flush_key_usage().await?;
                     out.print(
                         &format!(
                             "{record_type}: {scanned} rows read, {resealed} values re-sealed and \

@@ -71,6 +71,13 @@ pub(crate) async fn retention(
     match command {
         RetentionCommand::Run { keyring, at, batch } => {
             let now = time(at)?;
+            // What a sweep deletes cannot come back: it never runs ahead of the clock (`plan`
+            // may look ahead).
+            if now > chrono::Utc::now() + chrono::Duration::minutes(1) {
+                return Err(Failure::usage(
+                    "--at: retention runs at or before now; `plan` looks ahead",
+                ));
+            }
             let s = Session::open(&keyring, services).await?;
             let request = s.request();
             let grant = s

@@ -113,7 +113,8 @@ async fn an_operator_migrates_verifies_rotates_reencrypts_and_plans() {
             customer_id: c.id,
             amount_cents: Encrypted::new(1_000 + i),
             currency: "USD".to_owned(),
-            due_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            // Past their seven years: `retention run` deletes them.
+            due_on: chrono::NaiveDate::from_ymd_opt(2018, 12, 1).unwrap(),
             paid: false,
         })
         .collect();
@@ -308,6 +309,12 @@ async fn an_operator_migrates_verifies_rotates_reencrypts_and_plans() {
     let swept = json(&plenum(
         &db,
         &db.roles.app(),
+        &["retention", "run", "--tenant", &tenant, "--json"],
+    ));
+    // Deleting cannot be undone: a run never looks ahead of the clock.
+    let ahead = plenum(
+        &db,
+        &db.roles.app(),
         &[
             "retention",
             "run",
@@ -315,9 +322,9 @@ async fn an_operator_migrates_verifies_rotates_reencrypts_and_plans() {
             &tenant,
             "--at",
             "2034-01-01T00:00:00Z",
-            "--json",
         ],
-    ));
+    );
+    assert_eq!(ahead.status.code(), Some(2));
     let invoices_deleted = swept["rows"]
         .as_array()
         .unwrap()

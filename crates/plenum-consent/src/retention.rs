@@ -473,8 +473,9 @@ impl LegalHold {
 
 /// When a subject's consent to marketing ended, which is when their marketing data's period
 /// (`Trigger::ConsentWithdrawn`) starts: from `events`, the subject's ledger events in
-/// recording order, at `now`. `None` while consent to some marketing purpose is live and not
-/// objected to. Otherwise the latest time a marketing consent ended (a withdrawal, a lapse, an
+/// recording order, at `now`. `None` while consent to some marketing purpose stands and is not
+/// objected to (given to an earlier version of the purpose counts: asking again is not an
+/// unsubscribe). Otherwise the latest time a marketing consent ended (a withdrawal, a lapse, an
 /// objection, or an `expires_at` passed); [`DateTime::<Utc>::MIN_UTC`] if the subject never
 /// consented to marketing at all, since marketing data held without consent is due at once.
 pub fn marketing_consent_ended(
@@ -484,9 +485,14 @@ pub fn marketing_consent_ended(
     use crate::{ConsentCheck, EventKind, Purpose, PurposeGroup, SubjectStatus};
     let marketing = |p: Option<Purpose>| p.is_some_and(|p| p.group() == PurposeGroup::Marketing);
     let status = SubjectStatus::from_events(events);
+    // Consent given to an earlier version of a purpose, or not explicitly enough, needs asking
+    // again before marketing uses it, but the subject did not unsubscribe: their data stays.
     let live = Purpose::ALL.iter().any(|p| {
         p.group() == PurposeGroup::Marketing
-            && status.consent(*p, now) == ConsentCheck::Live
+            && matches!(
+                status.consent(*p, now),
+                ConsentCheck::Live | ConsentCheck::Outdated | ConsentCheck::NotExplicit
+            )
             && !status.objects_to(*p)
     });
     if live {

@@ -261,6 +261,13 @@ fn marketing_consent_ends_when_no_marketing_purpose_is_live() {
         Some(at(2027, 4, 1)),
         "a lapse without an event ends at its expiry"
     );
+    let mut outdated = given(Purpose::MarketingEmail, at(2027, 1, 1));
+    outdated.purpose_version = Purpose::MarketingEmail.version() - 1;
+    assert_eq!(
+        marketing_consent_ended(&[outdated], now),
+        None,
+        "consent to an earlier version is asked again, not an unsubscribe"
+    );
     let service = given(Purpose::TechnicianLocation, at(2027, 1, 1));
     assert_eq!(
         marketing_consent_ended(&[service, email, email_out], now),

@@ -30,7 +30,8 @@ pub enum Error {
         /// The version asked for.
         version: u32,
     },
-    /// A root key object of this version is already on the token.
+    /// A root key object of this version is already on the token (or, at open, two objects
+    /// carry its label).
     #[error("root key version {version} already exists on the token")]
     RootKeyExists {
         /// The version asked for.

@@ -6,6 +6,7 @@ use core::fmt;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
@@ -87,7 +88,13 @@ impl Pkcs11KeyProvider {
             return Err(Error::ZeroVersion);
         }
         let mut keys = self.lock_keys();
-        if keys.contains_key(&version) {
+        let label = format!("{}{version}", self.prefix);
+        // On the token, not only in this process: another process may have created it since.
+        let existing = self
+            .lock_session()
+            .find_objects(&[Attribute::Label(label.clone().into_bytes())])
+            .map_err(Error::Token)?;
+        if keys.contains_key(&version) || !existing.is_empty() {
             return Err(Error::RootKeyExists { version });
         }
         let template = [
@@ -102,7 +109,7 @@ impl Pkcs11KeyProvider {
             Attribute::Decrypt(true),
             Attribute::Wrap(false),
             Attribute::Unwrap(false),
-            Attribute::Label(format!("{}{version}", self.prefix).into_bytes()),
+            Attribute::Label(label.into_bytes()),
         ];
         let handle = self
             .lock_session()
@@ -208,11 +215,22 @@ impl Pkcs11KeyProvider {
         let mut iv = *parts.nonce();
         let params = GcmParams::new(&mut iv, parts.aad(), TAG_BITS.into()).map_err(Error::Token)?;
         // A token reports a wrong context (tag mismatch) as a general error on some modules
-        // (SoftHSM2), so every failure here is the one opaque decryption failure: fail closed.
+        // (SoftHSM2): those are the one opaque decryption failure. A token that is gone, logged
+        // out or failing otherwise is a provider error, so a read fails instead of showing the
+        // field as unreadable.
         let mut opened = Zeroizing::new(
             self.lock_session()
                 .decrypt(&Mechanism::AesGcm(params), handle, parts.sealed())
-                .map_err(|_| plenum_crypto::Error::DecryptionFailed)?,
+                .map_err(|e| match e {
+                    cryptoki::error::Error::Pkcs11(
+                        RvError::GeneralError
+                        | RvError::EncryptedDataInvalid
+                        | RvError::EncryptedDataLenRange
+                        | RvError::FunctionFailed,
+                        _,
+                    ) => plenum_crypto::Error::DecryptionFailed,
+                    other => Error::Token(other).into(),
+                })?,
         );
         ExternalUnwrap::key(&mut opened)
     }
@@ -261,8 +279,11 @@ fn find_root_keys(session: &Session, prefix: &str) -> Result<BTreeMap<u32, Objec
                     .and_then(|l| l.strip_prefix(prefix))
                     .and_then(|v| v.parse::<u32>().ok())
                     .filter(|v| *v > 0);
-                if let Some(v) = version {
-                    keys.insert(v, handle);
+                if let Some(v) = version
+                    && keys.insert(v, handle).is_some()
+                {
+                    // Two objects under one label: which one wrapped a key is unknowable.
+                    return Err(Error::RootKeyExists { version: v });
                 }
             }
         }

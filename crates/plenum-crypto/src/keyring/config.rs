@@ -22,8 +22,9 @@ pub struct KeyringConfig {
     /// and pays one key-store read per scope per `ttl`.
     pub ttl: Duration,
     /// Seals under one tenant key version after which
-    /// [`Keyring::rotation_due`](crate::Keyring::rotation_due) says so and the write path
-    /// rotates the key before sealing again. Counts are every instance's as of the last
+    /// [`Keyring::rotation_due`](crate::Keyring::rotation_due) says so (and `plenum-store`'s
+    /// `Records::flush_key_usage` warns), well before [`KeyringConfig::usage_limit`] refuses
+    /// to seal. Counts are every instance's as of the last
     /// [`Keyring::flush_usage`](crate::Keyring::flush_usage) plus this process's since.
     pub rotation_threshold: u64,
     /// Seals under one tenant key version after which sealing is refused

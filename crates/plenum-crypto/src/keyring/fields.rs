@@ -48,6 +48,35 @@ impl Keyring {
         self.field_key_version(&keys, key, locator)
     }
 
+    /// Dangerous, as [`Keyring::dangerous_field_key`]: the active field key for `locator` if
+    /// its tenant or subject key exists and has an active version, creating nothing (`None`
+    /// otherwise: a subject never keyed, or erased). What a sweep over stored rows uses, so a
+    /// pseudonymised row of an erased subject never gets a key of its own.
+    ///
+    /// # Errors
+    ///
+    /// Key store or provider failures.
+    pub async fn dangerous_existing_field_key(
+        &self,
+        locator: &FieldLocator,
+    ) -> Result<Option<FieldKey>, Error> {
+        let scope = scope_of(locator.owner);
+        let keys = match self.cached_scope(locator.tenant, scope) {
+            Some(keys) if keys.active.is_some() => keys,
+            _ => self.scope_keys(locator.tenant, scope, false).await?,
+        };
+        let Some(version) = keys.active else {
+            return Ok(None);
+        };
+        let key = KeyRef {
+            tenant: locator.tenant,
+            scope,
+            version,
+        };
+        self.seed_usage(key).await?;
+        self.field_key_version(&keys, key, locator).map(Some)
+    }
+
     /// Seals one value for `record` under the active key: [`Keyring::dangerous_field_key`] then
     /// [`FieldKey::seal`]. Prefer holding the `FieldKey` when sealing many values of one field.
     ///

@@ -251,8 +251,9 @@ impl Keyring {
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    /// Whether `key` has sealed more than the configured threshold and should be rotated (the
-    /// write path rotates it before sealing again).
+    /// Whether `key` has sealed more than the configured threshold and should be rotated
+    /// before sealing reaches [`KeyringConfig::usage_limit`](crate::KeyringConfig::usage_limit),
+    /// where it is refused.
     pub fn rotation_due(&self, key: &KeyRef) -> bool {
         self.usage(key) >= self.config.rotation_threshold
     }
@@ -276,16 +277,22 @@ impl Keyring {
     ///
     /// Key store failures (the unflushed seals are kept for the next call).
     pub async fn flush_usage(&self) -> Result<Vec<(KeyRef, u64)>, Error> {
+        // One flush at a time: two would add the same delta twice.
+        let _one = self.usage_flush.lock().await;
         let counters: Vec<(KeyRef, Arc<AtomicU64>)> = lock(&self.usage)
             .iter()
             .map(|(k, c)| (*k, c.clone()))
             .collect();
         let mut flushed = Vec::new();
         for (key, counter) in counters {
-            let base = lock(&self.usage_flushed).get(&key).copied();
+            // A counter not seeded from the store yet has sealed nothing (sealing seeds first):
+            // only read paths made it, and seeding will add the persisted count.
+            let Some(base) = lock(&self.usage_flushed).get(&key).copied() else {
+                continue;
+            };
             let current = counter.load(Ordering::Relaxed);
             // A zero delta still reads the others' seals.
-            let delta = current.saturating_sub(base.unwrap_or(0));
+            let delta = current.saturating_sub(base);
             let total = self.store.add_usage(key, delta).await?;
             // Others' seals raise the count; seals made while the store answered stay counted
             // and are the next flush's delta.
@@ -309,10 +316,12 @@ impl Keyring {
         if flushed.contains_key(&key) {
             return Ok(());
         }
-        flushed.insert(key, total);
+        // The count before the base, both under the lock a flush reads the base under: a flush
+        // that sees the base sees the count with it.
         self.usage_counter(key)
             .0
             .fetch_add(total, Ordering::Relaxed);
+        flushed.insert(key, total);
         Ok(())
     }
 

@@ -56,6 +56,8 @@ pub struct Keyring {
     /// Per tenant key version, the count as of the last exchange with the key store (absent:
     /// not read from the store yet in this process).
     usage_flushed: Mutex<HashMap<KeyRef, u64>>,
+    /// Held by `flush_usage`, so flushes of one keyring take turns.
+    usage_flush: tokio::sync::Mutex<()>,
     subject_usage: Arc<AtomicU64>,
 }
 
@@ -171,6 +173,7 @@ impl Keyring {
             bundles: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
             usage: Mutex::new(HashMap::new()),
             usage_flushed: Mutex::new(HashMap::new()),
+            usage_flush: tokio::sync::Mutex::new(()),
             subject_usage: Arc::new(AtomicU64::new(0)),
             config,
             provider,

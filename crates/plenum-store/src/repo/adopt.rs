@@ -28,9 +28,12 @@ use crate::tx::TenantTx;
 pub struct AdoptPage {
     /// Rows sealed, verified and cleared of their plaintext in this page.
     pub sealed: u64,
-    /// Rows a concurrent update changed between the read and the write: left for the next run.
+    /// Rows left as they were: a concurrent update changed the plaintext, or the field already
+    /// holds a value (written through the library, newer than the legacy one; its plaintext
+    /// column is left for the service to clear).
     pub conflicts: u64,
-    /// Whether no row with plaintext is left.
+    /// Whether no row is left whose plaintext can move (a row whose field already holds a value
+    /// keeps its plaintext column for the service to clear).
     pub finished: bool,
 }
 
@@ -114,7 +117,7 @@ impl Records {
         let tenant = super::rows::uuid(*tx.tenant().as_uuid());
         let statement = format!(
             "SELECT id, {subject}, {plain} FROM {table} WHERE tenant_id = {} AND {plain} IS NOT NULL \
-             ORDER BY id LIMIT {}",
+             AND {column} IS NULL ORDER BY id LIMIT {}",
             d.p(1),
             d.p(2)
         );
@@ -182,8 +185,11 @@ impl Records {
                 binds.push((SqlType::Bytes, Value::Bytes(value.as_bytes().to_vec())));
                 set.push_str(&format!(", {} = {}", index.column.as_str(), d.p(5)));
             }
+            // Only where the plaintext is still what was read and the field is still empty: a
+            // value the service already wrote through the library is newer than the legacy one.
             let statement = format!(
-                "UPDATE {table} SET {set} WHERE tenant_id = {} AND id = {} AND {plain} = {}",
+                "UPDATE {table} SET {set} WHERE tenant_id = {} AND id = {} AND {plain} = {} \
+                 AND {column} IS NULL",
                 d.p(1),
                 d.p(2),
                 d.p(4)

@@ -36,7 +36,8 @@ pub struct ValuesPerVersion {
 impl Records {
     /// For every encrypted field of every registered record type, how many of this tenant's
     /// stored values each key version seals, from the envelope headers (bytes 3 to 7: scope and
-    /// version), by SQL: nothing is opened. A version that seals nothing any more may be
+    /// version), and for every blind index how many values each index key version computed
+    /// (its first byte), by SQL: nothing is opened. A version that seals nothing any more may be
     /// retired. Needs `security.protection` or an unrestricted grant; reported as a `count`.
     ///
     /// # Errors
@@ -65,6 +66,42 @@ impl Records {
                         continue;
                     }
                     let column = field.name.as_str();
+                    // The blind index's first byte is its index key version (0: a dead index).
+                    if let Storage::Encrypted {
+                        blind_index: Some(index),
+                        ..
+                    } = &field.storage
+                    {
+                        let index = index.column.as_str();
+                        let statement = format!(
+                            "SELECT substr({index}, 1, 1), count(*) FROM {} \
+                             WHERE tenant_id = {} AND {index} IS NOT NULL GROUP BY 1",
+                            d.table(spec.record_type().as_str()),
+                            d.p(1)
+                        );
+                        let rows = sql::fetch(
+                            Conn::of(tx)?,
+                            &statement,
+                            &tenant,
+                            &[SqlType::Bytes, SqlType::BigInt],
+                        )
+                        .await
+                        .map_err(|e| super::db_error(spec, e))?;
+                        for row in rows {
+                            if let (Some(Value::Bytes(v)), Some(Value::BigInt(n))) =
+                                (row.first(), row.get(1))
+                                && let Some(version) = v.first().filter(|v| **v != 0)
+                            {
+                                out.push(ValuesPerVersion {
+                                    record_type: spec.record_type().to_string(),
+                                    field: index.to_owned(),
+                                    scope: KeyScopeKind::TenantIndex,
+                                    version: u32::from(*version),
+                                    values: u64::try_from(*n).unwrap_or(0),
+                                });
+                            }
+                        }
+                    }
                     // Header: format, suite, scope, key version (u32 big-endian).
                     let statement = format!(
                         "SELECT substr({column}, 3, 5), count(*) FROM {} \

@@ -39,13 +39,16 @@ pub struct ReencryptPage {
     /// Values a concurrent update changed between the read and the write: left as that
     /// update wrote them (under the active version).
     pub conflicts: u64,
-    /// Values whose key is destroyed (an erased subject): nothing to move, they stay
-    /// unreadable.
+    /// Values whose key is destroyed or absent (an erased subject's, kept under a pseudonym):
+    /// nothing to move, they stay unreadable.
     pub erased: u64,
     /// Values re-sealed since the sweep of this record type started.
     pub total_resealed: u64,
     /// Whether the sweep reached the last row: the cursor is cleared, and every value of the
-    /// record type read under an older version has been moved.
+    /// record type read under an older version has been moved. Other instances keep sealing
+    /// under the old version until their keyring's cache expires (`KeyringConfig::ttl`):
+    /// start the sweep that long after the rotation, and check
+    /// [`Records::values_per_key_version`] before retiring the old version.
     pub finished: bool,
 }
 
@@ -206,9 +209,13 @@ impl Records {
     async fn plan(&self, locator: &FieldLocator, stored: &Stored<'_>) -> Result<Planned, Error> {
         let keyring = self.keyring();
         let (id, old) = (stored.id, stored.value);
-        let active = match keyring.dangerous_field_key(locator).await {
-            Ok(k) => k,
-            Err(plenum_crypto::Error::KeyDestroyed { .. }) => return Ok(Planned::Erased),
+        // No key is created here: a row without one (an erased subject's, kept under a
+        // pseudonym) has nothing to move and stays unreadable.
+        let active = match keyring.dangerous_existing_field_key(locator).await {
+            Ok(Some(k)) => k,
+            Ok(None) | Err(plenum_crypto::Error::KeyDestroyed { .. }) => {
+                return Ok(Planned::Erased);
+            }
             Err(e) => return Err(e.into()),
         };
         let reseal = Envelope::peek_key_version(old) != Some(active.key_ref().version);
@@ -237,7 +244,10 @@ impl Records {
         }
         let opening = match keyring.dangerous_opening_key(locator, old).await {
             Ok(k) => k,
-            Err(plenum_crypto::Error::KeyDestroyed { .. }) => return Ok(Planned::Erased),
+            Err(
+                plenum_crypto::Error::KeyDestroyed { .. }
+                | plenum_crypto::Error::KeyNotFound { .. },
+            ) => return Ok(Planned::Erased),
             Err(e) => return Err(e.into()),
         };
         let plaintext = opening.open_bytes(id, old)?;
