@@ -213,3 +213,69 @@ async fn an_error_response_rolls_back_and_each_request_is_on_record() {
         );
     }
 }
+
+/// A `Write` into a shared buffer, for a subscriber the test reads back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Tracing: a `plenum.request` span per request and a `plenum.operation` span per repository
+/// call inside it, with tenant, request, purpose, record type, rows and outcome, and never a
+/// value; a plain `tracing-subscriber` reads them (so does an OpenTelemetry layer).
+#[tokio::test]
+async fn requests_and_operations_leave_spans_without_values() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let env = Env::sqlite().await;
+    let a = env.tenant().await;
+    let mut sessions = Sessions::default();
+    let office = sessions.open(a, user("office"));
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: serve(&env, sessions).await,
+    };
+    let (status, created, _) = c.call("POST", "/customers", &office, Some(ada())).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap();
+    let (status, _, request) = c
+        .call("GET", &format!("/customers/{id}"), &office, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let read: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("plenum.operation") && l.contains(&request))
+        .collect();
+    assert!(
+        read.iter().any(|l| l.contains("read")
+            && l.contains("customers")
+            && l.contains("scheduling")
+            && l.contains(&a.to_string())
+            && l.contains("success")),
+        "{text}"
+    );
+    assert!(text.contains("plenum.request"), "{text}");
+    assert!(
+        !text.contains("ada@example.com") && !text.contains("2175550142"),
+        "{text}"
+    );
+}

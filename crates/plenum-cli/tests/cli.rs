@@ -68,6 +68,27 @@ async fn an_operator_migrates_verifies_rotates_reencrypts_and_plans() {
     let report = json(&out);
     assert_eq!(report["findings"].as_array().unwrap().len(), 0, "{report}");
     assert!(report["tenant_tables"].as_u64().unwrap() > 10);
+    // Without a URL, the standard PG* variables.
+    let url = db.url(&db.roles.app());
+    let (user, rest) = url
+        .strip_prefix("postgres://")
+        .unwrap()
+        .split_once('@')
+        .unwrap();
+    let (address, database) = rest.split_once('/').unwrap();
+    let (host, port) = address.split_once(':').unwrap();
+    let from_env = Command::new(env!("CARGO_BIN_EXE_plenum"))
+        .args(["contract", "verify", "--json"])
+        .args(["--roles", db.roles.app().strip_suffix("_app").unwrap()])
+        .env_remove("DATABASE_URL")
+        .env("PGHOST", host)
+        .env("PGPORT", port)
+        .env("PGUSER", user)
+        .env("PGDATABASE", database)
+        .env("PLENUM_CONTEXT_KEY", b64(&CONTEXT))
+        .output()
+        .unwrap();
+    assert_eq!(json(&from_env)["findings"], report["findings"]);
 
     // The service's data, written through the library with the same keys.
     let pool = TenantPool::connect_postgres(

@@ -1,9 +1,12 @@
 //! Telling the access hook: [`describe`] an operation before it runs, [`report`] how it ended.
 //! Every repository method and every `Records` operation ends here, successes, refusals and
 //! failures alike, so there is one place that decides what the hook (and so the audit log)
-//! hears and that a hook failure fails a successful operation. No SQL, no keys.
+//! hears and that a hook failure fails a successful operation, and one place that opens each
+//! operation's `plenum.operation` tracing span. No SQL, no keys.
 
 use std::collections::HashSet;
+
+use tracing::Instrument as _;
 
 use plenum_core::{RecordType, SubjectId};
 
@@ -46,13 +49,54 @@ pub(super) fn describe(
 pub(super) async fn report<T>(
     hook: &dyn AccessHook,
     tx: &mut TenantTx,
-    mut access: Access,
+    access: Access,
     result: Result<T, Error>,
     rows: impl FnOnce(&T) -> u64,
 ) -> Result<T, Error> {
+    // One span per operation, for tracing pipelines (OpenTelemetry exporters included): who,
+    // under which purpose, what, how many rows, how it ended; never a value. The hook (the
+    // audit write) runs inside it, within whatever span the caller is in (a request's).
+    let span = tracing::info_span!(
+        "plenum.operation",
+        tenant = %tx.tenant(),
+        request = %access.request,
+        action = access.action.as_str(),
+        record_type = access.record_type.as_str(),
+        purpose = access.purpose.map_or("unrestricted", |p| p.key()),
+        rows = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let outcome = match &result {
+        Ok(value) => {
+            let n = rows(value);
+            span.record("rows", n);
+            span.record("outcome", "success");
+            Ok(n)
+        }
+        Err(Error::Denied { .. }) => {
+            span.record("outcome", "denied");
+            Err(())
+        }
+        Err(e) => {
+            span.record("outcome", e.kind().as_str());
+            Err(())
+        }
+    };
+    report_in(hook, tx, access, result, outcome)
+        .instrument(span)
+        .await
+}
+
+async fn report_in<T>(
+    hook: &dyn AccessHook,
+    tx: &mut TenantTx,
+    mut access: Access,
+    result: Result<T, Error>,
+    rows: Result<u64, ()>,
+) -> Result<T, Error> {
     match result {
         Ok(value) => {
-            access.rows = rows(&value);
+            access.rows = rows.unwrap_or(0);
             hook.on_access(tx, &access).await?;
             Ok(value)
         }
