@@ -109,10 +109,10 @@ fn http(c: &mut Criterion) {
             let id: RecordId = created["id"].as_str().unwrap().parse().unwrap();
             sqlx::query("INSERT INTO bench_plain_customers VALUES ($1, $2, $3, $4, $5)")
                 .bind(id.as_uuid())
-                .bind(&body["name"].as_str())
-                .bind(&body["email"].as_str())
-                .bind(&body["phone"].as_str())
-                .bind(&body["address"].as_str())
+                .bind(body["name"].as_str())
+                .bind(body["email"].as_str())
+                .bind(body["phone"].as_str())
+                .bind(body["address"].as_str())
                 .execute(&plain)
                 .await
                 .unwrap();
