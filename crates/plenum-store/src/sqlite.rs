@@ -181,13 +181,6 @@ const LIBRARY_DDL: &[&str] = &[
 /// database, and a key created while a data transaction is open must commit on its own (see
 /// `DbKeyStore`), which on a shared database would wait for that very transaction.
 const KEY_DDL: &[&str] = &[
-    // Seals per tenant key version, every instance's (PostgreSQL migration 15).
-    "CREATE TABLE IF NOT EXISTS plenum_key_usage (\
-        tenant_id blob NOT NULL, \
-        scope integer NOT NULL CHECK (scope IN (1, 2, 4)), \
-        version integer NOT NULL CHECK (version > 0), \
-        seals integer NOT NULL CHECK (seals >= 0), \
-        PRIMARY KEY (tenant_id, scope, version))",
     "CREATE TABLE IF NOT EXISTS plenum_keys (\
         tenant_id blob NOT NULL, \
         scope integer NOT NULL CHECK (scope IN (1, 2, 3, 4)), \
@@ -208,6 +201,14 @@ const KEY_DDL: &[&str] = &[
            < (CASE OLD.state WHEN 'active' THEN 0 WHEN 'decrypt_only' THEN 1 WHEN 'retired' THEN 2 ELSE 3 END) \
           OR (NEW.wrapped IS NOT OLD.wrapped AND NEW.state <> 'destroyed' AND NEW.state <> OLD.state) \
         BEGIN SELECT RAISE(ABORT, 'key states only move forward; a destroyed key stays destroyed'); END",
+    // Seals per tenant key version, every instance's (PostgreSQL migration 15). Last:
+    // `upgrade_key_table` reruns the first two statements by index.
+    "CREATE TABLE IF NOT EXISTS plenum_key_usage (\
+        tenant_id blob NOT NULL, \
+        scope integer NOT NULL CHECK (scope IN (1, 2, 4)), \
+        version integer NOT NULL CHECK (version > 0), \
+        seals integer NOT NULL CHECK (seals >= 0), \
+        PRIMARY KEY (tenant_id, scope, version))",
 ];
 
 /// The data and key pools of an embedded database: in memory (`None`), or the file `path` with
