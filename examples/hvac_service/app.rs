@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use plenum::consent::{ConsentEvent, Evidence, Method, Policy, Purpose};
@@ -44,7 +44,10 @@ pub(crate) fn gate() -> Gate {
     Gate::new(
         Policy::plenum_default(),
         Authorisation::new()
-            .allow(plenum::core::role!("office"), [Purpose::Scheduling])
+            .allow(
+                plenum::core::role!("office"),
+                [Purpose::Scheduling, Purpose::Billing],
+            )
             .allow(plenum::core::role!("marketer"), [Purpose::MarketingEmail])
             .allow(plenum::core::role!("privacy"), [Purpose::RightsFulfilment]),
     )
@@ -83,15 +86,16 @@ pub(crate) fn router(
         .route("/customers/{id}", get(customer))
         .route("/subjects/{subject}/consent/marketing-email", post(consent))
         .route("/customers/{id}/export", get(export))
+        .route("/customers/{id}/properties", post(add_property))
+        .route("/properties/{id}/appointments", post(book))
+        .route("/customers/{id}/invoices", post(bill))
+        .route("/invoices/{id}", get(invoice))
         .route("/marketing/customers", get(marketing_list))
         .layer(axum::middleware::from_fn_with_state(
-            plenum.clone(),
+            plenum,
             plenum_axum::scope::<Sessions>,
-        ))
-        .with_state(plenum))
+        )))
 }
-
-type Service = State<Arc<Plenum<Sessions>>>;
 
 /// A new customer, as the office sends it.
 #[derive(Debug, serde::Deserialize)]
@@ -107,7 +111,6 @@ fn opened(e: &Encrypted<String>) -> Option<String> {
 }
 
 async fn create_customer(
-    _: Service,
     scoped: Scoped<purpose::Scheduling>,
     Json(new): Json<NewCustomer>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
@@ -130,11 +133,10 @@ async fn create_customer(
 
 /// Writes a customer, then fails: the write is rolled back with the request.
 async fn create_then_fail(
-    service: Service,
     scoped: Scoped<purpose::Scheduling>,
     body: Json<NewCustomer>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, Json(created)) = create_customer(service, scoped, body).await?;
+    let (_, Json(created)) = create_customer(scoped, body).await?;
     Err(ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         format!(
@@ -207,4 +209,95 @@ async fn export(
     serde_json::from_slice(&document)
         .map(Json)
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "export"))
+}
+
+/// A property of a customer, as the office sends it.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct NewProperty {
+    address: String,
+    square_feet: Option<i64>,
+}
+
+async fn add_property(
+    scoped: Scoped<purpose::Scheduling>,
+    Path(customer): Path<RecordId>,
+    Json(new): Json<NewProperty>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let c: Customer = scoped.get(customer).await?;
+    let p = plenum_hvac::Property {
+        id: RecordId::generate(),
+        tenant: scoped.tenant(),
+        subject: c.subject,
+        customer_id: c.id,
+        address: Encrypted::new(new.address),
+        square_feet: new.square_feet,
+    };
+    scoped.insert(&p).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": p.id }))))
+}
+
+/// A visit, as the office books it.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct NewAppointment {
+    starts_at: chrono::DateTime<chrono::Utc>,
+    ends_at: chrono::DateTime<chrono::Utc>,
+    notes: Option<String>,
+}
+
+async fn book(
+    scoped: Scoped<purpose::Scheduling>,
+    Path(property): Path<RecordId>,
+    Json(new): Json<NewAppointment>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let p: plenum_hvac::Property = scoped.get(property).await?;
+    let a = plenum_hvac::Appointment {
+        id: RecordId::generate(),
+        tenant: scoped.tenant(),
+        subject: p.subject,
+        property_id: p.id,
+        technician: SubjectId::generate(),
+        starts_at: new.starts_at,
+        ends_at: new.ends_at,
+        notes: new.notes.map(Encrypted::new),
+    };
+    scoped.insert(&a).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": a.id }))))
+}
+
+/// A bill, under billing (a purpose of its own: scheduling staff without it cannot bill).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct NewInvoice {
+    amount_cents: i64,
+    due_on: chrono::NaiveDate,
+}
+
+async fn bill(
+    scoped: Scoped<purpose::Billing>,
+    Path(customer): Path<RecordId>,
+    Json(new): Json<NewInvoice>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let c: Customer = scoped.get(customer).await?;
+    let i = plenum_hvac::Invoice {
+        id: RecordId::generate(),
+        tenant: scoped.tenant(),
+        subject: c.subject,
+        customer_id: c.id,
+        amount_cents: Encrypted::new(new.amount_cents),
+        currency: "USD".to_owned(),
+        due_on: new.due_on,
+        paid: false,
+    };
+    scoped.insert(&i).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": i.id }))))
+}
+
+async fn invoice(
+    scoped: Scoped<purpose::Billing>,
+    Path(id): Path<RecordId>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let i: plenum_hvac::Invoice = scoped.get(id).await?;
+    let amount = i.amount_cents.open().ok().map(|a| *a.expose());
+    Ok(Json(
+        serde_json::json!({ "id": i.id, "amount_cents": amount, "due_on": i.due_on }),
+    ))
 }

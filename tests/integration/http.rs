@@ -138,6 +138,85 @@ async fn a_tenants_token_reaches_nothing_of_another_and_purposes_hold() {
             .await;
         assert_eq!(theirs["emails"], json!([]), "{name}");
 
+        // Properties, appointments and invoices hang off the customer, in A only.
+        let (status, property, _) = c
+            .call(
+                "POST",
+                &format!("/customers/{id}/properties"),
+                &a_office,
+                Some(json!({"address": "1 Elm St", "square_feet": 1850})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {property}");
+        let property = property["id"].as_str().unwrap().to_owned();
+        let visit = json!({"starts_at": "2026-12-03T09:00:00Z", "ends_at": "2026-12-03T11:00:00Z",
+                           "notes": "gate code 4411"});
+        let (status, _, _) = c
+            .call(
+                "POST",
+                &format!("/properties/{property}/appointments"),
+                &a_office,
+                Some(visit.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{name}");
+        let (status, bill, _) = c
+            .call(
+                "POST",
+                &format!("/customers/{id}/invoices"),
+                &a_office,
+                Some(json!({"amount_cents": 18_900, "due_on": "2026-12-31"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {bill}");
+        let bill = bill["id"].as_str().unwrap().to_owned();
+        let (status, read, _) = c
+            .call("GET", &format!("/invoices/{bill}"), &a_office, None)
+            .await;
+        assert_eq!(
+            (status, read["amount_cents"].as_i64()),
+            (StatusCode::OK, Some(18_900)),
+            "{name}"
+        );
+        for (method, path, token, body) in [
+            ("GET", format!("/invoices/{bill}"), &b_office, None),
+            (
+                "POST",
+                format!("/customers/{id}/properties"),
+                &b_office,
+                Some(json!({"address": "x"})),
+            ),
+            (
+                "POST",
+                format!("/properties/{property}/appointments"),
+                &b_office,
+                Some(visit.clone()),
+            ),
+            (
+                "POST",
+                format!("/customers/{id}/invoices"),
+                &b_office,
+                Some(json!({"amount_cents": 1, "due_on": "2026-12-31"})),
+            ),
+        ] {
+            let (status, body, _) = c.call(method, &path, token, body).await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{name}: B {method} {path}: {body}"
+            );
+        }
+        // Billing is a purpose of its own: the marketer may not bill.
+        let (status, _, _) = c
+            .call(
+                "POST",
+                &format!("/customers/{id}/invoices"),
+                &a_marketer,
+                Some(json!({"amount_cents": 1, "due_on": "2026-12-31"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{name}");
+
         // The privacy officer's export of the customer opens their fields.
         let (status, export, _) = c
             .call("GET", &format!("/customers/{id}/export"), &a_privacy, None)
