@@ -19,10 +19,10 @@ use plenum_hvac::{Customer, Invoice};
 use crate::audit::{Audited, staff};
 use crate::fixtures::{Env, customer};
 
-/// The key version each stored value of `column` in `table` names, in id order.
-async fn versions(env: &Env, t: TenantId, table: &str, column: &str) -> Vec<u32> {
+/// The stored bytes of `column` in `table`, in id order, read as the runtime role.
+async fn stored(env: &Env, t: TenantId, table: &str, column: &str) -> Vec<Vec<u8>> {
     let mut tx = env.pool.begin(t).await.unwrap();
-    let rows: Vec<Vec<u8>> = match env.pool.backend() {
+    match env.pool.backend() {
         BackendKind::Postgres => {
             let sql = format!("SELECT {column} FROM app.{table} ORDER BY id");
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -37,32 +37,25 @@ async fn versions(env: &Env, t: TenantId, table: &str, column: &str) -> Vec<u32>
                 .await
                 .unwrap()
         }
-    };
-    rows.iter()
+    }
+}
+
+/// The key version each stored value of `column` in `table` names, in id order.
+async fn versions(env: &Env, t: TenantId, table: &str, column: &str) -> Vec<u32> {
+    stored(env, t, table, column)
+        .await
+        .iter()
         .map(|b| Envelope::peek_key_version(b).unwrap())
         .collect()
 }
 
 /// The index key version (first byte) of each stored blind index of `column`, in id order.
 async fn index_bytes(env: &Env, t: TenantId, table: &str, column: &str) -> Vec<u8> {
-    let mut tx = env.pool.begin(t).await.unwrap();
-    let rows: Vec<Vec<u8>> = match env.pool.backend() {
-        BackendKind::Postgres => {
-            let sql = format!("SELECT {column} FROM app.{table} ORDER BY id");
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_all(tx.dangerous_postgres().unwrap())
-                .await
-                .unwrap()
-        }
-        _ => {
-            let sql = format!("SELECT {column} FROM {table} ORDER BY id");
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_all(tx.dangerous_sqlite().unwrap())
-                .await
-                .unwrap()
-        }
-    };
-    rows.iter().map(|b| b[0]).collect()
+    stored(env, t, table, column)
+        .await
+        .iter()
+        .map(|b| b[0])
+        .collect()
 }
 
 fn invoice(t: TenantId, c: &Customer, cents: i64) -> Invoice {

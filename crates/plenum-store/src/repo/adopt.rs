@@ -6,15 +6,13 @@
 //! NULL are done, so running it again resumes. Screened for `security.protection` (or
 //! unrestricted), audited as `key.reencrypt` naming the rows.
 
-use plenum_consent::Purpose;
 use plenum_core::{FieldName, RecordId, RecordType, SubjectId};
 use plenum_crypto::{FieldLocator, Owner};
 
 use super::Records;
 use super::report::{describe, report};
-use super::screen::{self, denied};
+use super::screen::{self};
 use crate::access::Action;
-use crate::denial::Denial;
 use crate::error::Error;
 use crate::gate::PurposeGrant;
 use crate::record::{FieldSpec, KeyOwner, RecordSpec, Storage, Value};
@@ -61,13 +59,7 @@ impl Records {
         let mut access = describe(grant, Action::KeyReencrypt, record_type.clone());
         let mut done = Vec::new();
         let result = async {
-            screen::check_grant(tx, grant, record_type.as_str())?;
-            if grant
-                .purpose()
-                .is_some_and(|p| p != Purpose::SecurityProtection)
-            {
-                return Err(denied(grant, Denial::KeyOperationNeedsSecurityProtection));
-            }
+            screen::check_key_operation(tx, grant, record_type.as_str())?;
             let invalid = |reason| Error::InvalidRecord {
                 record_type: record_type.to_string(),
                 reason,

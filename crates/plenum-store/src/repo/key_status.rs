@@ -2,14 +2,12 @@
 //! version seals (read from the envelopes' headers by SQL, nothing decrypted), and the seal
 //! counts across instances with a warning for versions due for rotation.
 
-use plenum_consent::Purpose;
 use plenum_crypto::{KeyRef, KeyScopeKind};
 
 use super::Records;
 use super::report::{describe, report};
-use super::screen::{self, denied};
+use super::screen::{self};
 use crate::access::Action;
-use crate::denial::Denial;
 use crate::error::Error;
 use crate::gate::PurposeGrant;
 use crate::record::{Storage, Value};
@@ -50,13 +48,7 @@ impl Records {
     ) -> Result<Vec<ValuesPerVersion>, Error> {
         let access = describe(grant, Action::Count, plenum_core::record_type!("keys"));
         let result = async {
-            screen::check_grant(tx, grant, "keys")?;
-            if grant
-                .purpose()
-                .is_some_and(|p| p != Purpose::SecurityProtection)
-            {
-                return Err(denied(grant, Denial::KeyOperationNeedsSecurityProtection));
-            }
+            screen::check_key_operation(tx, grant, "keys")?;
             let mut out = Vec::new();
             let d = Dialect::of(tx);
             let tenant = [super::rows::uuid(*tx.tenant().as_uuid())];

@@ -8,15 +8,13 @@
 //! crash resumes from the last committed page and nothing is written twice. Screened for
 //! `security.protection` (or unrestricted) and audited as `key.reencrypt` naming the rows.
 
-use plenum_consent::Purpose;
 use plenum_core::{RecordId, RecordType, SubjectId};
 use plenum_crypto::{Envelope, FieldLocator, Owner};
 
 use super::Records;
 use super::report::{describe, report};
-use super::screen::{self, denied};
+use super::screen::{self};
 use crate::access::Action;
-use crate::denial::Denial;
 use crate::error::Error;
 use crate::gate::PurposeGrant;
 use crate::record::{KeyOwner, RecordSpec, Storage, Value};
@@ -63,9 +61,10 @@ struct Column {
 impl Records {
     /// Re-seals, in `tx`, the next page (up to `page` rows, in id order) of `record_type`'s
     /// values still under an older key version, and recomputes their blind indexes still under
-    /// an older index key version, from where the last committed page of this sweep stopped. Call it in a transaction per page until [`ReencryptPage::finished`];
-    /// then the old version holds nothing of this record type and may be retired. Idempotent:
-    /// a value already under the active version is left alone.
+    /// an older index key version, from where the last committed page of this sweep stopped.
+    /// Call it in a transaction per page until [`ReencryptPage::finished`]; then the old
+    /// version holds nothing of this record type and may be retired. Idempotent: a value
+    /// already under the active version is left alone.
     ///
     /// # Errors
     ///
@@ -83,13 +82,7 @@ impl Records {
         let mut access = describe(grant, Action::KeyReencrypt, record_type.clone());
         let mut resealed_ids = Vec::new();
         let result = async {
-            screen::check_grant(tx, grant, record_type.as_str())?;
-            if grant
-                .purpose()
-                .is_some_and(|p| p != Purpose::SecurityProtection)
-            {
-                return Err(denied(grant, Denial::KeyOperationNeedsSecurityProtection));
-            }
+            screen::check_key_operation(tx, grant, record_type.as_str())?;
             let spec = self
                 .record_types()
                 .iter()

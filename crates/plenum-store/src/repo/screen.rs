@@ -51,6 +51,22 @@ pub(super) fn denied(grant: &PurposeGrant<'_>, reason: Denial) -> Error {
     }
 }
 
+/// [`check_grant`] for an operation on keys or key material of `resource`: only a grant for
+/// `security.protection`, or an unrestricted one (re-encryption, adoption, key status).
+pub(super) fn check_key_operation(
+    tx: &TenantTx,
+    grant: &PurposeGrant<'_>,
+    resource: &str,
+) -> Result<(), Error> {
+    check_grant(tx, grant, resource)?;
+    match grant.purpose() {
+        Some(p) if p != Purpose::SecurityProtection => {
+            Err(denied(grant, Denial::KeyOperationNeedsSecurityProtection))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The grant must be for the transaction's tenant.
 pub(super) fn check_grant(
     tx: &TenantTx,
