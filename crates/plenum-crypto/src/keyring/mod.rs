@@ -138,6 +138,7 @@ impl ScopeKeys {
                 state: key.state,
                 material,
                 pseudonym: std::sync::OnceLock::new(),
+                wrapper: std::sync::OnceLock::new(),
             },
         );
     }
@@ -150,6 +151,11 @@ struct VersionEntry {
     /// The subject's audit pseudonym under this version, derived on first use. It lives and
     /// dies with the cached scope, so destroying the key (which invalidates the scope) drops it.
     pseudonym: std::sync::OnceLock<[u8; 16]>,
+    /// The prepared key this version wraps subject keys with (derived from a subject-wrap or,
+    /// for format 1, a tenant data key), on first use: a point read of an uncached subject
+    /// would otherwise pay an HKDF derivation and an AES key setup for it every time. Dropped
+    /// with the cached scope, like the pseudonym.
+    wrapper: std::sync::OnceLock<Arc<crate::backend::PreparedAead>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -304,7 +310,7 @@ impl Keyring {
         &self,
         tenant: TenantId,
         wrapping: Option<(u8, u32)>,
-    ) -> Result<((u8, u32), crate::backend::PreparedAead), Error> {
+    ) -> Result<((u8, u32), Arc<crate::backend::PreparedAead>), Error> {
         let (format, scope) = match wrapping {
             Some((WRAP_V1, _)) => (WRAP_V1, KeyScope::TenantData),
             _ => (WRAP_V2_SUBJECT, KeyScope::SubjectWrap),
@@ -322,8 +328,20 @@ impl Keyring {
             version,
         };
         let wrapping_key = usable_material(&wrapping_keys, &wrapping_ref)?;
+        let cached = wrapping_keys
+            .versions
+            .get(&version)
+            .and_then(|entry| entry.wrapper.get().cloned());
+        if let Some(aead) = cached {
+            return Ok(((format, version), aead));
+        }
         let material = derive(wrapping_key, &subject_wrap_info(tenant, version))?;
-        Ok(((format, version), prepare(self.config.backend, &material)?))
+        let aead = Arc::new(prepare(self.config.backend, &material)?);
+        if let Some(entry) = wrapping_keys.versions.get(&version) {
+            // A concurrent first use may have set it: both derived the same key.
+            let _ = entry.wrapper.set(aead.clone());
+        }
+        Ok(((format, version), aead))
     }
 
     async fn create_key(&self, key: KeyRef) -> Result<KeyRef, Error> {

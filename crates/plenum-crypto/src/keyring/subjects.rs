@@ -188,7 +188,7 @@ impl Keyring {
         tenant: TenantId,
         stored: HashMap<SubjectId, Vec<StoredKey>>,
     ) -> Result<(), Error> {
-        let mut wrappers: HashMap<(u8, u32), crate::backend::PreparedAead> = HashMap::new();
+        let mut wrappers: HashMap<(u8, u32), Arc<crate::backend::PreparedAead>> = HashMap::new();
         for (subject, stored) in stored {
             let mut keys = ScopeKeys::new();
             for key in stored {
