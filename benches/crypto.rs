@@ -299,7 +299,13 @@ fn cold_path(c: &mut Criterion) {
     let root = aes_gcm::Aes256Gcm::new_from_slice(&[0x42u8; 32]).unwrap();
     let wrap = |cipher: &aes_gcm::Aes256Gcm, key: &[u8; 32]| {
         cipher
-            .encrypt(&[3u8; 12].into(), aes_gcm::aead::Payload { msg: key, aad: b"context" })
+            .encrypt(
+                &[3u8; 12].into(),
+                aes_gcm::aead::Payload {
+                    msg: key,
+                    aad: b"context",
+                },
+            )
             .unwrap()
     };
     let derive = |ikm: &[u8], info: &[u8]| {
@@ -315,7 +321,10 @@ fn cold_path(c: &mut Criterion) {
     g.bench_function("floor-raw-chain", |b| {
         b.iter(|| {
             let open = |cipher: &aes_gcm::Aes256Gcm, wrapped: &[u8]| {
-                let payload = aes_gcm::aead::Payload { msg: wrapped, aad: b"context" };
+                let payload = aes_gcm::aead::Payload {
+                    msg: wrapped,
+                    aad: b"context",
+                };
                 cipher.decrypt(&[3u8; 12].into(), payload).unwrap()
             };
             let tenant_key = open(&root, black_box(&wrapped_tenant));

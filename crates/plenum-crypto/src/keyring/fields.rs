@@ -271,9 +271,7 @@ impl Keyring {
                 },
                 record_type: record_type.clone(),
             };
-            if let Some((names, bundle)) = lock(&self.bundles).get(&cache_key)
-                && *names == *fields
-            {
+            if let Some(bundle) = self.cached_bundle(&cache_key, fields) {
                 return Ok(bundle);
             }
         }
@@ -299,9 +297,7 @@ impl Keyring {
             key,
             record_type: record_type.clone(),
         };
-        if let Some((names, bundle)) = lock(&self.bundles).get(&cache_key)
-            && *names == *fields
-        {
+        if let Some(bundle) = self.cached_bundle(&cache_key, fields) {
             return Ok(bundle);
         }
         let material = usable_material(&keys, &key)?;
@@ -322,8 +318,38 @@ impl Keyring {
             bundle.push(FieldKey::new(key, &locator, aead, usage.clone()));
         }
         let bundle: Arc<[FieldKey]> = bundle.into();
-        lock(&self.bundles).insert_at(cache_key, (fields.into(), bundle.clone()), keys.loaded_at);
+        let names = self.field_list(fields);
+        lock(&self.bundles).insert_at(cache_key, (names, bundle.clone()), keys.loaded_at);
         Ok(bundle)
+    }
+
+    /// The cached bundle for `cache_key` if it was derived for exactly `fields`; only the
+    /// bundle's reference count is touched.
+    fn cached_bundle(
+        &self,
+        cache_key: &BundleCacheKey,
+        fields: &[FieldName],
+    ) -> Option<Arc<[FieldKey]>> {
+        let mut bundles = lock(&self.bundles);
+        let (names, bundle) = bundles.get_ref(cache_key)?;
+        (**names == *fields).then(|| bundle.clone())
+    }
+
+    /// One shared copy of each field list bundles are derived for (a record type has one),
+    /// so that every bundle's check of its field names reads the same, warm memory rather
+    /// than a copy of its own.
+    fn field_list(&self, fields: &[FieldName]) -> Arc<[FieldName]> {
+        let mut lists = lock(&self.field_lists);
+        if let Some(list) = lists.iter().find(|l| ***l == *fields) {
+            return list.clone();
+        }
+        let list: Arc<[FieldName]> = fields.into();
+        // Bounded by the record types a service declares; a caller inventing field lists
+        // without end would only lose the sharing, never correctness.
+        if lists.len() < 256 {
+            lists.push(list.clone());
+        }
+        list
     }
 
     pub(super) fn field_key_version(

@@ -50,6 +50,8 @@ pub struct Keyring {
     /// All field keys of one record type under one key version, for repositories that seal
     /// or open a whole row: one lookup per row instead of one per field.
     bundles: Mutex<Bounded<BundleCacheKey, FieldKeyBundle>>,
+    /// The field lists bundles were derived for, shared by every bundle of a record type.
+    field_lists: Mutex<Vec<Arc<[FieldName]>>>,
     /// Seal counts of tenant keys. Subject keys share `subject_usage`: each seals a handful of
     /// values, and a map entry per subject would grow without bound.
     usage: Mutex<HashMap<KeyRef, Arc<AtomicU64>>>,
@@ -177,6 +179,7 @@ impl Keyring {
             field_keys: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
             indexers: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
             bundles: Mutex::new(Bounded::new(config.max_field_keys, config.ttl)),
+            field_lists: Mutex::new(Vec::new()),
             usage: Mutex::new(HashMap::new()),
             usage_flushed: Mutex::new(HashMap::new()),
             usage_flush: tokio::sync::Mutex::new(()),

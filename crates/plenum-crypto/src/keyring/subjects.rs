@@ -119,7 +119,7 @@ impl Keyring {
             .copied()
             .filter(|s| {
                 scopes
-                    .get(&(tenant, KeyScope::Subject(*s)))
+                    .get_ref(&(tenant, KeyScope::Subject(*s)))
                     .is_none_or(|cell| !cell.initialized())
             })
             .collect();

@@ -50,83 +50,42 @@ impl Records {
         let result = async {
             screen::check_key_operation(tx, grant, "keys")?;
             let mut out = Vec::new();
-            let d = Dialect::of(tx);
-            let tenant = [super::rows::uuid(*tx.tenant().as_uuid())];
             for spec in self.record_types() {
                 for field in spec.fields() {
-                    if !matches!(field.storage, Storage::Encrypted { .. }) {
+                    let Storage::Encrypted { blind_index, .. } = &field.storage else {
                         continue;
-                    }
-                    let column = field.name.as_str();
+                    };
+                    let record_type = spec.record_type().to_string();
                     // The blind index's first byte is its index key version (0: a dead index).
-                    if let Storage::Encrypted {
-                        blind_index: Some(index),
-                        ..
-                    } = &field.storage
-                    {
-                        let index = index.column.as_str();
-                        let statement = format!(
-                            "SELECT substr({index}, 1, 1), count(*) FROM {} \
-                             WHERE tenant_id = {} AND {index} IS NOT NULL GROUP BY 1",
-                            d.table(spec.record_type().as_str()),
-                            d.p(1)
-                        );
-                        let rows = sql::fetch(
-                            Conn::of(tx)?,
-                            &statement,
-                            &tenant,
-                            &[SqlType::Bytes, SqlType::BigInt],
-                        )
-                        .await
-                        .map_err(|e| super::db_error(spec, e))?;
-                        for row in rows {
-                            if let (Some(Value::Bytes(v)), Some(Value::BigInt(n))) =
-                                (row.first(), row.get(1))
-                                && let Some(version) = v.first().filter(|v| **v != 0)
-                            {
+                    if let Some(index) = blind_index {
+                        let column = index.column.as_str();
+                        for (prefix, values) in count_by_prefix(tx, spec, column, 1, 1).await? {
+                            if let Some(version) = prefix.first().filter(|v| **v != 0) {
                                 out.push(ValuesPerVersion {
-                                    record_type: spec.record_type().to_string(),
-                                    field: index.to_owned(),
+                                    record_type: record_type.clone(),
+                                    field: column.to_owned(),
                                     scope: KeyScopeKind::TenantIndex,
                                     version: u32::from(*version),
-                                    values: u64::try_from(*n).unwrap_or(0),
+                                    values,
                                 });
                             }
                         }
                     }
-                    // Header: format, suite, scope, key version (u32 big-endian).
-                    let statement = format!(
-                        "SELECT substr({column}, 3, 5), count(*) FROM {} \
-                         WHERE tenant_id = {} AND {column} IS NOT NULL GROUP BY 1",
-                        d.table(spec.record_type().as_str()),
-                        d.p(1)
-                    );
-                    let rows = sql::fetch(
-                        Conn::of(tx)?,
-                        &statement,
-                        &tenant,
-                        &[SqlType::Bytes, SqlType::BigInt],
-                    )
-                    .await
-                    .map_err(|e| super::db_error(spec, e))?;
-                    for row in rows {
-                        let (Some(Value::Bytes(h)), Some(Value::BigInt(n))) =
-                            (row.first(), row.get(1))
-                        else {
-                            continue;
-                        };
+                    // Header: format, suite, then scope and key version (u32 big-endian).
+                    let column = field.name.as_str();
+                    for (prefix, values) in count_by_prefix(tx, spec, column, 3, 5).await? {
                         let (Some(scope), Ok(v)) = (
-                            h.first().and_then(|b| KeyScopeKind::from_byte(*b)),
-                            <[u8; 4]>::try_from(h.get(1..5).unwrap_or_default()),
+                            prefix.first().and_then(|b| KeyScopeKind::from_byte(*b)),
+                            <[u8; 4]>::try_from(prefix.get(1..5).unwrap_or_default()),
                         ) else {
                             continue;
                         };
                         out.push(ValuesPerVersion {
-                            record_type: spec.record_type().to_string(),
+                            record_type: record_type.clone(),
                             field: column.to_owned(),
                             scope,
                             version: u32::from_be_bytes(v),
-                            values: u64::try_from(*n).unwrap_or(0),
+                            values,
                         });
                     }
                 }
@@ -169,4 +128,41 @@ impl Records {
         }
         Ok(due)
     }
+}
+
+/// How many of this tenant's non-null values of `column` (a validated column of `spec`'s
+/// table) start with each `len`-byte prefix found at byte `start` (1-based, as SQL's `substr`):
+/// the key version counts of envelope headers and blind indexes, by SQL, nothing opened.
+async fn count_by_prefix(
+    tx: &mut TenantTx,
+    spec: &crate::record::RecordSpec,
+    column: &str,
+    start: u8,
+    len: u8,
+) -> Result<Vec<(Vec<u8>, u64)>, Error> {
+    let d = Dialect::of(tx);
+    let statement = format!(
+        "SELECT substr({column}, {start}, {len}), count(*) FROM {} \
+         WHERE tenant_id = {} AND {column} IS NOT NULL GROUP BY 1",
+        d.table(spec.record_type().as_str()),
+        d.p(1)
+    );
+    let tenant = [super::rows::uuid(*tx.tenant().as_uuid())];
+    let rows = sql::fetch(
+        Conn::of(tx)?,
+        &statement,
+        &tenant,
+        &[SqlType::Bytes, SqlType::BigInt],
+    )
+    .await
+    .map_err(|e| super::db_error(spec, e))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| match <[Value; 2]>::try_from(row) {
+            Ok([Value::Bytes(prefix), Value::BigInt(n)]) => {
+                Some((prefix, u64::try_from(n).unwrap_or(0)))
+            }
+            _ => None,
+        })
+        .collect())
 }
