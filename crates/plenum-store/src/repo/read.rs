@@ -316,6 +316,7 @@ impl<R: Record> Repository<R> {
             .max(undecodable.last().copied());
         let subjects = subjects_of(rows.iter().filter_map(|r| r.head.subject));
         let decisions = screen::decide(tx, grant, &subjects).await?;
+        let decoded = rows.len();
         let mut kept = Vec::with_capacity(rows.len());
         let mut first_denial = None;
         for row in rows {
@@ -337,9 +338,16 @@ impl<R: Record> Repository<R> {
             _ => None,
         };
         let mut unreadable = Vec::new();
+        // The subjects whose keys the kept rows need: all of the page's unless some were left out.
+        let needed = if kept.len() == decoded {
+            subjects.clone()
+        } else {
+            subjects_of(kept.iter().filter_map(|r| r.head.subject))
+        };
         let items: Vec<R> = materialise(
             &self.keys(),
             tx.tenant(),
+            &needed,
             kept,
             &mask,
             check,

@@ -121,6 +121,15 @@ async fn report_in<T>(
 
 /// Distinct subjects, in first-seen order.
 pub(super) fn subjects_of(subjects: impl IntoIterator<Item = SubjectId>) -> Vec<SubjectId> {
-    let mut seen = HashSet::new();
-    subjects.into_iter().filter(|s| seen.insert(*s)).collect()
+    let all: Vec<SubjectId> = subjects.into_iter().collect();
+    // A page usually names each subject once: a sorted copy proves it without hashing 500
+    // ids, and the first-seen order the events keep is then the order given.
+    let mut sorted = all.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() == all.len() {
+        return all;
+    }
+    let mut seen = HashSet::with_capacity(sorted.len());
+    all.into_iter().filter(|s| seen.insert(*s)).collect()
 }

@@ -480,18 +480,22 @@ impl Statements {
 
 /// Rows to records: keys resolved for every sealed value the record keeps, nothing decrypted.
 /// Fields outside `mask` are withheld: their envelopes are dropped before any key is looked
-/// up, so there is nothing to decrypt.
+/// up, so there is nothing to decrypt. `subjects` are the rows' subjects, each once.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one internal stage of the read pipeline; its inputs are the pipeline's state"
+)]
 pub(super) async fn materialise<R: Record>(
     keys: &RowKeys<'_>,
     tenant: TenantId,
+    subjects: &[SubjectId],
     rows: Vec<Row>,
     mask: &FieldMask,
     check: Option<&IndexCheck>,
     unreadable: &mut Vec<RecordId>,
     undecodable: &mut Vec<RecordId>,
 ) -> Result<Vec<R>, Error> {
-    let subjects = super::report::subjects_of(rows.iter().filter_map(|r| r.head.subject));
-    keys.prepare(tenant, &subjects, false).await?;
+    keys.prepare(tenant, subjects, false).await?;
     // Shared by every row's reader (one allocation per page, not per row).
     let withheld: std::sync::Arc<[bool]> = (0..keys.spec.fields().len())
         .map(|i| !mask.keeps(i))
