@@ -37,16 +37,8 @@ pub(crate) const NONCE_LEN: usize = 12;
 pub(crate) const TAG_LEN: usize = 16;
 
 /// An AES-256-GCM key with its schedule computed once.
-///
-/// The schedule is held inline, not boxed: a field key sits behind one `Arc` already, and a
-/// read of many customers opens each field under a key that is cold in the CPU cache, where a
-/// second pointer to follow is a second miss per field opened.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "held behind an Arc or in a long-lived map, never moved on a hot path"
-)]
 pub(crate) enum PreparedAead {
-    RustCrypto(aes_gcm::Aes256Gcm),
+    RustCrypto(Box<aes_gcm::Aes256Gcm>),
     #[cfg(feature = "aws-lc")]
     AwsLc(aws_lc_rs::aead::LessSafeKey),
 }
@@ -59,7 +51,7 @@ impl PreparedAead {
     pub(crate) fn new(backend: Backend, key: &[u8; KEY_LEN]) -> Result<Self, AeadFailure> {
         match backend {
             Backend::RustCrypto => aes_gcm::Aes256Gcm::new_from_slice(key)
-                .map(Self::RustCrypto)
+                .map(|c| Self::RustCrypto(Box::new(c)))
                 .map_err(|_| AeadFailure),
             #[cfg(feature = "aws-lc")]
             Backend::AwsLc => aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, key)
