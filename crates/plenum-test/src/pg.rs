@@ -85,11 +85,12 @@ impl TestDb {
             });
         let pid = std::process::id();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("plenum_t_{pid}_{n}");
+        let mark = boot_mark();
+        let name = format!("plenum_t_{}_{pid}_{n}", mark.as_deref().unwrap_or("x"));
         let first = !CLEANED.is_completed();
         CLEANED.call_once(|| {});
-        if first {
-            drop_leftovers(&admin).await;
+        if let (true, Some(mark)) = (first, &mark) {
+            drop_leftovers(&admin, mark).await;
         }
         admin
             .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -183,18 +184,40 @@ impl TestDb {
     }
 }
 
-/// Drops databases and roles left by earlier test processes that are no longer running.
-async fn drop_leftovers(admin: &PgPool) {
-    let stale = |name: &str| -> bool {
-        let pid = name
-            .strip_prefix("plenum_t_")
-            .and_then(|r| r.split('_').next());
-        match pid.and_then(|p| p.parse::<u32>().ok()) {
-            Some(pid) => {
-                pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-            }
-            None => false,
-        }
+/// This machine boot's mark in the names of what its test processes create: the first eight hex
+/// digits of the kernel's boot id. A process id says nothing about a process on another machine
+/// sharing the server (or from before a reboot), so only names carrying this boot's mark are
+/// judged by their process id. `None` where there is no boot id: then nothing is ever swept.
+fn boot_mark() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let hex: String = id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (hex.len() == 8).then_some(hex)
+}
+
+/// Whether `name` (a database or role) was created by a test process of this boot (`mark`)
+/// other than this one (`own`) that is no longer running (`alive` says which are).
+fn is_stale(name: &str, mark: &str, own: u32, alive: impl Fn(u32) -> bool) -> bool {
+    let pid = name
+        .strip_prefix("plenum_t_")
+        .and_then(|r| r.strip_prefix(mark))
+        .and_then(|r| r.strip_prefix('_'))
+        .and_then(|r| r.split('_').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    pid.is_some_and(|pid| pid != own && !alive(pid))
+}
+
+/// Drops databases and roles left by earlier test processes of this machine's boot that are
+/// no longer running; never anything another machine's tests created on a shared server.
+async fn drop_leftovers(admin: &PgPool, mark: &str) {
+    let stale = |name: &str| {
+        is_stale(name, mark, std::process::id(), |pid| {
+            std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
     };
     let dbs: Vec<String> = sqlx::query_scalar(
         "SELECT datname::text FROM pg_database WHERE datname LIKE 'plenum\\_t\\_%'",
@@ -219,5 +242,32 @@ async fn drop_leftovers(admin: &PgPool) {
         let _ = admin
             .execute(AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_stale;
+
+    #[test]
+    fn only_this_boots_dead_processes_are_stale() {
+        let alive = |pid: u32| pid == 200;
+        // Ours, of a dead process: swept.
+        assert!(is_stale("plenum_t_0a1b2c3d_100_0", "0a1b2c3d", 1, alive));
+        assert!(is_stale(
+            "plenum_t_0a1b2c3d_100_0_owner",
+            "0a1b2c3d",
+            1,
+            alive
+        ));
+        // Of a live process, or of this one: kept.
+        assert!(!is_stale("plenum_t_0a1b2c3d_200_0", "0a1b2c3d", 1, alive));
+        assert!(!is_stale("plenum_t_0a1b2c3d_1_0", "0a1b2c3d", 1, alive));
+        // Another machine's (or another boot's) on a shared server, whatever its process id
+        // means here: kept. So are names without a mark, and anything else.
+        assert!(!is_stale("plenum_t_ffffffff_100_0", "0a1b2c3d", 1, alive));
+        assert!(!is_stale("plenum_t_100_0", "0a1b2c3d", 1, alive));
+        assert!(!is_stale("plenum_t_x_100_0", "0a1b2c3d", 1, alive));
+        assert!(!is_stale("someone_else", "0a1b2c3d", 1, alive));
     }
 }
