@@ -12,7 +12,9 @@
 //!   cross-tenant work. A superuser creates them once: [`postgres::bootstrap_sql`].
 //! - **Tenant context**: `SET LOCAL plenum.tenant_id = '<token>'` sent together with `BEGIN` in
 //!   one round trip (transaction-local, like `set_config(..., true)`, without a result row to
-//!   plan and return); never a session-level `SET`. Released connections are `RESET ALL`. The
+//!   plan and return); never a session-level `SET`. The same round trip first runs `CLOSE ALL;
+//!   RESET ALL` in a transaction of its own, so nothing a previous user left in the session
+//!   reaches the next transaction, even one that raw SQL rolls back early. The
 //!   token ([`postgres::ContextKey`]) is the tenant, an expiry and an HMAC-SHA256 under the
 //!   context key, which only the service and the owner-only `plenum.context_key` table hold.
 //! - **Context function** `plenum.current_tenant_id()`: returns `uuid`, `STABLE` (an

@@ -19,13 +19,11 @@ pub struct TenantPool {
 
 #[derive(Clone)]
 enum PoolInner {
-    /// The pool, whether to reset settings at `BEGIN` (PgBouncer transaction mode), the key
-    /// that authenticates tenant contexts, and the pool that creates keys (see
-    /// `postgres::KEY_POOL_CONNECTIONS`).
+    /// The pool, the key that authenticates tenant contexts, and the pool that creates keys
+    /// (see `postgres::KEY_POOL_CONNECTIONS`).
     #[cfg(feature = "postgres")]
     Postgres(
         sqlx::PgPool,
-        bool,
         Option<crate::postgres::ContextKey>,
         sqlx::PgPool,
     ),
@@ -66,7 +64,6 @@ impl TenantPool {
         Ok(Self {
             inner: PoolInner::Postgres(
                 crate::postgres::connect_pool(url, config).await?,
-                config.pgbouncer_transaction_mode,
                 config.context_key.clone(),
                 crate::postgres::connect_key_pool(url, config)?,
             ),
@@ -98,8 +95,17 @@ impl TenantPool {
     #[cfg(feature = "postgres")]
     pub async fn verify(&self, roles: &crate::Roles) -> Result<crate::postgres::Report, Error> {
         match &self.inner {
-            PoolInner::Postgres(pool, _, key, _) => {
-                crate::postgres::verify::verify(pool, roles, key.as_ref()).await
+            PoolInner::Postgres(pool, key, _) => {
+                // A connection of its own: a pooled one carries what its last user left in the
+                // session until the next `begin` cleans it (`postgres::begin_statement`).
+                let fresh = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with((*pool.connect_options()).clone())
+                    .await
+                    .map_err(Error::Database)?;
+                let report = crate::postgres::verify::verify(&fresh, roles, key.as_ref()).await;
+                fresh.close().await;
+                report
             }
             #[cfg(feature = "sqlite")]
             PoolInner::Sqlite(..) => Err(Error::Config("SQLite has no catalog contract to verify")),
@@ -143,8 +149,8 @@ impl TenantPool {
     pub async fn begin(&self, tenant: TenantId) -> Result<TenantTx, Error> {
         let inner = match &self.inner {
             #[cfg(feature = "postgres")]
-            PoolInner::Postgres(pool, reset_first, key, _) => {
-                Self::begin_postgres(pool, *reset_first, key.as_ref(), tenant).await?
+            PoolInner::Postgres(pool, key, _) => {
+                Self::begin_postgres(pool, key.as_ref(), tenant).await?
             }
             #[cfg(feature = "sqlite")]
             PoolInner::Sqlite(data, _) => {
@@ -161,7 +167,6 @@ impl TenantPool {
     #[cfg(feature = "postgres")]
     async fn begin_postgres(
         pool: &sqlx::PgPool,
-        reset_first: bool,
         key: Option<&crate::postgres::ContextKey>,
         tenant: TenantId,
     ) -> Result<TxInner, Error> {
@@ -169,7 +174,7 @@ impl TenantPool {
             "no context key: set PgPoolConfig::context_key to the key migrate installed",
         ))?;
         Ok(TxInner::Postgres(
-            pool.begin_with(crate::postgres::begin_statement(key, tenant, reset_first))
+            pool.begin_with(crate::postgres::begin_statement(key, tenant))
                 .await
                 .map_err(Error::Database)?,
         ))
@@ -181,8 +186,8 @@ impl TenantPool {
     pub(crate) async fn begin_keys(&self, tenant: TenantId) -> Result<TenantTx, Error> {
         let inner = match &self.inner {
             #[cfg(feature = "postgres")]
-            PoolInner::Postgres(_, reset_first, key, keys) => {
-                Self::begin_postgres(keys, *reset_first, key.as_ref(), tenant).await?
+            PoolInner::Postgres(_, key, keys) => {
+                Self::begin_postgres(keys, key.as_ref(), tenant).await?
             }
             #[cfg(feature = "sqlite")]
             PoolInner::Sqlite(_, keys) => {

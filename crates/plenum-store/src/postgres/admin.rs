@@ -7,7 +7,7 @@ use plenum_core::{Actor, RecordId};
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Postgres, SqlSafeStr as _, Transaction};
 
-use super::{PgPoolConfig, connect_pool};
+use super::{PgPoolConfig, connect_admin_pool};
 use crate::contract::ADMIN_AUDIT_SETTING;
 use crate::error::Error;
 
@@ -108,7 +108,7 @@ impl AdminPool {
     /// Connection failures.
     pub async fn connect(url: &str, config: &PgPoolConfig) -> Result<Self, Error> {
         Ok(Self {
-            pool: connect_pool(url, config).await?,
+            pool: connect_admin_pool(url, config).await?,
         })
     }
 

@@ -80,9 +80,12 @@ impl ContextKey {
             self.key.expose_secret(),
             &[CONTEXT_LABEL, tenant.as_bytes(), &expiry],
         );
+        // Once per transaction: hex by table rather than a `format!` per byte.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(112);
         for b in tenant.as_bytes().iter().chain(&expiry).chain(&mac) {
-            out.push_str(&format!("{b:02x}"));
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
         }
         out
     }

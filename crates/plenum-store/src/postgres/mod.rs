@@ -135,12 +135,21 @@ fn connect_options(url: &str, tls: &TlsMode) -> Result<PgConnectOptions, Error> 
     Ok(options)
 }
 
-/// A pool whose released connections are reset ([`RELEASE_RESET`]): no session setting and no
-/// holdable cursor left by raw SQL outlives its transaction. Not `DISCARD ALL`, which would drop
-/// the server-side prepared statements that sqlx keeps cached. (In PgBouncer transaction mode the
-/// reset moves into the `BEGIN` statement; see [`begin_statement`].)
+/// A tenant pool (the runtime role's data pool). Its connections are cleaned at the start of
+/// every transaction, in the `BEGIN` round trip ([`begin_statement`]), not when released: a reset
+/// on release is a round trip of its own on every transaction (measured: 60-90 us of a ~300 us
+/// point get on the development VM, `benches/README.md`), and behind PgBouncer in transaction
+/// mode it would reach a server connection that is no longer ours.
 pub(crate) async fn connect_pool(url: &str, config: &PgPoolConfig) -> Result<PgPool, Error> {
-    let (options, pool) = pool_options(url, config, config.max_connections)?;
+    let (options, pool) = pool_options(url, config, config.max_connections, Reset::AtBegin)?;
+    pool.connect_with(options).await.map_err(Error::Database)
+}
+
+/// The admin pool: reset on release ([`RELEASE_RESET`]), because an admin transaction does not
+/// start with [`begin_statement`] (outside PgBouncer transaction mode, where the hook would reach
+/// another client's server connection).
+pub(crate) async fn connect_admin_pool(url: &str, config: &PgPoolConfig) -> Result<PgPool, Error> {
+    let (options, pool) = pool_options(url, config, config.max_connections, Reset::OnRelease)?;
     pool.connect_with(options).await.map_err(Error::Database)
 }
 
@@ -152,16 +161,27 @@ pub(crate) async fn connect_pool(url: &str, config: &PgPoolConfig) -> Result<PgP
 /// lazily, on the first key operation.
 pub(crate) const KEY_POOL_CONNECTIONS: u32 = 2;
 
-/// The key pool ([`KEY_POOL_CONNECTIONS`]), same server, role and TLS as the data pool.
+/// The key pool ([`KEY_POOL_CONNECTIONS`]), same server, role and TLS as the data pool; cleaned
+/// at `BEGIN` like it.
 pub(crate) fn connect_key_pool(url: &str, config: &PgPoolConfig) -> Result<PgPool, Error> {
-    let (options, pool) = pool_options(url, config, KEY_POOL_CONNECTIONS)?;
+    let (options, pool) = pool_options(url, config, KEY_POOL_CONNECTIONS, Reset::AtBegin)?;
     Ok(pool.connect_lazy_with(options))
+}
+
+/// Where a pool's connections are cleaned of what the previous user left in the session.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reset {
+    /// In the `BEGIN` round trip of every transaction ([`begin_statement`]).
+    AtBegin,
+    /// By a release hook ([`RELEASE_RESET`]), except in PgBouncer transaction mode.
+    OnRelease,
 }
 
 fn pool_options(
     url: &str,
     config: &PgPoolConfig,
     max_connections: u32,
+    reset: Reset,
 ) -> Result<(PgConnectOptions, PgPoolOptions), Error> {
     let mut options = connect_options(url, &config.tls)?;
     let mut pool = PgPoolOptions::new()
@@ -169,7 +189,7 @@ fn pool_options(
         .acquire_timeout(config.acquire_timeout);
     if config.pgbouncer_transaction_mode {
         options = options.statement_cache_capacity(0);
-    } else {
+    } else if reset == Reset::OnRelease {
         pool = pool.after_release(|conn, _meta| {
             Box::pin(async move {
                 conn.execute(RELEASE_RESET).await?;
@@ -180,37 +200,33 @@ fn pool_options(
     Ok((options, pool))
 }
 
-/// What a released connection runs before the next tenant may use it. `CLOSE ALL`: a cursor
-/// declared `WITH HOLD` in A's transaction keeps A's rows, materialised at commit, in the session
-/// after the transaction ends, where B's next transaction on the pooled connection could fetch
-/// them (`raw_sql::a_holdable_cursor_does_not_outlive_its_tenant`). `RESET ALL`: session
-/// settings (a `statement_timeout`, a `search_path`) set by raw SQL.
+/// What cleans a session before the next user. `CLOSE ALL`: a cursor declared `WITH HOLD` in
+/// A's transaction keeps A's rows, materialised at commit, in the session after the transaction
+/// ends, where B's next transaction on the pooled connection could fetch them
+/// (`raw_sql::a_holdable_cursor_does_not_outlive_its_tenant`). `RESET ALL`: session settings (a
+/// `statement_timeout`, a `search_path`, a tenant token set for the session) set by raw SQL.
 pub(crate) const RELEASE_RESET: &str = "CLOSE ALL; RESET ALL";
 
-/// `BEGIN` and the tenant context in one round trip.
+/// The reset, committed on its own, then `BEGIN` and the tenant context: one round trip.
+///
+/// The reset runs in the implicit transaction that precedes `BEGIN` in the same message and is
+/// committed there, so raw SQL that ends the tenant's transaction early (`ROLLBACK`) cannot bring
+/// back what the previous user of the connection left in the session: a `RESET ALL` inside the
+/// transaction would be rolled back with it
+/// (`pool_reuse::a_rollback_in_the_next_transaction_does_not_restore_the_last_session`). The
+/// `COMMIT` of an implicit transaction warns "there is no transaction in progress";
+/// `client_min_messages`, local to that implicit transaction, keeps the warning off the wire.
 ///
 /// `SET LOCAL` is the statement form of `set_config(name, value, true)`: local to the transaction,
 /// never the session, gone at commit or rollback. It is used rather than `SELECT set_config(...)`
 /// because a utility statement is not planned and returns no row (measured: ~33 µs less per
-/// transaction on the development machine). The id is rendered from a `TenantId`, whose string
-/// form is only hex digits and hyphens, so it cannot inject.
-///
-/// Behind PgBouncer in transaction mode the release hook would reset a server connection that is
-/// no longer ours, so there the reset happens here instead, at the start of every transaction.
-pub(crate) fn begin_statement(
-    key: &ContextKey,
-    tenant: TenantId,
-    reset_first: bool,
-) -> AssertSqlSafe<String> {
-    let reset = if reset_first {
-        "CLOSE ALL; RESET ALL; "
-    } else {
-        ""
-    };
+/// transaction on the development machine).
+pub(crate) fn begin_statement(key: &ContextKey, tenant: TenantId) -> AssertSqlSafe<String> {
     // The token is hex digits only, so it cannot inject.
     let token = key.token(tenant);
     AssertSqlSafe(format!(
-        "BEGIN; {reset}SET LOCAL {TENANT_SETTING} = '{token}'"
+        "{RELEASE_RESET}; SET LOCAL client_min_messages = error; COMMIT; \
+         BEGIN; SET LOCAL {TENANT_SETTING} = '{token}'"
     ))
 }
 

@@ -125,7 +125,7 @@ async fn a_poisoned_session_setting_is_reset_on_release() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    // The next checkout of the same connection is clean: after_release ran RESET ALL.
+    // The next checkout of the same connection is clean: its BEGIN ran RESET ALL first.
     assert_clean(&pool, &w, "session-level poisoning").await;
     let mut tx = pool.begin(w.c).await.unwrap();
     let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
@@ -137,8 +137,9 @@ async fn a_poisoned_session_setting_is_reset_on_release() {
 
 #[tokio::test]
 async fn without_the_reset_a_poisoned_session_would_leak() {
-    // The control experiment: the same poisoning on a plain sqlx pool without the library's
-    // after_release hook leaves A's context on the connection. This is what the reset prevents.
+    // The control experiment: the same poisoning on a plain sqlx pool, whose transactions do not
+    // start with the library's reset, leaves A's context on the connection. This is what the
+    // reset prevents.
     let w = world().await;
     let raw = w.db.raw_pool(&w.db.roles.app(), 1).await;
     let mut tx = raw.begin().await.unwrap();
@@ -155,10 +156,72 @@ async fn without_the_reset_a_poisoned_session_would_leak() {
     assert_eq!(leaked, 1, "a plain pool hands A's context to the next user");
 }
 
+/// A's raw SQL leaves A's (valid) token as the session's tenant and a holdable cursor of A's rows.
+async fn poison(conn: &mut sqlx::PgConnection, token: String) {
+    sqlx::query("SELECT set_config('plenum.tenant_id', $1, false)")
+        .bind(token)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    conn.execute("DECLARE stash CURSOR WITH HOLD FOR SELECT email FROM app.customers")
+        .await
+        .unwrap();
+}
+
+/// B's raw SQL rolls its transaction back, then counts the customers it can see and tries A's
+/// cursor: (rows seen, whether the cursor answered).
+async fn roll_back_and_read(conn: &mut sqlx::PgConnection) -> (i64, bool) {
+    conn.execute("ROLLBACK").await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM app.customers")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let cursor = sqlx::query_scalar::<_, String>("FETCH ALL FROM stash")
+        .fetch_all(&mut *conn)
+        .await;
+    (seen, cursor.is_ok())
+}
+
+/// Raw SQL in B's transaction ends it early (`ROLLBACK`) and reads on, outside any transaction:
+/// the reset of what A left in the session was committed before B's `BEGIN`, so the rollback
+/// cannot bring A's session tenant or A's holdable cursor back. The control shows the same
+/// steps with the reset inside the transaction (`BEGIN; RESET ALL; ...`) handing B A's rows.
+#[tokio::test]
+async fn a_rollback_in_the_next_transaction_does_not_restore_the_last_session() {
+    let w = world().await;
+    let key = &w.db.context_key;
+    let pool = w.db.app(1).await;
+    let mut a = pool.begin(w.a.tenant).await.unwrap();
+    poison(a.dangerous_postgres().unwrap(), key.token(w.a.tenant)).await;
+    a.commit().await.unwrap();
+    let mut b = pool.begin(w.b.tenant).await.unwrap();
+    let (seen, cursor) = roll_back_and_read(b.dangerous_postgres().unwrap()).await;
+    assert_eq!(seen, 0, "A's session tenant came back with the rollback");
+    assert!(!cursor, "A's holdable cursor came back with the rollback");
+    drop(b);
+
+    // Control: the reset inside the transaction, on a raw connection of the runtime role.
+    let raw = w.db.raw_pool(&w.db.roles.app(), 1).await;
+    let mut conn = raw.acquire().await.unwrap();
+    poison(&mut conn, key.token(w.a.tenant)).await;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "BEGIN; RESET ALL; SET LOCAL plenum.tenant_id = '{}'",
+        key.token(w.b.tenant)
+    )))
+    .await
+    .unwrap();
+    let (seen, cursor) = roll_back_and_read(&mut conn).await;
+    assert_eq!(
+        seen, 1,
+        "the control should see A's row through the restored setting"
+    );
+    assert!(cursor, "the control's CLOSE-less reset leaves A's cursor");
+}
+
 #[tokio::test]
 async fn in_pgbouncer_mode_the_reset_happens_at_begin() {
     // Behind PgBouncer in transaction mode a release hook would reach a server connection that
-    // another client may hold by then; the reset moves into the BEGIN round trip instead.
+    // another client may hold by then; there, as everywhere, the reset is in the BEGIN round trip.
     let w = world().await;
     let mut config = w.db.pool_config(1);
     config.pgbouncer_transaction_mode = true;
