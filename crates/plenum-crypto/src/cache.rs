@@ -48,12 +48,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
         self.map.get(key).map(|(_, value)| value)
     }
 
-    pub(crate) fn insert(&mut self, key: K, value: V) {
-        self.insert_at(key, value, Instant::now());
-    }
-
     /// Inserts `value` as if cached at `at`: a value derived from another cached value expires
-    /// with it (`at` its source's load time), so deriving never extends a lifetime.
+    /// with it (`at` its source's load time), so deriving never extends a lifetime. Every caller
+    /// passes its instant: one reading of the clock serves a whole load (there is no `insert`
+    /// that reads it again).
     pub(crate) fn insert_at(&mut self, key: K, value: V, at: Instant) {
         if self.map.insert(key.clone(), (at, value)).is_none() {
             self.order.push_back(key);
@@ -90,16 +88,17 @@ mod tests {
     #[test]
     fn bounded_and_expiring() {
         let mut c = Bounded::new(2, Duration::from_secs(60));
-        c.insert(1, "a");
-        c.insert(2, "b");
-        c.insert(3, "c");
+        let now = Instant::now();
+        c.insert_at(1, "a", now);
+        c.insert_at(2, "b", now);
+        c.insert_at(3, "c", now);
         assert_eq!(c.len(), 2);
         assert_eq!(c.get(&1), None);
         assert_eq!(c.get(&3), Some("c"));
         assert_eq!(c.get_ref(&3), Some(&"c"));
         assert_eq!(c.get_ref(&1), None);
         let mut e = Bounded::new(2, Duration::ZERO);
-        e.insert(1, "a");
+        e.insert_at(1, "a", Instant::now());
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(e.get_ref(&1), None);
         assert_eq!(e.get(&1), None);

@@ -373,7 +373,9 @@ impl Keyring {
         )?;
         let aead = prepare(self.config.backend, &derived)?;
         let field_key = FieldKey::new(key, locator, aead, self.usage_counter(key));
-        lock(&self.field_keys).insert(cache_key, field_key.clone());
+        // Expires with the scope it was derived from, like a bundle: deriving never extends
+        // the lifetime of a key erased elsewhere (and needs no reading of the clock).
+        lock(&self.field_keys).insert_at(cache_key, field_key.clone(), keys.loaded_at);
         Ok(field_key)
     }
 
@@ -405,7 +407,7 @@ impl Keyring {
         )
         .map_err(|_| Error::ApiMisuse("backend rejected a 32-byte key"))?;
         let indexer = BlindIndexer::new(key, normaliser, mac)?;
-        lock(&self.indexers).insert(cache_key, indexer.clone());
+        lock(&self.indexers).insert_at(cache_key, indexer.clone(), keys.loaded_at);
         Ok(indexer)
     }
 }

@@ -100,18 +100,21 @@ type ScopeSlot = Arc<OnceCell<Arc<ScopeKeys>>>;
 
 /// Every version of one scope's key, unwrapped.
 struct ScopeKeys {
-    versions: HashMap<u32, VersionEntry>,
+    /// foldhash, as in `Bounded`: a scope holds a few versions and is built on every cold load,
+    /// where the default hasher's per-map seeding and SipHash showed in the profile.
+    versions: HashMap<u32, VersionEntry, foldhash::fast::RandomState>,
     active: Option<u32>,
     /// When loading began: what is derived from these keys expires with them (TTL from here).
     loaded_at: Instant,
 }
 
 impl ScopeKeys {
-    fn new() -> Self {
+    /// Empty, loading since `loaded_at` (one reading of the clock serves a whole load).
+    fn new(loaded_at: Instant) -> Self {
         Self {
-            versions: HashMap::new(),
+            versions: HashMap::default(),
             active: None,
-            loaded_at: Instant::now(),
+            loaded_at,
         }
     }
 
@@ -253,28 +256,32 @@ impl Keyring {
         tenant: TenantId,
         scope: KeyScope,
     ) -> Result<Arc<ScopeKeys>, Error> {
-        let cell = {
+        let (cell, since) = {
             let mut scopes = lock(&self.scopes);
             match scopes.get(&(tenant, scope)) {
-                Some(cell) => cell,
+                Some(cell) => (cell, None),
                 None => {
                     let cell = Arc::new(OnceCell::new());
-                    scopes.insert((tenant, scope), cell.clone());
-                    cell
+                    let now = Instant::now();
+                    scopes.insert_at((tenant, scope), cell.clone(), now);
+                    (cell, Some(now))
                 }
             }
         };
-        cell.get_or_try_init(|| self.fetch_scope(tenant, scope))
+        cell.get_or_try_init(|| self.fetch_scope(tenant, scope, since.unwrap_or_else(Instant::now)))
             .await
             .cloned()
     }
 
+    /// Loads and unwraps a scope's stored versions; `since` is when the load began (the
+    /// scope's cache entry carries the same instant).
     async fn fetch_scope(
         &self,
         tenant: TenantId,
         scope: KeyScope,
+        since: Instant,
     ) -> Result<Arc<ScopeKeys>, Error> {
-        let mut keys = ScopeKeys::new();
+        let mut keys = ScopeKeys::new(since);
         for key in self.store.load(tenant, scope).await? {
             let material = match &key.wrapped {
                 Some(wrapped) if key.state != KeyState::Destroyed => {

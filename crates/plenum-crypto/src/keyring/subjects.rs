@@ -189,8 +189,10 @@ impl Keyring {
         stored: HashMap<SubjectId, Vec<StoredKey>>,
     ) -> Result<(), Error> {
         let mut wrappers: HashMap<(u8, u32), Arc<crate::backend::PreparedAead>> = HashMap::new();
+        // One reading of the clock for the batch: every scope here was loaded by one query.
+        let loaded_at = std::time::Instant::now();
         for (subject, stored) in stored {
-            let mut keys = ScopeKeys::new();
+            let mut keys = ScopeKeys::new(loaded_at);
             for key in stored {
                 let material = match &key.wrapped {
                     Some(wrapped) if key.state != KeyState::Destroyed => {
@@ -213,7 +215,11 @@ impl Keyring {
                 keys.add(&key, material);
             }
             let cell = OnceCell::new_with(Some(Arc::new(keys)));
-            lock(&self.scopes).insert((tenant, KeyScope::Subject(subject)), Arc::new(cell));
+            lock(&self.scopes).insert_at(
+                (tenant, KeyScope::Subject(subject)),
+                Arc::new(cell),
+                loaded_at,
+            );
         }
         Ok(())
     }
