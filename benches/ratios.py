@@ -1,9 +1,12 @@
 """Renders the tables of benches/README.md from criterion's results, and flags missed targets.
 
 Usage: python3 benches/ratios.py [target/criterion] [--only group,group] [--write README.md]
+                                 [--section NAME]
 
 With --write, the table replaces what stands between `<!-- ratios:begin -->` and
-`<!-- ratios:end -->` in that file, so the README's figures are generated, never typed.
+`<!-- ratios:end -->` in that file (with --section NAME, between `<!-- ratios:NAME:begin -->`
+and `<!-- ratios:NAME:end -->`, so one file can keep the tables of several runs), so the
+README's figures are generated, never typed.
 
 Every figure is a median from one `cargo bench` run and every ratio is against a baseline
 measured in the same run (the paired design of benches/lib.rs):
@@ -31,6 +34,7 @@ positional = [a for i, a in enumerate(sys.argv[1:], 1)
 root = positional[0] if positional else "target/criterion"
 ONLY = set(option("--only").split(",")) if option("--only") else None
 WRITE = option("--write")
+SECTION = option("--section")
 
 # The targets of the encryption-overhead issue (#15): the highest ratio allowed.
 CASE_TARGETS = {
@@ -62,7 +66,7 @@ def single_target(group, func):
         return 1.3
     if group == "blind-index" and func.startswith("plenum-") and func.endswith("/normalised"):
         return 1.2
-    if group == "cold" and func == "plenum-unwrap-derive-seal":
+    if group == "cold" and func in ("plenum-unwrap-derive-seal", "plenum-fresh-keyring"):
         return 10.0
     return None
 
@@ -79,7 +83,8 @@ OWN_BASELINE = {("blind-index", "plenum-AwsLc/normalised"): "raw-aws-lc-hmac-sha
 # Ids also shown against the floor of the same run (no target of their own): the cold path
 # against the chain of raw primitives its key hierarchy needs (two unwraps, two HKDF derivations,
 # three key setups, one seal).
-ALSO_FLOOR = {("cold", "plenum-unwrap-derive-seal"): "floor-raw-chain"}
+ALSO_FLOOR = {("cold", "plenum-unwrap-derive-seal"): "floor-raw-chain",
+              ("cold", "plenum-fresh-keyring"): "floor-raw-chain"}
 CASE_BASELINES = ("hand-written", "unaudited", "quiet")
 
 
@@ -189,7 +194,8 @@ def main():
     if WRITE:
         with open(WRITE, encoding="utf-8") as f:
             text = f.read()
-        begin, end = "<!-- ratios:begin -->", "<!-- ratios:end -->"
+        tag = f"ratios:{SECTION}" if SECTION else "ratios"
+        begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
         if begin not in text or end not in text:
             print(f"{WRITE} has no {begin} ... {end} section")
             return 2

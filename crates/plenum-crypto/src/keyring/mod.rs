@@ -31,7 +31,7 @@ use crate::error::Error;
 use crate::format::{WRAP_V1, WRAP_V2_SUBJECT, key_wrap_context, subject_wrap_info};
 use crate::keys::{KeyMaterial, KeyRef, KeyScope, KeyState, StoredKey};
 use crate::primitives::{derive, prepare, random_key, subject_wrapping, unwrap_key, wrap_key_as};
-use crate::provider::{BoxFuture, KeyProvider};
+use crate::provider::KeyProvider;
 use crate::store::KeyStore;
 
 /// The key hierarchy, with its caches: root key provider -> tenant keys (data, index) -> subject
@@ -209,38 +209,39 @@ impl Keyring {
 
     /// The unwrapped versions of a scope, loaded once per TTL under concurrent demand. With
     /// `create`, a scope with no active version gets one (first use of a tenant or subject).
-    fn scope_keys<'a>(
-        &'a self,
+    ///
+    /// Loading a subject scope loads the tenant's subject-wrap scope (recursion): the one box
+    /// that breaks the cycle is in [`Keyring::subject_wrapper`], so the outer load, which every
+    /// cold lookup makes, is not boxed and moved to the heap as well.
+    async fn scope_keys(
+        &self,
         tenant: TenantId,
         scope: KeyScope,
         create: bool,
-    ) -> BoxFuture<'a, Result<Arc<ScopeKeys>, Error>> {
-        // Boxed because loading a subject scope loads the tenant data scope (recursion).
-        Box::pin(async move {
-            let keys = self.load_scope_once(tenant, scope).await?;
-            if keys.active.is_some() || !create {
-                return Ok(keys);
-            }
-            if !keys.versions.is_empty() && matches!(scope, KeyScope::Subject(_)) {
-                // A subject whose keys were all destroyed has been erased: no new key, no new data.
-                return Err(destroyed_or_missing(&keys, scope));
-            }
-            let next = keys
-                .versions
-                .keys()
-                .max()
-                .copied()
-                .unwrap_or(0)
-                .saturating_add(1);
-            self.create_key(KeyRef {
-                tenant,
-                scope,
-                version: next,
-            })
-            .await?;
-            self.invalidate(tenant, scope);
-            self.load_scope_once(tenant, scope).await
+    ) -> Result<Arc<ScopeKeys>, Error> {
+        let keys = self.load_scope_once(tenant, scope).await?;
+        if keys.active.is_some() || !create {
+            return Ok(keys);
+        }
+        if !keys.versions.is_empty() && matches!(scope, KeyScope::Subject(_)) {
+            // A subject whose keys were all destroyed has been erased: no new key, no new data.
+            return Err(destroyed_or_missing(&keys, scope));
+        }
+        let next = keys
+            .versions
+            .keys()
+            .max()
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(1);
+        self.create_key(KeyRef {
+            tenant,
+            scope,
+            version: next,
         })
+        .await?;
+        self.invalidate(tenant, scope);
+        self.load_scope_once(tenant, scope).await
     }
 
     /// The scope's keys if they are cached and loaded: the synchronous fast path of every
@@ -325,7 +326,9 @@ impl Keyring {
             Some((WRAP_V1, _)) => (WRAP_V1, KeyScope::TenantData),
             _ => (WRAP_V2_SUBJECT, KeyScope::SubjectWrap),
         };
-        let wrapping_keys = self.scope_keys(tenant, scope, wrapping.is_none()).await?;
+        // Boxed: the recursion of `scope_keys` (a subject scope's load lands here) needs one
+        // indirection, and a wrapping scope is loaded once per tenant, not per subject.
+        let wrapping_keys = Box::pin(self.scope_keys(tenant, scope, wrapping.is_none())).await?;
         let version = match wrapping {
             Some((_, v)) => v,
             None => wrapping_keys
