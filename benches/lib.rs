@@ -18,18 +18,7 @@ where
     FO: Future,
     FM: Future,
 {
-    b.iter_custom(|iters| {
-        rt.block_on(async {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
-                other().await;
-                let start = Instant::now();
-                measured().await;
-                timed += start.elapsed();
-            }
-            timed
-        })
-    });
+    alternate(rt, b, other, measured, 1);
 }
 
 /// How many runs of one variant [`block_paired`] makes before switching to the other.
@@ -50,21 +39,33 @@ where
     FO: Future,
     FM: Future,
 {
+    alternate(rt, b, other, measured, BLOCK);
+}
+
+/// Blocks of `block` untimed runs of `other` and `block` timed runs of `measured`, until
+/// criterion's `iters` timed runs are done.
+fn alternate<O, M, FO, FM>(rt: &Runtime, b: &mut Bencher<'_>, other: O, measured: M, block: u64)
+where
+    O: Fn() -> FO,
+    M: Fn() -> FM,
+    FO: Future,
+    FM: Future,
+{
     b.iter_custom(|iters| {
         rt.block_on(async {
             let mut timed = Duration::ZERO;
             let mut left = iters;
             while left > 0 {
-                let block = left.min(BLOCK);
-                for _ in 0..block {
+                let n = left.min(block);
+                for _ in 0..n {
                     other().await;
                 }
                 let start = Instant::now();
-                for _ in 0..block {
+                for _ in 0..n {
                     measured().await;
                 }
                 timed += start.elapsed();
-                left -= block;
+                left -= n;
             }
             timed
         })

@@ -86,30 +86,48 @@ enum Work {
     Page,
 }
 
-async fn hand_written(raw: &sqlx::PgPool, tenant: TenantId, work: Work) -> usize {
-    let mut tx = raw.begin().await.unwrap();
-    let n = match work {
-        Work::Point(id) => {
-            let _row: (Uuid, String) = sqlx::query_as(
-                "SELECT id, payload FROM app.items_plain WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.as_uuid())
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
-            1
-        }
-        Work::Page => sqlx::query_as::<_, (Uuid, String)>(
+/// The measured statements on `conn`, inside whatever transaction the caller began: on the
+/// table without RLS (`plain`) or on the RLS table.
+async fn statements(
+    conn: &mut sqlx::PgConnection,
+    plain: bool,
+    tenant: TenantId,
+    work: Work,
+) -> usize {
+    let (point, page) = if plain {
+        (
+            "SELECT id, payload FROM app.items_plain WHERE tenant_id = $1 AND id = $2",
             "SELECT id, payload FROM app.items_plain WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT 50",
         )
-        .bind(tenant.as_uuid())
-        .bind(Uuid::nil())
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap()
-        .len(),
+    } else {
+        (
+            "SELECT id, payload FROM app.items WHERE tenant_id = $1 AND id = $2",
+            "SELECT id, payload FROM app.items WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT 50",
+        )
     };
+    match work {
+        Work::Point(id) => {
+            let _row: (Uuid, String) = sqlx::query_as(point)
+                .bind(tenant.as_uuid())
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            1
+        }
+        Work::Page => sqlx::query_as::<_, (Uuid, String)>(page)
+            .bind(tenant.as_uuid())
+            .bind(Uuid::nil())
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+            .len(),
+    }
+}
+
+async fn hand_written(raw: &sqlx::PgPool, tenant: TenantId, work: Work) -> usize {
+    let mut tx = raw.begin().await.unwrap();
+    let n = statements(&mut tx, true, tenant, work).await;
     tx.commit().await.unwrap();
     n
 }
@@ -124,55 +142,14 @@ async fn floor(raw: &sqlx::PgPool, key: &ContextKey, tenant: TenantId, work: Wor
         key.token(tenant)
     );
     let mut tx = raw.begin_with(AssertSqlSafe(begin)).await.unwrap();
-    let n = match work {
-        Work::Point(id) => {
-            let _row: (Uuid, String) =
-                sqlx::query_as("SELECT id, payload FROM app.items WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.as_uuid())
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .unwrap();
-            1
-        }
-        Work::Page => sqlx::query_as::<_, (Uuid, String)>(
-            "SELECT id, payload FROM app.items WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT 50",
-        )
-        .bind(tenant.as_uuid())
-        .bind(Uuid::nil())
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap()
-        .len(),
-    };
+    let n = statements(&mut tx, false, tenant, work).await;
     tx.commit().await.unwrap();
     n
 }
 
 async fn through_plenum(pool: &plenum_store::TenantPool, tenant: TenantId, work: Work) -> usize {
     let mut tx = pool.begin(tenant).await.unwrap();
-    let conn = tx.dangerous_postgres().unwrap();
-    let n = match work {
-        Work::Point(id) => {
-            let _row: (Uuid, String) =
-                sqlx::query_as("SELECT id, payload FROM app.items WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.as_uuid())
-                    .bind(id)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .unwrap();
-            1
-        }
-        Work::Page => sqlx::query_as::<_, (Uuid, String)>(
-            "SELECT id, payload FROM app.items WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT 50",
-        )
-        .bind(tenant.as_uuid())
-        .bind(Uuid::nil())
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap()
-        .len(),
-    };
+    let n = statements(tx.dangerous_postgres().unwrap(), false, tenant, work).await;
     tx.commit().await.unwrap();
     n
 }

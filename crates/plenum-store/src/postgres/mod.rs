@@ -204,7 +204,8 @@ fn pool_options(
 /// A's transaction keeps A's rows, materialised at commit, in the session after the transaction
 /// ends, where B's next transaction on the pooled connection could fetch them
 /// (`raw_sql::a_holdable_cursor_does_not_outlive_its_tenant`). `RESET ALL`: session settings (a
-/// `statement_timeout`, a `search_path`, a tenant token set for the session) set by raw SQL.
+/// `statement_timeout`, a `search_path`, a tenant token set for the session) set by raw SQL. Not
+/// `DISCARD ALL`, which would also drop the server-side prepared statements sqlx keeps cached.
 pub(crate) const RELEASE_RESET: &str = "CLOSE ALL; RESET ALL";
 
 /// The reset, committed on its own, then `BEGIN` and the tenant context: one round trip.
