@@ -210,13 +210,14 @@ pub(crate) const RELEASE_RESET: &str = "CLOSE ALL; RESET ALL";
 
 /// The reset, committed on its own, then `BEGIN` and the tenant context: one round trip.
 ///
-/// The reset runs in the implicit transaction that precedes `BEGIN` in the same message and is
-/// committed there, so raw SQL that ends the tenant's transaction early (`ROLLBACK`) cannot bring
-/// back what the previous user of the connection left in the session: a `RESET ALL` inside the
-/// transaction would be rolled back with it
-/// (`pool_reuse::a_rollback_in_the_next_transaction_does_not_restore_the_last_session`). The
-/// `COMMIT` of an implicit transaction warns "there is no transaction in progress";
-/// `client_min_messages`, local to that implicit transaction, keeps the warning off the wire.
+/// The reset runs in a transaction of its own, committed before the tenant's `BEGIN` in the same
+/// message, so raw SQL that ends the tenant's transaction early (`ROLLBACK`) cannot bring back
+/// what the previous user of the connection left in the session: a `RESET ALL` inside the
+/// tenant's transaction would be rolled back with it
+/// (`pool_reuse::a_rollback_in_the_next_transaction_does_not_restore_the_last_session`). It is
+/// an explicit `BEGIN ... COMMIT`: committing the implicit transaction of a multi-statement
+/// message instead makes the server log "there is no transaction in progress" as a WARNING on
+/// every transaction (seen in the server log, which `client_min_messages` does not reach).
 ///
 /// `SET LOCAL` is the statement form of `set_config(name, value, true)`: local to the transaction,
 /// never the session, gone at commit or rollback. It is used rather than `SELECT set_config(...)`
@@ -226,8 +227,7 @@ pub(crate) fn begin_statement(key: &ContextKey, tenant: TenantId) -> AssertSqlSa
     // The token is hex digits only, so it cannot inject.
     let token = key.token(tenant);
     AssertSqlSafe(format!(
-        "{RELEASE_RESET}; SET LOCAL client_min_messages = error; COMMIT; \
-         BEGIN; SET LOCAL {TENANT_SETTING} = '{token}'"
+        "BEGIN; {RELEASE_RESET}; COMMIT; BEGIN; SET LOCAL {TENANT_SETTING} = '{token}'"
     ))
 }
 
@@ -292,4 +292,26 @@ pub async fn migrate(
     }
     pool.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reset is its own explicit transaction, committed before the tenant's `BEGIN`, and
+    /// nothing else ends a transaction in the statement (an implicit transaction's `COMMIT`
+    /// would log a warning on every transaction).
+    #[test]
+    fn the_begin_statement_commits_the_reset_before_the_tenant_transaction() {
+        let key = ContextKey::from_bytes([3; 32]);
+        let sql = begin_statement(&key, TenantId::generate()).0;
+        let statements: Vec<&str> = sql.split(';').map(str::trim).collect();
+        assert_eq!(
+            statements[..5],
+            ["BEGIN", "CLOSE ALL", "RESET ALL", "COMMIT", "BEGIN"]
+        );
+        assert!(statements[5].starts_with("SET LOCAL plenum.tenant_id = '"));
+        assert_eq!(statements.len(), 6);
+        assert_eq!(sql.matches("COMMIT").count(), 1);
+    }
 }
