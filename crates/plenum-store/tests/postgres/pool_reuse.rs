@@ -108,7 +108,7 @@ async fn every_way_a_transaction_ends_leaves_no_context_behind() {
 }
 
 #[tokio::test]
-async fn a_poisoned_session_setting_is_reset_on_release() {
+async fn a_poisoned_session_setting_is_reset_before_the_next_transaction() {
     let w = world().await;
     let pool = w.db.app(1).await;
     // Raw SQL can set the tenant at session level (the library never does): poison the
