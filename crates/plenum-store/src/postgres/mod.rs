@@ -145,7 +145,7 @@ pub(crate) async fn connect_pool(url: &str, config: &PgPoolConfig) -> Result<PgP
     pool.connect_with(options).await.map_err(Error::Database)
 }
 
-/// The admin pool: reset on release ([`RELEASE_RESET`]), because an admin transaction does not
+/// The admin pool: reset on release ([`SESSION_RESET`]), because an admin transaction does not
 /// start with [`begin_statement`] (outside PgBouncer transaction mode, where the hook would reach
 /// another client's server connection).
 pub(crate) async fn connect_admin_pool(url: &str, config: &PgPoolConfig) -> Result<PgPool, Error> {
@@ -173,7 +173,7 @@ pub(crate) fn connect_key_pool(url: &str, config: &PgPoolConfig) -> Result<PgPoo
 enum Reset {
     /// In the `BEGIN` round trip of every transaction ([`begin_statement`]).
     AtBegin,
-    /// By a release hook ([`RELEASE_RESET`]), except in PgBouncer transaction mode.
+    /// By a release hook ([`SESSION_RESET`]), except in PgBouncer transaction mode.
     OnRelease,
 }
 
@@ -192,7 +192,7 @@ fn pool_options(
     } else if reset == Reset::OnRelease {
         pool = pool.after_release(|conn, _meta| {
             Box::pin(async move {
-                conn.execute(RELEASE_RESET).await?;
+                conn.execute(SESSION_RESET).await?;
                 Ok(true)
             })
         });
@@ -206,7 +206,7 @@ fn pool_options(
 /// (`raw_sql::a_holdable_cursor_does_not_outlive_its_tenant`). `RESET ALL`: session settings (a
 /// `statement_timeout`, a `search_path`, a tenant token set for the session) set by raw SQL. Not
 /// `DISCARD ALL`, which would also drop the server-side prepared statements sqlx keeps cached.
-pub(crate) const RELEASE_RESET: &str = "CLOSE ALL; RESET ALL";
+pub(crate) const SESSION_RESET: &str = "CLOSE ALL; RESET ALL";
 
 /// The reset, committed on its own, then `BEGIN` and the tenant context: one round trip.
 ///
@@ -227,7 +227,7 @@ pub(crate) fn begin_statement(key: &ContextKey, tenant: TenantId) -> AssertSqlSa
     // The token is hex digits only, so it cannot inject.
     let token = key.token(tenant);
     AssertSqlSafe(format!(
-        "BEGIN; {RELEASE_RESET}; COMMIT; BEGIN; SET LOCAL {TENANT_SETTING} = '{token}'"
+        "BEGIN; {SESSION_RESET}; COMMIT; BEGIN; SET LOCAL {TENANT_SETTING} = '{token}'"
     ))
 }
 

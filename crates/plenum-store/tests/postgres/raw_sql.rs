@@ -443,7 +443,7 @@ async fn side_channels_between_tenants_are_closed() {
 /// A cursor declared `WITH HOLD` keeps its rows in the session after its transaction commits;
 /// on a pooled connection the next transaction may be another tenant's. B's raw SQL holds B's
 /// rows open, and A's next transaction on the same connection finds no cursor: every transaction
-/// closes every cursor before it begins (`RELEASE_RESET` in `begin_statement`). Without that, A fetches
+/// closes every cursor before it begins (`SESSION_RESET` in `begin_statement`). Without that, A fetches
 /// B's rows (shown on a raw connection, which does not reset).
 #[tokio::test]
 async fn a_holdable_cursor_does_not_outlive_its_tenant() {
