@@ -116,6 +116,13 @@ impl TestDb {
 
     /// A URL logging in as `role` to this database.
     pub fn url(&self, role: &str) -> String {
+        if self.host.starts_with('/') {
+            // A Unix socket's directory: libpq's query form, which sqlx reads too.
+            return format!(
+                "postgres://{role}@localhost/{}?host={}&port={}",
+                self.name, self.host, self.port
+            );
+        }
         format!(
             "postgres://{role}@{}:{}/{}",
             self.host, self.port, self.name
@@ -247,7 +254,36 @@ async fn drop_leftovers(admin: &PgPool, mark: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::is_stale;
+    use std::str::FromStr as _;
+
+    use super::{ContextKey, PgConnectOptions, Roles, TestDb, is_stale};
+
+    fn db_on(host: &str) -> TestDb {
+        TestDb {
+            name: "plenum_t_0a1b2c3d_1_0".to_owned(),
+            roles: Roles::with_prefix("plenum_t_0a1b2c3d_1_0").expect("valid prefix"),
+            context_key: ContextKey::generate(),
+            host: host.to_owned(),
+            port: 5433,
+        }
+    }
+
+    #[test]
+    fn role_urls_keep_a_unix_socket_and_a_tcp_host() {
+        let socket = PgConnectOptions::from_str(&db_on("/var/run/postgresql").url("app"))
+            .expect("a socket URL parses");
+        assert_eq!(
+            socket.get_socket().and_then(|p| p.to_str()),
+            Some("/var/run/postgresql")
+        );
+        assert_eq!(socket.get_port(), 5433);
+        assert_eq!(socket.get_database(), Some("plenum_t_0a1b2c3d_1_0"));
+        assert_eq!(socket.get_username(), "app");
+        let tcp =
+            PgConnectOptions::from_str(&db_on("127.0.0.1").url("app")).expect("a TCP URL parses");
+        assert_eq!((tcp.get_host(), tcp.get_socket()), ("127.0.0.1", None));
+        assert_eq!(tcp.get_port(), 5433);
+    }
 
     #[test]
     fn only_this_boots_dead_processes_are_stale() {
