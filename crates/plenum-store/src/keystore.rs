@@ -411,9 +411,9 @@ impl KeyStore for DbKeyStore {
 }
 
 /// Inserts subject keys of one tenant, keeping any version another writer stored first, and
-/// returns every stored version of those subjects. One statement on PostgreSQL: the insert's
-/// `RETURNING` gives the new rows, and the same statement's snapshot gives the rows that
-/// existed before it.
+/// returns every stored version of those subjects. On PostgreSQL one statement inserts and
+/// returns what it inserted; only subjects it did not insert (another writer's key was there,
+/// rare) are read back, by a second statement whose snapshot sees that writer's commit.
 async fn insert_subject_keys(
     tx: &mut TenantTx,
     keys: &[StoredKey],
@@ -437,28 +437,38 @@ async fn insert_subject_keys(
                 Array::of(SqlType::Text, states.into_iter()).map_err(db)?,
                 Array::of(SqlType::Bytes, wrapped.into_iter()).map_err(db)?,
             ];
+            // No read of existing rows in the same statement: probing 1,000 subjects for rows
+            // that are almost never there cost as much server time as the insert itself.
             let rows = sql::fetch_arrays(
                 Conn::of(tx)?,
-                "WITH new AS ( \
-                     SELECT * FROM unnest($2::uuid[], $3::int8[], $4::text[], $5::bytea[]) AS k(s, v, st, w) \
-                 ), ins AS ( \
-                     INSERT INTO plenum.keys (tenant_id, scope, subject_id, version, state, wrapped) \
-                     SELECT $1, 3, s, v, st, w FROM new ON CONFLICT DO NOTHING \
-                     RETURNING tenant_id, subject_id, version, state, wrapped \
-                 ) \
-                 SELECT tenant_id, subject_id, version, state, wrapped FROM ins \
-                 UNION ALL \
-                 SELECT k.tenant_id, k.subject_id, k.version, k.state, k.wrapped \
-                 FROM (SELECT DISTINCT s FROM new) AS n \
-                 CROSS JOIN LATERAL (SELECT * FROM plenum.keys \
-                     WHERE tenant_id = $1 AND scope = 3 AND subject_id = n.s OFFSET 0) AS k",
+                "INSERT INTO plenum.keys (tenant_id, scope, subject_id, version, state, wrapped) \
+                 SELECT $1, 3, s, v, st, w \
+                 FROM unnest($2::uuid[], $3::int8[], $4::text[], $5::bytea[]) AS k(s, v, st, w) \
+                 ON CONFLICT DO NOTHING \
+                 RETURNING tenant_id, subject_id, version, state, wrapped",
                 &[uuid(*tenant.as_uuid())],
                 arrays,
                 &KEY_TYPES,
             )
             .await
             .map_err(db)?;
-            to_stored_all(tenant, None, rows)
+            let mut stored = to_stored_all(tenant, None, rows)?;
+            let inserted: std::collections::HashSet<SubjectId> = stored
+                .iter()
+                .filter_map(|k| match k.key_ref.scope {
+                    KeyScope::Subject(s) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            let others: Vec<SubjectId> = subjects
+                .iter()
+                .copied()
+                .filter(|s| !inserted.contains(s))
+                .collect();
+            if !others.is_empty() {
+                stored.extend(select_subjects(tx, &others).await?);
+            }
+            Ok(stored)
         }
         _ => {
             for k in keys {

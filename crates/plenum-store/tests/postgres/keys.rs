@@ -233,3 +233,45 @@ async fn a_key_created_during_a_rolled_back_transaction_survives() {
         .unwrap();
     assert_eq!(opened.expose(), "kept");
 }
+
+#[tokio::test]
+async fn a_batch_of_new_subjects_keeps_the_key_another_process_stored_first() {
+    let w = world().await;
+    let store = DbKeyStore::new(w.app.clone());
+    let (first, second) = (keyring(&store), keyring(&store));
+    let (known, new) = (SubjectId::generate(), SubjectId::generate());
+    let created = first
+        .prepare_subjects(w.a.tenant, &[known], true)
+        .await
+        .unwrap();
+    assert_eq!(created, vec![known]);
+    let record = RecordId::generate();
+    let sealed = first
+        .seal(
+            &email(w.a.tenant, known),
+            record,
+            &Pii::new("first".to_owned()),
+        )
+        .await
+        .unwrap();
+    // The second process's batch conflicts on `known`: its key is read back, not replaced,
+    // and only `new` is reported as created (the audit log's key events).
+    let created = second
+        .prepare_subjects(w.a.tenant, &[known, new], true)
+        .await
+        .unwrap();
+    assert_eq!(created, vec![new]);
+    let opened: Pii<String> = second
+        .dangerous_open(&email(w.a.tenant, known), record, sealed.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(opened.expose(), "first");
+    let su = w.db.superuser().await;
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM plenum.keys WHERE tenant_id = $1 AND scope = 3")
+            .bind(w.a.tenant.as_uuid())
+            .fetch_one(&su)
+            .await
+            .unwrap();
+    assert_eq!(n, 2);
+}
