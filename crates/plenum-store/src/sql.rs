@@ -332,8 +332,11 @@ pub(crate) async fn fetch_arrays(
 /// had the generic plan scan every row of the tenant against the whole array (67 ms for 1,000
 /// subjects of a 10,000-key tenant), and a plain join against `unnest` got a nested loop with a
 /// join filter (400 ms) whenever the statistics of a young table said the tenant had one row.
-/// On SQLite (in-process) it is one cheap query per subject. `filter` and `order` are SQL
-/// written by the library, never data; database errors are classified for `what`.
+/// The order is applied once to the rows found, not inside each probe: a sort per probe cost
+/// ~2 us per subject even when it found nothing (a 500-subject consent screen 1.1 ms of server
+/// time, most of it sort set-up). On SQLite (in-process) it is one cheap query per subject.
+/// `filter` and `order` are SQL written by the library, never data; database errors are
+/// classified for `what`.
 #[allow(
     clippy::too_many_arguments,
     reason = "a statement shape: table, columns, filter, order, subjects, types, error label"
@@ -371,10 +374,12 @@ pub(crate) async fn fetch_per_subject(
                 subjects.iter().map(|s| Value::Uuid(*s.as_uuid())),
             )
             .map_err(db)?;
+            // Whole rows from the probes, so that `columns` and `order` name the table's
+            // columns once, outside.
             let statement = format!(
-                "SELECT r.* FROM unnest($2::uuid[]) AS s(id) \
-                 CROSS JOIN LATERAL (SELECT {columns} FROM {table} \
-                     WHERE tenant_id = $1 AND subject_id = s.id{filter}{order} OFFSET 0) AS r"
+                "SELECT {columns} FROM (SELECT r.* FROM unnest($2::uuid[]) AS s(id) \
+                 CROSS JOIN LATERAL (SELECT * FROM {table} \
+                     WHERE tenant_id = $1 AND subject_id = s.id{filter} OFFSET 0) AS r) AS r{order}"
             );
             fetch_arrays(conn, &statement, &[tenant], vec![ids], out)
                 .await
