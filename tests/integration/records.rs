@@ -1504,3 +1504,52 @@ async fn a_key_loaded_before_erasure_cannot_be_written_back() {
         );
     }
 }
+
+/// A record whose subject-owned fields are sealed under two versions of the subject's key (one
+/// field changed after a rotation) opens every field: through the keyring that wrote it, whose
+/// caches hold both versions' keys, and through a cold one, by `list` and by `get`. The warm
+/// read answers rows from the caches alone when a row's fields share one version; this row
+/// must take the path that looks each version up.
+#[tokio::test]
+async fn a_record_sealed_under_two_subject_key_versions_opens_warm_and_cold() {
+    use plenum::crypto::Envelope;
+    for env in Env::both().await {
+        let t = env.tenant().await;
+        let repo = env.records.repository::<Customer>();
+        let c = customer(t, "before@example.com", "2175550123");
+        let mut tx = env.pool.begin(t).await.unwrap();
+        repo.insert(&mut tx, &grant(t), &c).await.unwrap();
+        env.records
+            .rotate_key(&mut tx, &grant(t), KeyScope::Subject(c.subject))
+            .await
+            .unwrap();
+        let mut read = repo.get(&mut tx, &grant(t), c.id).await.unwrap();
+        read.email.set("after@example.com".to_owned());
+        repo.update(&mut tx, &grant(t), &read).await.unwrap();
+        tx.commit().await.unwrap();
+        let cold = Records::new(keyring(&env.keys), Arc::new(DiscardAccess))
+            .with_record_types(plenum_hvac::record_types());
+        for (records, how) in [(&env.records, "warm"), (&cold, "cold")] {
+            let repo = records.repository::<Customer>();
+            let mut tx = env.pool.begin(t).await.unwrap();
+            let page = repo.list(&mut tx, &grant(t), None, 10).await.unwrap();
+            let one = repo.get(&mut tx, &grant(t), c.id).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(page.items.len(), 1, "{} {how}", env.name());
+            for r in [&page.items[0], &one] {
+                let version = |e: &Encrypted<String>| {
+                    Envelope::peek_key_version(e.envelope().unwrap().as_bytes()).unwrap()
+                };
+                assert_eq!(
+                    (version(&r.email), version(&r.phone)),
+                    (2, 1),
+                    "{} {how}",
+                    env.name()
+                );
+                assert_eq!(text(&r.email), "after@example.com", "{} {how}", env.name());
+                assert_eq!(text(&r.phone), "2175550123", "{} {how}", env.name());
+                assert_eq!(text(&r.name), "Ada Lovelace", "{} {how}", env.name());
+            }
+        }
+    }
+}

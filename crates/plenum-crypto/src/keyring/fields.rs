@@ -259,21 +259,14 @@ impl Keyring {
     ) -> Result<Arc<[FieldKey]>, Error> {
         let scope = scope_of(owner);
         let sealing = version.is_none();
-        if let Some(version) = version {
-            // The read path: a row names its version, so a cached bundle answers with one
-            // lookup. Bundles expire with the scope they were derived from (`insert_at`), and
-            // `invalidate` drops both, so this sees no key the scope lookup would refuse.
-            let cache_key = BundleCacheKey {
-                key: KeyRef {
-                    tenant,
-                    scope,
-                    version,
-                },
-                record_type: record_type.clone(),
-            };
-            if let Some(bundle) = self.cached_bundle(&cache_key, fields) {
-                return Ok(bundle);
-            }
+        // The read path: a row names its version, so a cached bundle answers with one lookup.
+        // Bundles expire with the scope they were derived from (`insert_at`), and
+        // `invalidate` drops both, so this sees no key the scope lookup would refuse.
+        if let Some(version) = version
+            && let Some(bundle) =
+                self.dangerous_cached_field_keys(tenant, owner, version, record_type, fields)
+        {
+            return Ok(bundle);
         }
         let keys = match self.cached_scope(tenant, scope) {
             Some(keys) if version.is_some() || keys.active.is_some() => keys,
@@ -323,6 +316,30 @@ impl Keyring {
         Ok(bundle)
     }
 
+    /// Dangerous, as [`Keyring::dangerous_field_keys`]: the same bundle for `version`, if this
+    /// keyring holds it, and `None` otherwise; it never reads the key store nor derives. What
+    /// a repository tries first for every row of a page, so that a page whose keys are all
+    /// cached costs one lookup per row and no pass over its subjects. A cached bundle is
+    /// as fresh as its scope's entry: it expires with it and an invalidation drops both.
+    pub fn dangerous_cached_field_keys(
+        &self,
+        tenant: TenantId,
+        owner: Owner,
+        version: u32,
+        record_type: &RecordType,
+        fields: &[FieldName],
+    ) -> Option<Arc<[FieldKey]>> {
+        let cache_key = BundleCacheKey {
+            key: KeyRef {
+                tenant,
+                scope: scope_of(owner),
+                version,
+            },
+            record_type: record_type.clone(),
+        };
+        self.cached_bundle(&cache_key, fields)
+    }
+
     /// The cached bundle for `cache_key` if it was derived for exactly `fields`; only the
     /// bundle's reference count is touched.
     fn cached_bundle(
@@ -330,7 +347,7 @@ impl Keyring {
         cache_key: &BundleCacheKey,
         fields: &[FieldName],
     ) -> Option<Arc<[FieldKey]>> {
-        let mut bundles = lock(&self.bundles);
+        let bundles = lock(&self.bundles);
         let (names, bundle) = bundles.get_ref(cache_key)?;
         (**names == *fields).then(|| bundle.clone())
     }

@@ -113,7 +113,7 @@ impl Keyring {
 
     /// The distinct subjects of `subjects` whose keys are not cached.
     fn uncached_subjects(&self, tenant: TenantId, subjects: &[SubjectId]) -> Vec<SubjectId> {
-        let mut scopes = lock(&self.scopes);
+        let scopes = lock(&self.scopes);
         let mut missing: Vec<SubjectId> = subjects
             .iter()
             .copied()

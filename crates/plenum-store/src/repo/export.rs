@@ -276,11 +276,13 @@ fn export_value(
             ExportValue::Value(v)
         }
         (Storage::Encrypted { .. }, Value::Bytes(envelope)) => match slot {
-            Some(KeySlot::Ready(key)) => match key.open::<Vec<u8>>(record, &envelope) {
-                Ok(opened) => plaintext_value(field.plaintext, opened.expose().clone())
-                    .map_or(ExportValue::Unreadable, ExportValue::Value),
-                Err(_) => ExportValue::Unreadable,
-            },
+            Some(KeySlot::Ready(key)) => {
+                match key.key().map(|k| k.open::<Vec<u8>>(record, &envelope)) {
+                    Some(Ok(opened)) => plaintext_value(field.plaintext, opened.expose().clone())
+                        .map_or(ExportValue::Unreadable, ExportValue::Value),
+                    Some(Err(_)) | None => ExportValue::Unreadable,
+                }
+            }
             Some(KeySlot::Destroyed { .. }) => ExportValue::Erased,
             _ => ExportValue::Unreadable,
         },

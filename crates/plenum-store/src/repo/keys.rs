@@ -9,7 +9,7 @@ use plenum_core::{FieldName, SubjectId, TenantId};
 use plenum_crypto::{BlindIndexer, Envelope, FieldKey, FieldLocator, KeyScopeKind, Keyring, Owner};
 
 use super::{decode_error, invalid};
-use crate::encrypted::KeySlot;
+use crate::encrypted::{KeySlot, OpeningKey};
 use crate::error::Error;
 use crate::record::{KeyOwner, RecordSpec, Storage, Value};
 
@@ -18,22 +18,31 @@ use crate::record::{KeyOwner, RecordSpec, Storage, Value};
 pub(super) struct KeyLayout {
     positions: Vec<usize>,
     names: Vec<FieldName>,
+    /// Whether any encrypted field is tenant-owned (its key is looked up field by field).
+    tenant_owned: bool,
 }
 
 impl KeyLayout {
     pub(super) fn new(spec: &RecordSpec) -> Self {
-        let (mut positions, mut names) = (Vec::new(), Vec::new());
+        let (mut positions, mut names, mut tenant_owned) = (Vec::new(), Vec::new(), false);
         for (i, f) in spec.fields().iter().enumerate() {
-            if let Storage::Encrypted {
-                owner: KeyOwner::Subject,
-                ..
-            } = f.storage
-            {
-                positions.push(i);
-                names.push(f.name.clone());
+            match f.storage {
+                Storage::Encrypted {
+                    owner: KeyOwner::Subject,
+                    ..
+                } => {
+                    positions.push(i);
+                    names.push(f.name.clone());
+                }
+                Storage::Encrypted { .. } => tenant_owned = true,
+                Storage::Plain(_) => {}
             }
         }
-        Self { positions, names }
+        Self {
+            positions,
+            names,
+            tenant_owned,
+        }
     }
 }
 
@@ -158,6 +167,52 @@ impl RowKeys<'_> {
         Ok(out)
     }
 
+    /// [`RowKeys::for_row_read`] from the keyring's caches alone, for the row nearly every row
+    /// is: a subject, its sealed subject-owned fields all under one key version, no
+    /// tenant-owned encrypted field. `None` for any other row, or a bundle not cached: the
+    /// caller loads the missing subjects of the page at once and takes the full path for
+    /// those rows. The same slots as the full path wherever this answers.
+    pub(super) fn cached_for_row_read(
+        &self,
+        tenant: TenantId,
+        subject: Option<SubjectId>,
+        values: &[Option<Value>],
+    ) -> Option<Vec<Option<KeySlot>>> {
+        if self.layout.tenant_owned {
+            return None;
+        }
+        let mut version = None;
+        for pos in &self.layout.positions {
+            if let Some(Some(Value::Bytes(b))) = values.get(*pos) {
+                // A value no version can be read from goes the full path (it is unreadable).
+                let v = Envelope::peek_key_version(b)?;
+                if version.is_some_and(|seen| seen != v) {
+                    return None;
+                }
+                version = Some(v);
+            }
+        }
+        let Some(version) = version else {
+            // Nothing sealed under a subject key: no key to look up (as the full path).
+            return Some(vec![None; values.len()]);
+        };
+        let bundle = self.keyring.dangerous_cached_field_keys(
+            tenant,
+            Owner::Subject(subject?),
+            version,
+            self.spec.record_type(),
+            &self.layout.names,
+        )?;
+        let mut out: Vec<Option<KeySlot>> = vec![None; values.len()];
+        for (i, pos) in self.layout.positions.iter().enumerate() {
+            if let (Some(Some(Value::Bytes(_))), Some(slot)) = (values.get(*pos), out.get_mut(*pos))
+            {
+                *slot = Some(KeySlot::Ready(OpeningKey::bundled(&bundle, i)?));
+            }
+        }
+        Some(out)
+    }
+
     /// The keys that open a row's sealed values: the subject-owned fields as one bundle (for
     /// the version the first of them names), anything else field by field. A destroyed key is
     /// not an error here: the row is returned and its erased fields refuse to open.
@@ -201,7 +256,7 @@ impl RowKeys<'_> {
                     continue;
                 }
                 out[*pos] = match &keys {
-                    Ok(keys) => keys.get(i).cloned().map(KeySlot::Ready),
+                    Ok(keys) => OpeningKey::bundled(keys, i).map(KeySlot::Ready),
                     Err(Some(scope)) => Some(KeySlot::Destroyed {
                         scope: *scope,
                         version: v,
@@ -226,7 +281,7 @@ impl RowKeys<'_> {
             let locator = self.locator(tenant, &f.name, owner);
             out[pos] = Some(
                 match self.keyring.dangerous_opening_key(&locator, bytes).await {
-                    Ok(k) => KeySlot::Ready(k),
+                    Ok(k) => KeySlot::Ready(OpeningKey::Own(k)),
                     Err(plenum_crypto::Error::KeyDestroyed { scope, version }) => {
                         KeySlot::Destroyed { scope, version }
                     }

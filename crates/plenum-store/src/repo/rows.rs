@@ -495,11 +495,13 @@ pub(super) async fn materialise<R: Record>(
     unreadable: &mut Vec<RecordId>,
     undecodable: &mut Vec<RecordId>,
 ) -> Result<Vec<R>, Error> {
-    keys.prepare(tenant, subjects, false).await?;
     // Shared by every row's reader (one allocation per page, not per row).
     let withheld: std::sync::Arc<[bool]> = (0..keys.spec.fields().len())
         .map(|i| !mask.keeps(i))
         .collect();
+    // The page's subject keys are loaded (one store round trip) when the first row misses the
+    // caches, not before: a page whose keys are all cached makes no pass over its subjects.
+    let mut prepared = false;
     let mut out = Vec::with_capacity(rows.len());
     for Row { head, mut values } in rows {
         for (value, hidden) in values.iter_mut().zip(withheld.iter()) {
@@ -508,7 +510,16 @@ pub(super) async fn materialise<R: Record>(
                 *value = Some(Value::Null);
             }
         }
-        let slots = keys.for_row_read(tenant, head.subject, &values).await?;
+        let slots = match keys.cached_for_row_read(tenant, head.subject, &values) {
+            Some(slots) => slots,
+            None => {
+                if !prepared {
+                    keys.prepare(tenant, subjects, false).await?;
+                    prepared = true;
+                }
+                keys.for_row_read(tenant, head.subject, &values).await?
+            }
+        };
         if slots.iter().any(|s| matches!(s, Some(KeySlot::Unreadable))) {
             unreadable.push(head.id);
         }
@@ -552,7 +563,7 @@ fn indexed_value_matches(
     else {
         return Ok(false);
     };
-    let KeySlot::Ready(key) = slot else {
+    let Some(key) = slot.ready_key() else {
         return Ok(false);
     };
     let plain: plenum_crypto::Pii<String> = key.open(id, envelope)?;
