@@ -54,11 +54,11 @@ impl TenantPool {
     /// Connects to PostgreSQL as the runtime role.
     ///
     /// `url` is sqlx's: `postgres://role@host:port/db`, or a Unix socket's directory
-    /// (`postgres://role@%2Fvar%2Frun%2Fpostgresql/db`). Over TCP with TLS, sqlx 0.9.0 leaves
-    /// Nagle's algorithm on and sends a message of more than one TLS record (16 KB: a batch
-    /// insert, a consent screen of ~800 subjects) as several writes, the last of which waits
-    /// for the server's delayed acknowledgement, ~40 ms on Linux; measured and worked around in
-    /// `benches/README.md` ("The 40 ms that were the driver's").
+    /// (`postgres://role@%2Fvar%2Frun%2Fpostgresql/db`). The workspace requires sqlx 0.9.1 or
+    /// later: 0.9.0 left Nagle's algorithm on, so over TCP with TLS a message of more than one
+    /// TLS record (16 KB: a batch insert, a consent screen of ~800 subjects) waited ~40 ms for
+    /// the server's delayed acknowledgement (`benches/README.md`, "The 40 ms that were the
+    /// driver's").
     ///
     /// # Errors
     ///
