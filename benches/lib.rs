@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::Bencher;
@@ -58,11 +60,11 @@ where
             while left > 0 {
                 let n = left.min(block);
                 for _ in 0..n {
-                    other().await;
+                    CountedOther::new(other()).await;
                 }
                 let start = Instant::now();
                 for _ in 0..n {
-                    measured().await;
+                    CountedMeasured::new(measured()).await;
                 }
                 timed += start.elapsed();
                 left -= n;
@@ -71,3 +73,53 @@ where
         })
     });
 }
+
+/// Defines a wrapper giving a variant's future a poll function of its own, never inlined, so
+/// that callgrind can count one side of a pair whatever the compiler inlined: symbol names
+/// carry the wrapper's name but not its type parameter, hence one type per side. `$side` only
+/// makes the two sides' code differ: rustc merges identical functions, and the measured side's
+/// poll of a future would otherwise be folded into the other side's poll of the same future
+/// (and counted under its name).
+macro_rules! counted {
+    ($(#[$doc:meta])* $name:ident, $side:literal) => {
+        $(#[$doc])*
+        pub struct $name<F>(Pin<Box<F>>);
+
+        impl<F> core::fmt::Debug for $name<F> {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+
+        impl<F: Future> $name<F> {
+            /// Wraps `future`.
+            pub fn new(future: F) -> Self {
+                Self(Box::pin(future))
+            }
+        }
+
+        impl<F: Future> Future for $name<F> {
+            type Output = F::Output;
+
+            #[inline(never)]
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+                std::hint::black_box($side);
+                self.get_mut().0.as_mut().poll(cx)
+            }
+        }
+    };
+}
+
+counted!(
+    /// The timed variant of a pair, for callgrind: `--toggle-collect='*CountedMeasured*'`
+    /// collects only its work (`benches/README.md`, "Counting instructions"). One allocation
+    /// per run, as for the other side.
+    CountedMeasured,
+    1u8
+);
+
+counted!(
+    /// The untimed variant of a pair (`--toggle-collect='*CountedOther*'`).
+    CountedOther,
+    2u8
+);
