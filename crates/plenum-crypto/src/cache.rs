@@ -1,7 +1,7 @@
 //! A small bounded map with time-to-live, first-in-first-out eviction, and values dropped (and so
 //! zeroized, for key material) on eviction.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque, hash_map};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -10,10 +10,26 @@ pub(crate) struct Bounded<K, V> {
     /// SipHash over (tenant, subject, record type, field) was a measurable share of it. Keys
     /// are server-generated ids and declared names, the map is bounded, and foldhash is seeded
     /// per process, so flooding is neither cheap nor useful.
-    map: HashMap<K, (Instant, V), foldhash::fast::RandomState>,
-    order: VecDeque<K>,
+    map: HashMap<K, Entry<V>, foldhash::fast::RandomState>,
+    /// Insertion order, each key with the stamp of the insertion that queued it. A key removed
+    /// and inserted again is queued again; its earlier place is then stale (its stamp no longer
+    /// matches the map's), so eviction skips it rather than evicting the newer insertion early,
+    /// and a compaction drops it, so the queue stays within twice the capacity.
+    order: VecDeque<(K, u64)>,
+    /// The stamp of the next insertion: counts insertions, never reused.
+    next: u64,
     capacity: usize,
     ttl: Duration,
+    /// How often the order was compacted: what the amortised bound is tested by.
+    #[cfg(test)]
+    compactions: usize,
+}
+
+/// A cached value with when it was loaded and the stamp of the insertion that holds it.
+struct Entry<V> {
+    at: Instant,
+    stamp: u64,
+    value: V,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
@@ -21,16 +37,19 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
         Self {
             map: HashMap::default(),
             order: VecDeque::new(),
+            next: 0,
             capacity: capacity.max(1),
             ttl,
+            #[cfg(test)]
+            compactions: 0,
         }
     }
 
     /// A fresh value, or `None` (an expired one is removed).
     pub(crate) fn get(&mut self, key: &K) -> Option<V> {
-        let (at, value) = self.map.get(key)?;
-        if at.elapsed() <= self.ttl {
-            return Some(value.clone());
+        let entry = self.map.get(key)?;
+        if entry.at.elapsed() <= self.ttl {
+            return Some(entry.value.clone());
         }
         self.map.remove(key);
         None
@@ -43,8 +62,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     /// load that follows a miss inserts the same key and so drops (and wipes) it, and eviction
     /// drops it otherwise.
     pub(crate) fn get_ref(&self, key: &K) -> Option<&V> {
-        let (at, value) = self.map.get(key)?;
-        (at.elapsed() <= self.ttl).then_some(value)
+        let entry = self.map.get(key)?;
+        (entry.at.elapsed() <= self.ttl).then_some(&entry.value)
     }
 
     /// Inserts `value` as if cached at `at`: a value derived from another cached value expires
@@ -52,22 +71,47 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     /// passes its instant: one reading of the clock serves a whole load (there is no `insert`
     /// that reads it again).
     pub(crate) fn insert_at(&mut self, key: K, value: V, at: Instant) {
-        if self.map.insert(key.clone(), (at, value)).is_none() {
-            self.order.push_back(key);
-        }
-        // FIFO order may hold keys already removed (expired or invalidated); skip those.
-        while self.map.len() > self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.map.remove(&old);
-                }
-                None => break,
+        let stamp = self.next;
+        self.next = self.next.wrapping_add(1);
+        match self.map.entry(key) {
+            // A replaced value keeps its place in the order (and so its stamp).
+            hash_map::Entry::Occupied(mut slot) => {
+                let slot = slot.get_mut();
+                slot.at = at;
+                slot.value = value;
+            }
+            hash_map::Entry::Vacant(slot) => {
+                self.order.push_back((slot.key().clone(), stamp));
+                slot.insert(Entry { at, stamp, value });
             }
         }
+        while self.map.len() > self.capacity {
+            let Some((old, queued)) = self.order.pop_front() else {
+                break;
+            };
+            // A stale place (the key was removed, and maybe inserted again since) evicts
+            // nothing: only the place its current insertion queued does.
+            if self.map.get(&old).is_some_and(|e| e.stamp == queued) {
+                self.map.remove(&old);
+            }
+        }
+        // Removals outside eviction (expiry, invalidation) leave stale places behind; dropping
+        // them once they outnumber the live ones keeps the queue bounded at O(1) amortised cost.
         if self.order.len() > self.capacity.saturating_mul(2) {
             let map = &self.map;
-            self.order.retain(|k| map.contains_key(k));
+            self.order
+                .retain(|(k, queued)| map.get(k).is_some_and(|e| e.stamp == *queued));
+            #[cfg(test)]
+            {
+                self.compactions += 1;
+            }
         }
+    }
+
+    /// How many places the insertion order holds, stale ones included.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.order.len()
     }
 
     pub(crate) fn remove_where(&mut self, mut pred: impl FnMut(&K) -> bool) {
@@ -103,5 +147,44 @@ mod tests {
         assert_eq!(e.get(&1), None);
         c.remove_where(|k| *k == 3);
         assert_eq!(c.get(&3), None);
+    }
+
+    /// A key removed (invalidated) and inserted again is the newest entry, not the oldest: its
+    /// stale place in the order must not evict it.
+    #[test]
+    fn reinserted_key_is_evicted_in_its_new_place() {
+        let now = Instant::now();
+        let mut c = Bounded::new(2, Duration::from_secs(60));
+        c.insert_at("a", 1, now);
+        c.remove_where(|k| *k == "a");
+        c.insert_at("b", 2, now);
+        c.insert_at("a", 3, now);
+        c.insert_at("c", 4, now);
+        assert_eq!(c.get(&"b"), None, "b is the oldest live entry");
+        assert_eq!(c.get(&"a"), Some(3));
+        assert_eq!(c.get(&"c"), Some(4));
+    }
+
+    /// Invalidate-and-reload of every key (what creating a key does to its scope) leaves one
+    /// stale place per key: the order stays within twice the capacity, and a compaction (a scan
+    /// of the whole order) comes once per `capacity` reloads, not on every insert.
+    #[test]
+    fn order_stays_bounded_under_reinsertion() {
+        let now = Instant::now();
+        let mut c = Bounded::new(100, Duration::from_secs(60));
+        for i in 0..10_000u32 {
+            c.insert_at(i, i, now);
+            c.remove_where(|k| *k == i);
+            c.insert_at(i, i, now);
+            assert!(c.queued() <= 2 * 100 + 1, "order grew to {}", c.queued());
+        }
+        assert!(
+            c.compactions <= 10_000 / 100,
+            "{} compactions",
+            c.compactions
+        );
+        assert_eq!(c.len(), 100);
+        assert_eq!(c.get(&9_999), Some(9_999));
+        assert_eq!(c.get(&9_899), None);
     }
 }
