@@ -162,11 +162,12 @@ mod tests {
     #[test]
     fn prepared_salt_derives_what_hkdf_derives() {
         for round in 0u8..3 {
-            for (n, info) in [Vec::new(), b"subject-wrap".to_vec(), vec![0xA5; 200]]
-                .into_iter()
-                .enumerate()
-            {
-                let ikm = SecretBox::new(Box::new([round.wrapping_mul(31) ^ n as u8; KEY_LEN]));
+            for (n, info) in [
+                (0u8, Vec::new()),
+                (1, b"subject-wrap".to_vec()),
+                (2, vec![0xA5; 200]),
+            ] {
+                let ikm = SecretBox::new(Box::new([round.wrapping_mul(31) ^ n; KEY_LEN]));
                 let mut want = [0u8; KEY_LEN];
                 hkdf::Hkdf::<sha2::Sha256>::new(Some(HKDF_SALT), ikm.expose_secret())
                     .expand(&info, &mut want)
