@@ -20,7 +20,7 @@
 //!   the same round trip (a CTE). Read: the encrypted table's rows read by hand, plus one raw
 //!   AES-256-GCM open per field of ciphertexts of the same lengths. The library's ratio to its
 //!   floor is what its design costs beyond the primitives and the bytes.
-//! - **floor-screened** (inserts): the floor plus the consent screen every library write runs
+//! - **floor-screened** (inserts): the floor plus the consent screen every library write under a purpose runs
 //!   (the ledger read for the batch's subjects, in the writing transaction): the floor of a
 //!   design that honours restriction and objection on writes.
 //! - **Peers** in the same run: pgcrypto in the statement, as a PostgreSQL user would write it
@@ -175,12 +175,14 @@ fn raw_open(cipher: &Aes256Gcm, sealed: &[u8]) -> Vec<u8> {
 
 /// The consent screen as a hand-written service would run it before writing: the ledger's
 /// events of the batch's subjects, read in the transaction that writes (so a restriction or
-/// objection recorded a moment ago stops the write), the library's statement shape (a probe per
-/// subject: `= ANY` over a thousand ids planned worse).
-const SCREEN: &str = "SELECT r.subject_id, r.kind, r.purpose, r.purpose_version, r.channel, \
-     r.explicit, r.expires_at, r.at FROM unnest($2::uuid[]) AS s(id) \
+/// objection recorded a moment ago stops the write), in the statement the library sends
+/// (`sql::fetch_per_subject` with the ledger's columns: a probe per subject, rows sorted once).
+const SCREEN: &str = "SELECT tenant_id, subject_id, kind, purpose, purpose_version, channel, \
+     explicit, expires_at, notice_version, notice_sha256, method, actor_id, at \
+     FROM (SELECT r.* FROM unnest($2::uuid[]) AS s(id) \
      CROSS JOIN LATERAL (SELECT * FROM plenum.consent_events \
-         WHERE tenant_id = $1 AND subject_id = s.id OFFSET 0) AS r ORDER BY r.recorded_at, r.id";
+         WHERE tenant_id = $1 AND subject_id = s.id OFFSET 0) AS r) AS r \
+     ORDER BY recorded_at, id";
 
 /// The insert floor: 10,000 rows of `tenant` for `subjects`, each field sealed with raw
 /// AES-256-GCM under the customer's own prepared key and the email HMAC-indexed, in batches of

@@ -24,7 +24,8 @@ fn salted_extract() -> hkdf::HkdfExtract<sha2::Sha256> {
 
 /// HKDF-Extract(salt = "plenum/v1", ikm), ready to expand; the same result as
 /// `Hkdf::new(Some(HKDF_SALT), ikm)`, with the salt's keying done once (see [`salted_extract`])
-/// and the pseudorandom key's copy wiped.
+/// and the pseudorandom key's returned copy wiped (the keyed HMAC states inside the hkdf and
+/// hmac crates are not zeroized, as with `Hkdf::new`).
 fn extract(ikm: &KeyMaterial) -> hkdf::Hkdf<sha2::Sha256> {
     let mut extract = salted_extract();
     extract.input_ikm(ikm.expose_secret());
@@ -157,7 +158,7 @@ mod tests {
     use super::*;
 
     /// The prepared salt changes nothing: every derivation equals the hkdf crate's own
-    /// `Hkdf::new` with the salt, for keys and infos of every length class (an info longer
+    /// `Hkdf::new` with the salt, for infos of every length class (empty, short, and longer
     /// than a SHA-256 block included), and across repeated use of the shared state.
     #[test]
     fn prepared_salt_derives_what_hkdf_derives() {
