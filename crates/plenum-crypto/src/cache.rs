@@ -1,7 +1,7 @@
 //! A small bounded map with time-to-live, first-in-first-out eviction, and values dropped (and so
 //! zeroized, for key material) on eviction.
 
-use std::collections::{HashMap, VecDeque, hash_map};
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -73,18 +73,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
     pub(crate) fn insert_at(&mut self, key: K, value: V, at: Instant) {
         let stamp = self.next;
         self.next = self.next.wrapping_add(1);
-        match self.map.entry(key) {
-            // A replaced value is a fresh load (an expired entry `get_ref` left in place, say):
-            // it is queued at the back like any insertion, and its old place goes stale.
-            hash_map::Entry::Occupied(mut slot) => {
-                self.order.push_back((slot.key().clone(), stamp));
-                *slot.get_mut() = Entry { at, stamp, value };
-            }
-            hash_map::Entry::Vacant(slot) => {
-                self.order.push_back((slot.key().clone(), stamp));
-                slot.insert(Entry { at, stamp, value });
-            }
-        }
+        // A value replacing one still in the map is a fresh load too (over an expired entry
+        // `get_ref` left in place, say): queued at the back like any insertion, its old place
+        // goes stale.
+        self.order.push_back((key.clone(), stamp));
+        self.map.insert(key, Entry { at, stamp, value });
         while self.map.len() > self.capacity {
             let Some((old, queued)) = self.order.pop_front() else {
                 break;
