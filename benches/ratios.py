@@ -168,8 +168,8 @@ def main():
                 "floor", floor, FLOOR_TARGETS.get((group, case)))
         screened = variants.get("floor-screened")
         if screened and "plenum" in variants:
-            # The floor with the consent screen every write of the library runs (a round trip
-            # a design honouring restriction and objection on writes cannot skip).
+            # The floor with the consent screen every library write under a purpose runs (a
+            # round trip a design honouring restriction and objection on writes cannot skip).
             row(missed, group, f"{case} {label}", "plenum vs its screened floor",
                 variants["plenum"], "floor-screened", screened, None)
         plenum = variants.get("plenum")

@@ -142,35 +142,25 @@ mod tests {
         assert_eq!(c.get(&3), None);
     }
 
-    /// A key removed (invalidated) and inserted again is the newest entry, not the oldest: its
-    /// stale place in the order must not evict it.
+    /// A key loaded again is the newest entry, whether it was removed first (invalidated) or
+    /// its value is replaced in place (a scope loaded again over its expired entry): its
+    /// earlier place must not evict it, and the oldest other entry goes first.
     #[test]
-    fn reinserted_key_is_evicted_in_its_new_place() {
-        let now = Instant::now();
-        let mut c = Bounded::new(2, Duration::from_secs(60));
-        c.insert_at("a", 1, now);
-        c.remove_where(|k| *k == "a");
-        c.insert_at("b", 2, now);
-        c.insert_at("a", 3, now);
-        c.insert_at("c", 4, now);
-        assert_eq!(c.get(&"b"), None, "b is the oldest live entry");
-        assert_eq!(c.get(&"a"), Some(3));
-        assert_eq!(c.get(&"c"), Some(4));
-    }
-
-    /// A value replaced in place (a scope loaded again over its expired entry) is the newest
-    /// entry too: the oldest other entry is evicted before it.
-    #[test]
-    fn replaced_value_is_queued_as_new() {
-        let now = Instant::now();
-        let mut c = Bounded::new(2, Duration::from_secs(60));
-        c.insert_at("a", 1, now);
-        c.insert_at("b", 2, now);
-        c.insert_at("a", 3, now);
-        c.insert_at("c", 4, now);
-        assert_eq!(c.get(&"b"), None, "b is the oldest entry");
-        assert_eq!(c.get(&"a"), Some(3));
-        assert_eq!(c.get(&"c"), Some(4));
+    fn reloaded_key_is_evicted_in_its_new_place() {
+        for removed_first in [true, false] {
+            let now = Instant::now();
+            let mut c = Bounded::new(2, Duration::from_secs(60));
+            c.insert_at("a", 1, now);
+            if removed_first {
+                c.remove_where(|k| *k == "a");
+            }
+            c.insert_at("b", 2, now);
+            c.insert_at("a", 3, now);
+            c.insert_at("c", 4, now);
+            assert_eq!(c.get(&"b"), None, "b is the oldest entry ({removed_first})");
+            assert_eq!(c.get(&"a"), Some(3), "removed first: {removed_first}");
+            assert_eq!(c.get(&"c"), Some(4));
+        }
     }
 
     /// Invalidate-and-reload (what creating a key does to its scope) of an entry eviction does
